@@ -1,0 +1,442 @@
+//! The members use cases.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use hmac::{Hmac, Mac};
+use onboard_kernel::{Clock, MemberId, PhoneNumber, ReferralCode, SessionId, random_bytes};
+use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
+
+use crate::config::{MembersConfig, Secrets};
+use crate::error::{
+    AuthError, DeleteMemberError, NotFoundError, RefreshError, RequestOtpError, SignInStoreError,
+    UpdateProfileError, VerifyOtpError,
+};
+use crate::model::{
+    AccessClaims, ClientInfo, CodeHash, Member, MemberView, OtpIssued, Principal, Profile,
+    ProfilePatch, RefreshToken, Session, SignIn, TokenHash, TokenInfo, TokenPair,
+};
+use crate::ports::{
+    AccessTokens, IssueOutcome, MemberRepository, NewSession, OtpStore, RateDecision, RateLimiter,
+    RevocationList, RotateOutcome, SessionRepository, SignInRequest, SmsSender, VerifyOutcome,
+};
+
+/// Makes the referral code of a new member. [`ReferralCode::generate`] unless a test says
+/// otherwise.
+pub type ReferralCodeGenerator = Arc<dyn Fn() -> ReferralCode + Send + Sync>;
+
+/// How many fresh referral codes a sign-up tries before giving up.
+const CODE_ATTEMPTS: usize = 8;
+
+/// The adapters the service runs on.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)]
+pub struct MembersPorts {
+    pub otp: Arc<dyn OtpStore>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub members: Arc<dyn MemberRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub revocations: Arc<dyn RevocationList>,
+    pub tokens: Arc<dyn AccessTokens>,
+    pub sms: Arc<dyn SmsSender>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A code verification request, parsed at the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyOtp {
+    pub phone: PhoneNumber,
+    /// The code as typed; a code of the wrong shape is simply a wrong code.
+    pub code: String,
+    /// A referral code to redeem if this verification creates the member.
+    pub referral_code: Option<ReferralCode>,
+}
+
+/// A session as listed to its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionListing {
+    pub session: Session,
+    /// Whether it is the session of the calling token.
+    pub current: bool,
+}
+
+/// Sign-in, sessions and profiles.
+#[derive(Clone)]
+pub struct MembersService {
+    ports: MembersPorts,
+    config: Arc<MembersConfig>,
+    secrets: Secrets,
+    referral_codes: ReferralCodeGenerator,
+}
+
+impl std::fmt::Debug for MembersService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MembersService").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl MembersService {
+    pub fn new(ports: MembersPorts, config: MembersConfig, secrets: Secrets) -> Self {
+        Self {
+            ports,
+            config: Arc::new(config),
+            secrets,
+            referral_codes: Arc::new(ReferralCode::generate),
+        }
+    }
+
+    /// Replaces the generator of new members' referral codes.
+    #[must_use]
+    pub fn with_referral_code_generator(mut self, generator: ReferralCodeGenerator) -> Self {
+        self.referral_codes = generator;
+        self
+    }
+
+    pub fn config(&self) -> &MembersConfig {
+        &self.config
+    }
+
+    /// Sends a fresh code to `phone`, replacing any previous one, within the per-phone and
+    /// per-IP send limits. The answer does not depend on whether the phone is registered.
+    pub async fn request_otp(
+        &self,
+        phone: PhoneNumber,
+        client: &ClientInfo,
+    ) -> Result<OtpIssued, RequestOtpError> {
+        let now = self.ports.clock.now();
+        let limits = &self.config.otp_limits;
+        if let Some(ip) = &client.ip {
+            let key = format!("otp-send-ip:{ip}");
+            if let RateDecision::Limited { retry_after_secs } =
+                self.ports.limiter.hit(&key, self.config.max_sends_per_ip_hour, 3600, now).await?
+            {
+                return Err(RequestOtpError::RateLimited { retry_after_secs });
+            }
+        }
+        let code = new_code(self.config.otp_length);
+        let hash = self.code_hash(&phone, &code);
+        match self.ports.otp.issue(&phone, &hash, now, limits).await? {
+            IssueOutcome::Issued => {}
+            IssueOutcome::Limited { retry_after_secs } => {
+                return Err(RequestOtpError::RateLimited { retry_after_secs });
+            }
+        }
+        let text = self.config.otp_message.replace("{code}", &code);
+        self.ports.sms.send(&phone, &text).await?;
+        Ok(OtpIssued {
+            phone,
+            expires_in: limits.ttl_secs,
+            resend_in: limits.resend_interval_secs,
+            dev_code: self.config.otp_echo.then_some(code),
+        })
+    }
+
+    /// Checks a code and signs the member in, creating them when the phone is new.
+    ///
+    /// A referral code is checked before the code is: an unknown referral code leaves the
+    /// one-time code valid and counts no attempt.
+    pub async fn verify_otp(
+        &self,
+        request: VerifyOtp,
+        client: &ClientInfo,
+    ) -> Result<SignIn, VerifyOtpError> {
+        let now = self.ports.clock.now();
+        if let Some(ip) = &client.ip {
+            let key = format!("otp-verify-ip:{ip}");
+            if let RateDecision::Limited { retry_after_secs } = self
+                .ports
+                .limiter
+                .hit(&key, self.config.max_verifies_per_ip, self.config.verify_ip_window_secs, now)
+                .await?
+            {
+                return Err(VerifyOtpError::RateLimited { retry_after_secs });
+            }
+        }
+        if let Some(code) = &request.referral_code {
+            let existing = self.ports.members.find_by_phone(&request.phone).await?;
+            if existing.is_none() && !self.ports.members.referral_code_exists(code).await? {
+                return Err(VerifyOtpError::ReferralCodeNotFound);
+            }
+        }
+        let candidate = self.code_hash(&request.phone, &request.code);
+        match self
+            .ports
+            .otp
+            .verify(&request.phone, &candidate, now, &self.config.otp_limits)
+            .await?
+        {
+            VerifyOutcome::Valid => {}
+            VerifyOutcome::Invalid { attempts_left } => {
+                return Err(VerifyOtpError::InvalidCode { attempts_left });
+            }
+            VerifyOutcome::NoCode => return Err(VerifyOtpError::Expired),
+            VerifyOutcome::Burned => {
+                return Err(VerifyOtpError::TooManyAttempts { retry_after_secs: None });
+            }
+            VerifyOutcome::Locked { retry_after_secs } => {
+                return Err(VerifyOtpError::TooManyAttempts {
+                    retry_after_secs: Some(retry_after_secs),
+                });
+            }
+        }
+
+        let refresh = RefreshToken::new(URL_SAFE_NO_PAD.encode(random_bytes::<32>()));
+        let session = NewSession {
+            id: SessionId::new(),
+            refresh_hash: token_hash(&refresh),
+            user_agent: client.user_agent.clone(),
+            expires_at: now + secs(self.config.refresh_ttl_secs),
+        };
+        let mut request = SignInRequest {
+            phone: request.phone,
+            new_member_id: MemberId::new(),
+            new_referral_code: (self.referral_codes)(),
+            referred_by: request.referral_code,
+            session,
+            now,
+        };
+        let mut attempt = 1;
+        let record = loop {
+            match self.ports.members.sign_in(request.clone()).await {
+                Ok(record) => break record,
+                Err(SignInStoreError::ReferralCodeCollision) if attempt < CODE_ATTEMPTS => {
+                    attempt += 1;
+                    request.new_referral_code = (self.referral_codes)();
+                }
+                Err(SignInStoreError::ReferralCodeCollision) => {
+                    return Err(anyhow::anyhow!(
+                        "no free referral code after {CODE_ATTEMPTS} attempts"
+                    )
+                    .into());
+                }
+                Err(SignInStoreError::ReferralCodeNotFound) => {
+                    return Err(VerifyOtpError::ReferralCodeNotFound);
+                }
+                Err(SignInStoreError::Unexpected(e)) => return Err(e.into()),
+            }
+        };
+        let access = self.access_token(
+            record.member.id,
+            request.session.id,
+            record.member.current_group.clone(),
+            now,
+        )?;
+        Ok(SignIn {
+            tokens: TokenPair {
+                access_token: access,
+                refresh_token: refresh,
+                expires_in: self.config.access_ttl_secs,
+            },
+            member: record.member,
+            created: record.created,
+        })
+    }
+
+    /// Rotates a refresh token: the answer carries a new pair, and the presented token is used
+    /// up. A used token presented again revokes its session, unless it comes from a concurrent
+    /// request within the grace period, which gets the same new pair.
+    pub async fn refresh(&self, token: &str) -> Result<TokenPair, RefreshError> {
+        let now = self.ports.clock.now();
+        let old = RefreshToken::new(token.to_owned());
+        let new = self.child_token(&old);
+        let outcome = self
+            .ports
+            .sessions
+            .rotate(
+                &token_hash(&old),
+                &token_hash(&new),
+                now,
+                self.config.refresh_grace_secs,
+                now + secs(self.config.refresh_ttl_secs),
+            )
+            .await?;
+        let session = match outcome {
+            RotateOutcome::Rotated(s) | RotateOutcome::Grace(s) => s,
+            RotateOutcome::Reused { member_id, session_id } => {
+                self.ports
+                    .revocations
+                    .revoke_sessions(member_id, &[session_id], self.config.access_ttl_secs)
+                    .await?;
+                return Err(RefreshError::Reused);
+            }
+            RotateOutcome::Invalid => return Err(RefreshError::Invalid),
+        };
+        let access =
+            self.access_token(session.member_id, session.session_id, session.current_group, now)?;
+        Ok(TokenPair {
+            access_token: access,
+            refresh_token: new,
+            expires_in: self.config.access_ttl_secs,
+        })
+    }
+
+    /// Checks an access token: signature, claims, expiry, and that its session is not revoked.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.checked_claims(token).await?;
+        Ok(Principal { member_id: claims.sub, session_id: claims.sid, current_group: claims.grp })
+    }
+
+    /// What [`Self::authenticate`] checks, told to another service.
+    pub async fn verify_token(&self, token: &str) -> Result<TokenInfo, AuthError> {
+        let claims = self.checked_claims(token).await?;
+        Ok(TokenInfo {
+            member_id: claims.sub,
+            session_id: claims.sid,
+            expires_at: Utc.timestamp_opt(claims.exp, 0).single().ok_or(AuthError::Unauthorized)?,
+        })
+    }
+
+    /// Ends the caller's session: its access and refresh tokens stop working at once.
+    pub async fn logout(&self, principal: &Principal) -> anyhow::Result<()> {
+        self.revoke_session(principal, principal.session_id).await.map_err(|e| match e {
+            NotFoundError::NotFound => anyhow::anyhow!("the caller's session vanished"),
+            NotFoundError::Unexpected(e) => e,
+        })
+    }
+
+    /// The caller's live sessions, newest first.
+    pub async fn list_sessions(
+        &self,
+        principal: &Principal,
+    ) -> anyhow::Result<Vec<SessionListing>> {
+        let now = self.ports.clock.now();
+        let sessions = self.ports.sessions.list(principal.member_id, now).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| SessionListing { current: s.id == principal.session_id, session: s })
+            .collect())
+    }
+
+    /// Revokes one of the caller's sessions.
+    pub async fn revoke_session(
+        &self,
+        principal: &Principal,
+        session: SessionId,
+    ) -> Result<(), NotFoundError> {
+        let now = self.ports.clock.now();
+        // The revocation list first: once this returns, the session's access tokens are dead
+        // even if the database step below fails and the client retries.
+        self.ports
+            .revocations
+            .revoke_sessions(principal.member_id, &[session], self.config.access_ttl_secs)
+            .await?;
+        if self.ports.sessions.revoke(principal.member_id, session, now).await? {
+            Ok(())
+        } else {
+            Err(NotFoundError::NotFound)
+        }
+    }
+
+    /// The caller's profile with their newest invitees.
+    pub async fn me(&self, principal: &Principal) -> Result<Profile, AuthError> {
+        self.ports
+            .members
+            .profile(principal.member_id, self.config.profile_invitees)
+            .await?
+            .ok_or(AuthError::Unauthorized)
+    }
+
+    /// Changes the caller's names or e-mail.
+    pub async fn update_me(
+        &self,
+        principal: &Principal,
+        patch: &ProfilePatch,
+    ) -> Result<Member, UpdateProfileError> {
+        self.ports.members.update_profile(principal.member_id, patch).await
+    }
+
+    /// Deletes the caller: every session ends at once and the phone may sign up again.
+    pub async fn delete_me(&self, principal: &Principal) -> Result<(), DeleteMemberError> {
+        let now = self.ports.clock.now();
+        self.ports
+            .revocations
+            .revoke_member(principal.member_id, now.timestamp(), self.config.access_ttl_secs)
+            .await?;
+        self.ports.members.delete(principal.member_id, now).await?;
+        Ok(())
+    }
+
+    /// A member as the caller may see them.
+    pub async fn get_member(
+        &self,
+        principal: &Principal,
+        id: MemberId,
+    ) -> Result<MemberView, NotFoundError> {
+        self.ports.members.view(principal.member_id, id).await?.ok_or(NotFoundError::NotFound)
+    }
+
+    async fn checked_claims(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        let claims = self.ports.tokens.verify(token).map_err(|_| AuthError::Unauthorized)?;
+        if self.ports.revocations.is_revoked(claims.sub, claims.sid, claims.iat).await? {
+            return Err(AuthError::Unauthorized);
+        }
+        Ok(claims)
+    }
+
+    fn access_token(
+        &self,
+        member: MemberId,
+        session: SessionId,
+        group: Option<String>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<String> {
+        let iat = now.timestamp();
+        self.ports.tokens.issue(&AccessClaims {
+            sub: member,
+            sid: session,
+            grp: group,
+            iat,
+            exp: iat + i64::try_from(self.config.access_ttl_secs).unwrap_or(i64::MAX / 2),
+            jti: uuid::Uuid::now_v7(),
+        })
+    }
+
+    fn code_hash(&self, phone: &PhoneNumber, code: &str) -> CodeHash {
+        let mut mac = hmac(&self.secrets.otp_key);
+        mac.update(phone.as_e164().as_bytes());
+        mac.update(&[0]);
+        mac.update(code.as_bytes());
+        CodeHash(mac.finalize().into_bytes().into())
+    }
+
+    /// The token a refresh rotates `parent` to: keyed, so only this deployment can compute it,
+    /// and deterministic, so concurrent refreshes within the grace period get the same one.
+    fn child_token(&self, parent: &RefreshToken) -> RefreshToken {
+        let mut mac = hmac(&self.secrets.refresh_key);
+        mac.update(parent.expose().as_bytes());
+        RefreshToken::new(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+}
+
+fn hmac(key: &[u8; 32]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+}
+
+/// SHA-256 of a refresh token, as storage keeps it.
+pub fn token_hash(token: &RefreshToken) -> TokenHash {
+    TokenHash(Sha256::digest(token.expose().as_bytes()).into())
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))
+}
+
+/// `len` uniformly random decimal digits from the OS CSPRNG.
+fn new_code(len: u8) -> String {
+    let len = u32::from(len.clamp(4, 9));
+    let modulus = 10u32.pow(len);
+    let zone = u32::MAX - u32::MAX % modulus;
+    loop {
+        let n = OsRng.next_u32();
+        if n < zone {
+            return format!("{:0width$}", n % modulus, width = len as usize);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
