@@ -1,1 +1,14 @@
+//! The Onboard HTTP service: configuration, wiring, handlers. The binary is `onboard`
+//! (`serve`, `migrate`); end-to-end tests build an [`Application`] on port 0.
 
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::Application;

@@ -47,13 +47,29 @@
 //! assert_eq!(issued.expires_in, 300);
 //! # Ok(())
 //! # }
+//! # // Runs for real with the `mocks` feature (stand-ins for the other ports); compiles only
+//! # // without it.
+//! # #[cfg(feature = "mocks")]
+//! # fn main() -> anyhow::Result<()> {
+//! #     let mut otp = MockOtpStore::new();
+//! #     otp.expect_issue().times(1).returning(|_, _, _, _| Ok(IssueOutcome::Issued));
+//! #     let service = build(
+//! #         Arc::new(otp), Arc::new(MockRateLimiter::new()), Arc::new(MockMemberRepository::new()),
+//! #         Arc::new(MockSessionRepository::new()), Arc::new(MockRevocationList::new()),
+//! #         Arc::new(MockAccessTokens::new()),
+//! #     );
+//! #     tokio::runtime::Builder::new_current_thread().build()?.block_on(sign_in(service))
+//! # }
+//! # #[cfg(not(feature = "mocks"))]
+//! # fn main() {}
 //! ```
 //!
 //! ## Testing your code against the mocks
 //!
 //! Enable the `mocks` feature in your `[dev-dependencies]`
 //! (`onboard-members = { version = "…", features = ["mocks"] }`) and every port has a
-//! mockall twin:
+//! mockall twin. In your crate the test below carries `#[tokio::test]`; here the example's
+//! hidden `main` runs it.
 //!
 //! ```
 //! # #[cfg(feature = "mocks")]
@@ -66,7 +82,7 @@
 //!     sms.send(to, "Welcome aboard").await
 //! }
 //!
-//! #[tokio::test]
+//! // #[tokio::test]
 //! async fn the_welcome_message_goes_to_the_new_member() {
 //!     let to = PhoneNumber::parse("+79174445566", None).unwrap();
 //!     let mut sms = MockSmsSender::new();
@@ -76,6 +92,14 @@
 //!         .returning(|_, _| Ok(()));
 //!     welcome(&sms, &to).await.unwrap();
 //! }
+//! # pub fn run() {
+//! #     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! #     runtime.block_on(the_welcome_message_goes_to_the_new_member());
+//! # }
+//! # }
+//! # fn main() {
+//! #     #[cfg(feature = "mocks")]
+//! #     demo::run();
 //! # }
 //! ```
 

@@ -153,8 +153,9 @@ pub trait MemberRepository: Send + Sync {
     ///
     /// # Errors
     /// MUST return [`SignInStoreError::ReferralCodeCollision`] when `new_referral_code` is taken
-    /// (the caller retries with another) and [`SignInStoreError::ReferralCodeNotFound`] when
-    /// `referred_by` names no live member; nothing is written then.
+    /// (the caller retries with another) and, only when the member is being created,
+    /// [`SignInStoreError::ReferralCodeNotFound`] when `referred_by` names no live member;
+    /// nothing is written then. For an existing member `referred_by` is ignored.
     async fn sign_in(&self, request: SignInRequest) -> Result<SignInRecord, SignInStoreError>;
 
     /// The live member with this id.

@@ -290,11 +290,12 @@ impl MembersService {
     }
 
     /// Ends the caller's session: its access and refresh tokens stop working at once.
+    /// Idempotent: a concurrent logout (or revocation) of the same session is not an error.
     pub async fn logout(&self, principal: &Principal) -> anyhow::Result<()> {
-        self.revoke_session(principal, principal.session_id).await.map_err(|e| match e {
-            NotFoundError::NotFound => anyhow::anyhow!("the caller's session vanished"),
-            NotFoundError::Unexpected(e) => e,
-        })
+        match self.revoke_session(principal, principal.session_id).await {
+            Ok(()) | Err(NotFoundError::NotFound) => Ok(()),
+            Err(NotFoundError::Unexpected(e)) => Err(e),
+        }
     }
 
     /// The caller's live sessions, newest first.

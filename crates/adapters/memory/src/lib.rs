@@ -1,1 +1,25 @@
+//! In-process adapters for Onboard's ports: the embedded mode and fast tests.
+//!
+//! Each adapter keeps its state behind one mutex, so every port call is atomic, like the
+//! transaction or Lua script its PostgreSQL or Redis twin runs, and follows the same rules:
+//! the same end-to-end suite runs on both. State lives as long as the value (share it with
+//! `Arc`); nothing is persisted.
+//!
+//! - [`MemoryOtpStore`]: one-time codes and their per-phone limits.
+//! - [`MemoryRateLimiter`]: rolling-window counters.
+//! - [`MemoryRevocationList`]: revoked sessions and members, expiring after their TTL.
+//! - [`MemoryStore`]: members and sessions ([`MemberRepository`] and [`SessionRepository`]).
+//!
+//! [`MemberRepository`]: onboard_members::ports::MemberRepository
+//! [`SessionRepository`]: onboard_members::ports::SessionRepository
 
+mod otp;
+mod rate_limiter;
+mod revocations;
+mod store;
+mod window;
+
+pub use otp::MemoryOtpStore;
+pub use rate_limiter::MemoryRateLimiter;
+pub use revocations::MemoryRevocationList;
+pub use store::MemoryStore;

@@ -1,1 +1,127 @@
+//! # onboard-postgres
+//!
+//! PostgreSQL adapters for Onboard's ports, on diesel-async with a deadpool pool:
+//! [`PgMemberRepository`] and [`PgSessionRepository`], plus the schema migrations (embedded
+//! from `migrations/` at the repository root) and a readiness probe.
+//!
+//! ```no_run
+//! # async fn wire() -> anyhow::Result<()> {
+//! let url = "postgres://postgres@127.0.0.1:5432/onboard";
+//! onboard_postgres::run_migrations(url).await?;
+//! let pool = onboard_postgres::connect(url, 16).await?;
+//! let members = onboard_postgres::PgMemberRepository::new(pool.clone());
+//! let sessions = onboard_postgres::PgSessionRepository::new(pool.clone());
+//! assert!(onboard_postgres::ping(&pool).await);
+//! # let _ = (members, sessions);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With the `testing` feature, [`testing::TestDatabase`] gives each test a fresh migrated
+//! database.
 
+mod error;
+mod repos;
+mod rows;
+mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use diesel::Connection as _;
+use diesel::connection::SimpleConnection as _;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+
+pub use repos::members::PgMemberRepository;
+pub use repos::sessions::PgSessionRepository;
+
+/// A pool of PostgreSQL connections.
+pub type PgPool = Pool<AsyncPgConnection>;
+
+/// The schema migrations, from `migrations/` at the repository root.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../../migrations");
+
+/// The advisory lock key that serialises migration runs within one database (the bytes of
+/// `onboard` and 1).
+const MIGRATION_LOCK_KEY: i64 = 0x6f6e_626f_6172_6401;
+
+/// How long [`connect`] waits for its first connection and [`ping`] for an answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Builds a pool of at most `max_size` connections to `url` and checks that the database
+/// answers.
+///
+/// # Errors
+/// When the URL is malformed or no connection can be opened within 10 seconds.
+pub async fn connect(url: &str, max_size: usize) -> anyhow::Result<PgPool> {
+    let mut config = ManagerConfig::default();
+    // A closed connection is still caught on checkout (`is_broken`); this saves the `SELECT 1`
+    // that `Verified` would send before every use.
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    let pool = Pool::builder(manager)
+        .max_size(max_size)
+        .build()
+        .context("building the PostgreSQL pool")?;
+    let first = tokio::time::timeout(CONNECT_TIMEOUT, pool.get())
+        .await
+        .context("timed out connecting to PostgreSQL")?
+        .context("connecting to PostgreSQL")?;
+    // Back to the pool, ready for the first request.
+    drop(first);
+    Ok(pool)
+}
+
+/// Applies the pending migrations to the database at `url`.
+///
+/// Safe to call from several instances at once: runs are serialised by a PostgreSQL
+/// advisory lock, and a run that finds nothing pending changes nothing.
+///
+/// # Errors
+/// When the database cannot be reached or a migration fails; a failed migration is rolled
+/// back.
+pub async fn run_migrations(url: &str) -> anyhow::Result<()> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+            .context("connecting to PostgreSQL to migrate")?;
+        conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+            .context("taking the migration lock")?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .map_err(|e| anyhow::anyhow!(e).context("running migrations"));
+        // Closing the connection would release the lock too; unlocking says so explicitly.
+        let unlocked = conn
+            .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+            .context("releasing the migration lock");
+        let applied = applied?;
+        unlocked?;
+        if applied.is_empty() {
+            tracing::debug!("no pending migrations");
+        } else {
+            tracing::info!(?applied, "applied migrations");
+        }
+        Ok(())
+    })
+    .await
+    .context("the migration task failed")?
+}
+
+/// Whether the database answers a query within 2 seconds (for `/health/ready`).
+pub async fn ping(pool: &PgPool) -> bool {
+    let probe = async {
+        let mut conn = pool.get().await.ok()?;
+        diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
+    };
+    matches!(tokio::time::timeout(PING_TIMEOUT, probe).await, Ok(Some(_)))
+}

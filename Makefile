@@ -1,0 +1,31 @@
+# Onboard: the two commands are `make run` and `make test`.
+CARGO ?= cargo
+
+.PHONY: run test services fmt lint check ci doc
+
+## Start the server. No configuration: embedded in-memory mode on 127.0.0.1:8080, codes in the
+## log and echoed as dev_code. Set DATABASE_URL and REDIS_URL for Postgres + Redis.
+run:
+	$(CARGO) run -p onboard-server --bin onboard -- serve
+
+## Every test: unit, adapters against the real Postgres and Redis, end to end on both wirings.
+test: services
+	$(CARGO) test --workspace --all-features --no-fail-fast
+
+## Make sure Postgres and Redis answer (start or install them).
+services:
+	@scripts/ensure-services.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+## What CI runs.
+ci:
+	bash .ci/run

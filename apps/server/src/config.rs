@@ -1,0 +1,251 @@
+//! Configuration, read once from the environment (and an optional `.env` file) into typed
+//! structs. Names and defaults are those of `shared/spec/product.md`.
+
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use onboard_kernel::Region;
+use onboard_members::MembersConfig;
+use onboard_members::ports::OtpLimits;
+use secrecy::SecretString;
+
+/// `ONBOARD_ENV`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Where data lives.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// In-process memory: nothing survives a restart (the embedded default).
+    Memory,
+    /// PostgreSQL and Redis.
+    External { database_url: SecretString, redis_url: SecretString },
+}
+
+/// Which SMS provider delivers codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsSettings {
+    /// Print each message in the log, optionally after a simulated delivery delay.
+    Log { delay: Option<RangeInclusive<Duration>> },
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub addr: String,
+    pub env: Environment,
+    pub storage: Storage,
+    /// Prefix of every Redis key (tests give each run its own).
+    pub redis_prefix: String,
+    pub pg_pool_size: usize,
+    pub redis_pool_size: usize,
+    pub migrate_on_start: bool,
+    pub jwt_private_key_file: Option<PathBuf>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub members: MembersConfig,
+    pub default_region: Option<Region>,
+    pub trust_proxy: bool,
+    pub sms: SmsSettings,
+    /// HTTP workers; the number of cores by default.
+    pub workers: Option<usize>,
+}
+
+impl Settings {
+    /// Reads the process environment, after loading `.env` if there is one.
+    pub fn from_env() -> anyhow::Result<Self> {
+        // A missing .env is the normal case.
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let num = |name: &str, default: u64| -> anyhow::Result<u64> {
+            match get(name) {
+                Some(v) => v.parse().with_context(|| format!("{name} must be a whole number, not {v:?}")),
+                None => Ok(default),
+            }
+        };
+        let flag = |name: &str, default: bool| -> anyhow::Result<bool> {
+            match get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None => Ok(default),
+                Some("1" | "true" | "yes" | "on") => Ok(true),
+                Some("0" | "false" | "no" | "off") => Ok(false),
+                Some(v) => bail!("{name} must be true or false, not {v:?}"),
+            }
+        };
+        let small = |name: &str, default: u32| -> anyhow::Result<u32> {
+            u32::try_from(num(name, u64::from(default))?).with_context(|| format!("{name} is too large"))
+        };
+
+        let env = match get("ONBOARD_ENV").as_deref() {
+            None | Some("development" | "dev" | "test") => Environment::Development,
+            Some("production" | "prod") => Environment::Production,
+            Some(v) => bail!("ONBOARD_ENV must be development or production, not {v:?}"),
+        };
+        let storage = match (get("DATABASE_URL"), get("REDIS_URL")) {
+            (None, None) => Storage::Memory,
+            (Some(db), Some(redis)) => Storage::External {
+                database_url: SecretString::from(db),
+                redis_url: SecretString::from(redis),
+            },
+            (Some(_), None) => bail!("DATABASE_URL is set but REDIS_URL is not: set both (Postgres + Redis) or neither (embedded mode)"),
+            (None, Some(_)) => bail!("REDIS_URL is set but DATABASE_URL is not: set both (Postgres + Redis) or neither (embedded mode)"),
+        };
+        let embedded = matches!(storage, Storage::Memory);
+
+        let otp_length = num("OTP_LENGTH", 6)?;
+        if !(4..=8).contains(&otp_length) {
+            bail!("OTP_LENGTH must be between 4 and 8, not {otp_length}");
+        }
+        let otp_echo = flag("OTP_ECHO", embedded)?;
+        let jwt_private_key_file = get("JWT_PRIVATE_KEY_FILE").map(PathBuf::from);
+        if env == Environment::Production {
+            if otp_echo {
+                bail!("OTP_ECHO is on while ONBOARD_ENV=production: codes would be handed to any caller");
+            }
+            if jwt_private_key_file.is_none() {
+                bail!("JWT_PRIVATE_KEY_FILE is required when ONBOARD_ENV=production (a throwaway key would sign tokens)");
+            }
+        }
+        let default_region = get("DEFAULT_REGION")
+            .map(|r| Region::parse(&r).with_context(|| format!("DEFAULT_REGION {r:?} is not an ISO region")))
+            .transpose()?;
+
+        let defaults = MembersConfig::default();
+        let members = MembersConfig {
+            otp_length: u8::try_from(otp_length).unwrap_or(6),
+            otp_limits: OtpLimits {
+                ttl_secs: num("OTP_TTL", defaults.otp_limits.ttl_secs)?,
+                resend_interval_secs: num("OTP_RESEND_INTERVAL", defaults.otp_limits.resend_interval_secs)?,
+                max_sends_per_hour: small("OTP_MAX_SENDS_PER_HOUR", defaults.otp_limits.max_sends_per_hour)?,
+                max_attempts: small("OTP_MAX_ATTEMPTS", defaults.otp_limits.max_attempts)?.max(1),
+                max_failures_per_hour: small("OTP_MAX_FAILURES_PER_HOUR", defaults.otp_limits.max_failures_per_hour)?,
+            },
+            max_sends_per_ip_hour: small("OTP_MAX_SENDS_PER_IP_HOUR", defaults.max_sends_per_ip_hour)?,
+            max_verifies_per_ip: small("OTP_MAX_VERIFIES_PER_IP", defaults.max_verifies_per_ip)?,
+            verify_ip_window_secs: num("OTP_VERIFY_IP_WINDOW", defaults.verify_ip_window_secs)?,
+            access_ttl_secs: num("ACCESS_TOKEN_TTL", defaults.access_ttl_secs)?.max(1),
+            refresh_ttl_secs: num("REFRESH_TOKEN_TTL", defaults.refresh_ttl_secs)?.max(1),
+            refresh_grace_secs: num("REFRESH_REUSE_GRACE", defaults.refresh_grace_secs)?,
+            otp_echo,
+            profile_invitees: defaults.profile_invitees,
+            otp_message: get("OTP_MESSAGE").unwrap_or(defaults.otp_message),
+        };
+
+        let sms = match get("SMS_PROVIDER").as_deref().unwrap_or("log") {
+            "log" => SmsSettings::Log { delay: parse_delay(get("SMS_LOG_DELAY_MS").as_deref())? },
+            other => bail!("SMS_PROVIDER {other:?} is not available in this build (use log)"),
+        };
+
+        Ok(Self {
+            addr: get("ONBOARD_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+            env,
+            storage,
+            redis_prefix: get("REDIS_KEY_PREFIX").unwrap_or_else(|| "onboard:".to_owned()),
+            pg_pool_size: usize::try_from(num("DATABASE_POOL_SIZE", 16)?)?.max(1),
+            redis_pool_size: usize::try_from(num("REDIS_POOL_SIZE", 32)?)?.max(1),
+            migrate_on_start: flag("MIGRATE_ON_START", true)?,
+            jwt_private_key_file,
+            jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "onboard".to_owned()),
+            jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "onboard-api".to_owned()),
+            members,
+            default_region,
+            trust_proxy: flag("TRUST_PROXY", false)?,
+            sms,
+            workers: get("ONBOARD_WORKERS").map(|w| w.parse()).transpose().context("ONBOARD_WORKERS must be a whole number")?,
+        })
+    }
+}
+
+/// `SMS_LOG_DELAY_MS`: `1000-2000` (a range) or `1500` (fixed).
+fn parse_delay(raw: Option<&str>) -> anyhow::Result<Option<RangeInclusive<Duration>>> {
+    let Some(raw) = raw else { return Ok(None) };
+    let ms = |s: &str| -> anyhow::Result<Duration> {
+        Ok(Duration::from_millis(s.trim().parse().with_context(|| format!("SMS_LOG_DELAY_MS: {s:?} is not milliseconds"))?))
+    };
+    let (lo, hi) = match raw.split_once('-') {
+        Some((a, b)) => (ms(a)?, ms(b)?),
+        None => (ms(raw)?, ms(raw)?),
+    };
+    if lo > hi {
+        bail!("SMS_LOG_DELAY_MS: {raw:?} is an empty range");
+    }
+    Ok(Some(lo..=hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn no_configuration_means_the_embedded_mode_with_echo_on() {
+        let s = settings(&[]).expect("defaults are valid");
+        assert!(matches!(s.storage, Storage::Memory));
+        assert!(s.members.otp_echo);
+        assert_eq!(s.addr, "127.0.0.1:8080");
+        assert_eq!(s.members.otp_limits.ttl_secs, 300);
+    }
+
+    #[test]
+    fn postgres_and_redis_turn_echo_off_by_default() {
+        let s = settings(&[("DATABASE_URL", "postgres://x"), ("REDIS_URL", "redis://y")])
+            .expect("valid");
+        assert!(matches!(s.storage, Storage::External { .. }));
+        assert!(!s.members.otp_echo);
+    }
+
+    #[test]
+    fn one_of_the_two_urls_alone_is_refused() {
+        assert!(settings(&[("DATABASE_URL", "postgres://x")]).is_err());
+        assert!(settings(&[("REDIS_URL", "redis://y")]).is_err());
+    }
+
+    #[test]
+    fn production_refuses_echo_and_a_missing_key_file() {
+        let err = settings(&[("ONBOARD_ENV", "production"), ("OTP_ECHO", "true"), ("JWT_PRIVATE_KEY_FILE", "/k.pem")])
+            .expect_err("echo in production");
+        assert!(err.to_string().contains("OTP_ECHO"));
+        let err = settings(&[("ONBOARD_ENV", "production"), ("OTP_ECHO", "false")]).expect_err("no key");
+        assert!(err.to_string().contains("JWT_PRIVATE_KEY_FILE"));
+        // The embedded mode turns echo on by default: production must say so explicitly.
+        assert!(settings(&[("ONBOARD_ENV", "production"), ("JWT_PRIVATE_KEY_FILE", "/k.pem")]).is_err());
+        assert!(
+            settings(&[("ONBOARD_ENV", "production"), ("OTP_ECHO", "false"), ("JWT_PRIVATE_KEY_FILE", "/k.pem")])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        let err = settings(&[("OTP_TTL", "five")]).expect_err("not a number");
+        assert!(err.to_string().contains("OTP_TTL"));
+        assert!(settings(&[("OTP_LENGTH", "3")]).is_err());
+        assert!(settings(&[("DEFAULT_REGION", "ZZ")]).is_err());
+        assert!(settings(&[("SMS_PROVIDER", "pigeon")]).is_err());
+    }
+
+    #[test]
+    fn the_log_sender_delay_reads_as_a_range_of_milliseconds() {
+        let s = settings(&[("SMS_LOG_DELAY_MS", "1000-2000")]).expect("valid");
+        assert_eq!(
+            s.sms,
+            SmsSettings::Log { delay: Some(Duration::from_secs(1)..=Duration::from_secs(2)) }
+        );
+    }
+}

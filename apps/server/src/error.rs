@@ -1,0 +1,347 @@
+//! The one place where errors become HTTP answers: RFC 9457 problem+json with a stable `code`.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use onboard_members::{
+    AuthError, DeleteMemberError, NotFoundError, RefreshError, RequestOtpError,
+    UpdateProfileError, VerifyOtpError,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every `code` an error answer may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidPhone,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    ReferralCodeNotFound,
+    OtpInvalid,
+    OtpExpired,
+    TooManyAttempts,
+    RefreshTokenInvalid,
+    RefreshTokenReused,
+    TokenInvalid,
+    EmailTaken,
+    LastOwner,
+    MethodNotAllowed,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidPhone => "invalid_phone",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::RateLimited => "rate_limited",
+            Self::ReferralCodeNotFound => "referral_code_not_found",
+            Self::OtpInvalid => "otp_invalid",
+            Self::OtpExpired => "otp_expired",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::RefreshTokenInvalid => "refresh_token_invalid",
+            Self::RefreshTokenReused => "refresh_token_reused",
+            Self::TokenInvalid => "token_invalid",
+            Self::EmailTaken => "email_taken",
+            Self::LastOwner => "last_owner",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::ServiceUnavailable => "service_unavailable",
+            Self::InternalError => "internal_error",
+        }
+    }
+}
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// The body of every error answer (`application/problem+json`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: `code` says what happened.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: String,
+    pub status: u16,
+    pub code: ErrorCode,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    /// Wrong guesses left on the code (`otp_invalid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_left: Option<u32>,
+    /// Seconds to wait (`rate_limited`, `too_many_attempts`); also in `Retry-After`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    problem: Problem,
+    /// The cause of a 5xx, logged and never shown.
+    cause: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            problem: Problem {
+                kind: "about:blank",
+                title: status.canonical_reason().unwrap_or("Error").to_owned(),
+                status: status.as_u16(),
+                code,
+                detail: detail.into(),
+                errors: None,
+                attempts_left: None,
+                retry_after: None,
+            },
+            cause: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, detail)
+    }
+
+    /// A 400 naming the field at fault.
+    pub fn invalid_field(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut e = Self::new(StatusCode::BAD_REQUEST, code, format!("{field}: {message}"));
+        e.problem.errors = Some(vec![FieldError { field: field.to_owned(), message }]);
+        e
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "missing, invalid, expired or revoked access token")
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, detail)
+    }
+
+    pub fn rate_limited(code: ErrorCode, retry_after: u64, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail);
+        e.problem.retry_after = Some(retry_after.max(1));
+        e
+    }
+
+    pub fn unexpected(cause: anyhow::Error) -> Self {
+        let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, "an unexpected error occurred");
+        e.cause = Some(cause);
+        e
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.problem.code
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.problem.status, self.problem.code.as_str(), self.problem.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.cause {
+            tracing::error!(error = ?cause, "unexpected error");
+        }
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        if let Some(secs) = self.problem.retry_after {
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.body(serde_json::to_vec(&self.problem).unwrap_or_default())
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::unexpected(e)
+    }
+}
+
+impl From<RequestOtpError> for ApiError {
+    fn from(e: RequestOtpError) -> Self {
+        match e {
+            RequestOtpError::RateLimited { retry_after_secs } => {
+                Self::rate_limited(ErrorCode::RateLimited, retry_after_secs, "too many code requests")
+            }
+            RequestOtpError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<VerifyOtpError> for ApiError {
+    fn from(e: VerifyOtpError) -> Self {
+        match e {
+            VerifyOtpError::ReferralCodeNotFound => Self::invalid_field(
+                ErrorCode::ReferralCodeNotFound,
+                "referral_code",
+                "no member has this referral code",
+            ),
+            VerifyOtpError::InvalidCode { attempts_left } => {
+                let mut e = Self::new(StatusCode::UNAUTHORIZED, ErrorCode::OtpInvalid, "wrong code");
+                e.problem.attempts_left = Some(attempts_left);
+                e
+            }
+            VerifyOtpError::Expired => Self::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::OtpExpired,
+                "no live code for this phone: request a new one",
+            ),
+            VerifyOtpError::TooManyAttempts { retry_after_secs: None } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::TooManyAttempts,
+                "too many wrong guesses: the code is burned, request a new one",
+            ),
+            VerifyOtpError::TooManyAttempts { retry_after_secs: Some(s) } => Self::rate_limited(
+                ErrorCode::TooManyAttempts,
+                s,
+                "too many failed verifications for this phone in the last hour",
+            ),
+            VerifyOtpError::RateLimited { retry_after_secs } => Self::rate_limited(
+                ErrorCode::RateLimited,
+                retry_after_secs,
+                "too many verifications from this client",
+            ),
+            VerifyOtpError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(e: RefreshError) -> Self {
+        match e {
+            RefreshError::Invalid => Self::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::RefreshTokenInvalid,
+                "unknown, expired or revoked refresh token",
+            ),
+            RefreshError::Reused => Self::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::RefreshTokenReused,
+                "this refresh token was already used: the session is revoked",
+            ),
+            RefreshError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized => Self::unauthorized(),
+            AuthError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<NotFoundError> for ApiError {
+    fn from(e: NotFoundError) -> Self {
+        match e {
+            NotFoundError::NotFound => Self::not_found("no such resource"),
+            NotFoundError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<UpdateProfileError> for ApiError {
+    fn from(e: UpdateProfileError) -> Self {
+        match e {
+            UpdateProfileError::EmailTaken => {
+                Self::new(StatusCode::CONFLICT, ErrorCode::EmailTaken, "another member has this e-mail")
+            }
+            UpdateProfileError::NotFound => Self::unauthorized(),
+            UpdateProfileError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<DeleteMemberError> for ApiError {
+    fn from(e: DeleteMemberError) -> Self {
+        match e {
+            DeleteMemberError::LastOwner => Self::new(
+                StatusCode::CONFLICT,
+                ErrorCode::LastOwner,
+                "you are the sole owner of a group with other members: hand it over first",
+            ),
+            DeleteMemberError::NotFound => Self::unauthorized(),
+            DeleteMemberError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+/// actix's own extractor errors (JSON, path, query) as 4xx problems.
+pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::InvalidRequest,
+            format!("request body over {limit} bytes"),
+        ),
+        E::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::InvalidRequest,
+            "the body must be application/json",
+        ),
+        E::Deserialize(e) => {
+            let field = unknown_field(&e.to_string());
+            let mut api = ApiError::bad_request(format!("invalid JSON body: {e}"));
+            if let Some(field) = field {
+                api.problem.errors =
+                    Some(vec![FieldError { field, message: "unknown field".to_owned() }]);
+            }
+            api
+        }
+        other => ApiError::bad_request(format!("invalid JSON body: {other}")),
+    }
+}
+
+/// serde names an unknown field as "unknown field `x`, expected ...".
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+pub fn path_error(err: actix_web::error::PathError) -> ApiError {
+    ApiError::bad_request(format!("invalid path parameter: {err}"))
+}
+
+pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
+    ApiError::bad_request(format!("invalid query string: {err}"))
+}
+
+pub fn payload_error(err: actix_web::error::PayloadError) -> ApiError {
+    match err {
+        actix_web::error::PayloadError::Overflow => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::InvalidRequest, "request body too large")
+        }
+        other => ApiError::bad_request(format!("invalid body: {other}")),
+    }
+}

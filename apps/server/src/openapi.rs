@@ -1,0 +1,38 @@
+//! The OpenAPI document: paths are collected from the handlers' `#[utoipa::path]`; this adds
+//! the info, the security scheme and the error schemas.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{ErrorCode, FieldError, Problem};
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Onboard API",
+        version = "1.0.0",
+        description = "Phone sign-in, sessions and profiles. Errors are RFC 9457 problem+json with a stable `code` (see the ErrorCode schema)."
+    ),
+    components(schemas(Problem, ErrorCode, FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "One-time codes, tokens, sessions"),
+        (name = "members", description = "Profiles"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+    }
+}

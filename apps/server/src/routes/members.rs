@@ -1,0 +1,186 @@
+//! `/api/v1/members/...`: profiles.
+
+use actix_web::{HttpResponse, delete, get, patch, put, web};
+use onboard_kernel::{Email, MemberId};
+use onboard_members::{MemberView, PersonName, ProfilePatch};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{MemberCardDto, MemberDto};
+use crate::error::{ApiError, ErrorCode, Problem};
+use crate::extract::Auth;
+use crate::state::AppState;
+
+/// The caller's member with their newest invitees.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    #[serde(flatten)]
+    pub member: MemberDto,
+    /// The newest 20 members this member referred.
+    pub invitees: Vec<MemberCardDto>,
+    pub invitees_count: u64,
+}
+
+/// The caller's profile.
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = MeResponse),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/members/me")]
+pub async fn me(state: web::Data<AppState>, Auth(caller): Auth) -> Result<web::Json<MeResponse>, ApiError> {
+    let profile = state.members.me(&caller).await?;
+    Ok(web::Json(MeResponse {
+        member: profile.member.into(),
+        invitees: profile.invitees.into_iter().map(Into::into).collect(),
+        invitees_count: profile.invitees_count,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchMe {
+    /// 1 to 100 characters after trimming.
+    pub first_name: Option<String>,
+    /// 1 to 100 characters after trimming.
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+}
+
+impl PatchMe {
+    fn into_domain(self) -> Result<ProfilePatch, ApiError> {
+        let name = |field: &str, raw: Option<String>| {
+            raw.map(|n| PersonName::parse(&n))
+                .transpose()
+                .map_err(|e| ApiError::invalid_field(ErrorCode::InvalidRequest, field, e.to_string()))
+        };
+        Ok(ProfilePatch {
+            first_name: name("first_name", self.first_name)?,
+            last_name: name("last_name", self.last_name)?,
+            email: self
+                .email
+                .map(|e| Email::parse(&e))
+                .transpose()
+                .map_err(|e| ApiError::invalid_field(ErrorCode::InvalidRequest, "email", e.to_string()))?,
+        })
+    }
+}
+
+/// Changes the caller's names or e-mail; absent fields stay as they are.
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    request_body = PatchMe,
+    responses(
+        (status = 200, description = "The updated member", body = MemberDto),
+        (status = 400, description = "`invalid_request` with `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/members/me")]
+pub async fn update_me(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    body: web::Json<PatchMe>,
+) -> Result<web::Json<MemberDto>, ApiError> {
+    let patch = body.into_inner().into_domain()?;
+    Ok(web::Json(state.members.update_me(&caller, &patch).await?.into()))
+}
+
+/// Deletes the caller: every session ends at once and the phone may sign up again.
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`last_owner`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/members/me")]
+pub async fn delete_me(state: web::Data<AppState>, Auth(caller): Auth) -> Result<HttpResponse, ApiError> {
+    state.members.delete_me(&caller).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A member: all of it when it is the caller or a fellow group member, the card otherwise.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum MemberOrCard {
+    Member(MemberDto),
+    Card(MemberCardDto),
+}
+
+/// A member by id.
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Member id")),
+    responses(
+        (status = 200, description = "Member, or MemberCard for a stranger", body = MemberOrCard),
+        (status = 400, description = "`invalid_request` (malformed id)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/members/{id}")]
+pub async fn get_member(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<MemberOrCard>, ApiError> {
+    Ok(web::Json(match state.members.get_member(&caller, MemberId::from_uuid(id.into_inner())).await? {
+        MemberView::Full(m) => MemberOrCard::Member(m.into()),
+        MemberView::Card(c) => MemberOrCard::Card(c.into()),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CurrentGroupRequest {
+    pub slug: String,
+}
+
+/// Chooses the caller's current group.
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    request_body = CurrentGroupRequest,
+    responses(
+        (status = 200, description = "The member", body = MemberDto),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`not_a_member`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[put("/members/me/current-group")]
+pub async fn set_current_group(
+    _state: web::Data<AppState>,
+    Auth(_me): Auth,
+    body: web::Json<CurrentGroupRequest>,
+) -> Result<web::Json<MemberDto>, ApiError> {
+    // Groups are not in this build yet: no slug names a group.
+    Err(ApiError::not_found(format!("no group {:?}", body.slug)))
+}
+
+/// Clears the caller's current group.
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The member", body = MemberDto),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/members/me/current-group")]
+pub async fn clear_current_group(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+) -> Result<web::Json<MemberDto>, ApiError> {
+    Ok(web::Json(state.members.me(&caller).await?.member.into()))
+}

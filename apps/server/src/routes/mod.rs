@@ -1,0 +1,88 @@
+//! HTTP handlers, one module per domain, and the DTOs they share.
+
+pub mod auth;
+pub mod health;
+pub mod members;
+
+use chrono::{DateTime, Utc};
+use onboard_members::{Member, MemberCard, TokenPair};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A member, as its owner (or a fellow group member) sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberDto {
+    pub id: Uuid,
+    #[schema(example = "+79174445566")]
+    pub phone: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    #[schema(example = "K49FJ5")]
+    pub referral_code: String,
+    /// The referral code this member redeemed.
+    pub referred_by: Option<String>,
+    /// Slug of the current group.
+    pub current_group: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Member> for MemberDto {
+    fn from(m: Member) -> Self {
+        Self {
+            id: m.id.as_uuid(),
+            phone: m.phone.map(|p| p.as_e164().to_owned()),
+            first_name: m.first_name,
+            last_name: m.last_name,
+            email: m.email.map(|e| e.as_str().to_owned()),
+            referral_code: m.referral_code.as_str().to_owned(),
+            referred_by: m.referred_by.map(|c| c.as_str().to_owned()),
+            current_group: m.current_group,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// What anyone signed in may see of a member.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberCardDto {
+    pub id: Uuid,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    #[schema(example = "+7******4435")]
+    pub phone_masked: Option<String>,
+}
+
+impl From<MemberCard> for MemberCardDto {
+    fn from(c: MemberCard) -> Self {
+        Self {
+            id: c.id.as_uuid(),
+            first_name: c.first_name,
+            last_name: c.last_name,
+            phone_masked: c.phone_masked,
+        }
+    }
+}
+
+/// An access token and a refresh token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPairDto {
+    pub access_token: String,
+    pub refresh_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+impl From<TokenPair> for TokenPairDto {
+    fn from(t: TokenPair) -> Self {
+        Self {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token.expose().to_owned(),
+            token_type: "Bearer",
+            expires_in: t.expires_in,
+        }
+    }
+}

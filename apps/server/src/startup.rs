@@ -1,0 +1,191 @@
+//! Wiring: builds the adapters chosen by the settings, the services, and the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use onboard_kernel::SystemClock;
+use onboard_members::ports::SmsSender;
+use onboard_members::{MembersPorts, MembersService, Secrets};
+use onboard_sms::{LogSmsSender, QueuedSmsSender};
+use onboard_tokens::{JwtAccessTokens, SigningKeys};
+use secrecy::ExposeSecret;
+use tracing_actix_web::TracingLogger;
+use utoipa::OpenApi;
+use utoipa_actix_web::{AppExt, scope};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::{Settings, SmsSettings, Storage};
+use crate::error::{self, ApiError};
+use crate::openapi::ApiDoc;
+use crate::routes::{auth, health, members};
+use crate::state::{AppState, Backends};
+use crate::telemetry;
+
+/// Request bodies above this size are refused.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A built server, bound to its port, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Builds the adapters and binds the listener (`ONBOARD_ADDR`; port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        telemetry::init_metrics();
+        let state = build_state(&settings).await?;
+        let listener = TcpListener::bind(&settings.addr)
+            .with_context(|| format!("cannot listen on {}", settings.addr))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(state);
+        let mut server = HttpServer::new(move || {
+            let (app, api) = App::new()
+                .into_utoipa_app()
+                .openapi(ApiDoc::openapi())
+                // Before the `/api/v1` scope, which would otherwise answer this path with a 404.
+                .map(|app| app.route(OPENAPI_PATH, web::get().to(openapi_json)))
+                .service(
+                    scope::scope("/api/v1")
+                        .service(auth::request_otp)
+                        .service(auth::verify_otp)
+                        .service(auth::refresh)
+                        .service(auth::verify_token)
+                        .service(auth::logout)
+                        .service(auth::list_sessions)
+                        .service(auth::revoke_session)
+                        .service(members::me)
+                        .service(members::update_me)
+                        .service(members::delete_me)
+                        .service(members::set_current_group)
+                        .service(members::clear_current_group)
+                        .service(members::get_member),
+                )
+                .service(health::live)
+                .service(health::ready)
+                .service(health::metrics)
+                .service(health::jwks)
+                .split_for_parts();
+            app.app_data(state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(BODY_LIMIT)
+                        .error_handler(|e, _| error::json_error(e).into()),
+                )
+                .app_data(web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| error::query_error(e).into()))
+                .app_data(web::PayloadConfig::new(BODY_LIMIT))
+                .app_data(web::Data::new(api))
+                .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from(OPENAPI_PATH)))
+                .service(web::redirect("/docs", "/docs/"))
+                .default_service(web::to(not_found))
+                .wrap(from_fn(telemetry::observe))
+                .wrap(TracingLogger::default())
+        })
+        .listen(listener)?
+        .shutdown_timeout(5);
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers.max(1));
+        }
+        Ok(Self { port, server: server.run() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is told to stop.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Where the OpenAPI document is served.
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
+    HttpResponse::Ok().json(doc.get_ref())
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
+}
+
+/// Builds every adapter and service the settings ask for.
+pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
+    let keys = match &settings.jwt_private_key_file {
+        Some(path) => SigningKeys::from_pem_file(path)
+            .with_context(|| format!("cannot read the signing key {}", path.display()))?,
+        None => {
+            tracing::warn!("JWT_PRIVATE_KEY_FILE is not set: signing tokens with a throwaway key; tokens die with this process");
+            SigningKeys::generate()
+        }
+    };
+    let tokens = Arc::new(JwtAccessTokens::new(&keys, settings.jwt_issuer.clone(), settings.jwt_audience.clone()));
+    let secrets = Secrets::derive(&keys.master_secret());
+    let sms: Arc<dyn SmsSender> = match &settings.sms {
+        SmsSettings::Log { delay } => {
+            Arc::new(QueuedSmsSender::spawn(Arc::new(LogSmsSender::new(delay.clone())), 10_000))
+        }
+    };
+    let clock = Arc::new(SystemClock);
+
+    let (ports, backends) = match &settings.storage {
+        Storage::Memory => {
+            tracing::warn!("embedded mode: data lives in memory and is lost when the server stops (set DATABASE_URL and REDIS_URL for Postgres + Redis)");
+            let store = Arc::new(onboard_memory::MemoryStore::default());
+            let ports = MembersPorts {
+                otp: Arc::new(onboard_memory::MemoryOtpStore::default()),
+                limiter: Arc::new(onboard_memory::MemoryRateLimiter::default()),
+                members: store.clone(),
+                sessions: store,
+                revocations: Arc::new(onboard_memory::MemoryRevocationList::default()),
+                tokens,
+                sms,
+                clock,
+            };
+            (ports, Backends::Memory)
+        }
+        Storage::External { database_url, redis_url } => {
+            let database_url = database_url.expose_secret();
+            if settings.migrate_on_start {
+                onboard_postgres::run_migrations(database_url).await.context("migrations failed")?;
+            }
+            let pg = onboard_postgres::connect(database_url, settings.pg_pool_size)
+                .await
+                .context("cannot reach Postgres")?;
+            let redis = onboard_redis::pool(redis_url.expose_secret(), settings.redis_pool_size)
+                .context("cannot configure Redis")?;
+            let prefix = settings.redis_prefix.clone();
+            let ports = MembersPorts {
+                otp: Arc::new(onboard_redis::RedisOtpStore::new(redis.clone(), prefix.clone())),
+                limiter: Arc::new(onboard_redis::RedisRateLimiter::new(redis.clone(), prefix.clone())),
+                members: Arc::new(onboard_postgres::PgMemberRepository::new(pg.clone())),
+                sessions: Arc::new(onboard_postgres::PgSessionRepository::new(pg.clone())),
+                revocations: Arc::new(onboard_redis::RedisRevocationList::new(redis.clone(), prefix)),
+                tokens,
+                sms,
+                clock,
+            };
+            tracing::info!("storage: Postgres + Redis");
+            (ports, Backends::External { pg, redis })
+        }
+    };
+    Ok(AppState {
+        members: MembersService::new(ports, settings.members.clone(), secrets),
+        backends,
+        jwks: keys.jwks(),
+        default_region: settings.default_region,
+        trust_proxy: settings.trust_proxy,
+    })
+}

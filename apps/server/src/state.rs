@@ -1,0 +1,44 @@
+//! What every handler can reach.
+
+use onboard_kernel::Region;
+use onboard_members::MembersService;
+
+/// The backends, for readiness checks.
+#[derive(Clone)]
+pub enum Backends {
+    Memory,
+    External { pg: onboard_postgres::PgPool, redis: deadpool_redis::Pool },
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Memory => "Backends::Memory",
+            Self::External { .. } => "Backends::External",
+        })
+    }
+}
+
+impl Backends {
+    /// Whether every backend answers.
+    pub async fn ready(&self) -> bool {
+        match self {
+            Self::Memory => true,
+            Self::External { pg, redis } => {
+                let (pg, redis) = tokio::join!(onboard_postgres::ping(pg), onboard_redis::ping(redis));
+                pg && redis
+            }
+        }
+    }
+}
+
+/// Shared application state: the domain services and edge settings.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub members: MembersService,
+    pub backends: Backends,
+    /// The public JWK set served at `/.well-known/jwks.json`.
+    pub jwks: serde_json::Value,
+    pub default_region: Option<Region>,
+    pub trust_proxy: bool,
+}

@@ -1,0 +1,4 @@
+//! One repository per domain port.
+
+pub(crate) mod members;
+pub(crate) mod sessions;

@@ -1,0 +1,152 @@
+//! [`SessionRepository`] on PostgreSQL.
+
+use std::fmt;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use diesel::sql_types::{Bytea, Timestamptz};
+use diesel::{
+    ExpressionMethods as _, OptionalExtension as _, QueryDsl as _, SelectableHelper as _,
+};
+use diesel_async::RunQueryDsl as _;
+use onboard_kernel::{MemberId, SessionId};
+use onboard_members::ports::{RefreshedSession, RotateOutcome, SessionRepository};
+use onboard_members::{Session, TokenHash};
+
+use crate::PgPool;
+use crate::rows::{RotationRow, SessionRow};
+use crate::schema::sessions;
+
+/// One statement for the whole rotation: `$1` old hash, `$2` new hash, `$3` now, `$4` the
+/// start of the grace period, `$5` the new expiry.
+///
+/// - `live`: `$1` is the live token of a live session: rotate it, and remember `$1` as used.
+/// - `used`: otherwise, `$1` was used before: within grace (rotated to `$2`, recently, session
+///   not revoked) nothing changes; else `revoked` revokes the session.
+///
+/// No row: nothing changed, and no live or used token is `$1` in this statement's snapshot.
+const ROTATE: &str = "
+    WITH live AS (
+        UPDATE sessions
+        SET refresh_hash = $2, last_used_at = $3, expires_at = $5
+        WHERE refresh_hash = $1 AND revoked_at IS NULL AND expires_at > $3
+        RETURNING id, member_id
+    ), remembered AS (
+        INSERT INTO used_refresh_tokens (hash, session_id, rotated_to, used_at)
+        SELECT $1, id, $2, $3 FROM live
+    ), used AS (
+        SELECT u.session_id, s.member_id,
+            (u.rotated_to = $2 AND u.used_at > $4 AND s.revoked_at IS NULL) AS grace
+        FROM used_refresh_tokens u
+        JOIN sessions s ON s.id = u.session_id
+        WHERE u.hash = $1 AND NOT EXISTS (SELECT 1 FROM live)
+    ), revoked AS (
+        UPDATE sessions s
+        SET revoked_at = $3
+        FROM used
+        WHERE s.id = used.session_id AND NOT used.grace AND s.revoked_at IS NULL
+    )
+    SELECT 'rotated'::text AS outcome, id AS session_id, member_id FROM live
+    UNION ALL
+    SELECT CASE WHEN grace THEN 'grace' ELSE 'reused' END, session_id, member_id FROM used";
+
+/// Refresh sessions in PostgreSQL.
+#[derive(Clone)]
+pub struct PgSessionRepository {
+    pool: PgPool,
+}
+
+impl fmt::Debug for PgSessionRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgSessionRepository").field("pool", &self.pool.status()).finish()
+    }
+}
+
+impl PgSessionRepository {
+    /// A repository on `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl SessionRepository for PgSessionRepository {
+    async fn rotate(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        now: DateTime<Utc>,
+        grace_secs: u64,
+        expires_at: DateTime<Utc>,
+    ) -> anyhow::Result<RotateOutcome> {
+        let grace_from =
+            now - Duration::seconds(i64::try_from(grace_secs).unwrap_or(i64::MAX / 1000));
+        let mut conn = self.pool.get().await.context("checking out a PostgreSQL connection")?;
+        // A concurrent rotation of the same token makes the first attempt wait for it and
+        // then find neither a live nor (in its older snapshot) a used token; the second
+        // attempt sees the committed rotation. An attempt without a row changed nothing.
+        for _ in 0..2 {
+            let row: Option<RotationRow> = diesel::sql_query(ROTATE)
+                .bind::<Bytea, _>(&old.0[..])
+                .bind::<Bytea, _>(&new.0[..])
+                .bind::<Timestamptz, _>(now)
+                .bind::<Timestamptz, _>(grace_from)
+                .bind::<Timestamptz, _>(expires_at)
+                .get_result(&mut conn)
+                .await
+                .optional()
+                .context("rotating a refresh token")?;
+            let Some(row) = row else { continue };
+            let session = RefreshedSession {
+                session_id: SessionId::from_uuid(row.session_id),
+                member_id: MemberId::from_uuid(row.member_id),
+                current_group: None,
+            };
+            return Ok(match row.outcome.as_str() {
+                "rotated" => RotateOutcome::Rotated(session),
+                "grace" => RotateOutcome::Grace(session),
+                _ => RotateOutcome::Reused {
+                    member_id: session.member_id,
+                    session_id: session.session_id,
+                },
+            });
+        }
+        Ok(RotateOutcome::Invalid)
+    }
+
+    async fn revoke(
+        &self,
+        member: MemberId,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.pool.get().await.context("checking out a PostgreSQL connection")?;
+        let revoked = diesel::update(
+            sessions::table
+                .filter(sessions::id.eq(session.as_uuid()))
+                .filter(sessions::member_id.eq(member.as_uuid()))
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::expires_at.gt(now)),
+        )
+        .set(sessions::revoked_at.eq(now))
+        .execute(&mut conn)
+        .await
+        .context("revoking a session")?;
+        Ok(revoked == 1)
+    }
+
+    async fn list(&self, member: MemberId, now: DateTime<Utc>) -> anyhow::Result<Vec<Session>> {
+        let mut conn = self.pool.get().await.context("checking out a PostgreSQL connection")?;
+        let rows: Vec<SessionRow> = sessions::table
+            .filter(sessions::member_id.eq(member.as_uuid()))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .order((sessions::created_at.desc(), sessions::id.desc()))
+            .select(SessionRow::as_select())
+            .load(&mut conn)
+            .await
+            .context("listing sessions")?;
+        Ok(rows.into_iter().map(Session::from).collect())
+    }
+}

@@ -1,0 +1,63 @@
+//! The PostgreSQL adapters against a real server: every test gets its own database.
+
+#![allow(clippy::unwrap_used)]
+
+mod members;
+mod migrations;
+mod sessions;
+
+use chrono::{DateTime, Duration, SubsecRound as _, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::BigInt;
+use diesel_async::RunQueryDsl as _;
+use onboard_kernel::{MemberId, PhoneNumber, ReferralCode, SessionId, random_bytes};
+use onboard_members::TokenHash;
+use onboard_members::ports::{NewSession, SignInRequest};
+use onboard_postgres::PgPool;
+
+/// Now, at the precision PostgreSQL keeps.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A valid Russian mobile number, distinct for each `n`.
+pub fn phone(n: u32) -> PhoneNumber {
+    PhoneNumber::parse(&format!("+7917{n:07}"), None).expect("a valid number")
+}
+
+pub fn token() -> TokenHash {
+    TokenHash(random_bytes())
+}
+
+/// A sign-in of `phone` at `now`, with a fresh member id, referral code and session.
+pub fn sign_in(phone: &PhoneNumber, now: DateTime<Utc>) -> SignInRequest {
+    SignInRequest {
+        phone: phone.clone(),
+        new_member_id: MemberId::new(),
+        new_referral_code: ReferralCode::generate(),
+        referred_by: None,
+        session: NewSession {
+            id: SessionId::new(),
+            refresh_hash: token(),
+            user_agent: Some("tests/1.0".into()),
+            expires_at: now + Duration::days(14),
+        },
+        now,
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The number of rows in `table`.
+pub async fn rows(pool: &PgPool, table: &str) -> i64 {
+    let mut conn = pool.get().await.unwrap();
+    let count: Count = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    count.n
+}

@@ -1,0 +1,264 @@
+use std::collections::HashSet;
+
+use chrono::Duration;
+use onboard_kernel::{Email, MemberId, ReferralCode};
+use onboard_members::ports::{MemberRepository, SessionRepository};
+use onboard_members::{
+    DeleteMemberError, MemberView, PersonName, ProfilePatch, SignInStoreError, UpdateProfileError,
+};
+use onboard_postgres::testing::TestDatabase;
+use onboard_postgres::{PgMemberRepository, PgSessionRepository, connect};
+
+use crate::{now, phone, rows, sign_in};
+
+#[tokio::test]
+async fn a_new_phone_signs_up_and_then_signs_in_as_the_same_member() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+
+    let first = sign_in(&phone(1), t);
+    let created = members.sign_in(first.clone()).await.expect("signs up");
+    assert!(created.created);
+    assert_eq!(created.member.id, first.new_member_id);
+    assert_eq!(created.member.phone, Some(phone(1)));
+    assert_eq!(created.member.referral_code, first.new_referral_code);
+    assert_eq!(created.member.referred_by, None);
+    assert_eq!(created.member.created_at, t);
+
+    let again =
+        members.sign_in(sign_in(&phone(1), t + Duration::minutes(1))).await.expect("signs in");
+    assert!(!again.created);
+    assert_eq!(again.member, created.member);
+
+    assert_eq!(
+        members.find_by_phone(&phone(1)).await.expect("finds"),
+        Some(created.member.clone())
+    );
+    assert_eq!(members.get(first.new_member_id).await.expect("gets"), Some(created.member.clone()));
+    assert_eq!(members.find_by_phone(&phone(2)).await.expect("finds"), None);
+    assert_eq!(members.get(MemberId::new()).await.expect("gets"), None);
+    assert!(members.referral_code_exists(&first.new_referral_code).await.expect("looks up"));
+    assert_eq!(rows(&db.pool(), "members").await, 1);
+    assert_eq!(rows(&db.pool(), "sessions").await, 2, "each sign-in opens its own session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sign_ins_of_a_new_phone_create_exactly_one_member() {
+    let db = TestDatabase::new().await;
+    let pool = connect(db.url(), 16).await.expect("a pool of 16");
+    let members = PgMemberRepository::new(pool.clone());
+    let t = now();
+
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let members = members.clone();
+            let request = sign_in(&phone(7), t);
+            tokio::spawn(async move { members.sign_in(request).await })
+        })
+        .collect();
+    let mut records = Vec::new();
+    for task in tasks {
+        records.push(task.await.expect("the task ran").expect("signs in"));
+    }
+
+    assert_eq!(records.iter().filter(|r| r.created).count(), 1);
+    let ids: HashSet<_> = records.iter().map(|r| r.member.id).collect();
+    assert_eq!(ids.len(), 1, "everyone signed in as one member");
+    assert_eq!(rows(&pool, "members").await, 1);
+    let sessions = PgSessionRepository::new(pool.clone());
+    let member = records[0].member.id;
+    assert_eq!(sessions.list(member, t).await.expect("lists").len(), 16);
+}
+
+#[tokio::test]
+async fn a_taken_referral_code_is_a_collision_and_nothing_is_written() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let owner = members.sign_in(sign_in(&phone(1), t)).await.expect("signs up");
+
+    let mut request = sign_in(&phone(2), t);
+    request.new_referral_code = owner.member.referral_code.clone();
+    let refused = members.sign_in(request).await;
+
+    assert!(matches!(refused, Err(SignInStoreError::ReferralCodeCollision)), "{refused:?}");
+    assert_eq!(members.find_by_phone(&phone(2)).await.expect("finds"), None);
+    assert_eq!(rows(&db.pool(), "members").await, 1);
+    assert_eq!(rows(&db.pool(), "sessions").await, 1);
+}
+
+#[tokio::test]
+async fn an_unknown_referral_code_refuses_the_sign_up_and_nothing_is_written() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+
+    let mut request = sign_in(&phone(1), now());
+    request.referred_by = Some(ReferralCode::parse("ZZZZZZ").expect("a code"));
+    let refused = members.sign_in(request).await;
+
+    assert!(matches!(refused, Err(SignInStoreError::ReferralCodeNotFound)), "{refused:?}");
+    assert_eq!(rows(&db.pool(), "members").await, 0);
+    assert_eq!(rows(&db.pool(), "sessions").await, 0);
+}
+
+#[tokio::test]
+async fn a_referral_code_is_ignored_when_the_member_already_exists() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let existing = members.sign_in(sign_in(&phone(1), t)).await.expect("signs up");
+
+    let mut request = sign_in(&phone(1), t);
+    request.referred_by = Some(ReferralCode::parse("ZZZZZZ").expect("a code"));
+    let again = members.sign_in(request).await.expect("signs in");
+
+    assert!(!again.created);
+    assert_eq!(again.member, existing.member);
+}
+
+#[tokio::test]
+async fn a_redeemed_code_makes_the_newest_invitees_and_their_count_show_in_the_profile() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let referrer = members.sign_in(sign_in(&phone(100), t)).await.expect("signs up").member;
+    let mut invitees = Vec::new();
+    for n in 1..=3 {
+        let mut request = sign_in(&phone(n), t + Duration::seconds(n.into()));
+        request.referred_by = Some(referrer.referral_code.clone());
+        let invitee = members.sign_in(request).await.expect("signs up").member;
+        assert_eq!(invitee.referred_by, Some(referrer.referral_code.clone()));
+        invitees.push(invitee);
+    }
+    // Not an invitee: no code redeemed.
+    members.sign_in(sign_in(&phone(50), t)).await.expect("signs up");
+
+    let profile = members.profile(referrer.id, 2).await.expect("loads").expect("exists");
+    assert_eq!(profile.member, referrer);
+    assert_eq!(profile.invitees_count, 3);
+    let shown: Vec<_> = profile.invitees.iter().map(|c| c.id).collect();
+    assert_eq!(shown, vec![invitees[2].id, invitees[1].id], "the newest two, newest first");
+    assert_eq!(profile.invitees[0].phone_masked.as_deref(), Some("+7******0003"));
+
+    let invitee = members.profile(invitees[0].id, 20).await.expect("loads").expect("exists");
+    assert_eq!(invitee.member.referred_by, Some(referrer.referral_code.clone()));
+    assert_eq!(invitee.invitees_count, 0);
+    assert!(invitee.invitees.is_empty());
+
+    // A deleted invitee is neither shown nor counted.
+    members.delete(invitees[2].id, t + Duration::minutes(1)).await.expect("deletes");
+    let profile = members.profile(referrer.id, 20).await.expect("loads").expect("exists");
+    assert_eq!(profile.invitees_count, 2);
+    let shown: Vec<_> = profile.invitees.iter().map(|c| c.id).collect();
+    assert_eq!(shown, vec![invitees[1].id, invitees[0].id]);
+
+    assert_eq!(members.profile(MemberId::new(), 20).await.expect("loads"), None);
+}
+
+#[tokio::test]
+async fn a_deleted_members_code_can_no_longer_be_redeemed() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let gone = members.sign_in(sign_in(&phone(1), t)).await.expect("signs up").member;
+    members.delete(gone.id, t).await.expect("deletes");
+
+    assert!(!members.referral_code_exists(&gone.referral_code).await.expect("looks up"));
+    let mut request = sign_in(&phone(2), t);
+    request.referred_by = Some(gone.referral_code.clone());
+    let refused = members.sign_in(request).await;
+    assert!(matches!(refused, Err(SignInStoreError::ReferralCodeNotFound)), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_profile_change_keeps_unset_fields_and_an_email_of_another_member_is_taken() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let ann = members.sign_in(sign_in(&phone(1), t)).await.expect("signs up").member;
+    let bob = members.sign_in(sign_in(&phone(2), t)).await.expect("signs up").member;
+    let email = Email::parse("ann@example.com").expect("an address");
+
+    let named = ProfilePatch {
+        first_name: Some(PersonName::parse("Ann").expect("a name")),
+        last_name: Some(PersonName::parse("Lee").expect("a name")),
+        email: None,
+    };
+    members.update_profile(ann.id, &named).await.expect("updates");
+    let with_email = ProfilePatch { email: Some(email.clone()), ..ProfilePatch::default() };
+    let updated = members.update_profile(ann.id, &with_email).await.expect("updates");
+    assert_eq!(updated.first_name.as_deref(), Some("Ann"));
+    assert_eq!(updated.last_name.as_deref(), Some("Lee"));
+    assert_eq!(updated.email, Some(email.clone()));
+    assert_eq!(members.get(ann.id).await.expect("gets"), Some(updated.clone()));
+
+    // Setting one's own address again is no conflict.
+    members.update_profile(ann.id, &with_email).await.expect("updates");
+    let taken = members.update_profile(bob.id, &with_email).await;
+    assert!(matches!(taken, Err(UpdateProfileError::EmailTaken)), "{taken:?}");
+    assert_eq!(members.get(bob.id).await.expect("gets").expect("exists").email, None);
+
+    let missing = members.update_profile(MemberId::new(), &with_email).await;
+    assert!(matches!(missing, Err(UpdateProfileError::NotFound)), "{missing:?}");
+    let missing = members.update_profile(MemberId::new(), &ProfilePatch::default()).await;
+    assert!(matches!(missing, Err(UpdateProfileError::NotFound)), "{missing:?}");
+    assert_eq!(
+        members.update_profile(ann.id, &ProfilePatch::default()).await.expect("no change"),
+        updated
+    );
+}
+
+#[tokio::test]
+async fn a_member_sees_all_of_themself_and_the_card_of_another() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let ann = members.sign_in(sign_in(&phone(1), t)).await.expect("signs up").member;
+    let bob = members.sign_in(sign_in(&phone(2), t)).await.expect("signs up").member;
+
+    assert_eq!(
+        members.view(ann.id, ann.id).await.expect("views"),
+        Some(MemberView::Full(ann.clone()))
+    );
+    match members.view(ann.id, bob.id).await.expect("views") {
+        Some(MemberView::Card(card)) => {
+            assert_eq!(card.id, bob.id);
+            assert_eq!(card.phone_masked.as_deref(), Some("+7******0002"));
+        }
+        other => panic!("expected a card, got {other:?}"),
+    }
+    assert_eq!(members.view(ann.id, MemberId::new()).await.expect("views"), None);
+}
+
+#[tokio::test]
+async fn deleting_a_member_revokes_their_sessions_and_frees_the_phone_and_email() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let sessions = PgSessionRepository::new(db.pool());
+    let t = now();
+    let first = sign_in(&phone(1), t);
+    let second = sign_in(&phone(1), t);
+    let gone = members.sign_in(first.clone()).await.expect("signs up").member;
+    members.sign_in(second.clone()).await.expect("signs in");
+    let email = Email::parse("gone@example.com").expect("an address");
+    let patch = ProfilePatch { email: Some(email.clone()), ..ProfilePatch::default() };
+    members.update_profile(gone.id, &patch).await.expect("updates");
+
+    let revoked = members.delete(gone.id, t + Duration::minutes(1)).await.expect("deletes");
+
+    let revoked: HashSet<_> = revoked.into_iter().collect();
+    assert_eq!(revoked, HashSet::from([first.session.id, second.session.id]));
+    assert!(sessions.list(gone.id, t).await.expect("lists").is_empty());
+    assert_eq!(members.get(gone.id).await.expect("gets"), None);
+    assert_eq!(members.find_by_phone(&phone(1)).await.expect("finds"), None);
+    assert_eq!(members.profile(gone.id, 20).await.expect("loads"), None);
+    let again = members.delete(gone.id, t).await;
+    assert!(matches!(again, Err(DeleteMemberError::NotFound)), "{again:?}");
+
+    let reborn =
+        members.sign_in(sign_in(&phone(1), t + Duration::minutes(2))).await.expect("signs up");
+    assert!(reborn.created);
+    assert_ne!(reborn.member.id, gone.id);
+    members.update_profile(reborn.member.id, &patch).await.expect("the address is free again");
+}

@@ -1,0 +1,143 @@
+//! One-time codes and their per-phone limits.
+
+use std::fmt;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_redis::redis::Script;
+use onboard_kernel::PhoneNumber;
+use onboard_members::model::CodeHash;
+use onboard_members::ports::{IssueOutcome, OtpLimits, OtpStore, VerifyOutcome};
+
+use crate::{
+    Pool, connection, debug_store, millis, positive_millis, retry_after_secs, unique_member,
+};
+
+/// An [`OtpStore`] in Redis: each call is one atomic Lua script over the phone's keys, so the
+/// limits hold across concurrent requests and server instances.
+///
+/// Keys (one hash-tag slot per phone): `{prefix}otp:{<E.164>}:code` (the code: hash, wrong
+/// attempts, burned flag; expires with the code), `…:sends` (send times, rolling hour),
+/// `…:next` (present during the resend interval) and `…:fails` (failure times, rolling hour).
+pub struct RedisOtpStore {
+    pool: Pool,
+    prefix: String,
+    issue: Script,
+    verify: Script,
+}
+
+impl RedisOtpStore {
+    /// A store whose keys start with `prefix` (which must not contain `{` or `}`).
+    pub fn new(pool: Pool, prefix: impl Into<String>) -> Self {
+        Self {
+            pool,
+            prefix: prefix.into(),
+            issue: Script::new(include_str!("scripts/otp_issue.lua")),
+            verify: Script::new(include_str!("scripts/otp_verify.lua")),
+        }
+    }
+
+    fn key(&self, phone: &PhoneNumber, name: &str) -> String {
+        format!("{}otp:{{{}}}:{name}", self.prefix, phone.as_e164())
+    }
+}
+
+impl fmt::Debug for RedisOtpStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_store("RedisOtpStore", &self.pool, &self.prefix, f)
+    }
+}
+
+/// The hash as lower-case hex, the form the scripts store and compare.
+fn hex(hash: &CodeHash) -> String {
+    use fmt::Write as _;
+    hash.0.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[async_trait]
+impl OtpStore for RedisOtpStore {
+    async fn issue(
+        &self,
+        phone: &PhoneNumber,
+        code: &CodeHash,
+        now: DateTime<Utc>,
+        limits: &OtpLimits,
+    ) -> anyhow::Result<IssueOutcome> {
+        let mut conn = connection(&self.pool).await?;
+        let (issued, retry_ms): (i64, i64) = self
+            .issue
+            .key(self.key(phone, "code"))
+            .key(self.key(phone, "sends"))
+            .key(self.key(phone, "next"))
+            .arg(millis(now))
+            .arg(hex(code))
+            .arg(positive_millis(limits.ttl_secs))
+            .arg(limits.resend_interval_secs.saturating_mul(1000))
+            .arg(limits.max_sends_per_hour)
+            .arg(unique_member())
+            .invoke_async(&mut conn)
+            .await
+            .context("Redis: issuing a one-time code")?;
+        Ok(if issued == 1 {
+            IssueOutcome::Issued
+        } else {
+            IssueOutcome::Limited {
+                retry_after_secs: retry_after_secs(retry_ms),
+            }
+        })
+    }
+
+    async fn verify(
+        &self,
+        phone: &PhoneNumber,
+        candidate: &CodeHash,
+        now: DateTime<Utc>,
+        limits: &OtpLimits,
+    ) -> anyhow::Result<VerifyOutcome> {
+        let mut conn = connection(&self.pool).await?;
+        let (kind, value): (i64, i64) = self
+            .verify
+            .key(self.key(phone, "code"))
+            .key(self.key(phone, "fails"))
+            .arg(millis(now))
+            .arg(hex(candidate))
+            .arg(limits.max_attempts)
+            .arg(limits.max_failures_per_hour)
+            .arg(unique_member())
+            .invoke_async(&mut conn)
+            .await
+            .context("Redis: verifying a one-time code")?;
+        Ok(match kind {
+            0 => VerifyOutcome::Valid,
+            1 => VerifyOutcome::Invalid {
+                attempts_left: u32::try_from(value).unwrap_or(0),
+            },
+            2 => VerifyOutcome::NoCode,
+            3 => VerifyOutcome::Burned,
+            4 => VerifyOutcome::Locked {
+                retry_after_secs: retry_after_secs(value),
+            },
+            other => anyhow::bail!("Redis: unexpected answer {other} from the verify script"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_hash_is_sent_as_64_hex_digits() {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 0xab;
+        bytes[31] = 0x01;
+        let h = hex(&CodeHash(bytes));
+        assert_eq!(h.len(), 64);
+        assert!(h.starts_with("ab00"));
+        assert!(h.ends_with("01"));
+    }
+}
