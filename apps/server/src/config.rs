@@ -69,7 +69,9 @@ impl Settings {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let num = |name: &str, default: u64| -> anyhow::Result<u64> {
             match get(name) {
-                Some(v) => v.parse().with_context(|| format!("{name} must be a whole number, not {v:?}")),
+                Some(v) => {
+                    v.parse().with_context(|| format!("{name} must be a whole number, not {v:?}"))
+                }
                 None => Ok(default),
             }
         };
@@ -82,7 +84,8 @@ impl Settings {
             }
         };
         let small = |name: &str, default: u32| -> anyhow::Result<u32> {
-            u32::try_from(num(name, u64::from(default))?).with_context(|| format!("{name} is too large"))
+            u32::try_from(num(name, u64::from(default))?)
+                .with_context(|| format!("{name} is too large"))
         };
 
         let env = match get("ONBOARD_ENV").as_deref() {
@@ -96,8 +99,12 @@ impl Settings {
                 database_url: SecretString::from(db),
                 redis_url: SecretString::from(redis),
             },
-            (Some(_), None) => bail!("DATABASE_URL is set but REDIS_URL is not: set both (Postgres + Redis) or neither (embedded mode)"),
-            (None, Some(_)) => bail!("REDIS_URL is set but DATABASE_URL is not: set both (Postgres + Redis) or neither (embedded mode)"),
+            (Some(_), None) => bail!(
+                "DATABASE_URL is set but REDIS_URL is not: set both (Postgres + Redis) or neither (embedded mode)"
+            ),
+            (None, Some(_)) => bail!(
+                "REDIS_URL is set but DATABASE_URL is not: set both (Postgres + Redis) or neither (embedded mode)"
+            ),
         };
         let embedded = matches!(storage, Storage::Memory);
 
@@ -109,14 +116,21 @@ impl Settings {
         let jwt_private_key_file = get("JWT_PRIVATE_KEY_FILE").map(PathBuf::from);
         if env == Environment::Production {
             if otp_echo {
-                bail!("OTP_ECHO is on while ONBOARD_ENV=production: codes would be handed to any caller");
+                bail!(
+                    "OTP_ECHO is on while ONBOARD_ENV=production: codes would be handed to any caller"
+                );
             }
             if jwt_private_key_file.is_none() {
-                bail!("JWT_PRIVATE_KEY_FILE is required when ONBOARD_ENV=production (a throwaway key would sign tokens)");
+                bail!(
+                    "JWT_PRIVATE_KEY_FILE is required when ONBOARD_ENV=production (a throwaway key would sign tokens)"
+                );
             }
         }
         let default_region = get("DEFAULT_REGION")
-            .map(|r| Region::parse(&r).with_context(|| format!("DEFAULT_REGION {r:?} is not an ISO region")))
+            .map(|r| {
+                Region::parse(&r)
+                    .with_context(|| format!("DEFAULT_REGION {r:?} is not an ISO region"))
+            })
             .transpose()?;
 
         let defaults = MembersConfig::default();
@@ -124,12 +138,24 @@ impl Settings {
             otp_length: u8::try_from(otp_length).unwrap_or(6),
             otp_limits: OtpLimits {
                 ttl_secs: num("OTP_TTL", defaults.otp_limits.ttl_secs)?,
-                resend_interval_secs: num("OTP_RESEND_INTERVAL", defaults.otp_limits.resend_interval_secs)?,
-                max_sends_per_hour: small("OTP_MAX_SENDS_PER_HOUR", defaults.otp_limits.max_sends_per_hour)?,
+                resend_interval_secs: num(
+                    "OTP_RESEND_INTERVAL",
+                    defaults.otp_limits.resend_interval_secs,
+                )?,
+                max_sends_per_hour: small(
+                    "OTP_MAX_SENDS_PER_HOUR",
+                    defaults.otp_limits.max_sends_per_hour,
+                )?,
                 max_attempts: small("OTP_MAX_ATTEMPTS", defaults.otp_limits.max_attempts)?.max(1),
-                max_failures_per_hour: small("OTP_MAX_FAILURES_PER_HOUR", defaults.otp_limits.max_failures_per_hour)?,
+                max_failures_per_hour: small(
+                    "OTP_MAX_FAILURES_PER_HOUR",
+                    defaults.otp_limits.max_failures_per_hour,
+                )?,
             },
-            max_sends_per_ip_hour: small("OTP_MAX_SENDS_PER_IP_HOUR", defaults.max_sends_per_ip_hour)?,
+            max_sends_per_ip_hour: small(
+                "OTP_MAX_SENDS_PER_IP_HOUR",
+                defaults.max_sends_per_ip_hour,
+            )?,
             max_verifies_per_ip: small("OTP_MAX_VERIFIES_PER_IP", defaults.max_verifies_per_ip)?,
             verify_ip_window_secs: num("OTP_VERIFY_IP_WINDOW", defaults.verify_ip_window_secs)?,
             access_ttl_secs: num("ACCESS_TOKEN_TTL", defaults.access_ttl_secs)?.max(1),
@@ -137,6 +163,9 @@ impl Settings {
             refresh_grace_secs: num("REFRESH_REUSE_GRACE", defaults.refresh_grace_secs)?,
             otp_echo,
             profile_invitees: defaults.profile_invitees,
+            personal_workspace: flag("PERSONAL_WORKSPACE", true)?,
+            personal_workspace_name: get("PERSONAL_WORKSPACE_NAME")
+                .unwrap_or(defaults.personal_workspace_name),
             otp_message: get("OTP_MESSAGE").unwrap_or(defaults.otp_message),
         };
 
@@ -160,7 +189,10 @@ impl Settings {
             default_region,
             trust_proxy: flag("TRUST_PROXY", false)?,
             sms,
-            workers: get("ONBOARD_WORKERS").map(|w| w.parse()).transpose().context("ONBOARD_WORKERS must be a whole number")?,
+            workers: get("ONBOARD_WORKERS")
+                .map(|w| w.parse())
+                .transpose()
+                .context("ONBOARD_WORKERS must be a whole number")?,
         })
     }
 }
@@ -169,7 +201,11 @@ impl Settings {
 fn parse_delay(raw: Option<&str>) -> anyhow::Result<Option<RangeInclusive<Duration>>> {
     let Some(raw) = raw else { return Ok(None) };
     let ms = |s: &str| -> anyhow::Result<Duration> {
-        Ok(Duration::from_millis(s.trim().parse().with_context(|| format!("SMS_LOG_DELAY_MS: {s:?} is not milliseconds"))?))
+        Ok(Duration::from_millis(
+            s.trim()
+                .parse()
+                .with_context(|| format!("SMS_LOG_DELAY_MS: {s:?} is not milliseconds"))?,
+        ))
     };
     let (lo, hi) = match raw.split_once('-') {
         Some((a, b)) => (ms(a)?, ms(b)?),
@@ -218,16 +254,27 @@ mod tests {
 
     #[test]
     fn production_refuses_echo_and_a_missing_key_file() {
-        let err = settings(&[("ONBOARD_ENV", "production"), ("OTP_ECHO", "true"), ("JWT_PRIVATE_KEY_FILE", "/k.pem")])
-            .expect_err("echo in production");
+        let err = settings(&[
+            ("ONBOARD_ENV", "production"),
+            ("OTP_ECHO", "true"),
+            ("JWT_PRIVATE_KEY_FILE", "/k.pem"),
+        ])
+        .expect_err("echo in production");
         assert!(err.to_string().contains("OTP_ECHO"));
-        let err = settings(&[("ONBOARD_ENV", "production"), ("OTP_ECHO", "false")]).expect_err("no key");
+        let err =
+            settings(&[("ONBOARD_ENV", "production"), ("OTP_ECHO", "false")]).expect_err("no key");
         assert!(err.to_string().contains("JWT_PRIVATE_KEY_FILE"));
         // The embedded mode turns echo on by default: production must say so explicitly.
-        assert!(settings(&[("ONBOARD_ENV", "production"), ("JWT_PRIVATE_KEY_FILE", "/k.pem")]).is_err());
         assert!(
-            settings(&[("ONBOARD_ENV", "production"), ("OTP_ECHO", "false"), ("JWT_PRIVATE_KEY_FILE", "/k.pem")])
-                .is_ok()
+            settings(&[("ONBOARD_ENV", "production"), ("JWT_PRIVATE_KEY_FILE", "/k.pem")]).is_err()
+        );
+        assert!(
+            settings(&[
+                ("ONBOARD_ENV", "production"),
+                ("OTP_ECHO", "false"),
+                ("JWT_PRIVATE_KEY_FILE", "/k.pem")
+            ])
+            .is_ok()
         );
     }
 

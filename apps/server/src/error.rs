@@ -6,8 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use onboard_members::{
-    AuthError, DeleteMemberError, NotFoundError, RefreshError, RequestOtpError,
-    UpdateProfileError, VerifyOtpError,
+    AuthError, DeleteMemberError, NotFoundError, RefreshError, RequestOtpError, UpdateProfileError,
+    VerifyOtpError,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -23,6 +23,9 @@ pub enum ErrorCode {
     NotFound,
     RateLimited,
     ReferralCodeNotFound,
+    ReferralSelf,
+    ReferralAlreadyRedeemed,
+    ReferralCycle,
     OtpInvalid,
     OtpExpired,
     TooManyAttempts,
@@ -31,7 +34,6 @@ pub enum ErrorCode {
     TokenInvalid,
     EmailTaken,
     LastOwner,
-    MethodNotAllowed,
     ServiceUnavailable,
     InternalError,
 }
@@ -46,6 +48,9 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::RateLimited => "rate_limited",
             Self::ReferralCodeNotFound => "referral_code_not_found",
+            Self::ReferralSelf => "referral_self",
+            Self::ReferralAlreadyRedeemed => "referral_already_redeemed",
+            Self::ReferralCycle => "referral_cycle",
             Self::OtpInvalid => "otp_invalid",
             Self::OtpExpired => "otp_expired",
             Self::TooManyAttempts => "too_many_attempts",
@@ -54,7 +59,6 @@ impl ErrorCode {
             Self::TokenInvalid => "token_invalid",
             Self::EmailTaken => "email_taken",
             Self::LastOwner => "last_owner",
-            Self::MethodNotAllowed => "method_not_allowed",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
         }
@@ -88,9 +92,12 @@ pub struct Problem {
     pub retry_after: Option<u64>,
 }
 
-/// An error answer.
+/// An error answer (boxed: handlers return it on every error path, and it is large).
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     problem: Problem,
     /// The cause of a 5xx, logged and never shown.
@@ -99,7 +106,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             problem: Problem {
                 kind: "about:blank",
@@ -112,7 +119,7 @@ impl ApiError {
                 retry_after: None,
             },
             cause: None,
-        }
+        }))
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -123,12 +130,16 @@ impl ApiError {
     pub fn invalid_field(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         let mut e = Self::new(StatusCode::BAD_REQUEST, code, format!("{field}: {message}"));
-        e.problem.errors = Some(vec![FieldError { field: field.to_owned(), message }]);
+        e.0.problem.errors = Some(vec![FieldError { field: field.to_owned(), message }]);
         e
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "missing, invalid, expired or revoked access token")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "missing, invalid, expired or revoked access token",
+        )
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -137,45 +148,58 @@ impl ApiError {
 
     pub fn rate_limited(code: ErrorCode, retry_after: u64, detail: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail);
-        e.problem.retry_after = Some(retry_after.max(1));
+        e.0.problem.retry_after = Some(retry_after.max(1));
         e
     }
 
     pub fn unexpected(cause: anyhow::Error) -> Self {
-        let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, "an unexpected error occurred");
-        e.cause = Some(cause);
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalError,
+            "an unexpected error occurred",
+        );
+        e.0.cause = Some(cause);
         e
     }
 
     pub fn code(&self) -> ErrorCode {
-        self.problem.code
+        self.0.problem.code
     }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.problem.status, self.problem.code.as_str(), self.problem.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.0.problem.status,
+            self.0.problem.code.as_str(),
+            self.0.problem.detail
+        )
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(cause) = &self.cause {
+        if let Some(cause) = &self.0.cause {
             tracing::error!(error = ?cause, "unexpected error");
         }
-        let mut response = HttpResponse::build(self.status);
-        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
-        if let Some(secs) = self.problem.retry_after {
+        let mut response = HttpResponse::build(self.0.status);
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
+        if let Some(secs) = self.0.problem.retry_after {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.0.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        response.body(serde_json::to_vec(&self.problem).unwrap_or_default())
+        response.body(serde_json::to_vec(&self.0.problem).unwrap_or_default())
     }
 }
 
@@ -188,9 +212,11 @@ impl From<anyhow::Error> for ApiError {
 impl From<RequestOtpError> for ApiError {
     fn from(e: RequestOtpError) -> Self {
         match e {
-            RequestOtpError::RateLimited { retry_after_secs } => {
-                Self::rate_limited(ErrorCode::RateLimited, retry_after_secs, "too many code requests")
-            }
+            RequestOtpError::RateLimited { retry_after_secs } => Self::rate_limited(
+                ErrorCode::RateLimited,
+                retry_after_secs,
+                "too many code requests",
+            ),
             RequestOtpError::Unexpected(e) => Self::unexpected(e),
         }
     }
@@ -205,8 +231,9 @@ impl From<VerifyOtpError> for ApiError {
                 "no member has this referral code",
             ),
             VerifyOtpError::InvalidCode { attempts_left } => {
-                let mut e = Self::new(StatusCode::UNAUTHORIZED, ErrorCode::OtpInvalid, "wrong code");
-                e.problem.attempts_left = Some(attempts_left);
+                let mut e =
+                    Self::new(StatusCode::UNAUTHORIZED, ErrorCode::OtpInvalid, "wrong code");
+                e.0.problem.attempts_left = Some(attempts_left);
                 e
             }
             VerifyOtpError::Expired => Self::new(
@@ -273,9 +300,11 @@ impl From<NotFoundError> for ApiError {
 impl From<UpdateProfileError> for ApiError {
     fn from(e: UpdateProfileError) -> Self {
         match e {
-            UpdateProfileError::EmailTaken => {
-                Self::new(StatusCode::CONFLICT, ErrorCode::EmailTaken, "another member has this e-mail")
-            }
+            UpdateProfileError::EmailTaken => Self::new(
+                StatusCode::CONFLICT,
+                ErrorCode::EmailTaken,
+                "another member has this e-mail",
+            ),
             UpdateProfileError::NotFound => Self::unauthorized(),
             UpdateProfileError::Unexpected(e) => Self::unexpected(e),
         }
@@ -292,6 +321,35 @@ impl From<DeleteMemberError> for ApiError {
             ),
             DeleteMemberError::NotFound => Self::unauthorized(),
             DeleteMemberError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<onboard_referrals::RedeemError> for ApiError {
+    fn from(e: onboard_referrals::RedeemError) -> Self {
+        use onboard_referrals::RedeemError as E;
+        match e {
+            E::NotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::ReferralCodeNotFound,
+                "no member has this referral code",
+            ),
+            E::OwnCode => Self::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::ReferralSelf,
+                "you cannot redeem your own referral code",
+            ),
+            E::AlreadyRedeemed => Self::new(
+                StatusCode::CONFLICT,
+                ErrorCode::ReferralAlreadyRedeemed,
+                "you have already redeemed a referral code",
+            ),
+            E::Cycle => Self::new(
+                StatusCode::CONFLICT,
+                ErrorCode::ReferralCycle,
+                "this code's owner was referred, directly or not, by you",
+            ),
+            E::Unexpected(e) => Self::unexpected(e),
         }
     }
 }
@@ -314,7 +372,7 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
             let field = unknown_field(&e.to_string());
             let mut api = ApiError::bad_request(format!("invalid JSON body: {e}"));
             if let Some(field) = field {
-                api.problem.errors =
+                api.0.problem.errors =
                     Some(vec![FieldError { field, message: "unknown field".to_owned() }]);
             }
             api
@@ -339,9 +397,11 @@ pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
 
 pub fn payload_error(err: actix_web::error::PayloadError) -> ApiError {
     match err {
-        actix_web::error::PayloadError::Overflow => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::InvalidRequest, "request body too large")
-        }
+        actix_web::error::PayloadError::Overflow => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::InvalidRequest,
+            "request body too large",
+        ),
         other => ApiError::bad_request(format!("invalid body: {other}")),
     }
 }

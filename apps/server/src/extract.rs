@@ -23,7 +23,8 @@ impl FromRequest for Auth {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer(req);
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("no app state")))?;
+            let state =
+                state.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("no app state")))?;
             let token = token.ok_or_else(ApiError::unauthorized)?;
             Ok(Auth(state.members.authenticate(&token).await?))
         })
@@ -34,7 +35,8 @@ impl FromRequest for Auth {
 pub fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
 }
 
 /// Client IP and user agent. The IP comes from `X-Forwarded-For` only with `TRUST_PROXY`.

@@ -18,6 +18,7 @@ use crate::error::{ErrorCode, FieldError, Problem};
     tags(
         (name = "auth", description = "One-time codes, tokens, sessions"),
         (name = "members", description = "Profiles"),
+        (name = "referrals", description = "Referral codes and invitees"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

@@ -10,6 +10,8 @@ use anyhow::Context;
 use onboard_kernel::SystemClock;
 use onboard_members::ports::SmsSender;
 use onboard_members::{MembersPorts, MembersService, Secrets};
+use onboard_referrals::ReferralsService;
+use onboard_referrals::ports::ReferralRepository;
 use onboard_sms::{LogSmsSender, QueuedSmsSender};
 use onboard_tokens::{JwtAccessTokens, SigningKeys};
 use secrecy::ExposeSecret;
@@ -21,7 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
-use crate::routes::{auth, health, members};
+use crate::routes::{auth, health, members, referrals};
 use crate::state::{AppState, Backends};
 use crate::telemetry;
 
@@ -69,7 +71,10 @@ impl Application {
                         .service(members::delete_me)
                         .service(members::set_current_group)
                         .service(members::clear_current_group)
-                        .service(members::get_member),
+                        .service(members::get_member)
+                        .service(referrals::referrals_me)
+                        .service(referrals::invitees)
+                        .service(referrals::redeem),
                 )
                 .service(health::live)
                 .service(health::ready)
@@ -82,11 +87,18 @@ impl Application {
                         .limit(BODY_LIMIT)
                         .error_handler(|e, _| error::json_error(e).into()),
                 )
-                .app_data(web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()))
-                .app_data(web::QueryConfig::default().error_handler(|e, _| error::query_error(e).into()))
+                .app_data(
+                    web::PathConfig::default().error_handler(|e, _| error::path_error(e).into()),
+                )
+                .app_data(
+                    web::QueryConfig::default().error_handler(|e, _| error::query_error(e).into()),
+                )
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .app_data(web::Data::new(api))
-                .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from(OPENAPI_PATH)))
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .config(utoipa_swagger_ui::Config::from(OPENAPI_PATH)),
+                )
                 .service(web::redirect("/docs", "/docs/"))
                 .default_service(web::to(not_found))
                 .wrap(from_fn(telemetry::observe))
@@ -127,11 +139,17 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         Some(path) => SigningKeys::from_pem_file(path)
             .with_context(|| format!("cannot read the signing key {}", path.display()))?,
         None => {
-            tracing::warn!("JWT_PRIVATE_KEY_FILE is not set: signing tokens with a throwaway key; tokens die with this process");
+            tracing::warn!(
+                "JWT_PRIVATE_KEY_FILE is not set: signing tokens with a throwaway key; tokens die with this process"
+            );
             SigningKeys::generate()
         }
     };
-    let tokens = Arc::new(JwtAccessTokens::new(&keys, settings.jwt_issuer.clone(), settings.jwt_audience.clone()));
+    let tokens = Arc::new(JwtAccessTokens::new(
+        &keys,
+        settings.jwt_issuer.clone(),
+        settings.jwt_audience.clone(),
+    ));
     let secrets = Secrets::derive(&keys.master_secret());
     let sms: Arc<dyn SmsSender> = match &settings.sms {
         SmsSettings::Log { delay } => {
@@ -140,26 +158,32 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     };
     let clock = Arc::new(SystemClock);
 
-    let (ports, backends) = match &settings.storage {
+    let (ports, referral_repo, backends): (_, Arc<dyn ReferralRepository>, _) = match &settings
+        .storage
+    {
         Storage::Memory => {
-            tracing::warn!("embedded mode: data lives in memory and is lost when the server stops (set DATABASE_URL and REDIS_URL for Postgres + Redis)");
+            tracing::warn!(
+                "embedded mode: data lives in memory and is lost when the server stops (set DATABASE_URL and REDIS_URL for Postgres + Redis)"
+            );
             let store = Arc::new(onboard_memory::MemoryStore::default());
             let ports = MembersPorts {
                 otp: Arc::new(onboard_memory::MemoryOtpStore::default()),
                 limiter: Arc::new(onboard_memory::MemoryRateLimiter::default()),
                 members: store.clone(),
-                sessions: store,
+                sessions: store.clone(),
                 revocations: Arc::new(onboard_memory::MemoryRevocationList::default()),
                 tokens,
                 sms,
                 clock,
             };
-            (ports, Backends::Memory)
+            (ports, store, Backends::Memory)
         }
         Storage::External { database_url, redis_url } => {
             let database_url = database_url.expose_secret();
             if settings.migrate_on_start {
-                onboard_postgres::run_migrations(database_url).await.context("migrations failed")?;
+                onboard_postgres::run_migrations(database_url)
+                    .await
+                    .context("migrations failed")?;
             }
             let pg = onboard_postgres::connect(database_url, settings.pg_pool_size)
                 .await
@@ -169,19 +193,27 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             let prefix = settings.redis_prefix.clone();
             let ports = MembersPorts {
                 otp: Arc::new(onboard_redis::RedisOtpStore::new(redis.clone(), prefix.clone())),
-                limiter: Arc::new(onboard_redis::RedisRateLimiter::new(redis.clone(), prefix.clone())),
+                limiter: Arc::new(onboard_redis::RedisRateLimiter::new(
+                    redis.clone(),
+                    prefix.clone(),
+                )),
                 members: Arc::new(onboard_postgres::PgMemberRepository::new(pg.clone())),
                 sessions: Arc::new(onboard_postgres::PgSessionRepository::new(pg.clone())),
-                revocations: Arc::new(onboard_redis::RedisRevocationList::new(redis.clone(), prefix)),
+                revocations: Arc::new(onboard_redis::RedisRevocationList::new(
+                    redis.clone(),
+                    prefix,
+                )),
                 tokens,
                 sms,
                 clock,
             };
             tracing::info!("storage: Postgres + Redis");
-            (ports, Backends::External { pg, redis })
+            let referral_repo = Arc::new(onboard_postgres::PgReferralRepository::new(pg.clone()));
+            (ports, referral_repo, Backends::External { pg, redis })
         }
     };
     Ok(AppState {
+        referrals: ReferralsService::new(referral_repo, ports.clock.clone()),
         members: MembersService::new(ports, settings.members.clone(), secrets),
         backends,
         jwks: keys.jwks(),

@@ -2,6 +2,7 @@
 
 use onboard_kernel::Region;
 use onboard_members::MembersService;
+use onboard_referrals::ReferralsService;
 
 /// The backends, for readiness checks.
 #[derive(Clone)]
@@ -25,7 +26,8 @@ impl Backends {
         match self {
             Self::Memory => true,
             Self::External { pg, redis } => {
-                let (pg, redis) = tokio::join!(onboard_postgres::ping(pg), onboard_redis::ping(redis));
+                let (pg, redis) =
+                    tokio::join!(onboard_postgres::ping(pg), onboard_redis::ping(redis));
                 pg && redis
             }
         }
@@ -36,6 +38,7 @@ impl Backends {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub members: MembersService,
+    pub referrals: ReferralsService,
     pub backends: Backends,
     /// The public JWK set served at `/.well-known/jwks.json`.
     pub jwks: serde_json::Value,

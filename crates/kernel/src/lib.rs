@@ -20,9 +20,9 @@ mod phone;
 mod referral_code;
 mod secret;
 
-pub use clock::{Clock, SystemClock};
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;
+pub use clock::{Clock, SystemClock};
 pub use email::{Email, EmailError};
 pub use ids::{GroupId, MemberId, SessionId};
 pub use phone::{PhoneNumber, PhoneNumberError, Region, RegionError};

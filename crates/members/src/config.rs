@@ -24,6 +24,10 @@ pub struct MembersConfig {
     pub otp_echo: bool,
     /// Invitees shown with a profile.
     pub profile_invitees: u32,
+    /// Give every new member a personal workspace (owner, current group).
+    pub personal_workspace: bool,
+    /// The name of personal workspaces.
+    pub personal_workspace_name: String,
     /// The SMS text; `{code}` is replaced by the code.
     pub otp_message: String,
 }
@@ -47,6 +51,8 @@ impl Default for MembersConfig {
             refresh_grace_secs: 10,
             otp_echo: false,
             profile_invitees: 20,
+            personal_workspace: true,
+            personal_workspace_name: "Personal workspace".to_owned(),
             otp_message: "Your Onboard code: {code}".to_owned(),
         }
     }

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use onboard_kernel::{MemberId, PhoneNumber, ReferralCode, SessionId};
+use onboard_kernel::{GroupId, MemberId, PhoneNumber, ReferralCode, SessionId};
 
 use crate::error::{DeleteMemberError, SignInStoreError, UpdateProfileError};
 use crate::model::{
@@ -127,7 +127,19 @@ pub struct SignInRequest {
     /// The code redeemed at sign-up; applied only when the member is created.
     pub referred_by: Option<ReferralCode>,
     pub session: NewSession,
+    /// A personal workspace to create, owned by the member and made current, when this sign-in
+    /// creates the member.
+    pub personal_workspace: Option<NewWorkspace>,
     pub now: DateTime<Utc>,
+}
+
+/// A member's personal workspace, created at sign-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWorkspace {
+    pub id: GroupId,
+    /// `ws-` and ten random characters of `a-z0-9`.
+    pub slug: String,
+    pub name: String,
 }
 
 /// What [`MemberRepository::sign_in`] did.

@@ -6,7 +6,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hmac::{Hmac, Mac};
-use onboard_kernel::{Clock, MemberId, PhoneNumber, ReferralCode, SessionId, random_bytes};
+use onboard_kernel::{
+    Clock, GroupId, MemberId, PhoneNumber, ReferralCode, SessionId, random_bytes,
+};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
@@ -20,8 +22,9 @@ use crate::model::{
     ProfilePatch, RefreshToken, Session, SignIn, TokenHash, TokenInfo, TokenPair,
 };
 use crate::ports::{
-    AccessTokens, IssueOutcome, MemberRepository, NewSession, OtpStore, RateDecision, RateLimiter,
-    RevocationList, RotateOutcome, SessionRepository, SignInRequest, SmsSender, VerifyOutcome,
+    AccessTokens, IssueOutcome, MemberRepository, NewSession, NewWorkspace, OtpStore, RateDecision,
+    RateLimiter, RevocationList, RotateOutcome, SessionRepository, SignInRequest, SmsSender,
+    VerifyOutcome,
 };
 
 /// Makes the referral code of a new member. [`ReferralCode::generate`] unless a test says
@@ -196,6 +199,11 @@ impl MembersService {
             new_referral_code: (self.referral_codes)(),
             referred_by: request.referral_code,
             session,
+            personal_workspace: self.config.personal_workspace.then(|| NewWorkspace {
+                id: GroupId::new(),
+                slug: personal_slug(),
+                name: self.config.personal_workspace_name.clone(),
+            }),
             now,
         };
         let mut attempt = 1;
@@ -410,6 +418,19 @@ impl MembersService {
         mac.update(parent.expose().as_bytes());
         RefreshToken::new(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
     }
+}
+
+/// `ws-` and ten random characters of `a-z0-9`: about 51 bits, so a clash is a retryable rarity.
+fn personal_slug() -> String {
+    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut slug = String::from("ws-");
+    while slug.len() < 13 {
+        let b = (OsRng.next_u32() & 0xff) as u8;
+        if b < 252 {
+            slug.push(ALPHABET[usize::from(b % 36)] as char);
+        }
+    }
+    slug
 }
 
 fn hmac(key: &[u8; 32]) -> Hmac<Sha256> {

@@ -133,10 +133,7 @@ impl ReferralsService {
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next_cursor = more.then(|| rows.last().map(|(_, c)| c.encode())).flatten();
-        Ok(InviteePage {
-            items: rows.into_iter().map(|(card, _)| card).collect(),
-            next_cursor,
-        })
+        Ok(InviteePage { items: rows.into_iter().map(|(card, _)| card).collect(), next_cursor })
     }
 }
 
@@ -163,17 +160,8 @@ mod tests {
             last_name: None,
             phone_masked: None,
         };
-        let at = Utc
-            .timestamp_opt(1_700_000_000 - i64::from(n), 0)
-            .single()
-            .unwrap();
-        (
-            card,
-            Cursor {
-                referred_at: at,
-                id,
-            },
-        )
+        let at = Utc.timestamp_opt(1_700_000_000 - i64::from(n), 0).single().unwrap();
+        (card, Cursor { referred_at: at, id })
     }
 
     #[tokio::test]
@@ -183,10 +171,7 @@ mod tests {
             .withf(|_, code, _| code.as_str() == "K49FJ5")
             .times(1)
             .returning(|_, _, _| Err(RedeemRefusal::AlreadyRedeemed));
-        let err = service(repo)
-            .redeem(MemberId::new(), "  k49fj5 ")
-            .await
-            .unwrap_err();
+        let err = service(repo).redeem(MemberId::new(), "  k49fj5 ").await.unwrap_err();
         assert!(matches!(err, RedeemError::AlreadyRedeemed));
     }
 
@@ -195,10 +180,7 @@ mod tests {
         for raw in ["", "K49F", "K49FJ5X", "K4-FJ5"] {
             let mut repo = MockReferralRepository::new();
             repo.expect_redeem().never();
-            let err = service(repo)
-                .redeem(MemberId::new(), raw)
-                .await
-                .unwrap_err();
+            let err = service(repo).redeem(MemberId::new(), raw).await.unwrap_err();
             assert!(matches!(err, RedeemError::NotFound), "{raw}");
         }
     }
@@ -210,22 +192,15 @@ mod tests {
                 RedeemRefusal::NotFound,
                 (|e: &RedeemError| matches!(e, RedeemError::NotFound)) as fn(&RedeemError) -> bool,
             ),
-            (RedeemRefusal::OwnCode, |e| {
-                matches!(e, RedeemError::OwnCode)
-            }),
-            (RedeemRefusal::AlreadyRedeemed, |e| {
-                matches!(e, RedeemError::AlreadyRedeemed)
-            }),
+            (RedeemRefusal::OwnCode, |e| matches!(e, RedeemError::OwnCode)),
+            (RedeemRefusal::AlreadyRedeemed, |e| matches!(e, RedeemError::AlreadyRedeemed)),
             (RedeemRefusal::Cycle, |e| matches!(e, RedeemError::Cycle)),
         ] {
             let mut repo = MockReferralRepository::new();
             let refusal = std::sync::Mutex::new(Some(refusal));
             repo.expect_redeem()
                 .returning(move |_, _, _| Err(refusal.lock().unwrap().take().unwrap()));
-            let err = service(repo)
-                .redeem(MemberId::new(), "ABC123")
-                .await
-                .unwrap_err();
+            let err = service(repo).redeem(MemberId::new(), "ABC123").await.unwrap_err();
             assert!(check(&err), "{err:?}");
         }
     }
@@ -247,12 +222,8 @@ mod tests {
 
         let mut repo = MockReferralRepository::new();
         let last = rows[2..].to_vec();
-        repo.expect_invitees()
-            .returning(move |_, _, _| Ok(last.clone()));
-        let page = service(repo)
-            .invitees(member, Some(rows[1].1), 2)
-            .await
-            .unwrap();
+        repo.expect_invitees().returning(move |_, _, _| Ok(last.clone()));
+        let page = service(repo).invitees(member, Some(rows[1].1), 2).await.unwrap();
         assert_eq!(page.items.len(), 1);
         assert_eq!(page.next_cursor, None);
     }

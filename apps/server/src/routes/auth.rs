@@ -16,7 +16,8 @@ use crate::telemetry;
 
 /// Parses a phone at the edge: 400 `invalid_phone` naming the field.
 pub fn parse_phone(raw: &str, region: Option<Region>) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse(raw, region).map_err(|e| ApiError::invalid_field(ErrorCode::InvalidPhone, "phone", e.to_string()))
+    PhoneNumber::parse(raw, region)
+        .map_err(|e| ApiError::invalid_field(ErrorCode::InvalidPhone, "phone", e.to_string()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -107,12 +108,21 @@ pub async fn verify_otp(
     let body = body.into_inner();
     let phone = parse_phone(&body.phone, state.default_region)?;
     if body.code.is_empty() || body.code.len() > 16 {
-        return Err(ApiError::invalid_field(ErrorCode::InvalidRequest, "code", "a code is 4 to 8 digits"));
+        return Err(ApiError::invalid_field(
+            ErrorCode::InvalidRequest,
+            "code",
+            "a code is 4 to 8 digits",
+        ));
     }
-    let referral_code = match body.referral_code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+    let referral_code = match body.referral_code.as_deref().map(str::trim).filter(|c| !c.is_empty())
+    {
         None => None,
         Some(raw) => Some(ReferralCode::parse(raw).map_err(|_| {
-            ApiError::invalid_field(ErrorCode::ReferralCodeNotFound, "referral_code", "no member has this referral code")
+            ApiError::invalid_field(
+                ErrorCode::ReferralCodeNotFound,
+                "referral_code",
+                "no member has this referral code",
+            )
         })?),
     };
     let result = state
@@ -237,7 +247,10 @@ pub struct SessionList {
     )
 )]
 #[get("/auth/sessions")]
-pub async fn list_sessions(state: web::Data<AppState>, Auth(me): Auth) -> Result<web::Json<SessionList>, ApiError> {
+pub async fn list_sessions(
+    state: web::Data<AppState>,
+    Auth(me): Auth,
+) -> Result<web::Json<SessionList>, ApiError> {
     let items = state
         .members
         .list_sessions(&me)

@@ -41,16 +41,12 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(telemetry::render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(telemetry::render())
 }
 
 /// The public keys that verify access tokens (Ed25519, with `kid`).
 #[utoipa::path(tag = "auth", responses((status = 200, description = "JWK set", body = Object)))]
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(("cache-control", "public, max-age=300"))
-        .json(&state.jwks)
+    HttpResponse::Ok().insert_header(("cache-control", "public, max-age=300")).json(&state.jwks)
 }

@@ -32,7 +32,10 @@ pub struct MeResponse {
     )
 )]
 #[get("/members/me")]
-pub async fn me(state: web::Data<AppState>, Auth(caller): Auth) -> Result<web::Json<MeResponse>, ApiError> {
+pub async fn me(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+) -> Result<web::Json<MeResponse>, ApiError> {
     let profile = state.members.me(&caller).await?;
     Ok(web::Json(MeResponse {
         member: profile.member.into(),
@@ -49,23 +52,23 @@ pub struct PatchMe {
     /// 1 to 100 characters after trimming.
     pub last_name: Option<String>,
     pub email: Option<String>,
+    /// A referral code to redeem (once ever; errors as `POST /referrals/redeem`).
+    pub referred_by: Option<String>,
 }
 
 impl PatchMe {
     fn into_domain(self) -> Result<ProfilePatch, ApiError> {
         let name = |field: &str, raw: Option<String>| {
-            raw.map(|n| PersonName::parse(&n))
-                .transpose()
-                .map_err(|e| ApiError::invalid_field(ErrorCode::InvalidRequest, field, e.to_string()))
+            raw.map(|n| PersonName::parse(&n)).transpose().map_err(|e| {
+                ApiError::invalid_field(ErrorCode::InvalidRequest, field, e.to_string())
+            })
         };
         Ok(ProfilePatch {
             first_name: name("first_name", self.first_name)?,
             last_name: name("last_name", self.last_name)?,
-            email: self
-                .email
-                .map(|e| Email::parse(&e))
-                .transpose()
-                .map_err(|e| ApiError::invalid_field(ErrorCode::InvalidRequest, "email", e.to_string()))?,
+            email: self.email.map(|e| Email::parse(&e)).transpose().map_err(|e| {
+                ApiError::invalid_field(ErrorCode::InvalidRequest, "email", e.to_string())
+            })?,
         })
     }
 }
@@ -79,7 +82,8 @@ impl PatchMe {
         (status = 200, description = "The updated member", body = MemberDto),
         (status = 400, description = "`invalid_request` with `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`referral_code_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken`; `referral_already_redeemed`; `referral_cycle`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/members/me")]
@@ -88,8 +92,19 @@ pub async fn update_me(
     Auth(caller): Auth,
     body: web::Json<PatchMe>,
 ) -> Result<web::Json<MemberDto>, ApiError> {
-    let patch = body.into_inner().into_domain()?;
-    Ok(web::Json(state.members.update_me(&caller, &patch).await?.into()))
+    let mut body = body.into_inner();
+    let referred_by = body.referred_by.take();
+    let patch = body.into_domain()?;
+    // Every field is checked at the edge first; then the profile change, then the redeem.
+    let member = if referred_by.is_none() || patch != ProfilePatch::default() {
+        Some(state.members.update_me(&caller, &patch).await?)
+    } else {
+        None
+    };
+    match referred_by {
+        Some(code) => Ok(web::Json(state.referrals.redeem(caller.member_id, &code).await?.into())),
+        None => Ok(web::Json(member.ok_or_else(ApiError::unauthorized)?.into())),
+    }
 }
 
 /// Deletes the caller: every session ends at once and the phone may sign up again.
@@ -103,7 +118,10 @@ pub async fn update_me(
     )
 )]
 #[delete("/members/me")]
-pub async fn delete_me(state: web::Data<AppState>, Auth(caller): Auth) -> Result<HttpResponse, ApiError> {
+pub async fn delete_me(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+) -> Result<HttpResponse, ApiError> {
     state.members.delete_me(&caller).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -134,10 +152,12 @@ pub async fn get_member(
     Auth(caller): Auth,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<MemberOrCard>, ApiError> {
-    Ok(web::Json(match state.members.get_member(&caller, MemberId::from_uuid(id.into_inner())).await? {
-        MemberView::Full(m) => MemberOrCard::Member(m.into()),
-        MemberView::Card(c) => MemberOrCard::Card(c.into()),
-    }))
+    Ok(web::Json(
+        match state.members.get_member(&caller, MemberId::from_uuid(id.into_inner())).await? {
+            MemberView::Full(m) => MemberOrCard::Member(m.into()),
+            MemberView::Card(c) => MemberOrCard::Card(c.into()),
+        },
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

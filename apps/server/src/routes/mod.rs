@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod health;
 pub mod members;
+pub mod referrals;
 
 use chrono::{DateTime, Utc};
 use onboard_members::{Member, MemberCard, TokenPair};
@@ -63,6 +64,13 @@ impl From<MemberCard> for MemberCardDto {
             phone_masked: c.phone_masked,
         }
     }
+}
+
+/// One page of a list: `next_cursor` is null on the last page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
 }
 
 /// An access token and a refresh token.

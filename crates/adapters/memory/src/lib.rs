@@ -8,10 +8,12 @@
 //! - [`MemoryOtpStore`]: one-time codes and their per-phone limits.
 //! - [`MemoryRateLimiter`]: rolling-window counters.
 //! - [`MemoryRevocationList`]: revoked sessions and members, expiring after their TTL.
-//! - [`MemoryStore`]: members and sessions ([`MemberRepository`] and [`SessionRepository`]).
+//! - [`MemoryStore`]: members, sessions and referrals ([`MemberRepository`],
+//!   [`SessionRepository`] and [`ReferralRepository`]).
 //!
 //! [`MemberRepository`]: onboard_members::ports::MemberRepository
 //! [`SessionRepository`]: onboard_members::ports::SessionRepository
+//! [`ReferralRepository`]: onboard_referrals::ports::ReferralRepository
 
 mod otp;
 mod rate_limiter;

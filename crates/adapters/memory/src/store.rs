@@ -18,6 +18,8 @@ use onboard_members::{
 
 use crate::window::seconds;
 
+mod referrals;
+
 /// Members and their sessions behind one mutex: each call is one atomic change, like the
 /// PostgreSQL adapter's transaction, with the same rules.
 ///
@@ -32,6 +34,10 @@ use crate::window::seconds;
 ///   any other used token revokes its session (`Reused`); anything else is `Invalid`.
 /// - Deleting a member revokes their live sessions and answers their ids.
 /// - Members have no current group yet; `view` shows the full member only to themself.
+/// - Referrals ([`ReferralRepository`](onboard_referrals::ports::ReferralRepository)): a
+///   member redeems one live member's code, once, never their own, never one whose owner is
+///   below them in the referral tree (deleted members stay in the tree); invitee pages follow
+///   the same order as the profile's invitees.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,

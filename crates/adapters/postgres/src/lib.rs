@@ -1,7 +1,7 @@
 //! # onboard-postgres
 //!
 //! PostgreSQL adapters for Onboard's ports, on diesel-async with a deadpool pool:
-//! [`PgMemberRepository`] and [`PgSessionRepository`], plus the schema migrations (embedded
+//! [`PgMemberRepository`], [`PgSessionRepository`] and [`PgReferralRepository`], plus the schema migrations (embedded
 //! from `migrations/` at the repository root) and a readiness probe.
 //!
 //! ```no_run
@@ -11,8 +11,9 @@
 //! let pool = onboard_postgres::connect(url, 16).await?;
 //! let members = onboard_postgres::PgMemberRepository::new(pool.clone());
 //! let sessions = onboard_postgres::PgSessionRepository::new(pool.clone());
+//! let referrals = onboard_postgres::PgReferralRepository::new(pool.clone());
 //! assert!(onboard_postgres::ping(&pool).await);
-//! # let _ = (members, sessions);
+//! # let _ = (members, sessions, referrals);
 //! # Ok(())
 //! # }
 //! ```
@@ -41,6 +42,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
 
 pub use repos::members::PgMemberRepository;
+pub use repos::referrals::PgReferralRepository;
 pub use repos::sessions::PgSessionRepository;
 
 /// A pool of PostgreSQL connections.

@@ -44,6 +44,7 @@ fn request(phone: PhoneNumber, new_code: &str, refresh: TokenHash, at: i64) -> S
             user_agent: Some("test-agent".into()),
             expires_at: t(at + TWO_WEEKS),
         },
+        personal_workspace: None,
         now: t(at),
     }
 }

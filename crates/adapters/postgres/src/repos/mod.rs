@@ -1,4 +1,5 @@
 //! One repository per domain port.
 
 pub(crate) mod members;
+pub(crate) mod referrals;
 pub(crate) mod sessions;

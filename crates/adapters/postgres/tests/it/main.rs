@@ -4,6 +4,7 @@
 
 mod members;
 mod migrations;
+mod referrals;
 mod sessions;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
@@ -42,6 +43,7 @@ pub fn sign_in(phone: &PhoneNumber, now: DateTime<Utc>) -> SignInRequest {
             user_agent: Some("tests/1.0".into()),
             expires_at: now + Duration::days(14),
         },
+        personal_workspace: None,
         now,
     }
 }

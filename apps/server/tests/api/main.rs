@@ -1,0 +1,16 @@
+//! End-to-end tests of the HTTP API (`shared/spec/api-v1.md`): a real server on a free port,
+//! talked to over HTTP like any client. Each test runs on both wirings, the in-memory one and
+//! PostgreSQL + Redis (`TEST_REDIS_URL`, default `redis://127.0.0.1:6379`; the database comes
+//! from `onboard_postgres::testing::TestDatabase`). `TEST_LOG=1` shows the server's logs.
+
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod members;
+mod operations;
+mod races;
+mod sessions;
+mod two_instances;

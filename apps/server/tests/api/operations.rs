@@ -1,0 +1,176 @@
+//! Health, metrics, the OpenAPI document, the API docs page and request ids.
+
+use std::collections::BTreeSet;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::both_wirings;
+use crate::helpers::{Wiring, expect_status, phone, spawn_app};
+
+both_wirings!(the_process_is_live_and_ready,);
+
+async fn the_process_is_live_and_ready(wiring: Wiring) {
+    let app = spawn_app(wiring).await;
+    assert_eq!(
+        expect_status(app.get("/health/live").await, StatusCode::OK).await,
+        json!({ "status": "ok" })
+    );
+    assert_eq!(
+        expect_status(app.get("/health/ready").await, StatusCode::OK).await,
+        json!({ "status": "ok" })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_route_and_codes_sent() {
+    let app = spawn_app(Wiring::Memory).await;
+    expect_status(app.get("/health/live").await, StatusCode::OK).await;
+    app.request_code(&phone(1)).await;
+
+    let resp = app.get("/metrics").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let content_type = resp.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = resp.text().await.unwrap();
+    let has = |name: &str, label: &str| {
+        text.lines().any(|l| l.starts_with(name) && l.contains(label) && !l.starts_with('#'))
+    };
+    assert!(has("http_requests_total{", r#"route="/health/live""#), "{text}");
+    assert!(has("http_requests_total{", r#"route="/api/v1/auth/otp""#), "{text}");
+    assert!(has("http_requests_total{", r#"status="202""#), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("onboard_otp_sent_total")), "{text}");
+    assert!(text.contains("http_request_duration_seconds"), "{text}");
+}
+
+/// Every error code the tests of this suite expect somewhere.
+const ERROR_CODES: [&str; 13] = [
+    "invalid_request",
+    "invalid_phone",
+    "unauthorized",
+    "not_found",
+    "rate_limited",
+    "referral_code_not_found",
+    "otp_invalid",
+    "otp_expired",
+    "too_many_attempts",
+    "refresh_token_invalid",
+    "refresh_token_reused",
+    "token_invalid",
+    "email_taken",
+];
+
+/// Every string anywhere inside `value`.
+fn strings(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::String(s) => {
+            out.insert(s.clone());
+        }
+        Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_auth_and_member_call_and_every_error_code() {
+    let app = spawn_app(Wiring::Memory).await;
+    let doc = expect_status(app.get("/api/v1/openapi.json").await, StatusCode::OK).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "an OpenAPI 3 document");
+    let paths = &doc["paths"];
+    let expected = [
+        ("/api/v1/auth/otp", "post"),
+        ("/api/v1/auth/otp/verify", "post"),
+        ("/api/v1/auth/token/refresh", "post"),
+        ("/api/v1/auth/token/verify", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/sessions", "get"),
+        ("/api/v1/auth/sessions/{id}", "delete"),
+        ("/api/v1/members/me", "get"),
+        ("/api/v1/members/me", "patch"),
+        ("/api/v1/members/me", "delete"),
+        ("/api/v1/members/{id}", "get"),
+        ("/api/v1/members/me/current-group", "put"),
+        ("/api/v1/members/me/current-group", "delete"),
+    ];
+    for (path, method) in expected {
+        assert!(paths[path][method].is_object(), "{method} {path} is documented");
+    }
+    let schema = &doc["components"]["schemas"]["ErrorCode"];
+    assert!(schema.is_object(), "an ErrorCode schema");
+    let mut codes = BTreeSet::new();
+    strings(schema, &mut codes);
+    for code in ERROR_CODES {
+        assert!(codes.contains(code), "ErrorCode lists {code}: {codes:?}");
+    }
+    assert!(doc["components"]["schemas"]["Problem"].is_object(), "a Problem schema");
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object(), "the bearer scheme");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_page_is_swagger_ui_served_without_external_urls() {
+    let app = spawn_app(Wiring::Memory).await;
+    let resp = app.get("/docs").await;
+    assert!(resp.status().is_redirection(), "/docs redirects to /docs/: {}", resp.status());
+
+    let resp = app.get("/docs/").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let content_type = resp.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let html = resp.text().await.unwrap();
+    assert!(html.to_lowercase().contains("swagger"), "Swagger UI: {html}");
+    let lower = html.to_lowercase();
+    for external in ["http://", "https://", "//cdn", "unpkg", "jsdelivr", "cdnjs"] {
+        assert!(!lower.contains(external), "the page references {external}: {html}");
+    }
+    // Its scripts and styles are served here, and so is the initializer naming our document.
+    for asset in ["swagger-ui.css", "swagger-ui-bundle.js", "swagger-initializer.js"] {
+        let resp = app.get(&format!("/docs/{asset}")).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{asset}");
+        if asset == "swagger-initializer.js" {
+            let js = resp.text().await.unwrap();
+            assert!(js.contains("/api/v1/openapi.json"), "{js}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_a_request_id() {
+    let app = spawn_app(Wiring::Memory).await;
+    let mut ids = BTreeSet::new();
+    let answers = [
+        app.get("/health/live").await,
+        app.get("/nope").await,
+        app.request_otp("garbage").await,
+        app.get("/api/v1/members/me").await,
+    ];
+    for resp in answers {
+        let id =
+            resp.headers().get("x-request-id").expect("x-request-id").to_str().unwrap().to_owned();
+        uuid::Uuid::parse_str(&id).expect("a UUID");
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 4, "a new id per request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_keys_live_under_the_configured_prefix_with_the_phone_as_hash_tag() {
+    let app = spawn_app(Wiring::PostgresRedis).await;
+    let me = app.sign_in(&phone(1)).await;
+    expect_status(app.logout(&me.access).await, StatusCode::NO_CONTENT).await;
+    let redis = app.redis().expect("a Redis prefix");
+    let keys = redis.keys().unwrap();
+    let prefix = &redis.prefix;
+    let phone = phone(1);
+    for expected in
+        [format!("{prefix}otp:{{{phone}}}:sends"), format!("{prefix}otp:{{{phone}}}:next")]
+    {
+        assert!(keys.contains(&expected), "{expected} in {keys:?}");
+    }
+    let member = me.id();
+    assert!(
+        keys.iter().any(|k| k.starts_with(&format!("{prefix}rev:{{{member}}}:s:"))),
+        "the logout's revocation: {keys:?}"
+    );
+    assert!(keys.iter().all(|k| k.starts_with(prefix.as_str())), "{keys:?}");
+}
