@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use onboard_groups::{GroupsConfig, Permission};
+use onboard_invites::InvitesConfig;
 use onboard_kernel::Region;
 use onboard_members::MembersConfig;
 use onboard_members::ports::OtpLimits;
@@ -49,6 +51,8 @@ pub struct Settings {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub members: MembersConfig,
+    pub groups: GroupsConfig,
+    pub invites: InvitesConfig,
     pub default_region: Option<Region>,
     pub trust_proxy: bool,
     pub sms: SmsSettings,
@@ -169,6 +173,11 @@ impl Settings {
             otp_message: get("OTP_MESSAGE").unwrap_or(defaults.otp_message),
         };
 
+        let groups = GroupsConfig {
+            extra_permissions: Permission::parse_list(&get("EXTRA_PERMISSIONS").unwrap_or_default())
+                .map_err(|e| anyhow::anyhow!("EXTRA_PERMISSIONS: {e}"))?,
+        };
+
         let sms = match get("SMS_PROVIDER").as_deref().unwrap_or("log") {
             "log" => SmsSettings::Log { delay: parse_delay(get("SMS_LOG_DELAY_MS").as_deref())? },
             other => bail!("SMS_PROVIDER {other:?} is not available in this build (use log)"),
@@ -186,6 +195,11 @@ impl Settings {
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "onboard".to_owned()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "onboard-api".to_owned()),
             members,
+            groups,
+            invites: InvitesConfig {
+                ttl_secs: num("INVITE_TTL", InvitesConfig::default().ttl_secs)?.max(1),
+                ..InvitesConfig::default()
+            },
             default_region,
             trust_proxy: flag("TRUST_PROXY", false)?,
             sms,

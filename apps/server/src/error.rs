@@ -34,6 +34,16 @@ pub enum ErrorCode {
     TokenInvalid,
     EmailTaken,
     LastOwner,
+    SlugTaken,
+    RoleBuiltin,
+    RoleExists,
+    RoleNotFound,
+    CannotChangeOwnRole,
+    AlreadyMember,
+    NotAMember,
+    InvitePending,
+    InviteNotFound,
+    InvitePhoneMismatch,
     ServiceUnavailable,
     InternalError,
 }
@@ -59,6 +69,16 @@ impl ErrorCode {
             Self::TokenInvalid => "token_invalid",
             Self::EmailTaken => "email_taken",
             Self::LastOwner => "last_owner",
+            Self::SlugTaken => "slug_taken",
+            Self::RoleBuiltin => "role_builtin",
+            Self::RoleExists => "role_exists",
+            Self::RoleNotFound => "role_not_found",
+            Self::CannotChangeOwnRole => "cannot_change_own_role",
+            Self::AlreadyMember => "already_member",
+            Self::NotAMember => "not_a_member",
+            Self::InvitePending => "invite_pending",
+            Self::InviteNotFound => "invite_not_found",
+            Self::InvitePhoneMismatch => "invite_phone_mismatch",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
         }
@@ -352,6 +372,154 @@ impl From<onboard_referrals::RedeemError> for ApiError {
             E::Unexpected(e) => Self::unexpected(e),
         }
     }
+}
+
+/// Maps every variant of a use-case error to an answer; `Unexpected` is always a logged 500.
+macro_rules! map_errors {
+    ($($ty:ty { $($variant:ident $(($bind:pat))? => $answer:expr),* $(,)? })*) => {$(
+        impl From<$ty> for ApiError {
+            fn from(e: $ty) -> Self {
+                type E = $ty;
+                match e {
+                    $(E::$variant $(($bind))? => $answer,)*
+                    E::Unexpected(e) => Self::unexpected(e),
+                }
+            }
+        }
+    )*};
+}
+
+fn group_not_found() -> ApiError {
+    ApiError::not_found("no such group (or you are not one of its members)")
+}
+
+fn forbidden(detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, detail)
+}
+
+fn conflict(code: ErrorCode, detail: &str) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, code, detail)
+}
+
+fn last_owner() -> ApiError {
+    conflict(ErrorCode::LastOwner, "the last owner can be neither demoted nor removed, and cannot leave")
+}
+
+fn role_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::RoleNotFound, "the group has no role by this name")
+}
+
+fn role_builtin() -> ApiError {
+    conflict(ErrorCode::RoleBuiltin, "owner, admin and member are built-in roles")
+}
+
+fn unknown_permission(name: &str) -> ApiError {
+    ApiError::invalid_field(ErrorCode::InvalidRequest, "permissions", format!("unknown permission {name:?}"))
+}
+
+use onboard_groups as g;
+
+map_errors! {
+    g::CreateGroupError { SlugTaken => conflict(ErrorCode::SlugTaken, "another group has this slug") }
+    g::ViewGroupError { NotFound => group_not_found() }
+    g::UpdateGroupError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("changing the group needs the group.manage permission"),
+    }
+    g::DeleteGroupError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("only an owner may delete the group"),
+    }
+    g::CreateRoleError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("creating this role needs group.manage and every permission it holds"),
+        RoleBuiltin => role_builtin(),
+        RoleExists => conflict(ErrorCode::RoleExists, "the group already has a role by this name"),
+        UnknownPermission(name) => unknown_permission(&name),
+    }
+    g::UpdateRoleError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("changing this role needs group.manage and every permission it holds"),
+        RoleBuiltin => role_builtin(),
+        RoleNotFound => role_not_found(),
+        UnknownPermission(name) => unknown_permission(&name),
+    }
+    g::DeleteRoleError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("deleting this role needs group.manage and every permission it holds"),
+        RoleBuiltin => role_builtin(),
+        RoleNotFound => role_not_found(),
+    }
+    g::ListMembersError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("listing join requests needs the members.manage permission"),
+    }
+    g::ChangeRoleError {
+        NotFound => group_not_found(),
+        MemberNotFound => ApiError::not_found("no such active member in this group"),
+        Forbidden => forbidden("you may not give this member this role"),
+        CannotChangeOwnRole => conflict(ErrorCode::CannotChangeOwnRole, "nobody changes their own role"),
+        LastOwner => last_owner(),
+        UnknownRole => ApiError::invalid_field(ErrorCode::InvalidRequest, "role", "the group has no such role"),
+    }
+    g::RemoveMemberError {
+        NotFound => group_not_found(),
+        MemberNotFound => ApiError::not_found("no such active member in this group"),
+        Forbidden => forbidden("you may not remove this member"),
+        LastOwner => last_owner(),
+    }
+    g::JoinError {
+        NotFound => group_not_found(),
+        AlreadyMember => conflict(ErrorCode::AlreadyMember, "already a member of this group"),
+    }
+    g::DecideRequestError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("deciding join requests needs the members.manage permission"),
+        RequestNotFound => ApiError::not_found("no pending join request from this member"),
+    }
+    g::SetCurrentGroupError {
+        NotFound => group_not_found(),
+        NotAMember => forbidden_code(ErrorCode::NotAMember, "not an active member of this group"),
+    }
+}
+
+use onboard_invites as inv;
+
+fn invite_not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::InviteNotFound,
+        "no live invite has this code (unknown, used, revoked or expired)",
+    )
+}
+
+map_errors! {
+    inv::CreateInviteError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("inviting needs invites.manage, and owner invites need an owner"),
+        ContactRequired => ApiError::invalid_field(ErrorCode::InvalidRequest, "phone", "an invite needs a phone or an e-mail"),
+        UnknownRole => ApiError::invalid_field(ErrorCode::InvalidRequest, "role", "the group has no such role"),
+        AlreadyMember => conflict(ErrorCode::AlreadyMember, "this person is already a member of the group"),
+        InvitePending => conflict(ErrorCode::InvitePending, "this person already has a pending invite to the group"),
+    }
+    inv::ListInvitesError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("listing invites needs invites.manage"),
+    }
+    inv::RevokeInviteError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("revoking invites needs invites.manage"),
+        InviteNotFound => ApiError::not_found("no such invite in this group"),
+    }
+    inv::PreviewInviteError { NotFound => invite_not_found() }
+    inv::AcceptInviteError {
+        NotFound => invite_not_found(),
+        PhoneMismatch => forbidden_code(ErrorCode::InvitePhoneMismatch, "this invite is for another phone number"),
+    }
+}
+
+fn forbidden_code(code: ErrorCode, detail: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, code, detail)
 }
 
 /// actix's own extractor errors (JSON, path, query) as 4xx problems.

@@ -60,3 +60,40 @@ pub fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
         .map(|ua| ua.chars().take(512).collect());
     ClientInfo { ip, user_agent }
 }
+
+/// A JSON request body that must be an object. actix's `Json` (configured in `startup.rs`:
+/// size limit, content type, problem+json errors) reads it; serde alone would also accept an
+/// array of the fields in order (`["+7917…"]`), which no client means.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T> JsonBody<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for JsonBody<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let value = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = value.await?.into_inner();
+            if !value.is_object() {
+                return Err(ApiError::bad_request("the body must be a JSON object").into());
+            }
+            serde_json::from_value(value).map(JsonBody).map_err(|e| {
+                crate::error::json_error(actix_web::error::JsonPayloadError::Deserialize(e)).into()
+            })
+        })
+    }
+}

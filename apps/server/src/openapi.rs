@@ -19,6 +19,8 @@ use crate::error::{ErrorCode, FieldError, Problem};
         (name = "auth", description = "One-time codes, tokens, sessions"),
         (name = "members", description = "Profiles"),
         (name = "referrals", description = "Referral codes and invitees"),
+        (name = "groups", description = "Workspaces, role templates, members, join requests"),
+        (name = "invites", description = "Invitations with single-use codes"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

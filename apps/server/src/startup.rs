@@ -10,6 +10,10 @@ use anyhow::Context;
 use onboard_kernel::SystemClock;
 use onboard_members::ports::SmsSender;
 use onboard_members::{MembersPorts, MembersService, Secrets};
+use onboard_groups::GroupsService;
+use onboard_groups::ports::GroupRepository;
+use onboard_invites::InvitesService;
+use onboard_invites::ports::{InviteCodeStore, InviteRepository};
 use onboard_referrals::ReferralsService;
 use onboard_referrals::ports::ReferralRepository;
 use onboard_sms::{LogSmsSender, QueuedSmsSender};
@@ -23,7 +27,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
-use crate::routes::{auth, health, members, referrals};
+use crate::routes::{auth, groups, health, invites, members, referrals};
 use crate::state::{AppState, Backends};
 use crate::telemetry;
 
@@ -74,7 +78,29 @@ impl Application {
                         .service(members::get_member)
                         .service(referrals::referrals_me)
                         .service(referrals::invitees)
-                        .service(referrals::redeem),
+                        .service(referrals::redeem)
+                        .service(groups::create_group)
+                        .service(groups::my_groups)
+                        .service(groups::get_group)
+                        .service(groups::update_group)
+                        .service(groups::delete_group)
+                        .service(groups::roles)
+                        .service(groups::standing)
+                        .service(groups::create_role)
+                        .service(groups::update_role)
+                        .service(groups::delete_role)
+                        .service(groups::members)
+                        .service(groups::change_role)
+                        .service(groups::remove_member)
+                        .service(groups::join)
+                        .service(groups::join_requests)
+                        .service(groups::approve)
+                        .service(groups::reject)
+                        .service(invites::create_invite)
+                        .service(invites::list_invites)
+                        .service(invites::revoke_invite)
+                        .service(invites::preview_invite)
+                        .service(invites::accept_invite),
                 )
                 .service(health::live)
                 .service(health::ready)
@@ -158,13 +184,12 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     };
     let clock = Arc::new(SystemClock);
 
-    let (ports, referral_repo, backends): (_, Arc<dyn ReferralRepository>, _) = match &settings
-        .storage
-    {
+    let (ports, repos, backends) = match &settings.storage {
         Storage::Memory => {
             tracing::warn!(
                 "embedded mode: data lives in memory and is lost when the server stops (set DATABASE_URL and REDIS_URL for Postgres + Redis)"
             );
+            // One store for every repository: memberships, current groups and deletions span them.
             let store = Arc::new(onboard_memory::MemoryStore::default());
             let ports = MembersPorts {
                 otp: Arc::new(onboard_memory::MemoryOtpStore::default()),
@@ -173,10 +198,16 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 sessions: store.clone(),
                 revocations: Arc::new(onboard_memory::MemoryRevocationList::default()),
                 tokens,
-                sms,
+                sms: sms.clone(),
                 clock,
             };
-            (ports, store, Backends::Memory)
+            let repos = Repositories {
+                referrals: store.clone(),
+                groups: store.clone(),
+                invites: store,
+                invite_codes: Arc::new(onboard_memory::MemoryInviteCodeStore::new()),
+            };
+            (ports, repos, Backends::Memory)
         }
         Storage::External { database_url, redis_url } => {
             let database_url = database_url.expose_secret();
@@ -201,23 +232,50 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 sessions: Arc::new(onboard_postgres::PgSessionRepository::new(pg.clone())),
                 revocations: Arc::new(onboard_redis::RedisRevocationList::new(
                     redis.clone(),
-                    prefix,
+                    prefix.clone(),
                 )),
                 tokens,
-                sms,
+                sms: sms.clone(),
                 clock,
             };
+            let repos = Repositories {
+                referrals: Arc::new(onboard_postgres::PgReferralRepository::new(pg.clone())),
+                groups: Arc::new(onboard_postgres::PgGroupRepository::new(pg.clone())),
+                invites: Arc::new(onboard_postgres::PgInviteRepository::new(pg.clone())),
+                invite_codes: Arc::new(onboard_redis::RedisInviteCodeStore::new(
+                    redis.clone(),
+                    prefix,
+                )),
+            };
             tracing::info!("storage: Postgres + Redis");
-            let referral_repo = Arc::new(onboard_postgres::PgReferralRepository::new(pg.clone()));
-            (ports, referral_repo, Backends::External { pg, redis })
+            (ports, repos, Backends::External { pg, redis })
         }
     };
+    let clock = ports.clock.clone();
+    let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
     Ok(AppState {
-        referrals: ReferralsService::new(referral_repo, ports.clock.clone()),
+        referrals: ReferralsService::new(repos.referrals, clock.clone()),
+        invites: InvitesService::new(
+            repos.invites,
+            repos.invite_codes,
+            groups.clone(),
+            sms,
+            clock,
+            settings.invites.clone(),
+        ),
+        groups,
         members: MembersService::new(ports, settings.members.clone(), secrets),
         backends,
         jwks: keys.jwks(),
         default_region: settings.default_region,
         trust_proxy: settings.trust_proxy,
     })
+}
+
+/// The repositories of the domains beyond members, from one wiring.
+struct Repositories {
+    referrals: Arc<dyn ReferralRepository>,
+    groups: Arc<dyn GroupRepository>,
+    invites: Arc<dyn InviteRepository>,
+    invite_codes: Arc<dyn InviteCodeStore>,
 }

@@ -2,6 +2,8 @@
 
 use onboard_kernel::Region;
 use onboard_members::MembersService;
+use onboard_groups::GroupsService;
+use onboard_invites::InvitesService;
 use onboard_referrals::ReferralsService;
 
 /// The backends, for readiness checks.
@@ -39,6 +41,8 @@ impl Backends {
 pub struct AppState {
     pub members: MembersService,
     pub referrals: ReferralsService,
+    pub groups: GroupsService,
+    pub invites: InvitesService,
     pub backends: Backends,
     /// The public JWK set served at `/.well-known/jwks.json`.
     pub jwks: serde_json::Value,

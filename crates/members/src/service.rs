@@ -360,12 +360,24 @@ impl MembersService {
     /// Deletes the caller: every session ends at once and the phone may sign up again.
     pub async fn delete_me(&self, principal: &Principal) -> Result<(), DeleteMemberError> {
         let now = self.ports.clock.now();
-        self.ports
-            .revocations
-            .revoke_member(principal.member_id, now.timestamp(), self.config.access_ttl_secs)
-            .await?;
+        // The database first: it refuses atomically (last owner) and then nothing else happens,
+        // so a refused deletion leaves the caller signed in. Its sessions can no longer be
+        // refreshed once it commits; the revocation list then kills the live access tokens.
         self.ports.members.delete(principal.member_id, now).await?;
-        Ok(())
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .ports
+                .revocations
+                .revoke_member(principal.member_id, now.timestamp(), self.config.access_ttl_secs)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt >= 3 => return Err(e.into()),
+                Err(_) => {}
+            }
+        }
     }
 
     /// A member as the caller may see them.

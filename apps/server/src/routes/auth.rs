@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{MemberDto, TokenPairDto};
 use crate::error::{ApiError, ErrorCode, Problem};
-use crate::extract::{Auth, client_info};
+use crate::extract::{Auth, JsonBody, client_info};
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -54,7 +54,7 @@ pub struct OtpResponse {
 pub async fn request_otp(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<OtpRequest>,
+    body: JsonBody<OtpRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let phone = parse_phone(&body.phone, state.default_region)?;
     let issued = state.members.request_otp(phone, &client_info(&req, &state)).await?;
@@ -103,7 +103,7 @@ pub struct SignInResponse {
 pub async fn verify_otp(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<VerifyRequest>,
+    body: JsonBody<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let phone = parse_phone(&body.phone, state.default_region)?;
@@ -158,7 +158,7 @@ pub struct RefreshRequest {
 #[post("/auth/token/refresh")]
 pub async fn refresh(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: JsonBody<RefreshRequest>,
 ) -> Result<web::Json<TokenPairDto>, ApiError> {
     Ok(web::Json(state.members.refresh(&body.refresh_token).await?.into()))
 }
@@ -189,7 +189,7 @@ pub struct VerifyTokenResponse {
 #[post("/auth/token/verify")]
 pub async fn verify_token(
     state: web::Data<AppState>,
-    body: web::Json<VerifyTokenRequest>,
+    body: JsonBody<VerifyTokenRequest>,
 ) -> Result<web::Json<VerifyTokenResponse>, ApiError> {
     let info = state.members.verify_token(&body.token).await.map_err(|e| match e {
         onboard_members::AuthError::Unauthorized => ApiError::new(

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{MemberCardDto, MemberDto};
 use crate::error::{ApiError, ErrorCode, Problem};
-use crate::extract::Auth;
+use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
 
 /// The caller's member with their newest invitees.
@@ -90,7 +90,7 @@ impl PatchMe {
 pub async fn update_me(
     state: web::Data<AppState>,
     Auth(caller): Auth,
-    body: web::Json<PatchMe>,
+    body: JsonBody<PatchMe>,
 ) -> Result<web::Json<MemberDto>, ApiError> {
     let mut body = body.into_inner();
     let referred_by = body.referred_by.take();
@@ -180,12 +180,14 @@ pub struct CurrentGroupRequest {
 )]
 #[put("/members/me/current-group")]
 pub async fn set_current_group(
-    _state: web::Data<AppState>,
-    Auth(_me): Auth,
-    body: web::Json<CurrentGroupRequest>,
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    body: JsonBody<CurrentGroupRequest>,
 ) -> Result<web::Json<MemberDto>, ApiError> {
-    // Groups are not in this build yet: no slug names a group.
-    Err(ApiError::not_found(format!("no group {:?}", body.slug)))
+    let slug = onboard_groups::Slug::parse(&body.slug)
+        .map_err(|_| ApiError::not_found(format!("no group {:?}", body.slug)))?;
+    state.groups.set_current_group(caller.member_id, &slug).await?;
+    Ok(web::Json(state.members.me(&caller).await?.member.into()))
 }
 
 /// Clears the caller's current group.
@@ -202,5 +204,6 @@ pub async fn clear_current_group(
     state: web::Data<AppState>,
     Auth(caller): Auth,
 ) -> Result<web::Json<MemberDto>, ApiError> {
+    state.groups.clear_current_group(caller.member_id).await?;
     Ok(web::Json(state.members.me(&caller).await?.member.into()))
 }

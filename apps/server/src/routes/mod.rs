@@ -1,14 +1,18 @@
 //! HTTP handlers, one module per domain, and the DTOs they share.
 
 pub mod auth;
+pub mod groups;
 pub mod health;
+pub mod invites;
 pub mod members;
 pub mod referrals;
 
 use chrono::{DateTime, Utc};
 use onboard_members::{Member, MemberCard, TokenPair};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ErrorCode};
 use uuid::Uuid;
 
 /// A member, as its owner (or a fellow group member) sees it.
@@ -94,3 +98,30 @@ impl From<TokenPair> for TokenPairDto {
         }
     }
 }
+
+/// `?limit=` (1–100, default 20) and `?cursor=` of every list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// The page size, 400 outside 1..=100.
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit {
+            None => Ok(20),
+            Some(n @ 1..=100) => Ok(n),
+            Some(_) => Err(ApiError::invalid_field(
+                ErrorCode::InvalidRequest,
+                "limit",
+                "between 1 and 100",
+            )),
+        }
+    }
+}
+

@@ -3,12 +3,12 @@
 use actix_web::{get, post, web};
 use onboard_referrals::Cursor;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{MemberCardDto, MemberDto, Page};
+use super::{ListQuery, MemberCardDto, MemberDto, Page};
 use crate::error::{ApiError, ErrorCode, Problem};
-use crate::extract::Auth;
+use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,32 +50,6 @@ pub async fn referrals_me(
         }),
         invitees_count: summary.invitees_count,
     }))
-}
-
-/// `?limit=` (1–100, default 20) and `?cursor=` of every list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// 1 to 100, default 20.
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-impl ListQuery {
-    /// The page size, 400 outside 1..=100.
-    pub fn limit(&self) -> Result<u32, ApiError> {
-        match self.limit {
-            None => Ok(20),
-            Some(n @ 1..=100) => Ok(n),
-            Some(_) => Err(ApiError::invalid_field(
-                ErrorCode::InvalidRequest,
-                "limit",
-                "between 1 and 100",
-            )),
-        }
-    }
 }
 
 /// The members the caller referred, newest first.
@@ -141,7 +115,7 @@ pub struct RedeemRequest {
 pub async fn redeem(
     state: web::Data<AppState>,
     Auth(me): Auth,
-    body: web::Json<RedeemRequest>,
+    body: JsonBody<RedeemRequest>,
 ) -> Result<web::Json<MemberDto>, ApiError> {
     Ok(web::Json(state.referrals.redeem(me.member_id, &body.code).await?.into()))
 }

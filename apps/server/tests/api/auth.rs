@@ -70,9 +70,11 @@ async fn a_new_phone_signs_up_and_then_signs_in(wiring: Wiring) {
             && referral.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
         "a referral code is 6 of A-Z0-9: {referral}"
     );
-    for field in ["first_name", "last_name", "email", "referred_by", "current_group"] {
+    for field in ["first_name", "last_name", "email", "referred_by"] {
         assert!(member[field].is_null(), "{field} starts empty");
     }
+    let workspace = member["current_group"].as_str().expect("a personal workspace is current");
+    assert!(workspace.starts_with("ws-"), "the personal workspace's slug: {workspace}");
     let created_at = member["created_at"].as_str().unwrap();
     assert!(created_at.ends_with('Z'), "RFC 3339 UTC: {created_at}");
     created_at.parse::<chrono::DateTime<chrono::Utc>>().expect("RFC 3339");

@@ -201,6 +201,11 @@ impl SignedIn {
     pub fn id(&self) -> &str {
         self.member["id"].as_str().expect("a member has an id")
     }
+
+    /// The member's own referral code.
+    pub fn referral_code(&self) -> &str {
+        self.member["referral_code"].as_str().expect("a member has a referral code")
+    }
 }
 
 /// The server with the test defaults: a free port, one worker, codes echoed.
@@ -383,6 +388,35 @@ impl TestApp {
 
     pub async fn get_member(&self, token: &str, id: &str) -> Response {
         self.get_auth(&format!("/api/v1/members/{id}"), token).await
+    }
+
+    // --- Referrals ---
+
+    /// The caller's referral standing (asserts 200).
+    pub async fn referrals_me(&self, token: &str) -> Value {
+        let resp = self.get_auth("/api/v1/referrals/me", token).await;
+        expect_status(resp, StatusCode::OK).await
+    }
+
+    /// A page of the caller's invitees, with these query parameters (URL-encoded here).
+    pub async fn get_invitees(&self, token: &str, query: &[(&str, &str)]) -> Response {
+        self.client
+            .get(self.url("/api/v1/referrals/me/invitees"))
+            .query(query)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the request is sent")
+    }
+
+    pub async fn redeem(&self, token: &str, code: &str) -> Response {
+        let body = json!({ "code": code });
+        self.call(reqwest::Method::POST, "/api/v1/referrals/redeem", token, Some(&body)).await
+    }
+
+    /// Signs in (or up) every phone at once, answering in the order of `phones`.
+    pub async fn sign_in_all(&self, phones: &[String]) -> Vec<SignedIn> {
+        futures_util::future::join_all(phones.iter().map(|p| self.sign_in(p))).await
     }
 }
 

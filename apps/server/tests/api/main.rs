@@ -9,8 +9,11 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod groups;
+mod invites;
 mod members;
 mod operations;
 mod races;
+mod referrals;
 mod sessions;
 mod two_instances;

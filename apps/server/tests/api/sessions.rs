@@ -270,6 +270,8 @@ async fn the_jwk_set_holds_the_ed25519_key_that_verifies_access_tokens(wiring: W
     for claim in ["sid", "iat", "exp", "jti"] {
         assert!(!claims[claim].is_null(), "claim {claim}");
     }
-    assert!(claims.get("grp").is_none(), "no current group yet");
+    let workspace = me.member["current_group"].clone();
+    assert!(workspace.is_string(), "the personal workspace is current");
+    assert_eq!(claims["grp"], workspace, "grp names the current group");
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
 }

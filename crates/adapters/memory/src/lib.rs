@@ -8,19 +8,25 @@
 //! - [`MemoryOtpStore`]: one-time codes and their per-phone limits.
 //! - [`MemoryRateLimiter`]: rolling-window counters.
 //! - [`MemoryRevocationList`]: revoked sessions and members, expiring after their TTL.
-//! - [`MemoryStore`]: members, sessions and referrals ([`MemberRepository`],
-//!   [`SessionRepository`] and [`ReferralRepository`]).
+//! - [`MemoryInviteCodeStore`]: live invite codes, expiring after their TTL.
+//! - [`MemoryStore`]: members, sessions, referrals, groups and invites ([`MemberRepository`],
+//!   [`SessionRepository`], [`ReferralRepository`], [`GroupRepository`] and
+//!   [`InviteRepository`]).
 //!
+//! [`GroupRepository`]: onboard_groups::ports::GroupRepository
+//! [`InviteRepository`]: onboard_invites::ports::InviteRepository
 //! [`MemberRepository`]: onboard_members::ports::MemberRepository
 //! [`SessionRepository`]: onboard_members::ports::SessionRepository
 //! [`ReferralRepository`]: onboard_referrals::ports::ReferralRepository
 
+mod invite_codes;
 mod otp;
 mod rate_limiter;
 mod revocations;
 mod store;
 mod window;
 
+pub use invite_codes::MemoryInviteCodeStore;
 pub use otp::MemoryOtpStore;
 pub use rate_limiter::MemoryRateLimiter;
 pub use revocations::MemoryRevocationList;

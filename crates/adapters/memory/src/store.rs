@@ -1,4 +1,4 @@
-//! Members and sessions in memory.
+//! Members, sessions, groups and invites in memory.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -6,10 +6,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use onboard_kernel::{Email, MemberId, PhoneNumber, ReferralCode, SessionId};
+use onboard_groups::{Group, GroupName, Slug};
+use onboard_invites::InviteId;
+use onboard_kernel::{Email, GroupId, MemberId, PhoneNumber, ReferralCode, SessionId};
 use onboard_members::ports::{
-    MemberRepository, RefreshedSession, RotateOutcome, SessionRepository, SignInRecord,
-    SignInRequest,
+    MemberRepository, NewWorkspace, RefreshedSession, RotateOutcome, SessionRepository,
+    SignInRecord, SignInRequest,
 };
 use onboard_members::{
     DeleteMemberError, Member, MemberCard, MemberView, Profile, ProfilePatch, Session,
@@ -18,10 +20,15 @@ use onboard_members::{
 
 use crate::window::seconds;
 
+mod groups;
+mod invites;
 mod referrals;
 
-/// Members and their sessions behind one mutex: each call is one atomic change, like the
-/// PostgreSQL adapter's transaction, with the same rules.
+use groups::{GroupRow, GroupsOfDeleted};
+use invites::InviteRow;
+
+/// Members, their sessions, referrals, groups and invites behind one mutex: each call is one atomic
+/// change, like the PostgreSQL adapter's transaction, with the same rules.
 ///
 /// - Phones, e-mails and referral codes are unique. A deleted member's phone and e-mail are
 ///   free again; their referral code stays taken (and no longer redeemable).
@@ -32,8 +39,23 @@ mod referrals;
 /// - `rotate`: the live token of a live session rotates; a used token presented again within
 ///   the grace period with the same successor, while the session is not revoked, is `Grace`;
 ///   any other used token revokes its session (`Reused`); anything else is `Invalid`.
-/// - Deleting a member revokes their live sessions and answers their ids.
-/// - Members have no current group yet; `view` shows the full member only to themself.
+/// - A sign-up with a personal workspace creates that group, with the new member its active
+///   owner and the group their current one; a taken workspace slug is replaced by a fresh
+///   [`Slug::personal`].
+/// - Every member read carries the slug of their current group, and so does a refresh.
+/// - `view` shows the full member to themself and to members who share an active group with
+///   them, the card to anyone else.
+/// - Deleting a member is refused ([`DeleteMemberError::LastOwner`], nothing changed) while
+///   they are the only active owner of a group with other active members. Otherwise it deletes
+///   the groups in which they are the only active member, all their memberships and join
+///   requests, and revokes their live sessions (answering their ids).
+/// - Groups ([`GroupRepository`](onboard_groups::ports::GroupRepository)): unique slugs and
+///   custom role names, the last-owner rule, join requests decided once, the current group
+///   set only by an active member and cleared when they leave or the group goes.
+/// - Invites ([`InviteRepository`](onboard_invites::ports::InviteRepository)): at most one
+///   live invite per group and phone or e-mail, none for an active member; an invite is
+///   accepted once, into the same memberships the groups port sees; a group's invites go
+///   with it.
 /// - Referrals ([`ReferralRepository`](onboard_referrals::ports::ReferralRepository)): a
 ///   member redeems one live member's code, once, never their own, never one whose owner is
 ///   below them in the referral tree (deleted members stay in the tree); invitee pages follow
@@ -46,6 +68,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct State {
     members: HashMap<MemberId, MemberRow>,
+    groups: HashMap<GroupId, GroupRow>,
+    group_slugs: HashMap<Slug, GroupId>,
     by_phone: HashMap<PhoneNumber, MemberId>,
     by_email: HashMap<Email, MemberId>,
     /// Every code ever given out, deleted members' included.
@@ -54,6 +78,8 @@ struct State {
     /// The current refresh token of every session, revoked ones included.
     by_refresh: HashMap<TokenHash, SessionId>,
     used: HashMap<TokenHash, UsedToken>,
+    /// Invites to groups, any status; a group's go with it.
+    invites: HashMap<InviteId, InviteRow>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +92,7 @@ struct MemberRow {
     referral_code: ReferralCode,
     referred_by: Option<MemberId>,
     referred_at: Option<DateTime<Utc>>,
+    current_group: Option<GroupId>,
     created_at: DateTime<Utc>,
     deleted_at: Option<DateTime<Utc>>,
 }
@@ -92,14 +119,6 @@ struct UsedToken {
 impl SessionRow {
     fn is_live(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.expires_at > now
-    }
-
-    fn refreshed(&self) -> RefreshedSession {
-        RefreshedSession {
-            session_id: self.id,
-            member_id: self.member_id,
-            current_group: None,
-        }
     }
 
     fn to_session(&self) -> Session {
@@ -129,16 +148,30 @@ impl State {
                 .referred_by
                 .and_then(|r| self.members.get(&r))
                 .map(|r| r.referral_code.clone()),
-            current_group: None,
+            current_group: row
+                .current_group
+                .and_then(|g| self.group_slug(g))
+                .map(|s| s.as_str().to_owned()),
             created_at: row.created_at,
         }
     }
 
+    /// A rotated session, with the slug of its member's current group.
+    fn refreshed(&self, session: &SessionRow) -> RefreshedSession {
+        RefreshedSession {
+            session_id: session.id,
+            member_id: session.member_id,
+            current_group: self
+                .members
+                .get(&session.member_id)
+                .and_then(|m| m.current_group)
+                .and_then(|g| self.group_slug(g))
+                .map(|s| s.as_str().to_owned()),
+        }
+    }
+
     fn live_code_owner(&self, code: &ReferralCode) -> Option<MemberId> {
-        self.by_code
-            .get(code)
-            .copied()
-            .filter(|id| self.live_member(*id).is_some())
+        self.by_code.get(code).copied().filter(|id| self.live_member(*id).is_some())
     }
 
     fn open_session(&mut self, request: &SignInRequest, member_id: MemberId) {
@@ -177,11 +210,7 @@ impl MemoryStore {
 impl MemberRepository for MemoryStore {
     async fn find_by_phone(&self, phone: &PhoneNumber) -> anyhow::Result<Option<Member>> {
         let state = self.state();
-        Ok(state
-            .by_phone
-            .get(phone)
-            .and_then(|id| state.live_member(*id))
-            .map(|m| state.member(m)))
+        Ok(state.by_phone.get(phone).and_then(|id| state.live_member(*id)).map(|m| state.member(m)))
     }
 
     async fn referral_code_exists(&self, code: &ReferralCode) -> anyhow::Result<bool> {
@@ -202,26 +231,25 @@ impl MemberRepository for MemoryStore {
                 .live_member(id)
                 .map(|m| state.member(m))
                 .ok_or_else(|| anyhow::anyhow!("phone index names a deleted member"))?;
-            return Ok(SignInRecord {
-                member,
-                created: false,
-            });
+            return Ok(SignInRecord { member, created: false });
         }
 
         if state.by_code.contains_key(&request.new_referral_code) {
             return Err(SignInStoreError::ReferralCodeCollision);
         }
         let referrer = match &request.referred_by {
-            Some(code) => Some(
-                state
-                    .live_code_owner(code)
-                    .ok_or(SignInStoreError::ReferralCodeNotFound)?,
-            ),
+            Some(code) => {
+                Some(state.live_code_owner(code).ok_or(SignInStoreError::ReferralCodeNotFound)?)
+            }
             None => None,
         };
         if state.members.contains_key(&request.new_member_id) {
             return Err(anyhow::anyhow!("member id already in use").into());
         }
+        let workspace = match &request.personal_workspace {
+            Some(w) => Some(personal_workspace(&state, w, request.now)?),
+            None => None,
+        };
 
         let row = MemberRow {
             id: request.new_member_id,
@@ -232,18 +260,24 @@ impl MemberRepository for MemoryStore {
             referral_code: request.new_referral_code.clone(),
             referred_by: referrer,
             referred_at: referrer.map(|_| request.now),
+            current_group: workspace.as_ref().map(|w| w.id),
             created_at: request.now,
             deleted_at: None,
         };
-        state.by_phone.insert(request.phone.clone(), row.id);
-        state.by_code.insert(row.referral_code.clone(), row.id);
-        let member = state.member(&row);
-        state.members.insert(row.id, row);
+        let id = row.id;
+        state.by_phone.insert(request.phone.clone(), id);
+        state.by_code.insert(row.referral_code.clone(), id);
+        state.members.insert(id, row);
+        if let Some(workspace) = workspace {
+            // Checked above: the slug and id are free and the owner exists.
+            state.insert_group(workspace, id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let member = state
+            .live_member(id)
+            .map(|m| state.member(m))
+            .ok_or_else(|| anyhow::anyhow!("the new member vanished under the lock"))?;
         state.open_session(&request, member.id);
-        Ok(SignInRecord {
-            member,
-            created: true,
-        })
+        Ok(SignInRecord { member, created: true })
     }
 
     async fn get(&self, id: MemberId) -> anyhow::Result<Option<Member>> {
@@ -279,7 +313,7 @@ impl MemberRepository for MemoryStore {
         let state = self.state();
         Ok(state.live_member(id).map(|row| {
             let member = state.member(row);
-            if viewer == id {
+            if viewer == id || state.share_an_active_group(viewer, id) {
                 MemberView::Full(member)
             } else {
                 MemberView::Card(MemberCard::from(&member))
@@ -331,14 +365,22 @@ impl MemberRepository for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<SessionId>, DeleteMemberError> {
         let mut state = self.state();
-        let Some(row) = state
-            .members
-            .get_mut(&id)
-            .filter(|m| m.deleted_at.is_none())
-        else {
+        if state.live_member(id).is_none() {
             return Err(DeleteMemberError::NotFound);
+        }
+        let solo = match state.groups_of_deleted(id) {
+            GroupsOfDeleted::LastOwner => return Err(DeleteMemberError::LastOwner),
+            GroupsOfDeleted::Solo(solo) => solo,
+        };
+        for group in solo {
+            state.delete_group(group);
+        }
+        state.remove_memberships(id);
+        let Some(row) = state.members.get_mut(&id) else {
+            return Err(anyhow::anyhow!("the member vanished under the lock").into());
         };
         row.deleted_at = Some(now);
+        row.current_group = None;
         let phone = row.phone.take();
         let email = row.email.take();
         if let Some(phone) = phone {
@@ -372,10 +414,7 @@ impl SessionRepository for MemoryStore {
         let mut state = self.state();
         let current = state.by_refresh.get(old).copied();
         if let Some(session_id) = current
-            && state
-                .sessions
-                .get(&session_id)
-                .is_some_and(|s| s.is_live(now))
+            && state.sessions.get(&session_id).is_some_and(|s| s.is_live(now))
         {
             if state.by_refresh.contains_key(new) || state.used.contains_key(old) {
                 anyhow::bail!("refresh token hash already in use");
@@ -387,17 +426,11 @@ impl SessionRepository for MemoryStore {
             session.refresh_hash = *new;
             session.last_used_at = now;
             session.expires_at = expires_at;
-            let refreshed = session.refreshed();
+            let session = session.clone();
+            let refreshed = state.refreshed(&session);
             state.by_refresh.remove(old);
             state.by_refresh.insert(*new, session_id);
-            state.used.insert(
-                *old,
-                UsedToken {
-                    session_id,
-                    rotated_to: *new,
-                    used_at: now,
-                },
-            );
+            state.used.insert(*old, UsedToken { session_id, rotated_to: *new, used_at: now });
             return Ok(RotateOutcome::Rotated(refreshed));
         }
 
@@ -406,17 +439,18 @@ impl SessionRepository for MemoryStore {
         };
         let session = state
             .sessions
-            .get_mut(&used.session_id)
+            .get(&used.session_id)
             .ok_or_else(|| anyhow::anyhow!("a used refresh token names no session"))?;
         let within_grace = now.signed_duration_since(used.used_at) < seconds(grace_secs);
         if used.rotated_to == *new && within_grace && session.revoked_at.is_none() {
-            return Ok(RotateOutcome::Grace(session.refreshed()));
+            return Ok(RotateOutcome::Grace(state.refreshed(session)));
         }
+        let session = state
+            .sessions
+            .get_mut(&used.session_id)
+            .ok_or_else(|| anyhow::anyhow!("a used refresh token names no session"))?;
         session.revoked_at.get_or_insert(now);
-        Ok(RotateOutcome::Reused {
-            member_id: session.member_id,
-            session_id: session.id,
-        })
+        Ok(RotateOutcome::Reused { member_id: session.member_id, session_id: session.id })
     }
 
     async fn revoke(
@@ -437,14 +471,31 @@ impl SessionRepository for MemoryStore {
 
     async fn list(&self, member: MemberId, now: DateTime<Utc>) -> anyhow::Result<Vec<Session>> {
         let state = self.state();
-        let mut live: Vec<&SessionRow> = state
-            .sessions
-            .values()
-            .filter(|s| s.member_id == member && s.is_live(now))
-            .collect();
+        let mut live: Vec<&SessionRow> =
+            state.sessions.values().filter(|s| s.member_id == member && s.is_live(now)).collect();
         live.sort_by_key(|s| Reverse((s.created_at, s.id)));
         Ok(live.into_iter().map(SessionRow::to_session).collect())
     }
+}
+
+/// The personal workspace of a new member as a group to store: the asked slug, or a fresh
+/// [`Slug::personal`] when that one is taken (as the PostgreSQL adapter retries).
+fn personal_workspace(
+    state: &State,
+    workspace: &NewWorkspace,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Group> {
+    if state.groups.contains_key(&workspace.id) {
+        anyhow::bail!("group id {} already in use", workspace.id);
+    }
+    let mut slug = Slug::parse(&workspace.slug)
+        .map_err(|e| anyhow::anyhow!("personal workspace slug {:?}: {e}", workspace.slug))?;
+    while state.group_slugs.contains_key(&slug) {
+        slug = Slug::personal();
+    }
+    let name = GroupName::parse(&workspace.name)
+        .map_err(|e| anyhow::anyhow!("personal workspace name {:?}: {e}", workspace.name))?;
+    Ok(Group { id: workspace.id, slug, name, approval_required: false, created_at: now })
 }
 
 #[cfg(test)]

@@ -22,3 +22,25 @@ impl<E> From<Error> for TxError<E> {
         Self::Db(error)
     }
 }
+
+/// Whether the database aborted the transaction only to settle a conflict (a deadlock or a
+/// serialization failure), so that running it again may succeed. PostgreSQL reports a deadlock
+/// (40P01) with no kind of its own through diesel; its message is matched (the server's
+/// messages are in English unless `lc_messages` says otherwise).
+pub(crate) fn is_transient(error: &Error) -> bool {
+    match error {
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        Error::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
+}
+
+/// The constraint a foreign-key violation broke, if `error` is one.
+pub(crate) fn violated_foreign_key(error: &Error) -> Option<&str> {
+    match error {
+        Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
+            info.constraint_name()
+        }
+        _ => None,
+    }
+}

@@ -1,7 +1,8 @@
 //! # onboard-postgres
 //!
 //! PostgreSQL adapters for Onboard's ports, on diesel-async with a deadpool pool:
-//! [`PgMemberRepository`], [`PgSessionRepository`] and [`PgReferralRepository`], plus the schema migrations (embedded
+//! [`PgMemberRepository`], [`PgSessionRepository`], [`PgReferralRepository`],
+//! [`PgGroupRepository`] and [`PgInviteRepository`], plus the schema migrations (embedded
 //! from `migrations/` at the repository root) and a readiness probe.
 //!
 //! ```no_run
@@ -12,13 +13,15 @@
 //! let members = onboard_postgres::PgMemberRepository::new(pool.clone());
 //! let sessions = onboard_postgres::PgSessionRepository::new(pool.clone());
 //! let referrals = onboard_postgres::PgReferralRepository::new(pool.clone());
+//! let groups = onboard_postgres::PgGroupRepository::new(pool.clone());
+//! let invites = onboard_postgres::PgInviteRepository::new(pool.clone());
 //! assert!(onboard_postgres::ping(&pool).await);
-//! # let _ = (members, sessions, referrals);
+//! # let _ = (members, sessions, referrals, groups, invites);
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! With the `testing` feature, [`testing::TestDatabase`] gives each test a fresh migrated
+//! With the `testing` feature, `testing::TestDatabase` gives each test a fresh migrated
 //! database.
 
 mod error;
@@ -41,6 +44,8 @@ use diesel_async::pooled_connection::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
 
+pub use repos::groups::PgGroupRepository;
+pub use repos::invites::PgInviteRepository;
 pub use repos::members::PgMemberRepository;
 pub use repos::referrals::PgReferralRepository;
 pub use repos::sessions::PgSessionRepository;

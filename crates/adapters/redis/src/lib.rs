@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+mod invites;
 mod limiter;
 mod otp;
 mod revocations;
@@ -38,6 +39,7 @@ use chrono::{DateTime, Utc};
 use deadpool_redis::redis;
 
 pub use deadpool_redis::Pool;
+pub use invites::RedisInviteCodeStore;
 pub use limiter::RedisRateLimiter;
 pub use otp::RedisOtpStore;
 pub use revocations::RedisRevocationList;

@@ -1409,33 +1409,47 @@ async fn an_e_mail_taken_by_another_member_is_refused() {
 }
 
 #[tokio::test]
-async fn delete_me_revokes_every_token_of_the_member_before_deleting_them() {
+async fn delete_me_deletes_the_member_then_revokes_every_token_of_theirs() {
     let mut fx = Fixture::new();
     let me = principal();
     let member_id = me.member_id;
     let mut order = Sequence::new();
-    fx.revocations
-        .expect_revoke_member()
-        .withf(move |m, at, ttl| (*m, *at, *ttl) == (member_id, now().timestamp(), 900))
-        .times(1)
-        .in_sequence(&mut order)
-        .returning(|_, _, _| Ok(()));
     fx.members
         .expect_delete()
         .withf(move |m, at| (*m, *at) == (member_id, now()))
         .times(1)
         .in_sequence(&mut order)
         .returning(|_, _| Ok(vec![SessionId::new(), SessionId::new()]));
+    fx.revocations
+        .expect_revoke_member()
+        .withf(move |m, at, ttl| (*m, *at, *ttl) == (member_id, now().timestamp(), 900))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _| Ok(()));
     let service = fx.service();
 
     service.delete_me(&me).await.expect("deleted");
 }
 
 #[tokio::test]
-async fn when_the_member_wide_revocation_fails_nothing_is_deleted() {
+async fn a_passing_revocation_failure_is_retried() {
     let mut fx = Fixture::new();
-    fx.revocations.expect_revoke_member().returning(|_, _, _| Err(anyhow::anyhow!("down")));
-    fx.members.expect_delete().never();
+    fx.members.expect_delete().times(1).returning(|_, _| Ok(vec![]));
+    let mut calls = 0;
+    fx.revocations.expect_revoke_member().times(2).returning(move |_, _, _| {
+        calls += 1;
+        if calls == 1 { Err(anyhow::anyhow!("blip")) } else { Ok(()) }
+    });
+    let service = fx.service();
+
+    service.delete_me(&principal()).await.expect("deleted after a retry");
+}
+
+#[tokio::test]
+async fn a_lasting_revocation_failure_is_reported() {
+    let mut fx = Fixture::new();
+    fx.members.expect_delete().times(1).returning(|_, _| Ok(vec![]));
+    fx.revocations.expect_revoke_member().times(3).returning(|_, _, _| Err(anyhow::anyhow!("down")));
     let service = fx.service();
 
     let err = service.delete_me(&principal()).await.expect_err("fails");
@@ -1444,9 +1458,9 @@ async fn when_the_member_wide_revocation_fails_nothing_is_deleted() {
 }
 
 #[tokio::test]
-async fn a_refused_deletion_passes_its_reason_through() {
+async fn a_refused_deletion_passes_its_reason_through_and_leaves_the_tokens_alive() {
     let mut fx = Fixture::new();
-    fx.revocations.expect_revoke_member().returning(|_, _, _| Ok(()));
+    fx.revocations.expect_revoke_member().never();
     fx.members.expect_delete().returning(|_, _| Err(DeleteMemberError::LastOwner));
     let service = fx.service();
 

@@ -90,10 +90,10 @@ impl ReferralRepository for MemoryStore {
         let Some(row) = state.live_member(member) else {
             return Ok(None);
         };
-        let referred_by = row.referred_by.and_then(|id| state.members.get(&id)).map(|r| Referrer {
-            code: r.referral_code.clone(),
-            member_id: r.id,
-        });
+        let referred_by = row
+            .referred_by
+            .and_then(|id| state.members.get(&id))
+            .map(|r| Referrer { code: r.referral_code.clone(), member_id: r.id });
         let invitees = state
             .members
             .values()

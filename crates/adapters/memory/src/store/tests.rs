@@ -55,19 +55,11 @@ async fn sign_in(store: &MemoryStore, request: SignInRequest) -> SignInRecord {
 
 /// A new member with phone `n`, code `new_code`, and a session whose token hashes to `n`.
 async fn member(store: &MemoryStore, n: u32, new_code: &str) -> Member {
-    sign_in(store, request(phone(n), new_code, hash(n), 0))
-        .await
-        .member
+    sign_in(store, request(phone(n), new_code, hash(n), 0)).await.member
 }
 
 async fn live_session_ids(store: &MemoryStore, member: MemberId, at: i64) -> Vec<SessionId> {
-    store
-        .list(member, t(at))
-        .await
-        .expect("lists")
-        .into_iter()
-        .map(|s| s.id)
-        .collect()
+    store.list(member, t(at)).await.expect("lists").into_iter().map(|s| s.id).collect()
 }
 
 // ---- sign-in -------------------------------------------------------------------------------
@@ -84,20 +76,9 @@ async fn signing_in_a_new_phone_creates_the_member_and_opens_a_session() {
     assert_eq!(record.member.referred_by, None);
     assert_eq!(record.member.current_group, None);
     assert_eq!(record.member.created_at, t(10));
-    assert_eq!(
-        store.find_by_phone(&phone(1)).await.expect("finds"),
-        Some(record.member.clone())
-    );
-    assert_eq!(
-        store.get(record.member.id).await.expect("gets"),
-        Some(record.member.clone())
-    );
-    assert!(
-        store
-            .referral_code_exists(&code("AAAAAA"))
-            .await
-            .expect("answers")
-    );
+    assert_eq!(store.find_by_phone(&phone(1)).await.expect("finds"), Some(record.member.clone()));
+    assert_eq!(store.get(record.member.id).await.expect("gets"), Some(record.member.clone()));
+    assert!(store.referral_code_exists(&code("AAAAAA")).await.expect("answers"));
     let sessions = store.list(record.member.id, t(11)).await.expect("lists");
     assert_eq!(
         sessions,
@@ -118,16 +99,8 @@ async fn signing_in_a_known_phone_opens_a_session_for_the_same_member() {
     again.referred_by = Some(code("ZZZZZZ"));
     let record = sign_in(&store, again.clone()).await;
     assert!(!record.created);
-    assert_eq!(
-        record.member, first,
-        "the new id, code and referral are not applied"
-    );
-    assert!(
-        !store
-            .referral_code_exists(&code("BBBBBB"))
-            .await
-            .expect("answers")
-    );
+    assert_eq!(record.member, first, "the new id, code and referral are not applied");
+    assert!(!store.referral_code_exists(&code("BBBBBB")).await.expect("answers"));
     assert_eq!(live_session_ids(&store, first.id, 21).await.len(), 2);
 }
 
@@ -157,16 +130,10 @@ async fn a_taken_referral_code_is_a_collision_and_writes_nothing() {
     member(&store, 1, "AAAAAA").await;
     let req = request(phone(2), "AAAAAA", hash(2), 0);
     let err = store.sign_in(req.clone()).await.expect_err("collides");
-    assert!(
-        matches!(err, SignInStoreError::ReferralCodeCollision),
-        "{err:?}"
-    );
+    assert!(matches!(err, SignInStoreError::ReferralCodeCollision), "{err:?}");
     assert_eq!(store.find_by_phone(&phone(2)).await.expect("finds"), None);
     assert_eq!(store.get(req.new_member_id).await.expect("gets"), None);
-    let rotated = store
-        .rotate(&hash(2), &hash(3), t(1), 10, t(TWO_WEEKS))
-        .await
-        .expect("rotates");
+    let rotated = store.rotate(&hash(2), &hash(3), t(1), 10, t(TWO_WEEKS)).await.expect("rotates");
     assert_eq!(rotated, RotateOutcome::Invalid, "no session was opened");
 
     let mut retry = req;
@@ -179,14 +146,8 @@ async fn a_deleted_members_code_stays_taken() {
     let store = MemoryStore::new();
     let gone = member(&store, 1, "AAAAAA").await;
     store.delete(gone.id, t(5)).await.expect("deletes");
-    let err = store
-        .sign_in(request(phone(2), "AAAAAA", hash(2), 10))
-        .await
-        .expect_err("collides");
-    assert!(
-        matches!(err, SignInStoreError::ReferralCodeCollision),
-        "{err:?}"
-    );
+    let err = store.sign_in(request(phone(2), "AAAAAA", hash(2), 10)).await.expect_err("collides");
+    assert!(matches!(err, SignInStoreError::ReferralCodeCollision), "{err:?}");
 }
 
 #[tokio::test]
@@ -195,21 +156,10 @@ async fn an_unknown_referral_code_is_not_found_and_writes_nothing() {
     let mut req = request(phone(1), "AAAAAA", hash(1), 0);
     req.referred_by = Some(code("NOSUCH"));
     let err = store.sign_in(req.clone()).await.expect_err("refuses");
-    assert!(
-        matches!(err, SignInStoreError::ReferralCodeNotFound),
-        "{err:?}"
-    );
+    assert!(matches!(err, SignInStoreError::ReferralCodeNotFound), "{err:?}");
     assert_eq!(store.find_by_phone(&phone(1)).await.expect("finds"), None);
-    assert!(
-        !store
-            .referral_code_exists(&code("AAAAAA"))
-            .await
-            .expect("answers")
-    );
-    let rotated = store
-        .rotate(&hash(1), &hash(9), t(1), 10, t(TWO_WEEKS))
-        .await
-        .expect("rotates");
+    assert!(!store.referral_code_exists(&code("AAAAAA")).await.expect("answers"));
+    let rotated = store.rotate(&hash(1), &hash(9), t(1), 10, t(TWO_WEEKS)).await.expect("rotates");
     assert_eq!(rotated, RotateOutcome::Invalid);
 }
 
@@ -218,19 +168,11 @@ async fn a_deleted_members_code_cannot_be_redeemed() {
     let store = MemoryStore::new();
     let gone = member(&store, 1, "AAAAAA").await;
     store.delete(gone.id, t(5)).await.expect("deletes");
-    assert!(
-        !store
-            .referral_code_exists(&code("AAAAAA"))
-            .await
-            .expect("answers")
-    );
+    assert!(!store.referral_code_exists(&code("AAAAAA")).await.expect("answers"));
     let mut req = request(phone(2), "BBBBBB", hash(2), 10);
     req.referred_by = Some(code("AAAAAA"));
     let err = store.sign_in(req).await.expect_err("refuses");
-    assert!(
-        matches!(err, SignInStoreError::ReferralCodeNotFound),
-        "{err:?}"
-    );
+    assert!(matches!(err, SignInStoreError::ReferralCodeNotFound), "{err:?}");
 }
 
 #[tokio::test]
@@ -241,11 +183,7 @@ async fn a_new_member_records_who_referred_them() {
     req.referred_by = Some(code("AAAAAA"));
     let invitee = sign_in(&store, req).await.member;
     assert_eq!(invitee.referred_by, Some(code("AAAAAA")));
-    let profile = store
-        .profile(referrer.id, 20)
-        .await
-        .expect("reads")
-        .expect("exists");
+    let profile = store.profile(referrer.id, 20).await.expect("reads").expect("exists");
     assert_eq!(profile.invitees_count, 1);
     assert_eq!(profile.invitees, vec![MemberCard::from(&invitee)]);
 }
@@ -264,34 +202,20 @@ async fn invitees_are_live_members_newest_first_then_by_id() {
     }
     // Phone 6, the newest, leaves.
     store.delete(invitees[4].id, t(50)).await.expect("deletes");
-    let (later, earlier) = if invitees[1].id > invitees[2].id {
-        (1, 2)
-    } else {
-        (2, 1)
-    };
+    let (later, earlier) = if invitees[1].id > invitees[2].id { (1, 2) } else { (2, 1) };
 
-    let profile = store
-        .profile(referrer.id, 3)
-        .await
-        .expect("reads")
-        .expect("exists");
+    let profile = store.profile(referrer.id, 3).await.expect("reads").expect("exists");
     assert_eq!(profile.member, referrer);
     assert_eq!(profile.invitees_count, 4);
     let shown: Vec<MemberId> = profile.invitees.iter().map(|c| c.id).collect();
-    assert_eq!(
-        shown,
-        vec![invitees[later].id, invitees[earlier].id, invitees[3].id]
-    );
+    assert_eq!(shown, vec![invitees[later].id, invitees[earlier].id, invitees[3].id]);
     assert_eq!(profile.invitees[0], MemberCard::from(&invitees[later]));
 }
 
 #[tokio::test]
 async fn unknown_and_deleted_members_have_no_profile() {
     let store = MemoryStore::new();
-    assert_eq!(
-        store.profile(MemberId::new(), 20).await.expect("reads"),
-        None
-    );
+    assert_eq!(store.profile(MemberId::new(), 20).await.expect("reads"), None);
     let gone = member(&store, 1, "AAAAAA").await;
     store.delete(gone.id, t(5)).await.expect("deletes");
     assert_eq!(store.profile(gone.id, 20).await.expect("reads"), None);
@@ -311,10 +235,7 @@ async fn a_member_sees_themself_in_full_and_others_as_a_card() {
         store.view(ann.id, bob.id).await.expect("views"),
         Some(MemberView::Card(MemberCard::from(&bob)))
     );
-    assert_eq!(
-        store.view(ann.id, MemberId::new()).await.expect("views"),
-        None
-    );
+    assert_eq!(store.view(ann.id, MemberId::new()).await.expect("views"), None);
     store.delete(bob.id, t(5)).await.expect("deletes");
     assert_eq!(store.view(ann.id, bob.id).await.expect("views"), None);
 }
@@ -338,10 +259,7 @@ async fn a_profile_patch_changes_only_the_fields_it_names() {
         last_name: Some(PersonName::parse("Lee").expect("valid")),
         ..ProfilePatch::default()
     };
-    let updated = store
-        .update_profile(ann.id, &last_only)
-        .await
-        .expect("updates");
+    let updated = store.update_profile(ann.id, &last_only).await.expect("updates");
     assert_eq!(updated.first_name.as_deref(), Some("Ann"));
     assert_eq!(updated.last_name.as_deref(), Some("Lee"));
     assert_eq!(updated.email, Some(email("ann@example.com")));
@@ -353,38 +271,15 @@ async fn another_members_email_is_taken_but_ones_own_is_not() {
     let store = MemoryStore::new();
     let ann = member(&store, 1, "AAAAAA").await;
     let bob = member(&store, 2, "BBBBBB").await;
-    let patch = ProfilePatch {
-        email: Some(email("ann@example.com")),
-        ..ProfilePatch::default()
-    };
+    let patch = ProfilePatch { email: Some(email("ann@example.com")), ..ProfilePatch::default() };
     store.update_profile(ann.id, &patch).await.expect("updates");
-    store
-        .update_profile(ann.id, &patch)
-        .await
-        .expect("setting one's own e-mail again is fine");
-    let err = store
-        .update_profile(bob.id, &patch)
-        .await
-        .expect_err("taken");
+    store.update_profile(ann.id, &patch).await.expect("setting one's own e-mail again is fine");
+    let err = store.update_profile(bob.id, &patch).await.expect_err("taken");
     assert!(matches!(err, UpdateProfileError::EmailTaken), "{err:?}");
-    let upper = ProfilePatch {
-        email: Some(email("ANN@Example.com")),
-        ..ProfilePatch::default()
-    };
-    let err = store
-        .update_profile(bob.id, &upper)
-        .await
-        .expect_err("taken whatever the case");
+    let upper = ProfilePatch { email: Some(email("ANN@Example.com")), ..ProfilePatch::default() };
+    let err = store.update_profile(bob.id, &upper).await.expect_err("taken whatever the case");
     assert!(matches!(err, UpdateProfileError::EmailTaken), "{err:?}");
-    assert_eq!(
-        store
-            .get(bob.id)
-            .await
-            .expect("gets")
-            .expect("exists")
-            .email,
-        None
-    );
+    assert_eq!(store.get(bob.id).await.expect("gets").expect("exists").email, None);
 }
 
 #[tokio::test]
@@ -392,35 +287,22 @@ async fn changing_an_email_frees_the_old_one() {
     let store = MemoryStore::new();
     let ann = member(&store, 1, "AAAAAA").await;
     let bob = member(&store, 2, "BBBBBB").await;
-    let old = ProfilePatch {
-        email: Some(email("old@example.com")),
-        ..ProfilePatch::default()
-    };
-    let new = ProfilePatch {
-        email: Some(email("new@example.com")),
-        ..ProfilePatch::default()
-    };
+    let old = ProfilePatch { email: Some(email("old@example.com")), ..ProfilePatch::default() };
+    let new = ProfilePatch { email: Some(email("new@example.com")), ..ProfilePatch::default() };
     store.update_profile(ann.id, &old).await.expect("updates");
     store.update_profile(ann.id, &new).await.expect("updates");
-    let updated = store
-        .update_profile(bob.id, &old)
-        .await
-        .expect("the old address is free");
+    let updated = store.update_profile(bob.id, &old).await.expect("the old address is free");
     assert_eq!(updated.email, Some(email("old@example.com")));
 }
 
 #[tokio::test]
 async fn updating_an_unknown_or_deleted_member_is_not_found() {
     let store = MemoryStore::new();
-    let err = store
-        .update_profile(MemberId::new(), &ProfilePatch::default())
-        .await;
+    let err = store.update_profile(MemberId::new(), &ProfilePatch::default()).await;
     assert!(matches!(err, Err(UpdateProfileError::NotFound)), "{err:?}");
     let gone = member(&store, 1, "AAAAAA").await;
     store.delete(gone.id, t(5)).await.expect("deletes");
-    let err = store
-        .update_profile(gone.id, &ProfilePatch::default())
-        .await;
+    let err = store.update_profile(gone.id, &ProfilePatch::default()).await;
     assert!(matches!(err, Err(UpdateProfileError::NotFound)), "{err:?}");
 }
 
@@ -430,10 +312,7 @@ async fn updating_an_unknown_or_deleted_member_is_not_found() {
 async fn deleting_a_member_frees_their_phone_and_email_and_revokes_their_live_sessions() {
     let store = MemoryStore::new();
     let ann = member(&store, 1, "AAAAAA").await;
-    let patch = ProfilePatch {
-        email: Some(email("ann@example.com")),
-        ..ProfilePatch::default()
-    };
+    let patch = ProfilePatch { email: Some(email("ann@example.com")), ..ProfilePatch::default() };
     store.update_profile(ann.id, &patch).await.expect("updates");
     let second = request(phone(1), "XXXXXX", hash(100), 10);
     sign_in(&store, second.clone()).await;
@@ -442,12 +321,7 @@ async fn deleting_a_member_frees_their_phone_and_email_and_revokes_their_live_se
     sign_in(&store, short).await;
     let revoked = request(phone(1), "XXXXXX", hash(102), 10);
     sign_in(&store, revoked.clone()).await;
-    assert!(
-        store
-            .revoke(ann.id, revoked.session.id, t(15))
-            .await
-            .expect("revokes")
-    );
+    assert!(store.revoke(ann.id, revoked.session.id, t(15)).await.expect("revokes"));
     let first_session = live_session_ids(&store, ann.id, 30).await;
     assert_eq!(first_session.len(), 2);
 
@@ -461,10 +335,7 @@ async fn deleting_a_member_frees_their_phone_and_email_and_revokes_their_live_se
     assert!(live_session_ids(&store, ann.id, 31).await.is_empty());
     assert_eq!(store.find_by_phone(&phone(1)).await.expect("finds"), None);
     assert_eq!(
-        store
-            .rotate(&hash(100), &hash(200), t(31), 10, t(TWO_WEEKS))
-            .await
-            .expect("rotates"),
+        store.rotate(&hash(100), &hash(200), t(31), 10, t(TWO_WEEKS)).await.expect("rotates"),
         RotateOutcome::Invalid
     );
 
@@ -472,10 +343,7 @@ async fn deleting_a_member_frees_their_phone_and_email_and_revokes_their_live_se
     assert!(again.created, "the phone signs up as a new member");
     assert_ne!(again.member.id, ann.id);
     let bob = member(&store, 2, "BBBBBB").await;
-    store
-        .update_profile(bob.id, &patch)
-        .await
-        .expect("the e-mail is free");
+    store.update_profile(bob.id, &patch).await.expect("the e-mail is free");
 
     let err = store.delete(ann.id, t(50)).await;
     assert!(matches!(err, Err(DeleteMemberError::NotFound)), "{err:?}");
@@ -490,15 +358,10 @@ async fn a_live_refresh_token_rotates_to_the_new_one() {
     let store = MemoryStore::new();
     let ann = member(&store, 1, "AAAAAA").await;
     let session = live_session_ids(&store, ann.id, 0).await[0];
-    let outcome = store
-        .rotate(&hash(1), &hash(2), t(100), 10, t(100 + TWO_WEEKS))
-        .await
-        .expect("rotates");
-    let refreshed = RefreshedSession {
-        session_id: session,
-        member_id: ann.id,
-        current_group: None,
-    };
+    let outcome =
+        store.rotate(&hash(1), &hash(2), t(100), 10, t(100 + TWO_WEEKS)).await.expect("rotates");
+    let refreshed =
+        RefreshedSession { session_id: session, member_id: ann.id, current_group: None };
     assert_eq!(outcome, RotateOutcome::Rotated(refreshed.clone()));
     let listed = store.list(ann.id, t(101)).await.expect("lists");
     assert_eq!(listed[0].last_used_at, t(100));
@@ -506,10 +369,8 @@ async fn a_live_refresh_token_rotates_to_the_new_one() {
 
     // The new token rotates in turn, and the extension holds past the first expiry.
     let later = t(TWO_WEEKS + 50);
-    let outcome = store
-        .rotate(&hash(2), &hash(3), later, 10, t(2 * TWO_WEEKS))
-        .await
-        .expect("rotates");
+    let outcome =
+        store.rotate(&hash(2), &hash(3), later, 10, t(2 * TWO_WEEKS)).await.expect("rotates");
     assert_eq!(outcome, RotateOutcome::Rotated(refreshed));
 }
 
@@ -518,14 +379,9 @@ async fn a_used_token_within_the_grace_period_with_the_same_successor_is_grace()
     let store = MemoryStore::new();
     let ann = member(&store, 1, "AAAAAA").await;
     let session = live_session_ids(&store, ann.id, 0).await[0];
-    store
-        .rotate(&hash(1), &hash(2), t(100), 10, t(TWO_WEEKS))
-        .await
-        .expect("rotates");
-    let outcome = store
-        .rotate(&hash(1), &hash(2), t(109), 10, t(TWO_WEEKS))
-        .await
-        .expect("rotates");
+    store.rotate(&hash(1), &hash(2), t(100), 10, t(TWO_WEEKS)).await.expect("rotates");
+    let outcome =
+        store.rotate(&hash(1), &hash(2), t(109), 10, t(TWO_WEEKS)).await.expect("rotates");
     assert_eq!(
         outcome,
         RotateOutcome::Grace(RefreshedSession {
@@ -535,10 +391,8 @@ async fn a_used_token_within_the_grace_period_with_the_same_successor_is_grace()
         })
     );
     assert_eq!(live_session_ids(&store, ann.id, 110).await, vec![session]);
-    let outcome = store
-        .rotate(&hash(2), &hash(3), t(110), 10, t(TWO_WEEKS))
-        .await
-        .expect("rotates");
+    let outcome =
+        store.rotate(&hash(2), &hash(3), t(110), 10, t(TWO_WEEKS)).await.expect("rotates");
     assert!(matches!(outcome, RotateOutcome::Rotated(_)), "{outcome:?}");
 }
 
@@ -547,31 +401,14 @@ async fn a_used_token_after_the_grace_period_revokes_the_session() {
     let store = MemoryStore::new();
     let ann = member(&store, 1, "AAAAAA").await;
     let session = live_session_ids(&store, ann.id, 0).await[0];
-    store
-        .rotate(&hash(1), &hash(2), t(100), 10, t(TWO_WEEKS))
-        .await
-        .expect("rotates");
-    let outcome = store
-        .rotate(&hash(1), &hash(2), t(110), 10, t(TWO_WEEKS))
-        .await
-        .expect("rotates");
-    assert_eq!(
-        outcome,
-        RotateOutcome::Reused {
-            member_id: ann.id,
-            session_id: session
-        }
-    );
+    store.rotate(&hash(1), &hash(2), t(100), 10, t(TWO_WEEKS)).await.expect("rotates");
+    let outcome =
+        store.rotate(&hash(1), &hash(2), t(110), 10, t(TWO_WEEKS)).await.expect("rotates");
+    assert_eq!(outcome, RotateOutcome::Reused { member_id: ann.id, session_id: session });
     assert!(live_session_ids(&store, ann.id, 111).await.is_empty());
-    let outcome = store
-        .rotate(&hash(2), &hash(3), t(111), 10, t(TWO_WEEKS))
-        .await
-        .expect("rotates");
-    assert_eq!(
-        outcome,
-        RotateOutcome::Invalid,
-        "the thief's token dies with the session"
-    );
+    let outcome =
+        store.rotate(&hash(2), &hash(3), t(111), 10, t(TWO_WEEKS)).await.expect("rotates");
+    assert_eq!(outcome, RotateOutcome::Invalid, "the thief's token dies with the session");
 }
 
 #[tokio::test]
@@ -579,21 +416,10 @@ async fn a_used_token_with_another_successor_revokes_the_session_at_once() {
     let store = MemoryStore::new();
     let ann = member(&store, 1, "AAAAAA").await;
     let session = live_session_ids(&store, ann.id, 0).await[0];
-    store
-        .rotate(&hash(1), &hash(2), t(100), 10, t(TWO_WEEKS))
-        .await
-        .expect("rotates");
-    let outcome = store
-        .rotate(&hash(1), &hash(9), t(101), 10, t(TWO_WEEKS))
-        .await
-        .expect("rotates");
-    assert_eq!(
-        outcome,
-        RotateOutcome::Reused {
-            member_id: ann.id,
-            session_id: session
-        }
-    );
+    store.rotate(&hash(1), &hash(2), t(100), 10, t(TWO_WEEKS)).await.expect("rotates");
+    let outcome =
+        store.rotate(&hash(1), &hash(9), t(101), 10, t(TWO_WEEKS)).await.expect("rotates");
+    assert_eq!(outcome, RotateOutcome::Reused { member_id: ann.id, session_id: session });
     assert!(live_session_ids(&store, ann.id, 102).await.is_empty());
 }
 
@@ -602,27 +428,11 @@ async fn a_revoked_session_gets_no_grace() {
     let store = MemoryStore::new();
     let ann = member(&store, 1, "AAAAAA").await;
     let session = live_session_ids(&store, ann.id, 0).await[0];
-    store
-        .rotate(&hash(1), &hash(2), t(100), 10, t(TWO_WEEKS))
-        .await
-        .expect("rotates");
-    assert!(
-        store
-            .revoke(ann.id, session, t(101))
-            .await
-            .expect("revokes")
-    );
-    let outcome = store
-        .rotate(&hash(1), &hash(2), t(102), 10, t(TWO_WEEKS))
-        .await
-        .expect("rotates");
-    assert_eq!(
-        outcome,
-        RotateOutcome::Reused {
-            member_id: ann.id,
-            session_id: session
-        }
-    );
+    store.rotate(&hash(1), &hash(2), t(100), 10, t(TWO_WEEKS)).await.expect("rotates");
+    assert!(store.revoke(ann.id, session, t(101)).await.expect("revokes"));
+    let outcome =
+        store.rotate(&hash(1), &hash(2), t(102), 10, t(TWO_WEEKS)).await.expect("rotates");
+    assert_eq!(outcome, RotateOutcome::Reused { member_id: ann.id, session_id: session });
 }
 
 #[tokio::test]
@@ -631,27 +441,16 @@ async fn unknown_revoked_and_expired_tokens_are_invalid() {
     let ann = member(&store, 1, "AAAAAA").await;
     let rotate = |old: u32, at: i64| {
         let store = &store;
-        async move {
-            store
-                .rotate(&hash(old), &hash(old + 1000), t(at), 10, t(at + TWO_WEEKS))
-                .await
-        }
+        async move { store.rotate(&hash(old), &hash(old + 1000), t(at), 10, t(at + TWO_WEEKS)).await }
     };
-    assert_eq!(
-        rotate(999, 1).await.expect("rotates"),
-        RotateOutcome::Invalid
-    );
+    assert_eq!(rotate(999, 1).await.expect("rotates"), RotateOutcome::Invalid);
 
     let session = live_session_ids(&store, ann.id, 0).await[0];
     assert!(store.revoke(ann.id, session, t(1)).await.expect("revokes"));
     assert_eq!(rotate(1, 2).await.expect("rotates"), RotateOutcome::Invalid);
 
     let bob = member(&store, 2, "BBBBBB").await;
-    assert_eq!(
-        rotate(2, TWO_WEEKS).await.expect("rotates"),
-        RotateOutcome::Invalid,
-        "expired"
-    );
+    assert_eq!(rotate(2, TWO_WEEKS).await.expect("rotates"), RotateOutcome::Invalid, "expired");
     assert!(live_session_ids(&store, bob.id, TWO_WEEKS).await.is_empty());
 }
 
@@ -662,25 +461,11 @@ async fn a_member_revokes_only_their_own_live_sessions() {
     let bob = member(&store, 2, "BBBBBB").await;
     let anns = live_session_ids(&store, ann.id, 0).await[0];
     assert!(!store.revoke(bob.id, anns, t(1)).await.expect("answers"));
-    assert!(
-        !store
-            .revoke(ann.id, SessionId::new(), t(1))
-            .await
-            .expect("answers")
-    );
+    assert!(!store.revoke(ann.id, SessionId::new(), t(1)).await.expect("answers"));
     assert!(store.revoke(ann.id, anns, t(1)).await.expect("revokes"));
-    assert!(
-        !store.revoke(ann.id, anns, t(2)).await.expect("answers"),
-        "already revoked"
-    );
+    assert!(!store.revoke(ann.id, anns, t(2)).await.expect("answers"), "already revoked");
     let bobs = live_session_ids(&store, bob.id, 0).await[0];
-    assert!(
-        !store
-            .revoke(bob.id, bobs, t(TWO_WEEKS))
-            .await
-            .expect("answers"),
-        "expired"
-    );
+    assert!(!store.revoke(bob.id, bobs, t(TWO_WEEKS)).await.expect("answers"), "expired");
 }
 
 #[tokio::test]

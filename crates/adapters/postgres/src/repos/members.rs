@@ -5,10 +5,13 @@ use std::fmt;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz, Uuid};
-use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _, QueryResult};
+use diesel::sql_types::{Array, BigInt, Bool, Bytea, Nullable, Text, Timestamptz, Uuid};
+use diesel::{
+    ExpressionMethods as _, OptionalExtension as _, QueryDsl as _, QueryResult, QueryableByName,
+};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use onboard_groups::Slug;
 use onboard_kernel::{MemberId, PhoneNumber, ReferralCode, SessionId};
 use onboard_members::ports::{MemberRepository, SignInRecord, SignInRequest};
 use onboard_members::{
@@ -17,29 +20,40 @@ use onboard_members::{
 };
 
 use crate::PgPool;
-use crate::error::{TxError, violated_unique};
-use crate::rows::{MemberRow, ProfileRow};
+use crate::error::{TxError, is_transient, violated_unique};
+use crate::rows::{CurrentMemberRow, ProfileRow, ViewRow};
 use crate::schema::{members, sessions};
 
-/// The columns of [`MemberRow`], from `members m LEFT JOIN members r ON r.id = m.referred_by`.
+/// The columns of [`CurrentMemberRow`], from `m` joined by [`member_joins!`].
 macro_rules! member_columns {
     () => {
         "m.id, m.phone, m.first_name, m.last_name, m.email, m.referral_code, \
-         r.referral_code AS referred_by_code, m.created_at"
+         r.referral_code AS referred_by_code, m.created_at, g.slug AS current_group"
+    };
+}
+
+/// Joins a member `m` (with `referred_by` and `current_group_id`) to their referrer `r` and
+/// their current group `g`.
+macro_rules! member_joins {
+    () => {
+        " LEFT JOIN members r ON r.id = m.referred_by \
+          LEFT JOIN groups g ON g.id = m.current_group_id"
     };
 }
 
 const MEMBER_BY_ID: &str = concat!(
     "SELECT ",
     member_columns!(),
-    " FROM members m LEFT JOIN members r ON r.id = m.referred_by",
+    " FROM members m",
+    member_joins!(),
     " WHERE m.id = $1 AND m.deleted_at IS NULL"
 );
 
 const MEMBER_BY_PHONE: &str = concat!(
     "SELECT ",
     member_columns!(),
-    " FROM members m LEFT JOIN members r ON r.id = m.referred_by",
+    " FROM members m",
+    member_joins!(),
     " WHERE m.phone = $1 AND m.deleted_at IS NULL"
 );
 
@@ -48,7 +62,8 @@ const MEMBER_BY_PHONE: &str = concat!(
 /// so the deletion revokes it.
 const OPEN_SESSION: &str = concat!(
     "WITH m AS (
-        SELECT id, phone, first_name, last_name, email, referral_code, referred_by, created_at
+        SELECT id, phone, first_name, last_name, email, referral_code, referred_by,
+            current_group_id, created_at
         FROM members
         WHERE phone = $1 AND deleted_at IS NULL
         FOR SHARE
@@ -59,18 +74,41 @@ const OPEN_SESSION: &str = concat!(
     )
     SELECT ",
     member_columns!(),
-    " FROM m LEFT JOIN members r ON r.id = m.referred_by"
+    " FROM m",
+    member_joins!()
 );
 
 /// Creates the member of phone `$2` unless the phone is taken, with `referred_by` set to the
 /// live owner of code `$4` when `$4` is given; creates nothing when `$4` names no live member.
+/// When `$6` is given, the new member's personal workspace comes with it: group `$6` (slug
+/// `$7`, name `$8`), the member its active owner and the group their current one. Answers a
+/// row when it created the member.
+///
+/// The foreign keys from the member to the group and back are checked at the end of the
+/// statement, when both rows exist.
 const CREATE_MEMBER: &str = "
-    INSERT INTO members (id, phone, referral_code, referred_by, referred_at, created_at)
-    SELECT $1, $2, $3, r.id, CASE WHEN r.id IS NULL THEN NULL ELSE $5 END, $5
-    FROM (SELECT $4::text AS code) AS c
-    LEFT JOIN members r ON r.referral_code = c.code AND r.deleted_at IS NULL
-    WHERE c.code IS NULL OR r.id IS NOT NULL
-    ON CONFLICT ON CONSTRAINT members_phone_key DO NOTHING";
+    WITH m AS (
+        INSERT INTO members
+            (id, phone, referral_code, referred_by, referred_at, current_group_id, created_at)
+        SELECT $1, $2, $3, r.id, CASE WHEN r.id IS NULL THEN NULL ELSE $5 END, $6, $5
+        FROM (SELECT $4::text AS code) AS c
+        LEFT JOIN members r ON r.referral_code = c.code AND r.deleted_at IS NULL
+        WHERE c.code IS NULL OR r.id IS NOT NULL
+        ON CONFLICT ON CONSTRAINT members_phone_key DO NOTHING
+        RETURNING id
+    ), g AS (
+        INSERT INTO groups (id, slug, name, approval_required, created_at)
+        SELECT $6, $7, $8, false, $5 FROM m WHERE $6::uuid IS NOT NULL
+        RETURNING id
+    ), o AS (
+        INSERT INTO group_members (group_id, member_id, role, status, joined_at)
+        SELECT g.id, m.id, 'owner', 'active', $5 FROM g CROSS JOIN m
+    )
+    SELECT id FROM m";
+
+/// How many slugs a sign-up tries for the personal workspace before it gives up (a clash of
+/// random 10-character slugs is already a rarity).
+const WORKSPACE_SLUG_ATTEMPTS: usize = 3;
 
 /// The member `$1`, once per invitee among the newest `$2` (or once with no invitee), with
 /// the count of all their invitees.
@@ -78,8 +116,9 @@ const PROFILE: &str = concat!(
     "WITH m AS (
         SELECT ",
     member_columns!(),
-    " FROM members m LEFT JOIN members r ON r.id = m.referred_by
-        WHERE m.id = $1 AND m.deleted_at IS NULL
+    " FROM members m",
+    member_joins!(),
+    " WHERE m.id = $1 AND m.deleted_at IS NULL
     ), i AS (
         SELECT id, first_name, last_name, phone, referred_at
         FROM members
@@ -96,6 +135,22 @@ const PROFILE: &str = concat!(
     ORDER BY i.referred_at DESC, i.id DESC"
 );
 
+/// The live member `$2` as viewer `$1` may see them: `full` when it is the viewer or they
+/// share a group in which both are active.
+const VIEW: &str = concat!(
+    "SELECT ",
+    member_columns!(),
+    ", m.id = $1 OR EXISTS (
+        SELECT FROM group_members mine
+        JOIN group_members theirs ON theirs.group_id = mine.group_id
+        WHERE mine.member_id = $1 AND mine.status = 'active'
+            AND theirs.member_id = m.id AND theirs.status = 'active'
+    ) AS full
+    FROM members m",
+    member_joins!(),
+    " WHERE m.id = $2 AND m.deleted_at IS NULL"
+);
+
 /// Applies the non-null fields of a patch to the live member `$1` and answers the member.
 const UPDATE_PROFILE: &str = concat!(
     "WITH m AS (
@@ -104,12 +159,81 @@ const UPDATE_PROFILE: &str = concat!(
             last_name = COALESCE($3, last_name),
             email = COALESCE($4, email)
         WHERE id = $1 AND deleted_at IS NULL
-        RETURNING id, phone, first_name, last_name, email, referral_code, referred_by, created_at
+        RETURNING id, phone, first_name, last_name, email, referral_code, referred_by,
+            current_group_id, created_at
     )
     SELECT ",
     member_columns!(),
-    " FROM m LEFT JOIN members r ON r.id = m.referred_by"
+    " FROM m",
+    member_joins!()
 );
+
+/// Deleting member `$1`, step 1: locks the groups in which they are active, in id order, so
+/// that nobody joins them (a join's foreign-key check waits for this lock) and no join
+/// request there is approved until the deletion commits.
+const LOCK_MEMBER_GROUPS: &str = "
+    SELECT id FROM groups
+    WHERE id IN (SELECT group_id FROM group_members WHERE member_id = $1 AND status = 'active')
+    ORDER BY id
+    FOR UPDATE";
+
+/// Deleting member `$1`, step 2 (a new snapshot: the groups are locked): locks, in the order
+/// `change_role` and `remove` lock them, the member's memberships and the active owners of
+/// the groups in which the member is active, and answers, per group in which the member is
+/// still active, whether they are an owner there, how many other active owners there are and
+/// how many active members.
+const INSPECT_MEMBER_GROUPS: &str = "
+    WITH locked AS (
+        SELECT group_id, member_id, role, status
+        FROM group_members
+        WHERE group_id IN (
+                SELECT group_id FROM group_members WHERE member_id = $1 AND status = 'active'
+            )
+            AND (member_id = $1 OR (role = 'owner' AND status = 'active'))
+        ORDER BY group_id, member_id
+        FOR UPDATE
+    )
+    SELECT l.group_id,
+        bool_or(l.member_id = $1 AND l.role = 'owner') AS is_owner,
+        count(*) FILTER (WHERE l.member_id <> $1) AS other_owners,
+        (SELECT count(*) FROM group_members a WHERE a.group_id = l.group_id AND a.status = 'active')
+            AS active_members
+    FROM locked l
+    GROUP BY l.group_id
+    HAVING bool_or(l.member_id = $1 AND l.status = 'active')";
+
+/// Deleting member `$1` at `$3`, step 3: deletes the groups `$2` (where they are the only
+/// active member: their memberships, custom roles and anyone's current group go with them),
+/// the member's memberships, and the member themself (phone and e-mail freed). A row when the
+/// member was live.
+const DELETE_MEMBER: &str = "
+    WITH solo AS (
+        DELETE FROM groups WHERE id = ANY($2)
+    ), memberships AS (
+        DELETE FROM group_members WHERE member_id = $1
+    ), m AS (
+        UPDATE members
+        SET deleted_at = $3, phone = NULL, email = NULL, current_group_id = NULL
+        WHERE id = $1 AND deleted_at IS NULL
+        RETURNING id
+    )
+    SELECT id FROM m";
+
+/// How many times [`PgMemberRepository::delete`] starts over after the database broke a
+/// deadlock by aborting it.
+const DELETE_ATTEMPTS: usize = 3;
+
+#[derive(Debug, QueryableByName)]
+struct MemberGroupRow {
+    #[diesel(sql_type = Uuid)]
+    group_id: uuid::Uuid,
+    #[diesel(sql_type = Bool)]
+    is_owner: bool,
+    #[diesel(sql_type = BigInt)]
+    other_owners: i64,
+    #[diesel(sql_type = BigInt)]
+    active_members: i64,
+}
 
 /// Members and profiles in PostgreSQL.
 #[derive(Clone)]
@@ -138,7 +262,7 @@ impl PgMemberRepository {
 async fn open_session(
     conn: &mut AsyncPgConnection,
     request: &SignInRequest,
-) -> QueryResult<Option<MemberRow>> {
+) -> QueryResult<Option<CurrentMemberRow>> {
     let session = &request.session;
     diesel::sql_query(OPEN_SESSION)
         .bind::<Text, _>(request.phone.as_e164())
@@ -154,22 +278,111 @@ async fn open_session(
 
 /// Runs [`CREATE_MEMBER`] for the request; answers whether it created the member.
 async fn create_member(conn: &mut AsyncPgConnection, request: &SignInRequest) -> QueryResult<bool> {
+    let workspace = request.personal_workspace.as_ref();
     let inserted = diesel::sql_query(CREATE_MEMBER)
         .bind::<Uuid, _>(request.new_member_id.as_uuid())
         .bind::<Text, _>(request.phone.as_e164())
         .bind::<Text, _>(request.new_referral_code.as_str())
         .bind::<Nullable<Text>, _>(request.referred_by.as_ref().map(ReferralCode::as_str))
         .bind::<Timestamptz, _>(request.now)
+        .bind::<Nullable<Uuid>, _>(workspace.map(|w| w.id.as_uuid()))
+        .bind::<Nullable<Text>, _>(workspace.map(|w| w.slug.as_str()))
+        .bind::<Nullable<Text>, _>(workspace.map(|w| w.name.as_str()))
         .execute(conn)
         .await?;
     Ok(inserted == 1)
+}
+
+/// Creates the member of a new phone (with their personal workspace, if asked) unless a
+/// concurrent sign-in just did, then opens the session for whichever member holds the phone.
+async fn sign_up(
+    conn: &mut AsyncPgConnection,
+    request: &SignInRequest,
+) -> Result<SignInRecord, TxError<SignInStoreError>> {
+    conn.transaction(async |conn| {
+        let created = create_member(conn, request).await?;
+        match open_session(conn, request).await? {
+            Some(row) => Ok(SignInRecord { member: row.into(), created }),
+            None if request.referred_by.is_some() => {
+                Err(TxError::Refused(SignInStoreError::ReferralCodeNotFound))
+            }
+            None => Err(TxError::Refused(SignInStoreError::Unexpected(anyhow::anyhow!(
+                "the member holding the phone was deleted during sign-in"
+            )))),
+        }
+    })
+    .await
+}
+
+/// What a member's deletion does to the groups they are active in.
+#[derive(Debug)]
+enum GroupsOfDeleted {
+    /// The groups in which the member is the only active member, to delete with them.
+    Solo(Vec<uuid::Uuid>),
+    /// The member is the only active owner of a group with other active members.
+    LastOwner,
+}
+
+/// Runs [`LOCK_MEMBER_GROUPS`] and [`INSPECT_MEMBER_GROUPS`] for member `id`.
+async fn groups_of_deleted(
+    conn: &mut AsyncPgConnection,
+    id: MemberId,
+) -> QueryResult<GroupsOfDeleted> {
+    diesel::sql_query(LOCK_MEMBER_GROUPS).bind::<Uuid, _>(id.as_uuid()).execute(conn).await?;
+    let rows: Vec<MemberGroupRow> =
+        diesel::sql_query(INSPECT_MEMBER_GROUPS).bind::<Uuid, _>(id.as_uuid()).load(conn).await?;
+    if rows.iter().any(|r| r.is_owner && r.other_owners == 0 && r.active_members > 1) {
+        return Ok(GroupsOfDeleted::LastOwner);
+    }
+    Ok(GroupsOfDeleted::Solo(
+        rows.into_iter().filter(|r| r.active_members <= 1).map(|r| r.group_id).collect(),
+    ))
+}
+
+/// The whole deletion of member `id`, in one transaction.
+async fn delete_member(
+    conn: &mut AsyncPgConnection,
+    id: MemberId,
+    now: DateTime<Utc>,
+) -> Result<Vec<SessionId>, TxError<DeleteMemberError>> {
+    conn.transaction(async |conn| {
+        let solo = match groups_of_deleted(conn, id).await? {
+            GroupsOfDeleted::LastOwner => {
+                return Err(TxError::Refused(DeleteMemberError::LastOwner));
+            }
+            GroupsOfDeleted::Solo(solo) => solo,
+        };
+        let deleted = diesel::sql_query(DELETE_MEMBER)
+            .bind::<Uuid, _>(id.as_uuid())
+            .bind::<Array<Uuid>, _>(solo)
+            .bind::<Timestamptz, _>(now)
+            .execute(conn)
+            .await?;
+        if deleted == 0 {
+            return Err(TxError::Refused(DeleteMemberError::NotFound));
+        }
+        // A statement of its own: it sees any session that a sign-in holding the member's row
+        // opened while the deletion waited for it.
+        let revoked: Vec<uuid::Uuid> = diesel::update(
+            sessions::table
+                .filter(sessions::member_id.eq(id.as_uuid()))
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::expires_at.gt(now)),
+        )
+        .set(sessions::revoked_at.eq(now))
+        .returning(sessions::id)
+        .get_results(conn)
+        .await?;
+        Ok(revoked.into_iter().map(SessionId::from_uuid).collect())
+    })
+    .await
 }
 
 #[async_trait]
 impl MemberRepository for PgMemberRepository {
     async fn find_by_phone(&self, phone: &PhoneNumber) -> anyhow::Result<Option<Member>> {
         let mut conn = self.conn().await?;
-        let row: Option<MemberRow> = diesel::sql_query(MEMBER_BY_PHONE)
+        let row: Option<CurrentMemberRow> = diesel::sql_query(MEMBER_BY_PHONE)
             .bind::<Text, _>(phone.as_e164())
             .get_result(&mut conn)
             .await
@@ -190,40 +403,41 @@ impl MemberRepository for PgMemberRepository {
         .context("looking up a referral code")
     }
 
-    async fn sign_in(&self, request: SignInRequest) -> Result<SignInRecord, SignInStoreError> {
+    /// Also creates the personal workspace of a new member when the request has one. If its
+    /// slug is taken (two random 10-character slugs met), the sign-up starts over with a fresh
+    /// [`Slug::personal`], up to three slugs in all; then it fails as unexpected.
+    async fn sign_in(&self, mut request: SignInRequest) -> Result<SignInRecord, SignInStoreError> {
         let mut conn = self.conn().await?;
         // A known phone: one statement, no explicit transaction.
         if let Some(row) = open_session(&mut conn, &request).await.context("opening a session")? {
             return Ok(SignInRecord { member: row.into(), created: false });
         }
-        // A new phone, as far as we saw: create the member unless a concurrent sign-in just
-        // did, then open the session for whichever member holds the phone now.
-        let outcome = conn
-            .transaction(async |conn| {
-                let created = create_member(conn, &request).await?;
-                match open_session(conn, &request).await? {
-                    Some(row) => Ok(SignInRecord { member: row.into(), created }),
-                    None if request.referred_by.is_some() => {
-                        Err(TxError::Refused(SignInStoreError::ReferralCodeNotFound))
-                    }
-                    None => Err(TxError::Refused(SignInStoreError::Unexpected(anyhow::anyhow!(
-                        "the member holding the phone was deleted during sign-in"
-                    )))),
+        // A new phone, as far as we saw.
+        let mut attempt = 1;
+        loop {
+            let error = match sign_up(&mut conn, &request).await {
+                Ok(record) => return Ok(record),
+                Err(TxError::Refused(e)) => return Err(e),
+                Err(TxError::Db(e)) => e,
+            };
+            match violated_unique(&error) {
+                Some("members_referral_code_key") => {
+                    return Err(SignInStoreError::ReferralCodeCollision);
                 }
-            })
-            .await;
-        outcome.map_err(|e| match e {
-            TxError::Refused(e) => e,
-            TxError::Db(e) if violated_unique(&e) == Some("members_referral_code_key") => {
-                SignInStoreError::ReferralCodeCollision
+                Some("groups_slug_key") if attempt < WORKSPACE_SLUG_ATTEMPTS => {
+                    attempt += 1;
+                    if let Some(workspace) = request.personal_workspace.as_mut() {
+                        workspace.slug = Slug::personal().as_str().to_owned();
+                    }
+                }
+                _ => return Err(anyhow::Error::new(error).context("signing up").into()),
             }
-            TxError::Db(e) => anyhow::Error::new(e).context("signing in").into(),
-        })
+        }
     }
 
     async fn get(&self, id: MemberId) -> anyhow::Result<Option<Member>> {
         let mut conn = self.conn().await?;
-        let row: Option<MemberRow> = diesel::sql_query(MEMBER_BY_ID)
+        let row: Option<CurrentMemberRow> = diesel::sql_query(MEMBER_BY_ID)
             .bind::<Uuid, _>(id.as_uuid())
             .get_result(&mut conn)
             .await
@@ -251,9 +465,17 @@ impl MemberRepository for PgMemberRepository {
     }
 
     async fn view(&self, viewer: MemberId, id: MemberId) -> anyhow::Result<Option<MemberView>> {
-        // Groups come later: until then only a member sees all of themself.
-        Ok(self.get(id).await?.map(|member| {
-            if viewer == id {
+        let mut conn = self.conn().await?;
+        let row: Option<ViewRow> = diesel::sql_query(VIEW)
+            .bind::<Uuid, _>(viewer.as_uuid())
+            .bind::<Uuid, _>(id.as_uuid())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .context("viewing a member")?;
+        Ok(row.map(|row| {
+            let member = Member::from(row.member);
+            if row.full {
                 MemberView::Full(member)
             } else {
                 MemberView::Card(MemberCard::from(&member))
@@ -270,7 +492,7 @@ impl MemberRepository for PgMemberRepository {
             return self.get(id).await?.ok_or(UpdateProfileError::NotFound);
         }
         let mut conn = self.conn().await?;
-        let row: Option<MemberRow> = diesel::sql_query(UPDATE_PROFILE)
+        let row: Option<CurrentMemberRow> = diesel::sql_query(UPDATE_PROFILE)
             .bind::<Uuid, _>(id.as_uuid())
             .bind::<Nullable<Text>, _>(patch.first_name.as_ref().map(|n| n.as_str()))
             .bind::<Nullable<Text>, _>(patch.last_name.as_ref().map(|n| n.as_str()))
@@ -285,47 +507,30 @@ impl MemberRepository for PgMemberRepository {
         row.map(Member::from).ok_or(UpdateProfileError::NotFound)
     }
 
+    /// Refuses with [`DeleteMemberError::LastOwner`], writing nothing, while the member is the
+    /// only active owner of a group with other active members. Otherwise deletes, in the same
+    /// transaction, the groups in which the member is the only active member (their personal
+    /// workspace), all their memberships and join requests, then the member (phone and e-mail
+    /// freed, current group cleared) and their live sessions.
     async fn delete(
         &self,
         id: MemberId,
         now: DateTime<Utc>,
     ) -> Result<Vec<SessionId>, DeleteMemberError> {
         let mut conn = self.conn().await?;
-        // Two statements: the second sees any session that a sign-in holding the member's row
-        // opened while the first waited for it.
-        let outcome = conn
-            .transaction(async |conn| {
-                let deleted = diesel::update(
-                    members::table
-                        .filter(members::id.eq(id.as_uuid()))
-                        .filter(members::deleted_at.is_null()),
-                )
-                .set((
-                    members::deleted_at.eq(now),
-                    members::phone.eq(None::<String>),
-                    members::email.eq(None::<String>),
-                ))
-                .execute(conn)
-                .await?;
-                if deleted == 0 {
-                    return Err(TxError::Refused(DeleteMemberError::NotFound));
+        let mut attempt = 1;
+        loop {
+            match delete_member(&mut conn, id, now).await {
+                Ok(revoked) => return Ok(revoked),
+                Err(TxError::Refused(e)) => return Err(e),
+                Err(TxError::Db(e)) if is_transient(&e) && attempt < DELETE_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, "member deletion aborted; starting over");
                 }
-                let revoked: Vec<uuid::Uuid> = diesel::update(
-                    sessions::table
-                        .filter(sessions::member_id.eq(id.as_uuid()))
-                        .filter(sessions::revoked_at.is_null())
-                        .filter(sessions::expires_at.gt(now)),
-                )
-                .set(sessions::revoked_at.eq(now))
-                .returning(sessions::id)
-                .get_results(conn)
-                .await?;
-                Ok(revoked.into_iter().map(SessionId::from_uuid).collect())
-            })
-            .await;
-        outcome.map_err(|e| match e {
-            TxError::Refused(e) => e,
-            TxError::Db(e) => anyhow::Error::new(e).context("deleting a member").into(),
-        })
+                Err(TxError::Db(e)) => {
+                    return Err(anyhow::Error::new(e).context("deleting a member").into());
+                }
+            }
+        }
     }
 }

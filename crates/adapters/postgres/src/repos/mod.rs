@@ -1,5 +1,7 @@
 //! One repository per domain port.
 
+pub(crate) mod groups;
+pub(crate) mod invites;
 pub(crate) mod members;
 pub(crate) mod referrals;
 pub(crate) mod sessions;

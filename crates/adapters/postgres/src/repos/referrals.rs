@@ -1,13 +1,16 @@
 //! [`ReferralRepository`] on PostgreSQL.
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use diesel::{OptionalExtension as _, QueryableByName};
 use diesel::result::{DatabaseErrorKind, Error as DbError};
-use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid};
+use diesel::sql_types::{
+    Array, BigInt, Bool, Integer, Nullable, SmallInt, Text, Timestamptz, Uuid,
+};
+use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use onboard_kernel::{MemberId, PhoneNumber, ReferralCode};
@@ -16,65 +19,75 @@ use onboard_referrals::ports::{RedeemRefusal, ReferralRepository};
 use onboard_referrals::{Cursor, ReferralSummary, Referrer};
 
 use crate::PgPool;
-use crate::rows::MemberRow;
+use crate::rows::CurrentMemberRow;
 
-/// The most levels the cycle check climbs before it gives up with an error. Only a chain this
-/// deep (or rows edited by hand into a loop) reaches it.
-const MAX_DEPTH: i32 = 1_000_000;
+/// The most `ref_parent` steps a lookup of a representative follows before it gives up with an
+/// error. Union by rank keeps every path under 64 steps; only rows written by hand (into a
+/// loop, say) come near this.
+const MAX_STEPS: i32 = 100_000;
 
-/// How many times [`PgReferralRepository::redeem`] starts over (the root it found gained a
-/// referrer while it waited for the lock, or the database aborted the transaction to break a
-/// deadlock or a serialization failure) before it answers an error.
+/// How many times [`PgReferralRepository::redeem`] starts over (a representative it found
+/// joined another set while it waited for the lock, or the database aborted the transaction to
+/// break a deadlock or a serialization failure) before it answers an error.
 const MAX_ATTEMPTS: usize = 16;
 
 /// Reads, without locking, what a redeem of code `$2` by member `$1` depends on: whether the
-/// redeemer is live and has already redeemed, who owns the code, and the topmost member
-/// reached by climbing `referred_by` from `$3` (or from the owner when `$3` is NULL), at most
-/// `$4` levels up. The climb is skipped when the redeemer has already redeemed.
+/// redeemer is live and has already redeemed, who owns the code, and the representatives of
+/// the redeemer's set and of the owner's set, each found by following `ref_parent` at most
+/// `$3` steps. The lookups are skipped when the redeemer has already redeemed.
 const PROBE: &str = "
     WITH RECURSIVE redeemer AS (
         SELECT referred_by FROM members WHERE id = $1 AND deleted_at IS NULL
     ), owner AS (
         SELECT id FROM members WHERE referral_code = $2 AND deleted_at IS NULL
-    ), up (id, parent, depth) AS (
-        SELECT id, referred_by, 0
+    ), up (start, id, parent, steps) AS (
+        SELECT id, id, ref_parent, 0
         FROM members
-        WHERE id = COALESCE($3, (SELECT id FROM owner))
+        WHERE id IN ($1, (SELECT id FROM owner))
             AND NOT EXISTS (SELECT FROM redeemer WHERE referred_by IS NOT NULL)
       UNION ALL
-        SELECT m.id, m.referred_by, up.depth + 1
+        SELECT up.start, m.id, m.ref_parent, up.steps + 1
         FROM up JOIN members m ON m.id = up.parent
-        WHERE up.depth < $4
+        WHERE up.steps < $3
     )
     SELECT EXISTS (SELECT FROM redeemer) AS redeemer_live,
         EXISTS (SELECT FROM redeemer WHERE referred_by IS NOT NULL) AS redeemed,
         (SELECT id FROM owner) AS owner,
-        top.id AS top,
-        top.parent IS NULL AS top_is_root
-    FROM (SELECT) AS one
-    LEFT JOIN LATERAL (SELECT id, parent FROM up ORDER BY depth DESC LIMIT 1) AS top ON true";
+        (SELECT id FROM up WHERE start = $1 AND parent IS NULL) AS redeemer_set,
+        (SELECT up.id FROM up JOIN owner ON up.start = owner.id WHERE up.parent IS NULL)
+            AS owner_set";
 
-/// Locks the redeemer `$1` and the root `$2` (one row when they are the same), in id order so
-/// that two redeems locking the same pair never wait for each other in a circle, and answers
-/// each one's state as of now.
-const LOCK_PAIR: &str = "
-    SELECT id, referred_by IS NULL AS is_root, deleted_at IS NULL AS is_live
+/// Locks the redeemer `$1` and the representatives `$2` and `$3` (fewer rows when some are
+/// the same member), in id order so that redeems locking overlapping rows never wait for each
+/// other in a circle, and answers each one's state as of now.
+const LOCK: &str = "
+    SELECT id, deleted_at IS NULL AS is_live, referred_by IS NULL AS is_root,
+        ref_parent IS NULL AS is_representative, ref_rank
     FROM members
-    WHERE id IN ($1, $2)
+    WHERE id IN ($1, $2, $3)
     ORDER BY id
     FOR NO KEY UPDATE";
 
-/// Makes `$2` the referrer of `$1` at `$3` and answers the member as [`MemberRow`].
-const SET_REFERRER: &str = "
+/// Merges two sets and makes `$2` the referrer of `$1` at `$3`, touching only the rows `$7`:
+/// representative `$4` joins representative `$5`'s set, whose rank becomes `$6`. Answers the
+/// redeemer as [`CurrentMemberRow`] (the columns the members repository reads).
+const UNITE: &str = "
     WITH m AS (
         UPDATE members
-        SET referred_by = $2, referred_at = $3
-        WHERE id = $1
-        RETURNING id, phone, first_name, last_name, email, referral_code, referred_by, created_at
+        SET referred_by = CASE WHEN id = $1 THEN $2 ELSE referred_by END,
+            referred_at = CASE WHEN id = $1 THEN $3 ELSE referred_at END,
+            ref_parent = CASE WHEN id = $4 THEN $5 ELSE ref_parent END,
+            ref_rank = CASE WHEN id = $5 THEN $6 ELSE ref_rank END
+        WHERE id = ANY ($7)
+        RETURNING id, phone, first_name, last_name, email, referral_code, referred_by,
+            current_group_id, created_at
     )
     SELECT m.id, m.phone, m.first_name, m.last_name, m.email, m.referral_code,
-        r.referral_code AS referred_by_code, m.created_at
-    FROM m LEFT JOIN members r ON r.id = m.referred_by";
+        r.referral_code AS referred_by_code, m.created_at, g.slug AS current_group
+    FROM m
+    LEFT JOIN members r ON r.id = m.referred_by
+    LEFT JOIN groups g ON g.id = m.current_group_id
+    WHERE m.id = $1";
 
 /// The live member `$1`'s code, their referrer (live or not: who referred them stays true),
 /// and the count of their live invitees.
@@ -112,9 +125,9 @@ struct ProbeRow {
     #[diesel(sql_type = Nullable<Uuid>)]
     owner: Option<uuid::Uuid>,
     #[diesel(sql_type = Nullable<Uuid>)]
-    top: Option<uuid::Uuid>,
-    #[diesel(sql_type = Nullable<Bool>)]
-    top_is_root: Option<bool>,
+    redeemer_set: Option<uuid::Uuid>,
+    #[diesel(sql_type = Nullable<Uuid>)]
+    owner_set: Option<uuid::Uuid>,
 }
 
 #[derive(Debug, QueryableByName)]
@@ -122,9 +135,13 @@ struct LockedRow {
     #[diesel(sql_type = Uuid)]
     id: uuid::Uuid,
     #[diesel(sql_type = Bool)]
+    is_live: bool,
+    #[diesel(sql_type = Bool)]
     is_root: bool,
     #[diesel(sql_type = Bool)]
-    is_live: bool,
+    is_representative: bool,
+    #[diesel(sql_type = SmallInt)]
+    ref_rank: i16,
 }
 
 #[derive(Debug, QueryableByName)]
@@ -168,36 +185,53 @@ impl InviteeRow {
 
 /// Referral codes, referrers and invitees in PostgreSQL (the `members` table).
 ///
-/// # How a redeem stays free of cycles under concurrency
+/// # How a redeem stays free of cycles, quickly and under concurrency
 ///
 /// A member redeems only while their `referred_by` is NULL, and `referred_by`, once set, never
-/// changes. So the redeemer R is always the root of their own tree, only roots ever gain a
-/// referrer, and every member's chain of ancestors only grows at its top. Giving R the
-/// referrer O closes a cycle exactly when R is an ancestor of O, that is, when the root of
-/// O's tree is R. A redeem:
+/// changes (deletion keeps it; a sign-up with a code sets it only on the row it creates, a new
+/// leaf). So referral trees only ever merge: a redeem by R of O's code hangs R's whole tree
+/// below O. That closes a cycle exactly when O is in R's tree already.
+///
+/// Each tree is therefore also kept as a disjoint set (union-find) in two columns of
+/// `members`: `ref_parent` points at another member of the same tree, and following it ends at
+/// the set's *representative*, the one member whose `ref_parent` is NULL (any member of the
+/// tree, not necessarily its root); `ref_rank` bounds the height of the set below its
+/// representative. Union by rank keeps every path under log2(members) + 2 steps (22 for a
+/// million members), so finding a member's representative takes a few primary-key probes
+/// however deep the tree is. A sign-up with a code joins the referrer's set through a trigger
+/// of the migration (the new member points at the set's representative and stays a leaf of the
+/// set); a redeem is the only other writer of `referred_by` and of the sets. A redeem:
 ///
 /// 1. reads, in one statement and without locks: whether R is live and has already redeemed
 ///    (→ `AlreadyRedeemed`), the live owner O of the code (→ `NotFound`; O = R → `OwnCode`),
-///    and the root T of O's tree, by a recursive query that climbs `referred_by` through the
-///    primary key (one index probe per level, bounded at a million levels). T = R → `Cycle`.
-///    Each of these answers stays true once read (R's referrer and O's ancestors never
-///    change), so a refusal needs no lock and no transaction.
-/// 2. in one READ COMMITTED transaction, locks R and T (`FOR NO KEY UPDATE`, in one
-///    statement, in id order) and re-reads them: R must still have no referrer (else a
-///    concurrent redeem of R's won: `AlreadyRedeemed`). If T has gained a referrer while we
-///    read or waited, the transaction ends and the redeem starts over, climbing from T.
-/// 3. sets R's referrer to O (`referred_at` = now) and commits, answering the updated member.
+///    and the representatives a of R's set and b of O's set. a = b → `Cycle`. Each of these
+///    answers stays true once read (R's referrer never changes once set, and sets only
+///    merge), so a refusal needs no lock and no transaction.
+/// 2. in one READ COMMITTED transaction, locks R, a and b (`FOR NO KEY UPDATE`, in one
+///    statement, in id order) and re-reads them: R must still be live with no referrer (else
+///    a concurrent redeem of R's won: `AlreadyRedeemed`), and a and b must still be
+///    representatives. If either joined another set while we read or waited, the transaction
+///    ends and the redeem starts over from step 1.
+/// 3. in one statement, unites the sets by rank (the representative of lower rank points at
+///    the other; on a tie, a points at b and b's rank grows by one) and sets R's referrer to O
+///    (`referred_at` = now), then commits, answering the updated member.
 ///
-/// Why this is enough: the only way for O's root to change, or for R to gain a referrer, is a
-/// redeem by T or by R, and each of those needs the row lock we hold until commit. Two
-/// redeems that together would close a cycle (R₁ redeems in R₂'s tree while R₂ redeems in
-/// R₁'s) both lock {R₁, R₂}: the second to get the locks sees its root gone, climbs again,
-/// finds itself at the top and refuses with `Cycle`. Every transaction takes its row locks in
-/// one statement in id order, so redeems never deadlock one another; should the database still
-/// abort one (deadlock or serialization failure), it starts over, at most 16 times in all.
+/// Why this is race-safe: a member's `ref_parent` changes only when a representative joins
+/// another set, and only a redeem does that, holding that representative's row lock until it
+/// commits. So while we hold a and b locked and both are still representatives, R's set and
+/// O's set are still apart, and they stay apart until we commit: any redeem that would merge
+/// them, or would give R a referrer, must lock a, b or R first, so it waits for us, then finds
+/// a representative gone (or R's referrer set) and starts over. Two redeems that together
+/// would close a cycle (R₁ redeems in R₂'s tree while R₂ redeems in R₁'s) both need the locks
+/// of the same two representatives: the second to get them finds one gone, starts over, sees
+/// both members in one set and refuses with `Cycle`. The trigger's joins need no lock: the new
+/// member points at a member of the right set, and sets only merge, so it stays right. Every
+/// transaction takes its row locks in one statement in id order, so redeems never deadlock one
+/// another; should the database still abort one (deadlock or serialization failure), it
+/// starts over, at most 16 times in all.
 ///
-/// Round trips: a refusal costs one statement; a redeem, five (probe, BEGIN, lock, update,
-/// COMMIT). The climb is the only part that grows with depth.
+/// Round trips: a refusal costs one statement; a redeem, five (probe, BEGIN, lock, unite,
+/// COMMIT). None of them grows with the depth of the tree.
 #[derive(Clone)]
 pub struct PgReferralRepository {
     pool: PgPool,
@@ -211,12 +245,12 @@ impl fmt::Debug for PgReferralRepository {
 
 /// What one locked attempt of a redeem ended with.
 enum Attempt {
-    Redeemed(Box<MemberRow>),
+    Redeemed(Box<CurrentMemberRow>),
     AlreadyRedeemed,
     /// The redeemer was deleted while the redeem ran.
     RedeemerGone,
-    /// The root found by the probe has a referrer now: climb on from it.
-    RootMoved,
+    /// A representative found by the probe has joined another set: look them up again.
+    SetsMoved,
 }
 
 impl PgReferralRepository {
@@ -235,50 +269,78 @@ async fn probe(
     conn: &mut AsyncPgConnection,
     member: MemberId,
     code: &ReferralCode,
-    climb_from: Option<uuid::Uuid>,
 ) -> Result<ProbeRow, DbError> {
     diesel::sql_query(PROBE)
         .bind::<Uuid, _>(member.as_uuid())
         .bind::<Text, _>(code.as_str())
-        .bind::<Nullable<Uuid>, _>(climb_from)
-        .bind::<Integer, _>(MAX_DEPTH)
+        .bind::<Integer, _>(MAX_STEPS)
         .get_result(conn)
         .await
 }
 
-/// Locks the redeemer and the root, re-checks both, and sets the referrer when they allow it.
+/// The two sets a redeem unites, by their representatives.
+#[derive(Clone, Copy)]
+struct Sets {
+    /// The redeemer's.
+    redeemer: uuid::Uuid,
+    /// The code owner's.
+    owner: uuid::Uuid,
+}
+
+/// Locks the redeemer and both representatives, re-checks them, and when they still allow it
+/// unites the sets and sets the referrer.
 async fn locked_attempt(
     conn: &mut AsyncPgConnection,
     member: uuid::Uuid,
     owner: uuid::Uuid,
-    root: uuid::Uuid,
+    sets: Sets,
     now: DateTime<Utc>,
 ) -> Result<Attempt, DbError> {
     conn.build_transaction()
         .read_committed()
         .run(async |conn| {
-            let locked: Vec<LockedRow> = diesel::sql_query(LOCK_PAIR)
+            let locked: Vec<LockedRow> = diesel::sql_query(LOCK)
                 .bind::<Uuid, _>(member)
-                .bind::<Uuid, _>(root)
+                .bind::<Uuid, _>(sets.redeemer)
+                .bind::<Uuid, _>(sets.owner)
                 .load(conn)
                 .await?;
-            let redeemer = locked.iter().find(|r| r.id == member);
-            if !redeemer.is_some_and(|r| r.is_live) {
+            let row = |id| locked.iter().find(|r| r.id == id);
+            let Some(redeemer) = row(member).filter(|r| r.is_live) else {
                 return Ok(Attempt::RedeemerGone);
-            }
-            if redeemer.is_some_and(|r| !r.is_root) {
+            };
+            if !redeemer.is_root {
                 return Ok(Attempt::AlreadyRedeemed);
             }
-            if !locked.iter().any(|r| r.id == root && r.is_root) {
-                return Ok(Attempt::RootMoved);
+            let (Some(a), Some(b)) = (
+                row(sets.redeemer).filter(|r| r.is_representative),
+                row(sets.owner).filter(|r| r.is_representative),
+            ) else {
+                return Ok(Attempt::SetsMoved);
+            };
+            // Union by rank: the lower set joins the higher; on a tie, the redeemer's set
+            // joins the owner's, which grows one rank taller.
+            let (child, parent, taller) = match a.ref_rank.cmp(&b.ref_rank) {
+                Ordering::Less => (a, b, false),
+                Ordering::Greater => (b, a, false),
+                Ordering::Equal => (a, b, true),
+            };
+            let mut touched = vec![member, child.id];
+            if taller {
+                touched.push(parent.id);
             }
-            let row: MemberRow = diesel::sql_query(SET_REFERRER)
+            let parent_rank = parent.ref_rank.saturating_add(i16::from(taller));
+            let redeemed: CurrentMemberRow = diesel::sql_query(UNITE)
                 .bind::<Uuid, _>(member)
                 .bind::<Uuid, _>(owner)
                 .bind::<Timestamptz, _>(now)
+                .bind::<Uuid, _>(child.id)
+                .bind::<Uuid, _>(parent.id)
+                .bind::<SmallInt, _>(parent_rank)
+                .bind::<Array<Uuid>, _>(touched)
                 .get_result(conn)
                 .await?;
-            Ok(Attempt::Redeemed(Box::new(row)))
+            Ok(Attempt::Redeemed(Box::new(redeemed)))
         })
         .await
 }
@@ -304,10 +366,8 @@ impl ReferralRepository for PgReferralRepository {
         now: DateTime<Utc>,
     ) -> Result<Member, RedeemRefusal> {
         let mut conn = self.conn().await?;
-        let mut climb_from = None;
         for _ in 0..MAX_ATTEMPTS {
-            let found =
-                probe(&mut conn, member, code, climb_from).await.context("probing a redeem")?;
+            let found = probe(&mut conn, member, code).await.context("probing a redeem")?;
             if !found.redeemer_live {
                 return Err(anyhow::anyhow!("the redeemer {member} is not a live member").into());
             }
@@ -320,19 +380,21 @@ impl ReferralRepository for PgReferralRepository {
             if owner == member.as_uuid() {
                 return Err(RedeemRefusal::OwnCode);
             }
-            let (Some(root), Some(true)) = (found.top, found.top_is_root) else {
+            let (Some(redeemer), Some(owner_set)) = (found.redeemer_set, found.owner_set) else {
                 return Err(anyhow::anyhow!(
-                    "no root within {MAX_DEPTH} levels above the owner of {code}"
+                    "no representative within {MAX_STEPS} steps of the redeemer {member} or \
+                     of the owner of {code}"
                 )
                 .into());
             };
-            if root == member.as_uuid() {
+            if redeemer == owner_set {
                 return Err(RedeemRefusal::Cycle);
             }
-            match locked_attempt(&mut conn, member.as_uuid(), owner, root, now).await {
+            let sets = Sets { redeemer, owner: owner_set };
+            match locked_attempt(&mut conn, member.as_uuid(), owner, sets, now).await {
                 Ok(Attempt::Redeemed(row)) => return Ok(Member::from(*row)),
                 Ok(Attempt::AlreadyRedeemed) => return Err(RedeemRefusal::AlreadyRedeemed),
-                Ok(Attempt::RootMoved) => climb_from = Some(root),
+                Ok(Attempt::SetsMoved) => {}
                 Ok(Attempt::RedeemerGone) => {
                     return Err(anyhow::anyhow!("the redeemer {member} was deleted").into());
                 }

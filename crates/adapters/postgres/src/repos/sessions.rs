@@ -25,6 +25,8 @@ use crate::schema::sessions;
 /// - `used`: otherwise, `$1` was used before: within grace (rotated to `$2`, recently, session
 ///   not revoked) nothing changes; else `revoked` revokes the session.
 ///
+/// Each row carries the slug of the member's current group (for the new access token).
+///
 /// No row: nothing changed, and no live or used token is `$1` in this statement's snapshot.
 const ROTATE: &str = "
     WITH live AS (
@@ -47,9 +49,17 @@ const ROTATE: &str = "
         FROM used
         WHERE s.id = used.session_id AND NOT used.grace AND s.revoked_at IS NULL
     )
-    SELECT 'rotated'::text AS outcome, id AS session_id, member_id FROM live
+    SELECT 'rotated'::text AS outcome, live.id AS session_id, live.member_id,
+        g.slug AS current_group
+    FROM live
+    LEFT JOIN members m ON m.id = live.member_id
+    LEFT JOIN groups g ON g.id = m.current_group_id
     UNION ALL
-    SELECT CASE WHEN grace THEN 'grace' ELSE 'reused' END, session_id, member_id FROM used";
+    SELECT CASE WHEN grace THEN 'grace' ELSE 'reused' END, used.session_id, used.member_id,
+        g.slug
+    FROM used
+    LEFT JOIN members m ON m.id = used.member_id
+    LEFT JOIN groups g ON g.id = m.current_group_id";
 
 /// Refresh sessions in PostgreSQL.
 #[derive(Clone)]
@@ -101,7 +111,7 @@ impl SessionRepository for PgSessionRepository {
             let session = RefreshedSession {
                 session_id: SessionId::from_uuid(row.session_id),
                 member_id: MemberId::from_uuid(row.member_id),
-                current_group: None,
+                current_group: row.current_group,
             };
             return Ok(match row.outcome.as_str() {
                 "rotated" => RotateOutcome::Rotated(session),

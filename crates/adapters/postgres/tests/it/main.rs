@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod groups;
+mod invites;
 mod members;
 mod migrations;
 mod referrals;

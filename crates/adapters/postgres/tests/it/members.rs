@@ -1,6 +1,9 @@
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 use chrono::Duration;
+use onboard_groups::ports::GroupRepository;
+use onboard_groups::{MembershipStatus, RoleName, Slug};
 use onboard_kernel::{Email, MemberId, ReferralCode};
 use onboard_members::ports::{MemberRepository, SessionRepository};
 use onboard_members::{
@@ -8,7 +11,9 @@ use onboard_members::{
 };
 use onboard_postgres::testing::TestDatabase;
 use onboard_postgres::{PgMemberRepository, PgSessionRepository, connect};
+use tokio::sync::Barrier;
 
+use crate::groups::{Fixture, with_workspace};
 use crate::{now, phone, rows, sign_in};
 
 #[tokio::test]
@@ -261,4 +266,228 @@ async fn deleting_a_member_revokes_their_sessions_and_frees_the_phone_and_email(
     assert!(reborn.created);
     assert_ne!(reborn.member.id, gone.id);
     members.update_profile(reborn.member.id, &patch).await.expect("the address is free again");
+}
+
+// ---- groups ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_sign_up_with_a_personal_workspace_makes_the_member_its_owner_and_current_group() {
+    let f = Fixture::new().await;
+    let request = with_workspace(sign_in(&phone(1), f.t));
+    let workspace = request.personal_workspace.clone().expect("a workspace");
+
+    let record = f.members.sign_in(request.clone()).await.expect("signs up");
+
+    assert!(record.created);
+    let ann = record.member;
+    assert_eq!(ann.current_group.as_deref(), Some(workspace.slug.as_str()));
+    let slug = Slug::parse(&workspace.slug).expect("a slug");
+    let (group, membership) =
+        f.groups.find_for_member(&slug, ann.id).await.expect("finds").expect("exists");
+    assert_eq!(group.id, workspace.id);
+    assert_eq!(group.name.as_str(), "Personal workspace");
+    assert!(!group.approval_required);
+    assert_eq!(group.created_at, f.t);
+    let membership = membership.expect("a membership");
+    assert_eq!((membership.role, membership.status), (RoleName::OWNER, MembershipStatus::Active));
+
+    // Every read of the member carries the current group.
+    assert_eq!(f.members.get(ann.id).await.expect("gets"), Some(ann.clone()));
+    assert_eq!(f.members.find_by_phone(&phone(1)).await.expect("finds"), Some(ann.clone()));
+    assert_eq!(f.members.profile(ann.id, 5).await.expect("loads").expect("exists").member, ann);
+    let patch = ProfilePatch {
+        first_name: Some(PersonName::parse("Ann").expect("a name")),
+        ..ProfilePatch::default()
+    };
+    let updated = f.members.update_profile(ann.id, &patch).await.expect("updates");
+    assert_eq!(updated.current_group, ann.current_group);
+
+    // Signing in again creates nothing more.
+    let again = f.members.sign_in(with_workspace(sign_in(&phone(1), f.t))).await.expect("signs in");
+    assert!(!again.created);
+    assert_eq!(again.member.current_group, ann.current_group);
+    assert_eq!(rows(&f.db.pool(), "groups").await, 1);
+    assert_eq!(rows(&f.db.pool(), "group_members").await, 1);
+}
+
+#[tokio::test]
+async fn a_sign_up_without_a_personal_workspace_creates_no_group() {
+    let f = Fixture::new().await;
+
+    let record = f.members.sign_in(sign_in(&phone(1), f.t)).await.expect("signs up");
+
+    assert!(record.created);
+    assert_eq!(record.member.current_group, None);
+    assert_eq!(rows(&f.db.pool(), "groups").await, 0);
+    assert_eq!(rows(&f.db.pool(), "group_members").await, 0);
+}
+
+#[tokio::test]
+async fn a_refused_sign_up_creates_no_personal_workspace() {
+    let f = Fixture::new().await;
+    let mut request = with_workspace(sign_in(&phone(1), f.t));
+    request.referred_by = Some(ReferralCode::parse("ZZZZZZ").expect("a code"));
+
+    let refused = f.members.sign_in(request).await;
+
+    assert!(matches!(refused, Err(SignInStoreError::ReferralCodeNotFound)), "{refused:?}");
+    assert_eq!(rows(&f.db.pool(), "groups").await, 0);
+    assert_eq!(rows(&f.db.pool(), "members").await, 0);
+}
+
+#[tokio::test]
+async fn a_taken_workspace_slug_is_replaced_by_a_fresh_personal_one() {
+    let f = Fixture::new().await;
+    let bob = f.member(2).await;
+    let mut request = with_workspace(sign_in(&phone(1), f.t));
+    let workspace = request.personal_workspace.as_mut().expect("a workspace");
+    workspace.slug = "ws-taken00000".to_owned();
+    f.group("ws-taken00000", bob).await;
+
+    let record = f.members.sign_in(request.clone()).await.expect("signs up");
+
+    let slug = record.member.current_group.expect("a current group");
+    assert_ne!(slug, "ws-taken00000");
+    assert!(Slug::parse(&slug).is_ok_and(|s| s.as_str().starts_with("ws-")), "{slug}");
+    assert_eq!(rows(&f.db.pool(), "groups").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sign_ups_of_a_new_phone_create_one_personal_workspace() {
+    let f = Fixture::with_pool(8).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let members = f.members.clone();
+            let request = with_workspace(sign_in(&phone(7), f.t));
+            tokio::spawn(async move { members.sign_in(request).await })
+        })
+        .collect();
+    let mut records = Vec::new();
+    for task in tasks {
+        records.push(task.await.expect("the task ran").expect("signs in"));
+    }
+
+    assert_eq!(records.iter().filter(|r| r.created).count(), 1);
+    let current: HashSet<_> = records.iter().map(|r| r.member.current_group.clone()).collect();
+    assert_eq!(current.len(), 1, "everyone sees the one workspace: {current:?}");
+    assert_eq!(rows(&f.db.pool(), "groups").await, 1);
+    assert_eq!(rows(&f.db.pool(), "group_members").await, 1);
+}
+
+#[tokio::test]
+async fn members_who_share_an_active_group_see_each_other_in_full() {
+    let f = Fixture::new().await;
+    let ann = f.member(1).await;
+    let bob = f.member(2).await;
+    let group = f.group("acme", ann).await;
+    let card = |v: Option<MemberView>| matches!(v, Some(MemberView::Card(_)));
+
+    assert!(card(f.members.view(ann, bob).await.expect("views")));
+    f.groups.join(group.id, bob, MembershipStatus::Pending, f.t).await.expect("asks");
+    assert!(card(f.members.view(ann, bob).await.expect("views")), "a pending member is no member");
+    assert!(card(f.members.view(bob, ann).await.expect("views")));
+
+    f.groups.approve(group.id, bob, f.t).await.expect("approves").expect("pending");
+    let full = f.members.view(ann, bob).await.expect("views");
+    assert_eq!(
+        full,
+        Some(MemberView::Full(f.members.get(bob).await.expect("gets").expect("live")))
+    );
+    assert!(matches!(f.members.view(bob, ann).await.expect("views"), Some(MemberView::Full(_))));
+    let cy = f.member(3).await;
+    assert!(card(f.members.view(cy, ann).await.expect("views")), "a stranger sees the card");
+}
+
+#[tokio::test]
+async fn the_sole_owner_of_a_group_with_other_members_is_not_deleted() {
+    let f = Fixture::new().await;
+    let sessions = PgSessionRepository::new(f.db.pool());
+    let ann = f.member(1).await;
+    let bob = f.member(2).await;
+    let group = f.group("acme", ann).await;
+    f.join(group.id, bob, f.t).await;
+
+    let refused = f.members.delete(ann, f.t).await;
+
+    assert!(matches!(refused, Err(DeleteMemberError::LastOwner)), "{refused:?}");
+    assert!(f.members.get(ann).await.expect("gets").is_some(), "nothing written");
+    assert_eq!(sessions.list(ann, f.t).await.expect("lists").len(), 1);
+    assert_eq!(f.owners(group.id).await, BTreeSet::from([ann]));
+
+    // With another owner the member may go; the group stays with them.
+    f.groups
+        .change_role(group.id, bob, &RoleName::MEMBER, &RoleName::OWNER)
+        .await
+        .expect("promotes");
+    f.members.delete(ann, f.t).await.expect("deletes");
+    assert_eq!(f.owners(group.id).await, BTreeSet::from([bob]));
+    assert_eq!(f.groups.member(group.id, ann).await.expect("gets"), None);
+}
+
+#[tokio::test]
+async fn deleting_a_member_deletes_the_groups_only_they_are_active_in_and_all_their_memberships() {
+    let f = Fixture::new().await;
+    let request = with_workspace(sign_in(&phone(1), f.t));
+    let workspace = request.personal_workspace.clone().expect("a workspace");
+    let ann = f.members.sign_in(request).await.expect("signs up").member.id;
+    let bob = f.member(2).await;
+    let cy = f.member(3).await;
+    // Ann's own group with only a join request besides her: it goes with her.
+    let lonely = f.group("lonely", ann).await;
+    f.groups.join(lonely.id, cy, MembershipStatus::Pending, f.t).await.expect("asks");
+    f.groups
+        .create_role(lonely.id, &RoleName::parse("ops").expect("a role"), &BTreeSet::new())
+        .await
+        .expect("creates");
+    // Bob's groups: Ann is a member of one and asked to join the other.
+    let shared = f.group("shared", bob).await;
+    f.join(shared.id, ann, f.t).await;
+    let asked = f.group("asked", bob).await;
+    f.groups.join(asked.id, ann, MembershipStatus::Pending, f.t).await.expect("asks");
+
+    f.members.delete(ann, f.t).await.expect("deletes");
+
+    let ws = Slug::parse(&workspace.slug).expect("a slug");
+    assert_eq!(f.groups.find_for_member(&ws, bob).await.expect("finds"), None);
+    assert_eq!(f.groups.find_for_member(&lonely.slug, cy).await.expect("finds"), None);
+    assert_eq!(f.groups.member(shared.id, ann).await.expect("gets"), None);
+    assert_eq!(f.groups.member(asked.id, ann).await.expect("gets"), None);
+    assert_eq!(rows(&f.db.pool(), "groups").await, 2, "bob's groups stay");
+    assert_eq!(rows(&f.db.pool(), "group_members").await, 2, "bob's ownerships only");
+    assert_eq!(rows(&f.db.pool(), "group_roles").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_co_owners_deleting_their_accounts_at_once_leave_their_group_an_owner() {
+    let f = Fixture::with_pool(8).await;
+    for round in 0..10 {
+        let ann = f.member(3 * round).await;
+        let bob = f.member(3 * round + 1).await;
+        let cy = f.member(3 * round + 2).await;
+        let group = f.group(&format!("race-{round}"), ann).await;
+        f.co_owner(group.id, bob).await;
+        f.join(group.id, cy, f.t).await;
+
+        let start = Arc::new(Barrier::new(2));
+        let tasks: Vec<_> = [ann, bob]
+            .into_iter()
+            .map(|id| {
+                let (members, start, t) = (f.members.clone(), start.clone(), f.t);
+                tokio::spawn(async move {
+                    start.wait().await;
+                    members.delete(id, t).await
+                })
+            })
+            .collect();
+        let mut deleted = 0;
+        for task in tasks {
+            match task.await.expect("the task ran") {
+                Ok(_) => deleted += 1,
+                Err(DeleteMemberError::LastOwner) => {}
+                Err(e) => panic!("round {round}: unexpected {e:?}"),
+            }
+        }
+        assert_eq!(deleted, 1, "round {round}");
+        assert_eq!(f.owners(group.id).await.len(), 1, "round {round}");
+    }
 }

@@ -1,16 +1,23 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
+use diesel::Connection as _;
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Integer, Text, Timestamptz, Uuid};
-use diesel_async::{RunQueryDsl as _, SimpleAsyncConnection as _};
+use diesel::migration::{Migration, MigrationSource};
+use diesel::pg::Pg;
+use diesel::sql_types::{BigInt, Integer, Nullable, SmallInt, Text, Timestamptz, Uuid};
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::{AsyncPgConnection, RunQueryDsl as _, SimpleAsyncConnection as _};
+use diesel_migrations::MigrationHarness as _;
 use onboard_kernel::{MemberId, ReferralCode, SystemClock};
 use onboard_members::Member;
 use onboard_members::ports::MemberRepository;
 use onboard_postgres::testing::TestDatabase;
-use onboard_postgres::{PgMemberRepository, PgPool, PgReferralRepository, connect};
+use onboard_postgres::{
+    MIGRATIONS, PgMemberRepository, PgPool, PgReferralRepository, connect, run_migrations,
+};
 use onboard_referrals::ports::{RedeemRefusal, ReferralRepository};
 use onboard_referrals::{Cursor, ReferralsService, Referrer};
 use tokio::sync::Barrier;
@@ -52,15 +59,25 @@ struct ChainLink {
 
 /// Inserts, in one statement, a chain of `depth + 1` members without phones whose codes are
 /// `letter` and five digits: the first is a root and each next one was referred by the one
-/// before. Answers them top down (the root first, the bottom member last).
-async fn chain(pool: &PgPool, letter: char, depth: i32, at: DateTime<Utc>) -> Vec<(MemberId, ReferralCode)> {
+/// before. The chain is one referral set, as the migration makes of an existing tree: the root
+/// is its representative, of rank 1, and every other member points straight at it. Answers
+/// them top down (the root first, the bottom member last).
+async fn chain(
+    pool: &PgPool,
+    letter: char,
+    depth: i32,
+    at: DateTime<Utc>,
+) -> Vec<(MemberId, ReferralCode)> {
     let mut conn = pool.get().await.unwrap();
     let mut links: Vec<ChainLink> = diesel::sql_query(
         "WITH link AS (
             SELECT i, gen_random_uuid() AS id FROM generate_series(0, $3) AS i
         )
-        INSERT INTO members (id, referral_code, referred_by, referred_at, created_at)
-        SELECT l.id, $1 || lpad(l.i::text, 5, '0'), up.id, CASE WHEN up.id IS NOT NULL THEN $2 END, $2
+        INSERT INTO members
+            (id, referral_code, referred_by, referred_at, created_at, ref_parent, ref_rank)
+        SELECT l.id, $1 || lpad(l.i::text, 5, '0'), up.id, CASE WHEN up.id IS NOT NULL THEN $2 END, $2,
+            CASE WHEN l.i > 0 THEN (SELECT id FROM link WHERE i = 0) END,
+            CASE WHEN l.i = 0 THEN 1 ELSE 0 END
         FROM link l LEFT JOIN link up ON up.i = l.i - 1
         RETURNING id, referral_code",
     )
@@ -115,6 +132,31 @@ async fn a_member_redeems_another_members_code_and_shows_among_their_invitees() 
 }
 
 #[tokio::test]
+async fn a_redeem_answers_the_member_with_their_current_group() {
+    let f = Fixture::new().await;
+    let t = now();
+    let referrer = f.member(1, t).await;
+    let invitee = f.member(2, t).await;
+    let mut conn = f.db.pool().get().await.unwrap();
+    diesel::sql_query(
+        "WITH g AS (
+            INSERT INTO groups (id, slug, name, created_at)
+            VALUES (gen_random_uuid(), 'acme', 'Acme', now()) RETURNING id
+        )
+        UPDATE members SET current_group_id = (SELECT id FROM g) WHERE id = $1",
+    )
+    .bind::<Uuid, _>(invitee.id.as_uuid())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let redeemed =
+        f.referrals.redeem(invitee.id, &referrer.referral_code, t).await.expect("redeems");
+    assert_eq!(redeemed.current_group.as_deref(), Some("acme"));
+    assert_eq!(Some(redeemed), f.members.get(invitee.id).await.expect("gets"));
+}
+
+#[tokio::test]
 async fn an_unknown_code_and_a_deleted_members_code_are_not_found() {
     let f = Fixture::new().await;
     let t = now();
@@ -156,6 +198,21 @@ async fn a_member_redeems_at_most_one_code_ever() {
     assert_eq!(f.referred_by(me.id).await, Some(first.referral_code));
     let second_invitees = f.referrals.summary(second.id).await.expect("sums up").expect("known");
     assert_eq!(second_invitees.invitees_count, 0);
+}
+
+#[tokio::test]
+async fn a_redeemer_who_is_not_a_live_member_is_an_error() {
+    let f = Fixture::new().await;
+    let t = now();
+    let gone = f.member(1, t).await;
+    let owner = f.member(2, t).await;
+    f.members.delete(gone.id, t).await.expect("deletes");
+
+    for id in [gone.id, MemberId::new()] {
+        let refused = f.referrals.redeem(id, &owner.referral_code, t).await;
+        assert!(matches!(refused, Err(RedeemRefusal::Unexpected(_))), "{refused:?}");
+    }
+    assert_eq!(f.referrals.summary(owner.id).await.expect("sums up").unwrap().invitees_count, 0);
 }
 
 #[tokio::test]
@@ -267,7 +324,8 @@ async fn until_someone_waits_for_a_lock(pool: &PgPool) {
 }
 
 /// R redeems O's code while O, in a transaction the test holds open, gains the referrer
-/// `o_referrer`; answers R's outcome once that transaction commits.
+/// `o_referrer` as a redeem of O's would (O's set of one joins `o_referrer`'s, under the
+/// locks of both representatives); answers R's outcome once that transaction commits.
 async fn redeem_while_the_owner_gains_a_referrer(
     f: &Fixture,
     r: &Member,
@@ -275,12 +333,18 @@ async fn redeem_while_the_owner_gains_a_referrer(
     o_referrer: MemberId,
 ) -> Result<Member, RedeemRefusal> {
     let t = now();
+    let joined = representative(&f.db.pool(), o_referrer).await;
     let mut holder = f.db.pool().get().await.unwrap();
     holder
         .batch_execute(&format!(
-            "BEGIN; UPDATE members SET referred_by = '{}', referred_at = now() WHERE id = '{}'",
-            o_referrer.as_uuid(),
-            o.id.as_uuid()
+            "BEGIN;
+            SELECT FROM members WHERE id IN ('{o}', '{joined}') ORDER BY id FOR NO KEY UPDATE;
+            UPDATE members SET referred_by = '{o_referrer}', referred_at = now(),
+                ref_parent = '{joined}'
+            WHERE id = '{o}';
+            UPDATE members SET ref_rank = greatest(ref_rank, 1) WHERE id = '{joined}'",
+            o = o.id.as_uuid(),
+            o_referrer = o_referrer.as_uuid(),
         ))
         .await
         .unwrap();
@@ -397,4 +461,386 @@ async fn a_member_redeeming_two_codes_at_once_gets_exactly_one() {
         let codes: HashSet<_> = [Some(x.referral_code), Some(y.referral_code)].into();
         assert!(codes.contains(&winner[0].referred_by));
     }
+}
+
+#[tokio::test]
+async fn a_member_who_signed_up_with_a_code_deep_in_a_chain_is_in_the_roots_tree() {
+    let f = Fixture::new().await;
+    let t = now();
+    let links = chain(&f.db.pool(), 'D', 300, t).await;
+    let (root, _) = links[0].clone();
+    let (_, bottom_code) = links[300].clone();
+    let mut request = sign_in(&phone(1), t);
+    request.referred_by = Some(bottom_code.clone());
+    let newcomer = f.members.sign_in(request).await.expect("signs up").member;
+    assert_eq!(newcomer.referred_by, Some(bottom_code));
+
+    let refused = f.referrals.redeem(root, &newcomer.referral_code, t).await;
+    assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
+    let outsider = f.member(2, t).await;
+    f.referrals.redeem(outsider.id, &newcomer.referral_code, t).await.expect("redeems");
+    let refused = f.referrals.redeem(root, &outsider.referral_code, t).await;
+    assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
+    assert_sets_are_the_trees(&f.db.pool(), "after the sign-up").await;
+}
+
+#[tokio::test]
+async fn the_sets_migration_makes_each_existing_tree_one_set() {
+    let db = TestDatabase::empty().await;
+    let url = db.url().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).unwrap();
+        conn.run_pending_migrations(MigrationsBefore("20261127000004")).map(|_| ()).unwrap();
+    })
+    .await
+    .expect("migrates up to the sets");
+    // A tree shaped like a binary heap (member i referred by member i / 2), a chain, and
+    // members of their own.
+    let mut conn = db.pool().get().await.unwrap();
+    conn.batch_execute(
+        "WITH node AS (SELECT i, gen_random_uuid() AS id FROM generate_series(1, 100) AS i)
+        INSERT INTO members (id, referral_code, referred_by, referred_at, created_at)
+        SELECT n.id, 'H' || lpad(n.i::text, 5, '0'), p.id, now(), now()
+        FROM node n LEFT JOIN node p ON p.i = n.i / 2;
+        WITH link AS (SELECT i, gen_random_uuid() AS id FROM generate_series(0, 50) AS i)
+        INSERT INTO members (id, referral_code, referred_by, referred_at, created_at)
+        SELECT l.id, 'C' || lpad(l.i::text, 5, '0'), up.id, now(), now()
+        FROM link l LEFT JOIN link up ON up.i = l.i - 1;
+        INSERT INTO members (id, referral_code, created_at)
+        SELECT gen_random_uuid(), 'S' || lpad(i::text, 5, '0'), now()
+        FROM generate_series(1, 5) AS i",
+    )
+    .await
+    .unwrap();
+    drop(conn);
+
+    run_migrations(db.url()).await.expect("migrates the rest");
+    let placements = assert_sets_are_the_trees(&db.pool(), "after the migration").await;
+    assert_eq!(placements.len(), 156);
+    assert!(placements.iter().all(|p| p.steps <= Some(1)), "every member points at the root");
+    let roots = placements.iter().filter(|p| p.root == Some(p.id)).count();
+    assert_eq!(roots, 7, "two trees and five members of their own");
+
+    let referrals = PgReferralRepository::new(db.pool());
+    let code = |c: &str| ReferralCode::from_trusted(c);
+    let heap_root = member_of(&db.pool(), &code("H00001")).await;
+    let chain_root = member_of(&db.pool(), &code("C00000")).await;
+    let refused = referrals.redeem(heap_root, &code("H00077"), now()).await;
+    assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
+    referrals.redeem(heap_root, &code("C00050"), now()).await.expect("redeems");
+    let refused = referrals.redeem(chain_root, &code("H00099"), now()).await;
+    assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
+    assert_sets_are_the_trees(&db.pool(), "after the redeems").await;
+}
+
+/// The embedded migrations older than a version.
+struct MigrationsBefore(&'static str);
+
+impl MigrationSource<Pg> for MigrationsBefore {
+    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<Pg>>>> {
+        let all = MigrationSource::<Pg>::migrations(&MIGRATIONS)?;
+        Ok(all.into_iter().filter(|m| m.name().version().to_string().as_str() < self.0).collect())
+    }
+}
+
+/// Where one member stands: the root of their referral tree (climbing `referred_by`) and the
+/// representative of their set (following `ref_parent`), each NULL when the climb found none.
+#[derive(Debug, QueryableByName)]
+struct Placement {
+    #[diesel(sql_type = Uuid)]
+    id: uuid::Uuid,
+    #[diesel(sql_type = Nullable<Uuid>)]
+    referred_by: Option<uuid::Uuid>,
+    #[diesel(sql_type = Nullable<Uuid>)]
+    root: Option<uuid::Uuid>,
+    #[diesel(sql_type = Nullable<Uuid>)]
+    representative: Option<uuid::Uuid>,
+    /// The `ref_parent` steps from the member to the representative.
+    #[diesel(sql_type = Nullable<Integer>)]
+    steps: Option<i32>,
+    /// The representative's rank.
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    rank: Option<i16>,
+}
+
+/// Checks, from every member's tree root and set representative (both found by climbing, in
+/// SQL), that the referral sets are exactly the referral trees, that no tree has a cycle, and
+/// that union by rank kept the paths short. Answers the placements.
+async fn assert_sets_are_the_trees(pool: &PgPool, when: &str) -> Vec<Placement> {
+    let mut conn = pool.get().await.unwrap();
+    let placements: Vec<Placement> = diesel::sql_query(
+        "WITH RECURSIVE tree (id, at, parent, steps) AS (
+            SELECT id, id, referred_by, 0 FROM members
+          UNION ALL
+            SELECT t.id, m.id, m.referred_by, t.steps + 1
+            FROM tree t JOIN members m ON m.id = t.parent
+            WHERE t.steps < 10000
+        ), sets (id, at, parent, steps) AS (
+            SELECT id, id, ref_parent, 0 FROM members
+          UNION ALL
+            SELECT s.id, m.id, m.ref_parent, s.steps + 1
+            FROM sets s JOIN members m ON m.id = s.parent
+            WHERE s.steps < 10000
+        )
+        SELECT m.id, m.referred_by, t.at AS root, s.at AS representative, s.steps,
+            r.ref_rank AS rank
+        FROM members m
+        LEFT JOIN tree t ON t.id = m.id AND t.parent IS NULL
+        LEFT JOIN sets s ON s.id = m.id AND s.parent IS NULL
+        LEFT JOIN members r ON r.id = s.at",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+
+    let mut set_of_tree = HashMap::new();
+    let mut tree_of_set = HashMap::new();
+    let mut set_sizes: HashMap<uuid::Uuid, u32> = HashMap::new();
+    for p in &placements {
+        let root = p.root.unwrap_or_else(|| panic!("{when}: {} is on a cycle", p.id));
+        let set = p.representative.unwrap_or_else(|| panic!("{when}: {} has no set", p.id));
+        assert_eq!(*set_of_tree.entry(root).or_insert(set), set, "{when}: tree {root} is split");
+        assert_eq!(*tree_of_set.entry(set).or_insert(root), root, "{when}: set {set} is merged");
+        *set_sizes.entry(set).or_default() += 1;
+    }
+    for p in &placements {
+        let (steps, rank) = (p.steps.unwrap(), p.rank.unwrap());
+        assert!(steps <= i32::from(rank) + 1, "{when}: {} is {steps} steps deep: {p:?}", p.id);
+        let size = set_sizes[&p.representative.unwrap()];
+        assert!(2u32.pow(u32::try_from(rank).unwrap()) <= size, "{when}: rank {rank}, size {size}");
+    }
+    placements
+}
+
+/// The representative of `member`'s referral set.
+async fn representative(pool: &PgPool, member: MemberId) -> uuid::Uuid {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = Uuid)]
+        id: uuid::Uuid,
+    }
+    let mut conn = pool.get().await.unwrap();
+    let found: Found = diesel::sql_query(
+        "WITH RECURSIVE up (id, parent) AS (
+            SELECT id, ref_parent FROM members WHERE id = $1
+          UNION ALL
+            SELECT m.id, m.ref_parent FROM up JOIN members m ON m.id = up.parent
+        )
+        SELECT id FROM up WHERE parent IS NULL",
+    )
+    .bind::<Uuid, _>(member.as_uuid())
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    found.id
+}
+
+/// The member whose code is `code`.
+async fn member_of(pool: &PgPool, code: &ReferralCode) -> MemberId {
+    let mut conn = pool.get().await.unwrap();
+    let link: ChainLink =
+        diesel::sql_query("SELECT id, referral_code FROM members WHERE referral_code = $1")
+            .bind::<Text, _>(code.as_str())
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+    MemberId::from_uuid(link.id)
+}
+
+/// xorshift64*: a generator small enough to seed per run and replay from its seed.
+struct Rng(u64);
+
+impl Rng {
+    /// Seeded from `ONBOARD_TEST_SEED` when set, else from the clock.
+    fn seeded() -> (Self, u64) {
+        let seed = std::env::var("ONBOARD_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| u64::from(Utc::now().timestamp_subsec_nanos()) | 1);
+        (Self(seed), seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n`.
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
+    }
+}
+
+/// The referral trees as the test expects them, one entry per member in creation order.
+#[derive(Default)]
+struct Model {
+    members: Vec<Member>,
+    referrer: Vec<Option<usize>>,
+    deleted: Vec<bool>,
+}
+
+impl Model {
+    fn add(&mut self, member: Member, referrer: Option<usize>) {
+        self.members.push(member);
+        self.referrer.push(referrer);
+        self.deleted.push(false);
+    }
+
+    fn root(&self, mut i: usize) -> usize {
+        while let Some(up) = self.referrer[i] {
+            i = up;
+        }
+        i
+    }
+
+    /// What a redeem by member `r` of member `o`'s code (or of an unknown code) answers.
+    fn redeem(&mut self, r: usize, o: Option<usize>) -> &'static str {
+        let expected = match o {
+            _ if self.deleted[r] => "unexpected",
+            _ if self.referrer[r].is_some() => "already redeemed",
+            None => "not found",
+            Some(o) if self.deleted[o] => "not found",
+            Some(o) if o == r => "own code",
+            Some(o) if self.root(o) == r => "cycle",
+            Some(_) => "redeemed",
+        };
+        if expected == "redeemed" {
+            self.referrer[r] = o;
+        }
+        expected
+    }
+
+    fn live(&self, rng: &mut Rng) -> usize {
+        loop {
+            let i = rng.below(self.members.len());
+            if !self.deleted[i] {
+                return i;
+            }
+        }
+    }
+}
+
+fn outcome(result: &Result<Member, RedeemRefusal>) -> &'static str {
+    match result {
+        Ok(_) => "redeemed",
+        Err(RedeemRefusal::NotFound) => "not found",
+        Err(RedeemRefusal::OwnCode) => "own code",
+        Err(RedeemRefusal::AlreadyRedeemed) => "already redeemed",
+        Err(RedeemRefusal::Cycle) => "cycle",
+        Err(RedeemRefusal::Unexpected(_)) => "unexpected",
+    }
+}
+
+/// Every member's referrer id, by member id.
+async fn referrers(pool: &PgPool) -> HashMap<uuid::Uuid, Option<uuid::Uuid>> {
+    let placements = assert_sets_are_the_trees(pool, "reading referrers").await;
+    placements.into_iter().map(|p| (p.id, p.referred_by)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sets_stay_the_trees_through_random_redeems_sign_ups_and_deletions() {
+    let f = Fixture::new().await;
+    let (mut rng, seed) = Rng::seeded();
+    let t = now();
+    let mut model = Model::default();
+    for n in 0..200 {
+        model.add(f.member(n, t).await, None);
+    }
+
+    // One at a time, each outcome checked against the model.
+    let mut next_phone = 200;
+    let mut seen: HashMap<&str, u32> = HashMap::new();
+    for step in 0..400 {
+        let roll = rng.below(100);
+        if roll < 8 {
+            let o = model.live(&mut rng);
+            let mut request = sign_in(&phone(next_phone), t);
+            next_phone += 1;
+            request.referred_by = Some(model.members[o].referral_code.clone());
+            let member = f.members.sign_in(request).await.expect("signs up").member;
+            model.add(member, Some(o));
+        } else if roll < 12 {
+            let gone = model.live(&mut rng);
+            f.members.delete(model.members[gone].id, t).await.expect("deletes");
+            model.deleted[gone] = true;
+        } else {
+            let r = rng.below(model.members.len());
+            let in_rs_tree: Vec<usize> =
+                (0..model.members.len()).filter(|&i| i != r && model.root(i) == r).collect();
+            let o = match rng.below(20) {
+                0 => None,
+                1..=6 if !in_rs_tree.is_empty() => Some(in_rs_tree[rng.below(in_rs_tree.len())]),
+                _ => Some(rng.below(model.members.len())),
+            };
+            let code =
+                o.map_or_else(ReferralCode::generate, |o| model.members[o].referral_code.clone());
+            let got = f.referrals.redeem(model.members[r].id, &code, t).await;
+            let expected = model.redeem(r, o);
+            assert_eq!(outcome(&got), expected, "seed {seed}, step {step}: {got:?}");
+            *seen.entry(expected).or_default() += 1;
+        }
+    }
+    for kind in ["redeemed", "cycle", "already redeemed", "not found"] {
+        assert!(seen.contains_key(kind), "seed {seed}: no redeem ended {kind}: {seen:?}");
+    }
+    let stored = referrers(&f.db.pool()).await;
+    for (i, member) in model.members.iter().enumerate() {
+        let expected = model.referrer[i].map(|up| model.members[up].id.as_uuid());
+        assert_eq!(stored[&member.id.as_uuid()], expected, "seed {seed}: member {i}");
+    }
+
+    // Four at a time, among the live members; each outcome checked against the final trees.
+    let live: Vec<usize> = (0..model.members.len()).filter(|&i| !model.deleted[i]).collect();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let attempts: Vec<(MemberId, MemberId, ReferralCode)> = (0..50)
+            .map(|_| {
+                let (r, o) = (live[rng.below(live.len())], live[rng.below(live.len())]);
+                let (r, o) = (&model.members[r], &model.members[o]);
+                (r.id, o.id, o.referral_code.clone())
+            })
+            .collect();
+        let referrals = f.referrals.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for (r, o, code) in attempts {
+                let got = referrals.redeem(r, &code, t).await;
+                outcomes.push((r, o, outcome(&got)));
+            }
+            outcomes
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.extend(task.await.expect("the task ran"));
+    }
+    let after = referrers(&f.db.pool()).await;
+    let is_below = |mut i: uuid::Uuid, r: uuid::Uuid| loop {
+        if i == r {
+            return true;
+        }
+        match after[&i] {
+            Some(up) => i = up,
+            None => return false,
+        }
+    };
+    let mut redeemed = 0;
+    for (r, o, got) in outcomes {
+        let (r, o) = (r.as_uuid(), o.as_uuid());
+        match got {
+            "redeemed" => {
+                redeemed += 1;
+                assert_eq!(after[&r], Some(o), "seed {seed}");
+                assert_eq!(stored[&r], None, "seed {seed}: {r} had redeemed before");
+            }
+            "already redeemed" => assert!(after[&r].is_some(), "seed {seed}"),
+            "cycle" => assert!(r != o && is_below(o, r), "seed {seed}: {o} is not below {r}"),
+            "own code" => assert_eq!(r, o, "seed {seed}"),
+            other => panic!("seed {seed}: {r} redeeming {o}'s code: {other}"),
+        }
+    }
+    let newly_referred = after.iter().filter(|(id, up)| up.is_some() && stored[*id].is_none());
+    assert_eq!(newly_referred.count(), redeemed, "seed {seed}");
 }

@@ -1,8 +1,11 @@
 use chrono::Duration;
+use onboard_groups::Slug;
+use onboard_groups::ports::GroupRepository;
 use onboard_members::ports::{MemberRepository, RotateOutcome, SessionRepository, SignInRequest};
 use onboard_postgres::testing::TestDatabase;
 use onboard_postgres::{PgMemberRepository, PgSessionRepository, connect};
 
+use crate::groups::{Fixture, with_workspace};
 use crate::{now, phone, sign_in, token};
 
 const GRACE: u64 = 10;
@@ -186,4 +189,40 @@ async fn the_live_sessions_are_listed_newest_first() {
     assert_eq!(listed[0].created_at, requests[3].now);
     assert_eq!(listed[0].last_used_at, requests[3].now);
     assert_eq!(listed[0].user_agent.as_deref(), Some("tests/1.0"));
+}
+
+#[tokio::test]
+async fn a_refresh_carries_the_current_group_as_it_is_now() {
+    let f = Fixture::new().await;
+    let sessions = PgSessionRepository::new(f.db.pool());
+    let request = with_workspace(sign_in(&phone(1), f.t));
+    let workspace = request.personal_workspace.clone().expect("a workspace");
+    let ann = f.members.sign_in(request.clone()).await.expect("signs up").member.id;
+    let expires = f.t + Duration::days(14);
+    let rotate =
+        async |old, new| sessions.rotate(old, new, f.t, GRACE, expires).await.expect("answers");
+
+    let (first, second, third) = (token(), token(), token());
+    let RotateOutcome::Rotated(refreshed) = rotate(&request.session.refresh_hash, &first).await
+    else {
+        panic!("expected a rotation")
+    };
+    assert_eq!(refreshed.current_group.as_deref(), Some(workspace.slug.as_str()));
+
+    f.group("acme", ann).await;
+    f.groups.set_current_group(ann, &Slug::parse("acme").expect("a slug")).await.expect("sets");
+    let RotateOutcome::Rotated(refreshed) = rotate(&first, &second).await else {
+        panic!("expected a rotation")
+    };
+    assert_eq!(refreshed.current_group.as_deref(), Some("acme"));
+    let RotateOutcome::Grace(retried) = rotate(&first, &second).await else {
+        panic!("expected grace")
+    };
+    assert_eq!(retried.current_group.as_deref(), Some("acme"));
+
+    f.groups.clear_current_group(ann).await.expect("clears");
+    let RotateOutcome::Rotated(refreshed) = rotate(&second, &third).await else {
+        panic!("expected a rotation")
+    };
+    assert_eq!(refreshed.current_group, None);
 }

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod invites;
 mod limiter;
 mod otp;
 mod pool;

@@ -3,8 +3,8 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone};
 use onboard_kernel::{SessionId, SystemClock};
-use onboard_members::ports::{MemberRepository, NewSession, SignInRequest};
 use onboard_members::TokenHash;
+use onboard_members::ports::{MemberRepository, NewSession, SignInRequest};
 use onboard_referrals::ReferralsService;
 use tokio::sync::Barrier;
 
@@ -65,7 +65,10 @@ async fn a_member_redeems_another_members_code_and_shows_among_their_invitees() 
     assert_eq!(summary.referred_by, None);
     assert_eq!(summary.invitees_count, 1);
     let summary = store.summary(invitee.id).await.expect("sums up").expect("known");
-    assert_eq!(summary.referred_by, Some(Referrer { code: code("AAAAAA"), member_id: referrer.id }));
+    assert_eq!(
+        summary.referred_by,
+        Some(Referrer { code: code("AAAAAA"), member_id: referrer.id })
+    );
     assert_eq!(summary.invitees_count, 0);
     assert_eq!(store.summary(MemberId::new()).await.expect("sums up"), None);
 
