@@ -115,6 +115,13 @@ impl ReferralsService {
         Ok(self.repo.redeem(member, &code, self.clock.now()).await?)
     }
 
+    /// Whether `member` may redeem `raw_code` now, changing nothing (see
+    /// [`ReferralRepository::check_redeem`]).
+    pub async fn check_redeem(&self, member: MemberId, raw_code: &str) -> Result<(), RedeemError> {
+        let code = ReferralCode::parse(raw_code).map_err(|_| RedeemError::NotFound)?;
+        Ok(self.repo.check_redeem(member, &code).await?)
+    }
+
     /// The member's code, referrer and invitee count.
     pub async fn summary(&self, member: MemberId) -> anyhow::Result<Option<ReferralSummary>> {
         self.repo.summary(member).await
@@ -242,6 +249,19 @@ mod tests {
         let s = service(repo);
         s.invitees(MemberId::new(), None, 5000).await.unwrap();
         s.invitees(MemberId::new(), None, 0).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_check_reads_the_code_like_a_redeem_and_passes_refusals_through() {
+        let mut repo = MockReferralRepository::new();
+        repo.expect_check_redeem()
+            .withf(|_, code| code.as_str() == "K49FJ5")
+            .times(1)
+            .returning(|_, _| Err(RedeemRefusal::Cycle));
+        repo.expect_redeem().never();
+        let s = service(repo);
+        assert!(matches!(s.check_redeem(MemberId::new(), " k49fj5").await, Err(RedeemError::Cycle)));
+        assert!(matches!(s.check_redeem(MemberId::new(), "nope").await, Err(RedeemError::NotFound)));
     }
 
     #[test]

@@ -95,7 +95,12 @@ pub async fn update_me(
     let mut body = body.into_inner();
     let referred_by = body.referred_by.take();
     let patch = body.into_domain()?;
-    // Every field is checked at the edge first; then the profile change, then the redeem.
+    // Every field is checked at the edge, and the redeem is checked before the profile changes,
+    // so a refused redeem leaves the profile as it was. (Only a concurrent change between the
+    // check and the redeem could still refuse it after the profile was saved.)
+    if let Some(code) = &referred_by {
+        state.referrals.check_redeem(caller.member_id, code).await?;
+    }
     let member = if referred_by.is_none() || patch != ProfilePatch::default() {
         Some(state.members.update_me(&caller, &patch).await?)
     } else {

@@ -24,6 +24,7 @@ both_wirings!(
     patching_referred_by_redeems_the_code_and_applies_the_other_fields,
     patching_referred_by_answers_the_errors_of_the_redeem_call,
     a_patch_refused_for_another_field_redeems_nothing,
+    a_patch_whose_redeem_is_refused_changes_nothing,
     invitees_are_paged_newest_first_without_gaps_or_duplicates,
     invitees_who_signed_up_at_once_are_each_paged_exactly_once,
     a_deleted_invitee_leaves_the_list_and_the_count_and_cursors_still_work,
@@ -383,6 +384,27 @@ async fn a_patch_refused_for_another_field_redeems_nothing(wiring: Wiring) {
     .await;
     assert_eq!(body["email"], "bob@example.com");
     assert_eq!(body["referred_by"], code);
+}
+
+async fn a_patch_whose_redeem_is_refused_changes_nothing(wiring: Wiring) {
+    let app = spawn_app(wiring).await;
+    let ann = app.sign_in(&phone(1)).await;
+    let bob = app.sign_in(&phone(2)).await;
+    redeem_ok(&app, &bob.access, ann.referral_code()).await;
+    let before = app.me(&ann.access).await;
+
+    let patch = json!({
+        "first_name": "Ann",
+        "email": "ann@example.com",
+        "referred_by": bob.referral_code(),
+    });
+    assert_problem(app.patch_me(&ann.access, &patch).await, StatusCode::CONFLICT, "referral_cycle")
+        .await;
+
+    assert_eq!(app.me(&ann.access).await, before, "neither the names nor the e-mail changed");
+    // The e-mail was never claimed: another member may take it.
+    let taken = json!({ "email": "ann@example.com" });
+    expect_status(app.patch_me(&bob.access, &taken).await, StatusCode::OK).await;
 }
 
 async fn invitees_are_paged_newest_first_without_gaps_or_duplicates(wiring: Wiring) {

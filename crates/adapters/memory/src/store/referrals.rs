@@ -85,6 +85,24 @@ impl ReferralRepository for MemoryStore {
         Ok(state.member(&row))
     }
 
+    async fn check_redeem(&self, member: MemberId, code: &ReferralCode) -> Result<(), RedeemRefusal> {
+        let state = self.state();
+        let Some(redeemer) = state.live_member(member) else {
+            return Err(anyhow::anyhow!("the redeemer {member} is not a live member").into());
+        };
+        if redeemer.referred_by.is_some() {
+            return Err(RedeemRefusal::AlreadyRedeemed);
+        }
+        let owner = state.live_code_owner(code).ok_or(RedeemRefusal::NotFound)?;
+        if owner == member {
+            return Err(RedeemRefusal::OwnCode);
+        }
+        if let Lineage::Descends = state.lineage(owner, member)? {
+            return Err(RedeemRefusal::Cycle);
+        }
+        Ok(())
+    }
+
     async fn summary(&self, member: MemberId) -> anyhow::Result<Option<ReferralSummary>> {
         let state = self.state();
         let Some(row) = state.live_member(member) else {

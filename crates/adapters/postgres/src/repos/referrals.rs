@@ -357,8 +357,46 @@ fn is_transient(error: &DbError) -> bool {
     }
 }
 
+/// What a probe says of a redeem: the code's owner and the two sets it would unite, or the
+/// refusal.
+fn judge(
+    found: &ProbeRow,
+    member: MemberId,
+    code: &ReferralCode,
+) -> Result<(uuid::Uuid, Sets), RedeemRefusal> {
+    if !found.redeemer_live {
+        return Err(anyhow::anyhow!("the redeemer {member} is not a live member").into());
+    }
+    if found.redeemed {
+        return Err(RedeemRefusal::AlreadyRedeemed);
+    }
+    let Some(owner) = found.owner else {
+        return Err(RedeemRefusal::NotFound);
+    };
+    if owner == member.as_uuid() {
+        return Err(RedeemRefusal::OwnCode);
+    }
+    let (Some(redeemer), Some(owner_set)) = (found.redeemer_set, found.owner_set) else {
+        return Err(anyhow::anyhow!(
+            "no representative within {MAX_STEPS} steps of the redeemer {member} or of the \
+             owner of {code}"
+        )
+        .into());
+    };
+    if redeemer == owner_set {
+        return Err(RedeemRefusal::Cycle);
+    }
+    Ok((owner, Sets { redeemer, owner: owner_set }))
+}
+
 #[async_trait]
 impl ReferralRepository for PgReferralRepository {
+    async fn check_redeem(&self, member: MemberId, code: &ReferralCode) -> Result<(), RedeemRefusal> {
+        let mut conn = self.conn().await?;
+        let found = probe(&mut conn, member, code).await.context("probing a redeem")?;
+        judge(&found, member, code).map(|_| ())
+    }
+
     async fn redeem(
         &self,
         member: MemberId,
@@ -368,29 +406,8 @@ impl ReferralRepository for PgReferralRepository {
         let mut conn = self.conn().await?;
         for _ in 0..MAX_ATTEMPTS {
             let found = probe(&mut conn, member, code).await.context("probing a redeem")?;
-            if !found.redeemer_live {
-                return Err(anyhow::anyhow!("the redeemer {member} is not a live member").into());
-            }
-            if found.redeemed {
-                return Err(RedeemRefusal::AlreadyRedeemed);
-            }
-            let Some(owner) = found.owner else {
-                return Err(RedeemRefusal::NotFound);
-            };
-            if owner == member.as_uuid() {
-                return Err(RedeemRefusal::OwnCode);
-            }
-            let (Some(redeemer), Some(owner_set)) = (found.redeemer_set, found.owner_set) else {
-                return Err(anyhow::anyhow!(
-                    "no representative within {MAX_STEPS} steps of the redeemer {member} or \
-                     of the owner of {code}"
-                )
-                .into());
-            };
-            if redeemer == owner_set {
-                return Err(RedeemRefusal::Cycle);
-            }
-            let sets = Sets { redeemer, owner: owner_set };
+            let (owner, sets) = judge(&found, member, code)?;
+
             match locked_attempt(&mut conn, member.as_uuid(), owner, sets, now).await {
                 Ok(Attempt::Redeemed(row)) => return Ok(Member::from(*row)),
                 Ok(Attempt::AlreadyRedeemed) => return Err(RedeemRefusal::AlreadyRedeemed),

@@ -844,3 +844,25 @@ async fn the_sets_stay_the_trees_through_random_redeems_sign_ups_and_deletions()
     let newly_referred = after.iter().filter(|(id, up)| up.is_some() && stored[*id].is_none());
     assert_eq!(newly_referred.count(), redeemed, "seed {seed}");
 }
+
+#[tokio::test]
+async fn a_check_answers_what_a_redeem_would_and_changes_nothing() {
+    let f = Fixture::new().await;
+    let t = now();
+    let a = f.member(1, t).await;
+    let b = f.member(2, t).await;
+    let c = f.member(3, t).await;
+    f.referrals.check_redeem(a.id, &b.referral_code).await.expect("allowed");
+    assert_eq!(f.referred_by(a.id).await, None, "a check redeems nothing");
+
+    f.referrals.redeem(a.id, &b.referral_code, t).await.expect("redeems");
+    let refused = f.referrals.check_redeem(b.id, &a.referral_code).await;
+    assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
+    let refused = f.referrals.check_redeem(a.id, &c.referral_code).await;
+    assert!(matches!(refused, Err(RedeemRefusal::AlreadyRedeemed)), "{refused:?}");
+    let refused = f.referrals.check_redeem(c.id, &c.referral_code).await;
+    assert!(matches!(refused, Err(RedeemRefusal::OwnCode)), "{refused:?}");
+    let unknown = ReferralCode::parse("ZZZZZZ").expect("a code");
+    let refused = f.referrals.check_redeem(c.id, &unknown).await;
+    assert!(matches!(refused, Err(RedeemRefusal::NotFound)), "{refused:?}");
+}

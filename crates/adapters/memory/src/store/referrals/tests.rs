@@ -279,3 +279,32 @@ async fn a_member_redeeming_two_codes_at_once_gets_exactly_one() {
         assert!(codes.contains(&winner[0].referred_by));
     }
 }
+
+#[tokio::test]
+async fn a_check_answers_what_a_redeem_would_and_changes_nothing() {
+    let store = MemoryStore::new();
+    let a = member(&store, 1, "AAAAAA").await;
+    let b = member(&store, 2, "BBBBBB").await;
+    let c = member(&store, 3, "CCCCCC").await;
+    store.check_redeem(a.id, &code("BBBBBB")).await.expect("allowed");
+    assert_eq!(referred_by(&store, a.id).await, None, "a check redeems nothing");
+
+    store.redeem(a.id, &code("BBBBBB"), t(1)).await.expect("redeems");
+    let cases = [
+        (b.id, "AAAAAA", "cycle"),
+        (a.id, "CCCCCC", "already"),
+        (c.id, "CCCCCC", "own"),
+        (c.id, "ZZZZZZ", "not found"),
+    ];
+    for (who, c, what) in cases {
+        let refused = store.check_redeem(who, &code(c)).await;
+        let expected = matches!(
+            (&refused, what),
+            (Err(RedeemRefusal::Cycle), "cycle")
+                | (Err(RedeemRefusal::AlreadyRedeemed), "already")
+                | (Err(RedeemRefusal::OwnCode), "own")
+                | (Err(RedeemRefusal::NotFound), "not found")
+        );
+        assert!(expected, "{what}: {refused:?}");
+    }
+}
