@@ -1,7 +1,7 @@
 # Onboard: the two commands are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test services fmt lint check ci doc
+.PHONY: run test services fmt lint check ci doc bench
 
 ## Start the server. No configuration: embedded in-memory mode on 127.0.0.1:8080, codes in the
 ## log and echoed as dev_code. Set DATABASE_URL and REDIS_URL for Postgres + Redis.
@@ -11,6 +11,11 @@ run:
 ## Every test: unit, adapters against the real Postgres and Redis, end to end on both wirings.
 test: services
 	$(CARGO) test --workspace --all-features --no-fail-fast
+
+## Load test on Postgres + Redis (release build, about 5 minutes): prints a table and writes
+## bench/results.json. BENCH_SECONDS (per scenario) and BENCH_MEMBERS (tiers) scale it down.
+bench:
+	CARGO="$(CARGO)" scripts/bench.sh
 
 ## Make sure Postgres and Redis answer (start or install them).
 services:

@@ -174,8 +174,10 @@ impl Settings {
         };
 
         let groups = GroupsConfig {
-            extra_permissions: Permission::parse_list(&get("EXTRA_PERMISSIONS").unwrap_or_default())
-                .map_err(|e| anyhow::anyhow!("EXTRA_PERMISSIONS: {e}"))?,
+            extra_permissions: Permission::parse_list(
+                &get("EXTRA_PERMISSIONS").unwrap_or_default(),
+            )
+            .map_err(|e| anyhow::anyhow!("EXTRA_PERMISSIONS: {e}"))?,
         };
 
         let sms = match get("SMS_PROVIDER").as_deref().unwrap_or("log") {

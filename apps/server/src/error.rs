@@ -402,11 +402,18 @@ fn conflict(code: ErrorCode, detail: &str) -> ApiError {
 }
 
 fn last_owner() -> ApiError {
-    conflict(ErrorCode::LastOwner, "the last owner can be neither demoted nor removed, and cannot leave")
+    conflict(
+        ErrorCode::LastOwner,
+        "the last owner can be neither demoted nor removed, and cannot leave",
+    )
 }
 
 fn role_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::RoleNotFound, "the group has no role by this name")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::RoleNotFound,
+        "the group has no role by this name",
+    )
 }
 
 fn role_builtin() -> ApiError {
@@ -414,7 +421,11 @@ fn role_builtin() -> ApiError {
 }
 
 fn unknown_permission(name: &str) -> ApiError {
-    ApiError::invalid_field(ErrorCode::InvalidRequest, "permissions", format!("unknown permission {name:?}"))
+    ApiError::invalid_field(
+        ErrorCode::InvalidRequest,
+        "permissions",
+        format!("unknown permission {name:?}"),
+    )
 }
 
 use onboard_groups as g;
@@ -485,7 +496,8 @@ map_errors! {
 
 use onboard_invites as inv;
 
-fn invite_not_found() -> ApiError {
+/// 404 `invite_not_found`: unknown, used, revoked or expired alike.
+pub fn invite_not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         ErrorCode::InviteNotFound,

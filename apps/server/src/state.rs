@@ -1,9 +1,9 @@
 //! What every handler can reach.
 
-use onboard_kernel::Region;
-use onboard_members::MembersService;
 use onboard_groups::GroupsService;
 use onboard_invites::InvitesService;
+use onboard_kernel::Region;
+use onboard_members::MembersService;
 use onboard_referrals::ReferralsService;
 
 /// The backends, for readiness checks.

@@ -44,7 +44,11 @@ pub trait ReferralRepository: Send + Sync {
     /// Whether `member` may redeem `code` as things stand, changing nothing: the refusals of
     /// [`Self::redeem`], judged now. A concurrent change may still make a later `redeem` refuse;
     /// callers use it to fail early before other work they cannot undo.
-    async fn check_redeem(&self, member: MemberId, code: &ReferralCode) -> Result<(), RedeemRefusal>;
+    async fn check_redeem(
+        &self,
+        member: MemberId,
+        code: &ReferralCode,
+    ) -> Result<(), RedeemRefusal>;
 
     /// The member's code, referrer and invitee count; `None` for an unknown member.
     async fn summary(&self, member: MemberId) -> anyhow::Result<Option<ReferralSummary>>;

@@ -260,8 +260,14 @@ mod tests {
             .returning(|_, _| Err(RedeemRefusal::Cycle));
         repo.expect_redeem().never();
         let s = service(repo);
-        assert!(matches!(s.check_redeem(MemberId::new(), " k49fj5").await, Err(RedeemError::Cycle)));
-        assert!(matches!(s.check_redeem(MemberId::new(), "nope").await, Err(RedeemError::NotFound)));
+        assert!(matches!(
+            s.check_redeem(MemberId::new(), " k49fj5").await,
+            Err(RedeemError::Cycle)
+        ));
+        assert!(matches!(
+            s.check_redeem(MemberId::new(), "nope").await,
+            Err(RedeemError::NotFound)
+        ));
     }
 
     #[test]

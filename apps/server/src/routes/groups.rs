@@ -3,8 +3,8 @@
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use chrono::{DateTime, Utc};
 use onboard_groups::{
-    CreateGroup, GroupMember, GroupName, GroupPatch, MemberCursor, MembershipStatus, MyGroup,
-    Role, RoleName, Slug,
+    CreateGroup, GroupMember, GroupName, GroupPatch, MemberCursor, MembershipStatus, MyGroup, Role,
+    RoleName, Slug,
 };
 use onboard_groups::{GroupCursor, Page as GroupsPage};
 use onboard_kernel::MemberId;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{ListQuery, Page};
+use super::{ListQuery, Page, path_slug};
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
@@ -110,23 +110,14 @@ pub struct JoinStatus {
     pub status: String,
 }
 
-/// A slug in a path names no group unless it parses.
-fn path_slug(raw: &str) -> Result<Slug, ApiError> {
-    Slug::parse(raw).map_err(|_| ApiError::not_found(format!("no group {raw:?}")))
-}
-
 fn path_role(raw: &str) -> Result<RoleName, ApiError> {
     RoleName::parse(raw).map_err(|_| {
-        ApiError::new(actix_web::http::StatusCode::NOT_FOUND, ErrorCode::RoleNotFound, format!("no role {raw:?}"))
+        ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            ErrorCode::RoleNotFound,
+            format!("no role {raw:?}"),
+        )
     })
-}
-
-fn member_cursor(query: &ListQuery) -> Result<Option<MemberCursor>, ApiError> {
-    query
-        .cursor
-        .as_deref()
-        .map(|c| MemberCursor::decode(c).ok_or_else(|| ApiError::invalid_field(ErrorCode::InvalidRequest, "cursor", "not a cursor of this list")))
-        .transpose()
 }
 
 fn page<T, D: From<T> + ToSchema>(p: GroupsPage<T>) -> Page<D> {
@@ -165,14 +156,16 @@ pub async fn create_group(
     let body = body.into_inner();
     let name = GroupName::parse(&body.name)
         .map_err(|e| ApiError::invalid_field(ErrorCode::InvalidRequest, "name", e.to_string()))?;
-    let slug = body
-        .slug
-        .map(|s| Slug::parse(&s))
-        .transpose()
-        .map_err(|e| ApiError::invalid_field(ErrorCode::InvalidRequest, "slug", e.to_string()))?;
+    let slug =
+        body.slug.map(|s| Slug::parse(&s)).transpose().map_err(|e| {
+            ApiError::invalid_field(ErrorCode::InvalidRequest, "slug", e.to_string())
+        })?;
     let group = state
         .groups
-        .create_group(caller.member_id, CreateGroup { name, slug, approval_required: body.approval_required })
+        .create_group(
+            caller.member_id,
+            CreateGroup { name, slug, approval_required: body.approval_required },
+        )
         .await?;
     Ok(HttpResponse::Created().json(GroupDto::from(group)))
 }
@@ -195,11 +188,7 @@ pub async fn my_groups(
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<Page<GroupDto>>, ApiError> {
     let limit = query.limit()?;
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|c| GroupCursor::decode(c).ok_or_else(|| ApiError::invalid_field(ErrorCode::InvalidRequest, "cursor", "not a cursor of this list")))
-        .transpose()?;
+    let after = query.after(GroupCursor::decode)?;
     Ok(web::Json(page(state.groups.my_groups(caller.member_id, after, limit).await?)))
 }
 
@@ -252,11 +241,10 @@ pub async fn update_group(
 ) -> Result<web::Json<GroupDto>, ApiError> {
     let slug = path_slug(&slug)?;
     let body = body.into_inner();
-    let name = body
-        .name
-        .map(|n| GroupName::parse(&n))
-        .transpose()
-        .map_err(|e| ApiError::invalid_field(ErrorCode::InvalidRequest, "name", e.to_string()))?;
+    let name =
+        body.name.map(|n| GroupName::parse(&n)).transpose().map_err(|e| {
+            ApiError::invalid_field(ErrorCode::InvalidRequest, "name", e.to_string())
+        })?;
     let patch = GroupPatch { name, approval_required: body.approval_required };
     Ok(web::Json(state.groups.update_group(&slug, caller.member_id, &patch).await?.into()))
 }
@@ -392,8 +380,10 @@ pub async fn update_role(
 ) -> Result<web::Json<RoleDto>, ApiError> {
     let (slug, name) = path.into_inner();
     let (slug, name) = (path_slug(&slug)?, path_role(&name)?);
-    let role =
-        state.groups.update_role(&slug, caller.member_id, &name, body.into_inner().permissions).await?;
+    let role = state
+        .groups
+        .update_role(&slug, caller.member_id, &name, body.into_inner().permissions)
+        .await?;
     Ok(web::Json(role.into()))
 }
 
@@ -458,7 +448,7 @@ pub async fn members(
         })?,
     };
     let list = ListQuery { limit: query.limit, cursor: query.cursor };
-    let (limit, after) = (list.limit()?, member_cursor(&list)?);
+    let (limit, after) = (list.limit()?, list.after(MemberCursor::decode)?);
     Ok(web::Json(page(state.groups.members(&slug, caller.member_id, status, after, limit).await?)))
 }
 
@@ -571,7 +561,7 @@ pub async fn join_requests(
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<Page<GroupMemberDto>>, ApiError> {
     let slug = path_slug(&slug)?;
-    let (limit, after) = (query.limit()?, member_cursor(&query)?);
+    let (limit, after) = (query.limit()?, query.after(MemberCursor::decode)?);
     Ok(web::Json(page(state.groups.join_requests(&slug, caller.member_id, after, limit).await?)))
 }
 
@@ -593,8 +583,10 @@ pub async fn approve(
     path: web::Path<(String, Uuid)>,
 ) -> Result<web::Json<GroupMemberDto>, ApiError> {
     let (slug, target) = path.into_inner();
-    let member =
-        state.groups.approve(&path_slug(&slug)?, caller.member_id, MemberId::from_uuid(target)).await?;
+    let member = state
+        .groups
+        .approve(&path_slug(&slug)?, caller.member_id, MemberId::from_uuid(target))
+        .await?;
     Ok(web::Json(member.into()))
 }
 

@@ -2,7 +2,6 @@
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
-use onboard_groups::Slug;
 use onboard_invites::{
     AcceptOutcome, CreateInvite, Invite, InviteCode, InviteCursor, InviteId, InviteStatus,
     InviteeName,
@@ -14,8 +13,8 @@ use uuid::Uuid;
 
 use super::auth::parse_phone;
 use super::groups::GroupDto;
-use super::{ListQuery, Page};
-use crate::error::{ApiError, ErrorCode, Problem};
+use super::{ListQuery, Page, path_slug};
+use crate::error::{ApiError, ErrorCode, Problem, invite_not_found};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
 
@@ -63,20 +62,8 @@ pub struct CreatedInviteDto {
     pub code: String,
 }
 
-fn path_slug(raw: &str) -> Result<Slug, ApiError> {
-    Slug::parse(raw).map_err(|_| ApiError::not_found(format!("no group {raw:?}")))
-}
-
 fn path_code(raw: &str) -> Result<InviteCode, ApiError> {
     InviteCode::parse(raw).map_err(|_| invite_not_found())
-}
-
-fn invite_not_found() -> ApiError {
-    ApiError::new(
-        actix_web::http::StatusCode::NOT_FOUND,
-        ErrorCode::InviteNotFound,
-        "no live invite has this code (unknown, used, revoked or expired)",
-    )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -117,18 +104,14 @@ pub async fn create_invite(
     let name = InviteeName::parse(&body.name)
         .map_err(|e| ApiError::invalid_field(ErrorCode::InvalidRequest, "name", e.to_string()))?;
     let phone = body.phone.as_deref().map(|p| parse_phone(p, state.default_region)).transpose()?;
-    let email = body
-        .email
-        .as_deref()
-        .map(Email::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid_field(ErrorCode::InvalidRequest, "email", e.to_string()))?;
-    let role = body
-        .role
-        .as_deref()
-        .map(onboard_groups::RoleName::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid_field(ErrorCode::InvalidRequest, "role", e.to_string()))?;
+    let email =
+        body.email.as_deref().map(Email::parse).transpose().map_err(|e| {
+            ApiError::invalid_field(ErrorCode::InvalidRequest, "email", e.to_string())
+        })?;
+    let role =
+        body.role.as_deref().map(onboard_groups::RoleName::parse).transpose().map_err(|e| {
+            ApiError::invalid_field(ErrorCode::InvalidRequest, "role", e.to_string())
+        })?;
     let created = state
         .invites
         .create(&slug, caller.member_id, CreateInvite { name, phone, email, role })
@@ -175,19 +158,22 @@ pub async fn list_invites(
         .as_deref()
         .map(|s| {
             InviteStatus::parse(s).ok_or_else(|| {
-                ApiError::invalid_field(ErrorCode::InvalidRequest, "status", "pending, accepted, revoked or expired")
+                ApiError::invalid_field(
+                    ErrorCode::InvalidRequest,
+                    "status",
+                    "pending, accepted, revoked or expired",
+                )
             })
         })
         .transpose()?;
     let list = ListQuery { limit: query.limit, cursor: query.cursor };
     let limit = list.limit()?;
-    let after = list
-        .cursor
-        .as_deref()
-        .map(|c| InviteCursor::decode(c).ok_or_else(|| ApiError::invalid_field(ErrorCode::InvalidRequest, "cursor", "not a cursor of this list")))
-        .transpose()?;
+    let after = list.after(InviteCursor::decode)?;
     let page = state.invites.list(&slug, caller.member_id, status, after, limit).await?;
-    Ok(web::Json(Page { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
+    Ok(web::Json(Page {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Revokes an invite: its code stops working at once (`invites.manage`).
@@ -248,7 +234,10 @@ pub async fn preview_invite(
 ) -> Result<web::Json<InvitePreviewDto>, ApiError> {
     let p = state.invites.preview(&path_code(&code)?).await?;
     Ok(web::Json(InvitePreviewDto {
-        group: PreviewGroup { slug: p.group_slug.as_str().to_owned(), name: p.group_name.as_str().to_owned() },
+        group: PreviewGroup {
+            slug: p.group_slug.as_str().to_owned(),
+            name: p.group_name.as_str().to_owned(),
+        },
         invited_by: PreviewInviter { first_name: p.inviter_first_name },
         name: p.name.as_str().to_owned(),
         expires_at: p.expires_at,

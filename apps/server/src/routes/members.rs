@@ -189,8 +189,7 @@ pub async fn set_current_group(
     Auth(caller): Auth,
     body: JsonBody<CurrentGroupRequest>,
 ) -> Result<web::Json<MemberDto>, ApiError> {
-    let slug = onboard_groups::Slug::parse(&body.slug)
-        .map_err(|_| ApiError::not_found(format!("no group {:?}", body.slug)))?;
+    let slug = super::path_slug(&body.slug)?;
     state.groups.set_current_group(caller.member_id, &slug).await?;
     Ok(web::Json(state.members.me(&caller).await?.member.into()))
 }

@@ -70,6 +70,11 @@ impl From<MemberCard> for MemberCardDto {
     }
 }
 
+/// A group slug in a path names no group unless it parses: 404.
+pub fn path_slug(raw: &str) -> Result<onboard_groups::Slug, ApiError> {
+    onboard_groups::Slug::parse(raw).map_err(|_| ApiError::not_found(format!("no group {raw:?}")))
+}
+
 /// One page of a list: `next_cursor` is null on the last page.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T: ToSchema> {
@@ -111,6 +116,22 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
+    /// The cursor, read by `decode` (each list has its own kind); 400 when it is not one.
+    pub fn after<C>(&self, decode: impl FnOnce(&str) -> Option<C>) -> Result<Option<C>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|c| {
+                decode(c).ok_or_else(|| {
+                    ApiError::invalid_field(
+                        ErrorCode::InvalidRequest,
+                        "cursor",
+                        "not a cursor of this list",
+                    )
+                })
+            })
+            .transpose()
+    }
+
     /// The page size, 400 outside 1..=100.
     pub fn limit(&self) -> Result<u32, ApiError> {
         match self.limit {
@@ -124,4 +145,3 @@ impl ListQuery {
         }
     }
 }
-

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{ListQuery, MemberCardDto, MemberDto, Page};
-use crate::error::{ApiError, ErrorCode, Problem};
+use crate::error::{ApiError, Problem};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
 
@@ -70,19 +70,7 @@ pub async fn invitees(
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<Page<MemberCardDto>>, ApiError> {
     let limit = query.limit()?;
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|c| {
-            Cursor::decode(c).ok_or_else(|| {
-                ApiError::invalid_field(
-                    ErrorCode::InvalidRequest,
-                    "cursor",
-                    "not a cursor of this list",
-                )
-            })
-        })
-        .transpose()?;
+    let after = query.after(Cursor::decode)?;
     let page = state.referrals.invitees(me.member_id, after, limit).await?;
     Ok(web::Json(Page {
         items: page.items.into_iter().map(Into::into).collect(),

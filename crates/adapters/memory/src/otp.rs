@@ -112,9 +112,7 @@ impl OtpStore for MemoryOtpStore {
         if let Some(next) = state.next_send_at
             && next > now
         {
-            return Ok(IssueOutcome::Limited {
-                retry_after_secs: secs_until(now, next),
-            });
+            return Ok(IssueOutcome::Limited { retry_after_secs: secs_until(now, next) });
         }
         let max_sends = usize::try_from(limits.max_sends_per_hour).unwrap_or(usize::MAX);
         if state.sends.count(now, HOUR) >= max_sends {
@@ -161,9 +159,7 @@ fn check(
 ) -> VerifyOutcome {
     let max_failures = usize::try_from(limits.max_failures_per_hour).unwrap_or(usize::MAX);
     if state.failures.count(now, HOUR) >= max_failures {
-        return VerifyOutcome::Locked {
-            retry_after_secs: state.failures.retry_after(now, HOUR),
-        };
+        return VerifyOutcome::Locked { retry_after_secs: state.failures.retry_after(now, HOUR) };
     }
     let Some(code) = state.code.as_mut() else {
         return VerifyOutcome::NoCode;
@@ -185,9 +181,7 @@ fn check(
         code.burned = true;
         VerifyOutcome::Burned
     } else {
-        VerifyOutcome::Invalid {
-            attempts_left: limits.max_attempts - code.attempts,
-        }
+        VerifyOutcome::Invalid { attempts_left: limits.max_attempts - code.attempts }
     }
 }
 

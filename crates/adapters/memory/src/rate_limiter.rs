@@ -51,9 +51,7 @@ impl RateLimiter for MemoryRateLimiter {
         inner.hits_since_sweep += 1;
         if inner.hits_since_sweep >= SWEEP_EVERY {
             inner.hits_since_sweep = 0;
-            inner
-                .keys
-                .retain(|_, (hits, window)| hits.count(now, seconds(*window)) > 0);
+            inner.keys.retain(|_, (hits, window)| hits.count(now, seconds(*window)) > 0);
         }
         let window = seconds(window_secs);
         let (hits, kept_for) = inner.keys.entry(key.to_owned()).or_default();
@@ -92,12 +90,7 @@ mod tests {
         for at in [0, 10, 20] {
             assert_eq!(hit(&limiter, "ip:1", at).await, RateDecision::Allowed);
         }
-        assert_eq!(
-            hit(&limiter, "ip:1", 30).await,
-            RateDecision::Limited {
-                retry_after_secs: 30
-            }
-        );
+        assert_eq!(hit(&limiter, "ip:1", 30).await, RateDecision::Limited { retry_after_secs: 30 });
     }
 
     #[tokio::test]
@@ -106,19 +99,9 @@ mod tests {
         for at in [0, 10, 20] {
             hit(&limiter, "ip:1", at).await;
         }
-        assert_eq!(
-            hit(&limiter, "ip:1", 59).await,
-            RateDecision::Limited {
-                retry_after_secs: 1
-            }
-        );
+        assert_eq!(hit(&limiter, "ip:1", 59).await, RateDecision::Limited { retry_after_secs: 1 });
         assert_eq!(hit(&limiter, "ip:1", 60).await, RateDecision::Allowed);
-        assert_eq!(
-            hit(&limiter, "ip:1", 61).await,
-            RateDecision::Limited {
-                retry_after_secs: 9
-            }
-        );
+        assert_eq!(hit(&limiter, "ip:1", 61).await, RateDecision::Limited { retry_after_secs: 9 });
         assert_eq!(hit(&limiter, "ip:1", 70).await, RateDecision::Allowed);
     }
 
@@ -129,10 +112,7 @@ mod tests {
             hit(&limiter, "ip:1", at).await;
         }
         for at in 3..59 {
-            assert!(matches!(
-                hit(&limiter, "ip:1", at).await,
-                RateDecision::Limited { .. }
-            ));
+            assert!(matches!(hit(&limiter, "ip:1", at).await, RateDecision::Limited { .. }));
         }
         // Had the refusals counted, the window would still be full.
         assert_eq!(hit(&limiter, "ip:1", 60).await, RateDecision::Allowed);
@@ -151,12 +131,7 @@ mod tests {
     async fn a_limit_of_zero_refuses_everything_for_a_window() {
         let limiter = MemoryRateLimiter::new();
         let decision = limiter.hit("k", 0, 60, t(0)).await.expect("counts");
-        assert_eq!(
-            decision,
-            RateDecision::Limited {
-                retry_after_secs: 60
-            }
-        );
+        assert_eq!(decision, RateDecision::Limited { retry_after_secs: 60 });
         assert!(limiter.inner().keys.is_empty());
     }
 
@@ -182,10 +157,7 @@ mod tests {
     async fn emptied_keys_are_swept() {
         let limiter = MemoryRateLimiter::new();
         for n in 1..SWEEP_EVERY {
-            limiter
-                .hit(&format!("k{n}"), 1, 60, t(0))
-                .await
-                .expect("counts");
+            limiter.hit(&format!("k{n}"), 1, 60, t(0)).await.expect("counts");
         }
         limiter.hit("late", 1, 60, t(120)).await.expect("counts");
         assert_eq!(limiter.inner().keys.len(), 1);

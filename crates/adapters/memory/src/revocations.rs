@@ -92,10 +92,7 @@ impl RevocationList for MemoryRevocationList {
     ) -> anyhow::Result<bool> {
         let inner = self.inner();
         Ok(inner.sessions.contains_key(&(member, session))
-            || inner
-                .members
-                .get(&member)
-                .is_some_and(|(at, _)| issued_at <= *at))
+            || inner.members.get(&member).is_some_and(|(at, _)| issued_at <= *at))
     }
 }
 
@@ -107,17 +104,10 @@ mod tests {
     async fn a_revoked_session_is_refused_and_others_are_not() {
         let list = MemoryRevocationList::new();
         let (member, revoked, other) = (MemberId::new(), SessionId::new(), SessionId::new());
-        list.revoke_sessions(member, &[revoked], 900)
-            .await
-            .expect("revokes");
+        list.revoke_sessions(member, &[revoked], 900).await.expect("revokes");
         assert!(list.is_revoked(member, revoked, 0).await.expect("answers"));
         assert!(!list.is_revoked(member, other, 0).await.expect("answers"));
-        assert!(
-            !list
-                .is_revoked(MemberId::new(), revoked, 0)
-                .await
-                .expect("answers")
-        );
+        assert!(!list.is_revoked(MemberId::new(), revoked, 0).await.expect("answers"));
     }
 
     #[tokio::test]
@@ -125,9 +115,7 @@ mod tests {
         let list = MemoryRevocationList::new();
         let member = MemberId::new();
         let sessions = [SessionId::new(), SessionId::new(), SessionId::new()];
-        list.revoke_sessions(member, &sessions, 900)
-            .await
-            .expect("revokes");
+        list.revoke_sessions(member, &sessions, 900).await.expect("revokes");
         for s in sessions {
             assert!(list.is_revoked(member, s, 0).await.expect("answers"));
         }
@@ -137,81 +125,33 @@ mod tests {
     async fn a_revoked_member_refuses_tokens_issued_up_to_the_revocation_only() {
         let list = MemoryRevocationList::new();
         let member = MemberId::new();
-        list.revoke_member(member, 1_000, 900)
-            .await
-            .expect("revokes");
-        assert!(
-            list.is_revoked(member, SessionId::new(), 999)
-                .await
-                .expect("answers")
-        );
-        assert!(
-            list.is_revoked(member, SessionId::new(), 1_000)
-                .await
-                .expect("answers")
-        );
-        assert!(
-            !list
-                .is_revoked(member, SessionId::new(), 1_001)
-                .await
-                .expect("answers")
-        );
-        assert!(
-            !list
-                .is_revoked(MemberId::new(), SessionId::new(), 0)
-                .await
-                .expect("answers")
-        );
+        list.revoke_member(member, 1_000, 900).await.expect("revokes");
+        assert!(list.is_revoked(member, SessionId::new(), 999).await.expect("answers"));
+        assert!(list.is_revoked(member, SessionId::new(), 1_000).await.expect("answers"));
+        assert!(!list.is_revoked(member, SessionId::new(), 1_001).await.expect("answers"));
+        assert!(!list.is_revoked(MemberId::new(), SessionId::new(), 0).await.expect("answers"));
     }
 
     #[tokio::test]
     async fn a_member_revocation_is_never_moved_back() {
         let list = MemoryRevocationList::new();
         let member = MemberId::new();
-        list.revoke_member(member, 2_000, 900)
-            .await
-            .expect("revokes");
-        list.revoke_member(member, 1_000, 900)
-            .await
-            .expect("revokes");
-        assert!(
-            list.is_revoked(member, SessionId::new(), 1_500)
-                .await
-                .expect("answers")
-        );
+        list.revoke_member(member, 2_000, 900).await.expect("revokes");
+        list.revoke_member(member, 1_000, 900).await.expect("revokes");
+        assert!(list.is_revoked(member, SessionId::new(), 1_500).await.expect("answers"));
     }
 
     #[tokio::test]
     async fn revocations_expire_after_their_ttl() {
         let list = MemoryRevocationList::new();
         let (member, session) = (MemberId::new(), SessionId::new());
-        list.revoke_sessions(member, &[session], 1)
-            .await
-            .expect("revokes");
+        list.revoke_sessions(member, &[session], 1).await.expect("revokes");
         list.revoke_member(member, 1_000, 1).await.expect("revokes");
-        assert!(
-            list.is_revoked(member, session, 2_000)
-                .await
-                .expect("answers")
-        );
-        assert!(
-            list.is_revoked(member, SessionId::new(), 500)
-                .await
-                .expect("answers")
-        );
+        assert!(list.is_revoked(member, session, 2_000).await.expect("answers"));
+        assert!(list.is_revoked(member, SessionId::new(), 500).await.expect("answers"));
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert!(
-            !list
-                .is_revoked(member, session, 2_000)
-                .await
-                .expect("answers")
-        );
-        assert!(
-            !list
-                .is_revoked(member, SessionId::new(), 500)
-                .await
-                .expect("answers")
-        );
+        assert!(!list.is_revoked(member, session, 2_000).await.expect("answers"));
+        assert!(!list.is_revoked(member, SessionId::new(), 500).await.expect("answers"));
         let inner = list.inner();
         assert!(inner.sessions.is_empty() && inner.members.is_empty());
     }
@@ -220,17 +160,9 @@ mod tests {
     async fn a_huge_ttl_does_not_overflow() {
         let list = MemoryRevocationList::new();
         let (member, session) = (MemberId::new(), SessionId::new());
-        list.revoke_sessions(member, &[session], u64::MAX)
-            .await
-            .expect("revokes");
-        list.revoke_member(member, 1, u64::MAX)
-            .await
-            .expect("revokes");
+        list.revoke_sessions(member, &[session], u64::MAX).await.expect("revokes");
+        list.revoke_member(member, 1, u64::MAX).await.expect("revokes");
         assert!(list.is_revoked(member, session, 5).await.expect("answers"));
-        assert!(
-            list.is_revoked(member, SessionId::new(), 1)
-                .await
-                .expect("answers")
-        );
+        assert!(list.is_revoked(member, SessionId::new(), 1).await.expect("answers"));
     }
 }

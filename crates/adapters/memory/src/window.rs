@@ -15,8 +15,7 @@ pub(crate) fn secs_until(now: DateTime<Utc>, then: DateTime<Utc>) -> u64 {
 
 /// The instant `window` after `at`, or the end of time.
 pub(crate) fn after(at: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
-    at.checked_add_signed(window)
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    at.checked_add_signed(window).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Timestamps within a rolling window: an entry made at `t` counts while `now < t + window`.
@@ -55,9 +54,7 @@ mod tests {
     use super::*;
 
     fn t(s: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_800_000_000 + s, 0)
-            .single()
-            .expect("valid")
+        Utc.timestamp_opt(1_800_000_000 + s, 0).single().expect("valid")
     }
 
     #[test]
@@ -73,10 +70,7 @@ mod tests {
         let mut w = Window::default();
         w.push(t(0));
         assert_eq!(w.retry_after(t(0), seconds(60)), 60);
-        assert_eq!(
-            w.retry_after(t(0) + Duration::milliseconds(59_001), seconds(60)),
-            1
-        );
+        assert_eq!(w.retry_after(t(0) + Duration::milliseconds(59_001), seconds(60)), 1);
         assert_eq!(secs_until(t(10), t(0)), 1);
     }
 

@@ -24,6 +24,7 @@
 //! With the `testing` feature, `testing::TestDatabase` gives each test a fresh migrated
 //! database.
 
+mod cached;
 mod error;
 mod repos;
 mod rows;

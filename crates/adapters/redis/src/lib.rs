@@ -127,10 +127,7 @@ pub async fn ping(pool: &Pool) -> bool {
     let Ok(mut conn) = pool.get().await else {
         return false;
     };
-    redis::cmd("PING")
-        .query_async::<String>(&mut conn)
-        .await
-        .is_ok_and(|reply| reply == "PONG")
+    redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok_and(|reply| reply == "PONG")
 }
 
 /// A pooled connection, with the error said in words.

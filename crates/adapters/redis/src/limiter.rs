@@ -65,9 +65,7 @@ impl RateLimiter for RedisRateLimiter {
         Ok(if allowed == 1 {
             RateDecision::Allowed
         } else {
-            RateDecision::Limited {
-                retry_after_secs: retry_after_secs(retry_ms),
-            }
+            RateDecision::Limited { retry_after_secs: retry_after_secs(retry_ms) }
         })
     }
 }

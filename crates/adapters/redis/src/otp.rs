@@ -85,9 +85,7 @@ impl OtpStore for RedisOtpStore {
         Ok(if issued == 1 {
             IssueOutcome::Issued
         } else {
-            IssueOutcome::Limited {
-                retry_after_secs: retry_after_secs(retry_ms),
-            }
+            IssueOutcome::Limited { retry_after_secs: retry_after_secs(retry_ms) }
         })
     }
 
@@ -113,14 +111,10 @@ impl OtpStore for RedisOtpStore {
             .context("Redis: verifying a one-time code")?;
         Ok(match kind {
             0 => VerifyOutcome::Valid,
-            1 => VerifyOutcome::Invalid {
-                attempts_left: u32::try_from(value).unwrap_or(0),
-            },
+            1 => VerifyOutcome::Invalid { attempts_left: u32::try_from(value).unwrap_or(0) },
             2 => VerifyOutcome::NoCode,
             3 => VerifyOutcome::Burned,
-            4 => VerifyOutcome::Locked {
-                retry_after_secs: retry_after_secs(value),
-            },
+            4 => VerifyOutcome::Locked { retry_after_secs: retry_after_secs(value) },
             other => anyhow::bail!("Redis: unexpected answer {other} from the verify script"),
         })
     }

@@ -59,13 +59,10 @@ impl RevocationList for RedisRevocationList {
         }
         let mut pipe = redis::pipe();
         for &session in sessions {
-            pipe.set_ex(self.session_key(member, session), 1, ttl_secs.max(1))
-                .ignore();
+            pipe.set_ex(self.session_key(member, session), 1, ttl_secs.max(1)).ignore();
         }
         let mut conn = connection(&self.pool).await?;
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .context("Redis: revoking sessions")
+        pipe.query_async::<()>(&mut conn).await.context("Redis: revoking sessions")
     }
 
     async fn revoke_member(&self, member: MemberId, at: i64, ttl_secs: u64) -> anyhow::Result<()> {

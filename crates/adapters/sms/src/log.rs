@@ -84,10 +84,7 @@ mod tests {
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
 
-        LogSmsSender::new(None)
-            .send(&phone(), "Your Onboard code: 123456")
-            .await
-            .expect("sent");
+        LogSmsSender::new(None).send(&phone(), "Your Onboard code: 123456").await.expect("sent");
 
         let logged =
             String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8");
@@ -99,15 +96,12 @@ mod tests {
 
     #[test]
     fn picked_delays_cover_the_range_and_nothing_outside_it() {
-        let sender = LogSmsSender::new(Some(
-            Duration::from_millis(1000)..=Duration::from_millis(2000),
-        ));
+        let sender =
+            LogSmsSender::new(Some(Duration::from_millis(1000)..=Duration::from_millis(2000)));
         let picks: Vec<Duration> = (0..500).filter_map(|_| sender.pick_delay()).collect();
         assert_eq!(picks.len(), 500);
         assert!(
-            picks
-                .iter()
-                .all(|d| (Duration::from_secs(1)..=Duration::from_secs(2)).contains(d))
+            picks.iter().all(|d| (Duration::from_secs(1)..=Duration::from_secs(2)).contains(d))
         );
         assert!(picks.iter().any(|d| *d < Duration::from_millis(1500)));
         assert!(picks.iter().any(|d| *d > Duration::from_millis(1500)));

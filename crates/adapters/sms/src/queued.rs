@@ -55,10 +55,7 @@ impl fmt::Debug for QueuedSmsSender {
 #[async_trait]
 impl SmsSender for QueuedSmsSender {
     async fn send(&self, to: &PhoneNumber, text: &str) -> anyhow::Result<()> {
-        let message = Message {
-            to: to.clone(),
-            text: text.to_owned(),
-        };
+        let message = Message { to: to.clone(), text: text.to_owned() };
         self.queue.try_send(message).map_err(|e| match e {
             TrySendError::Full(_) => anyhow::anyhow!("the SMS queue is full"),
             TrySendError::Closed(_) => anyhow::anyhow!("the SMS queue is closed"),
@@ -146,10 +143,7 @@ mod tests {
             if self.fail.as_deref() == Some(text) {
                 anyhow::bail!("provider refused");
             }
-            self.delivered
-                .lock()
-                .expect("not poisoned")
-                .push((to.to_string(), text.to_owned()));
+            self.delivered.lock().expect("not poisoned").push((to.to_string(), text.to_owned()));
             self.finished_one.store(true, Ordering::SeqCst);
             Ok(())
         }
@@ -169,23 +163,15 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_queued_send_returns_before_a_slow_provider_finishes() {
-        let inner = Arc::new(Recorder {
-            delay: Some(Duration::from_millis(500)),
-            ..Recorder::default()
-        });
+        let inner =
+            Arc::new(Recorder { delay: Some(Duration::from_millis(500)), ..Recorder::default() });
         let queued = QueuedSmsSender::spawn(inner.clone(), 16);
 
         queued.send(&phone(1), "code 1234").await.expect("queued");
 
-        assert!(
-            !inner.finished_one.load(Ordering::SeqCst),
-            "send waited for the provider"
-        );
+        assert!(!inner.finished_one.load(Ordering::SeqCst), "send waited for the provider");
         assert!(eventually(|| inner.delivered().len() == 1).await);
-        assert_eq!(
-            inner.delivered(),
-            vec![("+79174440001".to_owned(), "code 1234".to_owned())]
-        );
+        assert_eq!(inner.delivered(), vec![("+79174440001".to_owned(), "code 1234".to_owned())]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,10 +180,7 @@ mod tests {
         let queued = QueuedSmsSender::spawn(inner.clone(), 256);
         let mut expected = Vec::new();
         for n in 0..200 {
-            queued
-                .send(&phone(n), &format!("message {n}"))
-                .await
-                .expect("queued");
+            queued.send(&phone(n), &format!("message {n}")).await.expect("queued");
             expected.push((phone(n).to_string(), format!("message {n}")));
         }
         assert!(eventually(|| inner.delivered().len() == 200).await);
@@ -209,10 +192,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stuck_delivery_does_not_hold_up_the_others() {
-        let inner = Arc::new(Recorder {
-            hold: Some("stuck".into()),
-            ..Recorder::default()
-        });
+        let inner = Arc::new(Recorder { hold: Some("stuck".into()), ..Recorder::default() });
         let queued = QueuedSmsSender::spawn(inner.clone(), 16);
         queued.send(&phone(1), "stuck").await.expect("queued");
         for n in 2..6 {
@@ -227,10 +207,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_delivery_does_not_stop_the_queue() {
-        let inner = Arc::new(Recorder {
-            fail: Some("bad".into()),
-            ..Recorder::default()
-        });
+        let inner = Arc::new(Recorder { fail: Some("bad".into()), ..Recorder::default() });
         let queued = QueuedSmsSender::spawn(inner.clone(), 16);
         queued.send(&phone(1), "bad").await.expect("queued");
         queued.send(&phone(2), "good").await.expect("queued");

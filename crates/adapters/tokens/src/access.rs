@@ -127,14 +127,7 @@ impl AccessTokens for JwtAccessTokens {
         let data = jsonwebtoken::decode::<ReadClaims>(token, &self.decoding, &self.validation)
             .map_err(|_| InvalidToken)?;
         let c = data.claims;
-        Ok(AccessClaims {
-            sub: c.sub,
-            sid: c.sid,
-            grp: c.grp,
-            iat: c.iat,
-            exp: c.exp,
-            jti: c.jti,
-        })
+        Ok(AccessClaims { sub: c.sub, sid: c.sid, grp: c.grp, iat: c.iat, exp: c.exp, jti: c.jti })
     }
 }
 

@@ -58,10 +58,7 @@ impl SigningKeys {
     /// # Errors
     /// Only if the encoder fails, which it does not for a valid key.
     pub fn to_pkcs8_pem(&self) -> anyhow::Result<String> {
-        let bytes = KeypairBytes {
-            secret_key: self.key.to_bytes(),
-            public_key: None,
-        };
+        let bytes = KeypairBytes { secret_key: self.key.to_bytes(), public_key: None };
         let pem = bytes
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| anyhow::anyhow!("cannot encode the signing key: {e}"))?;
@@ -127,9 +124,7 @@ impl SigningKeys {
 
 impl fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKeys")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("SigningKeys").field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
@@ -147,10 +142,7 @@ MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC
     fn an_openssl_style_pem_key_is_read() {
         let keys = SigningKeys::from_pem(RFC8410_PEM).expect("valid key");
         // Public key of RFC 8410 §10.1; thumbprint computed independently with openssl.
-        assert_eq!(
-            keys.public_x(),
-            "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE"
-        );
+        assert_eq!(keys.public_x(), "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE");
         assert_eq!(keys.kid(), "3YZxBJ12jO3n_mXt_q-j_Z-TFP1vt-NiI3OCf-fEnHQ");
     }
 
@@ -173,13 +165,8 @@ MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC
     #[test]
     fn the_encoder_gets_the_same_der_as_the_pem() {
         let keys = SigningKeys::from_pem(RFC8410_PEM).expect("valid key");
-        let body: String = RFC8410_PEM
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .expect("base64");
+        let body: String = RFC8410_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(body).expect("base64");
         assert_eq!(keys.pkcs8_der(), der);
     }
 
@@ -189,10 +176,7 @@ MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC
         std::fs::write(&path, RFC8410_PEM).expect("writes");
         let keys = SigningKeys::from_pem_file(&path);
         std::fs::remove_file(&path).expect("removes");
-        assert_eq!(
-            keys.expect("reads").kid(),
-            "3YZxBJ12jO3n_mXt_q-j_Z-TFP1vt-NiI3OCf-fEnHQ"
-        );
+        assert_eq!(keys.expect("reads").kid(), "3YZxBJ12jO3n_mXt_q-j_Z-TFP1vt-NiI3OCf-fEnHQ");
     }
 
     #[test]

@@ -1449,7 +1449,10 @@ async fn a_passing_revocation_failure_is_retried() {
 async fn a_lasting_revocation_failure_is_reported() {
     let mut fx = Fixture::new();
     fx.members.expect_delete().times(1).returning(|_, _| Ok(vec![]));
-    fx.revocations.expect_revoke_member().times(3).returning(|_, _, _| Err(anyhow::anyhow!("down")));
+    fx.revocations
+        .expect_revoke_member()
+        .times(3)
+        .returning(|_, _, _| Err(anyhow::anyhow!("down")));
     let service = fx.service();
 
     let err = service.delete_me(&principal()).await.expect_err("fails");

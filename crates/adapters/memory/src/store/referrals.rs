@@ -85,7 +85,11 @@ impl ReferralRepository for MemoryStore {
         Ok(state.member(&row))
     }
 
-    async fn check_redeem(&self, member: MemberId, code: &ReferralCode) -> Result<(), RedeemRefusal> {
+    async fn check_redeem(
+        &self,
+        member: MemberId,
+        code: &ReferralCode,
+    ) -> Result<(), RedeemRefusal> {
         let state = self.state();
         let Some(redeemer) = state.live_member(member) else {
             return Err(anyhow::anyhow!("the redeemer {member} is not a live member").into());

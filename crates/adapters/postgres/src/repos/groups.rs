@@ -19,6 +19,7 @@
 //! membership rows in `(group_id, member_id)` order, then a member row. A transaction the
 //! database still aborts to break a deadlock is run again.
 
+use crate::cached::CachedExt;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -316,6 +317,7 @@ async fn lock_for_change(
         .bind::<Uuid, _>(group.as_uuid())
         .bind::<Uuid, _>(target.as_uuid())
         .bind::<Nullable<Text>, _>(custom_role.map(RoleName::as_str))
+        .cached()
         .get_result(conn)
         .await
 }
@@ -347,6 +349,7 @@ async fn change_role_tx(
             .bind::<Uuid, _>(group.as_uuid())
             .bind::<Uuid, _>(target.as_uuid())
             .bind::<Text, _>(role.as_str())
+            .cached()
             .get_result(conn)
             .await?;
         Ok(row.into_domain().map_err(|e| TxError::Refused(e.into()))?.0)
@@ -375,6 +378,7 @@ async fn remove_tx(
         diesel::sql_query(REMOVE)
             .bind::<Uuid, _>(group.as_uuid())
             .bind::<Uuid, _>(target.as_uuid())
+            .cached()
             .execute(conn)
             .await?;
         Ok(())
@@ -402,6 +406,7 @@ async fn delete_role_tx(
         diesel::sql_query(MOVE_TO_MEMBER)
             .bind::<Uuid, _>(group.as_uuid())
             .bind::<Text, _>(name.as_str())
+            .cached()
             .execute(conn)
             .await?;
         Ok(())
@@ -430,6 +435,7 @@ impl GroupRepository for PgGroupRepository {
             .bind::<Bool, _>(group.approval_required)
             .bind::<Timestamptz, _>(group.now)
             .bind::<Uuid, _>(group.owner.as_uuid())
+            .cached()
             .get_result(&mut conn)
             .await
             .map_err(|e| match violated_unique(&e) {
@@ -448,6 +454,7 @@ impl GroupRepository for PgGroupRepository {
         let row: Option<GroupMembershipRow> = diesel::sql_query(FIND_FOR_MEMBER)
             .bind::<Text, _>(slug.as_str())
             .bind::<Uuid, _>(member.as_uuid())
+            .cached()
             .get_result(&mut conn)
             .await
             .optional()
@@ -467,6 +474,7 @@ impl GroupRepository for PgGroupRepository {
             .bind::<Nullable<Timestamptz>, _>(after.map(|c| c.joined_at))
             .bind::<Nullable<Uuid>, _>(after.map(|c| c.group_id.as_uuid()))
             .bind::<BigInt, _>(limit_of(limit))
+            .cached()
             .load(&mut conn)
             .await
             .context("listing a member's groups")?;
@@ -479,6 +487,7 @@ impl GroupRepository for PgGroupRepository {
             .bind::<Uuid, _>(group.as_uuid())
             .bind::<Nullable<Text>, _>(patch.name.as_ref().map(|n| n.as_str()))
             .bind::<Nullable<Bool>, _>(patch.approval_required)
+            .cached()
             .get_result(&mut conn)
             .await
             .optional()
@@ -490,6 +499,7 @@ impl GroupRepository for PgGroupRepository {
         let mut conn = self.conn().await?;
         let deleted = diesel::sql_query(DELETE)
             .bind::<Uuid, _>(group.as_uuid())
+            .cached()
             .execute(&mut conn)
             .await
             .context("deleting a group")?;
@@ -571,6 +581,7 @@ impl GroupRepository for PgGroupRepository {
             .bind::<Nullable<Timestamptz>, _>(after.map(|c| c.joined_at))
             .bind::<Nullable<Uuid>, _>(after.map(|c| c.member_id.as_uuid()))
             .bind::<BigInt, _>(limit_of(limit))
+            .cached()
             .load(&mut conn)
             .await
             .context("listing a group's members")?;
@@ -586,6 +597,7 @@ impl GroupRepository for PgGroupRepository {
         let row: Option<GroupMemberRow> = diesel::sql_query(MEMBER)
             .bind::<Uuid, _>(group.as_uuid())
             .bind::<Uuid, _>(member.as_uuid())
+            .cached()
             .get_result(&mut conn)
             .await
             .optional()
@@ -628,6 +640,7 @@ impl GroupRepository for PgGroupRepository {
                 .bind::<Uuid, _>(member.as_uuid())
                 .bind::<Text, _>(status.as_str())
                 .bind::<Timestamptz, _>(now)
+                .cached()
                 .get_result(&mut conn)
                 .await
                 .optional()
@@ -639,6 +652,7 @@ impl GroupRepository for PgGroupRepository {
                 None => diesel::sql_query(MEMBERSHIP_STATUS)
                     .bind::<Uuid, _>(group.as_uuid())
                     .bind::<Uuid, _>(member.as_uuid())
+                    .cached()
                     .get_result(&mut conn)
                     .await
                     .optional()
@@ -666,6 +680,7 @@ impl GroupRepository for PgGroupRepository {
             .bind::<Uuid, _>(group.as_uuid())
             .bind::<Uuid, _>(member.as_uuid())
             .bind::<Timestamptz, _>(now)
+            .cached()
             .get_result(&mut conn)
             .await
             .optional()
@@ -678,6 +693,7 @@ impl GroupRepository for PgGroupRepository {
         let deleted = diesel::sql_query(REJECT)
             .bind::<Uuid, _>(group.as_uuid())
             .bind::<Uuid, _>(member.as_uuid())
+            .cached()
             .execute(&mut conn)
             .await
             .context("rejecting a join request")?;
@@ -693,6 +709,7 @@ impl GroupRepository for PgGroupRepository {
         let row: SetCurrentRow = diesel::sql_query(SET_CURRENT)
             .bind::<Uuid, _>(member.as_uuid())
             .bind::<Text, _>(slug.as_str())
+            .cached()
             .get_result(&mut conn)
             .await
             .map_err(|e| match violated_foreign_key(&e) {

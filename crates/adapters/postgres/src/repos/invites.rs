@@ -23,6 +23,7 @@
 //! row, then the membership row. A transaction the database still aborts to break a deadlock
 //! is run again.
 
+use crate::cached::CachedExt;
 use std::fmt;
 
 use anyhow::Context as _;
@@ -330,6 +331,7 @@ async fn create_tx(
             .bind::<Nullable<Text>, _>(phone)
             .bind::<Nullable<Text>, _>(email)
             .bind::<Timestamptz, _>(invite.created_at)
+            .cached()
             .get_result(conn)
             .await?;
         if check.already_member {
@@ -345,6 +347,7 @@ async fn create_tx(
             .bind::<Uuid, _>(invite.invited_by.as_uuid())
             .bind::<Timestamptz, _>(invite.created_at)
             .bind::<Timestamptz, _>(invite.expires_at)
+            .cached()
             .execute(conn)
             .await
             .map_err(|e| match violated_unique(&e) {
@@ -368,6 +371,7 @@ async fn accept_tx(
     conn.transaction(async |conn| {
         let group: Option<GroupRow> = diesel::sql_query(LOCK_GROUP)
             .bind::<Uuid, _>(invite.as_uuid())
+            .cached()
             .get_result(conn)
             .await
             .optional()?;
@@ -379,6 +383,7 @@ async fn accept_tx(
             .bind::<Uuid, _>(group.id)
             .bind::<Uuid, _>(member.as_uuid())
             .bind::<Timestamptz, _>(now)
+            .cached()
             .get_result(conn)
             .await
             .optional()?;
@@ -391,6 +396,7 @@ async fn accept_tx(
                 .bind::<Uuid, _>(group.id)
                 .bind::<Uuid, _>(member.as_uuid())
                 .bind::<Timestamptz, _>(now)
+                .cached()
                 .get_result(conn)
                 .await
                 .optional()?
@@ -402,6 +408,7 @@ async fn accept_tx(
                 .bind::<Text, _>(role.as_str())
                 .bind::<Timestamptz, _>(now)
                 .bind::<Bool, _>(role.is_builtin())
+                .cached()
                 .get_result(conn)
                 .await
                 .optional()?
@@ -417,6 +424,7 @@ async fn accept_tx(
                 let found: MembershipRow = diesel::sql_query(MEMBERSHIP)
                     .bind::<Uuid, _>(group.id)
                     .bind::<Uuid, _>(member.as_uuid())
+                    .cached()
                     .get_result(conn)
                     .await?;
                 match MembershipStatus::parse(&found.status) {
@@ -462,6 +470,7 @@ impl InviteRepository for PgInviteRepository {
             .bind::<Nullable<Timestamptz>, _>(after.map(|c| c.created_at))
             .bind::<Nullable<Uuid>, _>(after.map(|c| c.invite_id.as_uuid()))
             .bind::<BigInt, _>(i64::from(limit))
+            .cached()
             .load(&mut conn)
             .await
             .context("listing a group's invites")?;
@@ -472,6 +481,7 @@ impl InviteRepository for PgInviteRepository {
         let mut conn = self.conn().await?;
         let row: Option<InviteRow> = diesel::sql_query(GET)
             .bind::<Uuid, _>(invite.as_uuid())
+            .cached()
             .get_result(&mut conn)
             .await
             .optional()
@@ -490,6 +500,7 @@ impl InviteRepository for PgInviteRepository {
             .bind::<Uuid, _>(invite.as_uuid())
             .bind::<Uuid, _>(group.as_uuid())
             .bind::<Timestamptz, _>(now)
+            .cached()
             .get_result(&mut conn)
             .await
             .context("revoking an invite")?;
@@ -500,6 +511,7 @@ impl InviteRepository for PgInviteRepository {
         let mut conn = self.conn().await?;
         let row: Option<PreviewRow> = diesel::sql_query(PREVIEW)
             .bind::<Uuid, _>(invite.as_uuid())
+            .cached()
             .get_result(&mut conn)
             .await
             .optional()

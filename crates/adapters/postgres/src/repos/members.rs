@@ -1,5 +1,6 @@
 //! [`MemberRepository`] on PostgreSQL.
 
+use crate::cached::CachedExt;
 use std::fmt;
 
 use anyhow::Context as _;
@@ -271,6 +272,7 @@ async fn open_session(
         .bind::<Nullable<Text>, _>(session.user_agent.as_deref())
         .bind::<Timestamptz, _>(request.now)
         .bind::<Timestamptz, _>(session.expires_at)
+        .cached()
         .get_result(conn)
         .await
         .optional()
@@ -288,6 +290,7 @@ async fn create_member(conn: &mut AsyncPgConnection, request: &SignInRequest) ->
         .bind::<Nullable<Uuid>, _>(workspace.map(|w| w.id.as_uuid()))
         .bind::<Nullable<Text>, _>(workspace.map(|w| w.slug.as_str()))
         .bind::<Nullable<Text>, _>(workspace.map(|w| w.name.as_str()))
+        .cached()
         .execute(conn)
         .await?;
     Ok(inserted == 1)
@@ -328,9 +331,16 @@ async fn groups_of_deleted(
     conn: &mut AsyncPgConnection,
     id: MemberId,
 ) -> QueryResult<GroupsOfDeleted> {
-    diesel::sql_query(LOCK_MEMBER_GROUPS).bind::<Uuid, _>(id.as_uuid()).execute(conn).await?;
-    let rows: Vec<MemberGroupRow> =
-        diesel::sql_query(INSPECT_MEMBER_GROUPS).bind::<Uuid, _>(id.as_uuid()).load(conn).await?;
+    diesel::sql_query(LOCK_MEMBER_GROUPS)
+        .bind::<Uuid, _>(id.as_uuid())
+        .cached()
+        .execute(conn)
+        .await?;
+    let rows: Vec<MemberGroupRow> = diesel::sql_query(INSPECT_MEMBER_GROUPS)
+        .bind::<Uuid, _>(id.as_uuid())
+        .cached()
+        .load(conn)
+        .await?;
     if rows.iter().any(|r| r.is_owner && r.other_owners == 0 && r.active_members > 1) {
         return Ok(GroupsOfDeleted::LastOwner);
     }
@@ -356,6 +366,7 @@ async fn delete_member(
             .bind::<Uuid, _>(id.as_uuid())
             .bind::<Array<Uuid>, _>(solo)
             .bind::<Timestamptz, _>(now)
+            .cached()
             .execute(conn)
             .await?;
         if deleted == 0 {
@@ -384,6 +395,7 @@ impl MemberRepository for PgMemberRepository {
         let mut conn = self.conn().await?;
         let row: Option<CurrentMemberRow> = diesel::sql_query(MEMBER_BY_PHONE)
             .bind::<Text, _>(phone.as_e164())
+            .cached()
             .get_result(&mut conn)
             .await
             .optional()
@@ -439,6 +451,7 @@ impl MemberRepository for PgMemberRepository {
         let mut conn = self.conn().await?;
         let row: Option<CurrentMemberRow> = diesel::sql_query(MEMBER_BY_ID)
             .bind::<Uuid, _>(id.as_uuid())
+            .cached()
             .get_result(&mut conn)
             .await
             .optional()
@@ -451,6 +464,7 @@ impl MemberRepository for PgMemberRepository {
         let rows: Vec<ProfileRow> = diesel::sql_query(PROFILE)
             .bind::<Uuid, _>(id.as_uuid())
             .bind::<BigInt, _>(i64::from(invitees))
+            .cached()
             .load(&mut conn)
             .await
             .context("loading a profile")?;
@@ -469,6 +483,7 @@ impl MemberRepository for PgMemberRepository {
         let row: Option<ViewRow> = diesel::sql_query(VIEW)
             .bind::<Uuid, _>(viewer.as_uuid())
             .bind::<Uuid, _>(id.as_uuid())
+            .cached()
             .get_result(&mut conn)
             .await
             .optional()
@@ -497,6 +512,7 @@ impl MemberRepository for PgMemberRepository {
             .bind::<Nullable<Text>, _>(patch.first_name.as_ref().map(|n| n.as_str()))
             .bind::<Nullable<Text>, _>(patch.last_name.as_ref().map(|n| n.as_str()))
             .bind::<Nullable<Text>, _>(patch.email.as_ref().map(|e| e.as_str()))
+            .cached()
             .get_result(&mut conn)
             .await
             .optional()

@@ -1,5 +1,6 @@
 //! [`ReferralRepository`] on PostgreSQL.
 
+use crate::cached::CachedExt;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -274,6 +275,7 @@ async fn probe(
         .bind::<Uuid, _>(member.as_uuid())
         .bind::<Text, _>(code.as_str())
         .bind::<Integer, _>(MAX_STEPS)
+        .cached()
         .get_result(conn)
         .await
 }
@@ -303,6 +305,7 @@ async fn locked_attempt(
                 .bind::<Uuid, _>(member)
                 .bind::<Uuid, _>(sets.redeemer)
                 .bind::<Uuid, _>(sets.owner)
+                .cached()
                 .load(conn)
                 .await?;
             let row = |id| locked.iter().find(|r| r.id == id);
@@ -338,6 +341,7 @@ async fn locked_attempt(
                 .bind::<Uuid, _>(parent.id)
                 .bind::<SmallInt, _>(parent_rank)
                 .bind::<Array<Uuid>, _>(touched)
+                .cached()
                 .get_result(conn)
                 .await?;
             Ok(Attempt::Redeemed(Box::new(redeemed)))
@@ -391,7 +395,11 @@ fn judge(
 
 #[async_trait]
 impl ReferralRepository for PgReferralRepository {
-    async fn check_redeem(&self, member: MemberId, code: &ReferralCode) -> Result<(), RedeemRefusal> {
+    async fn check_redeem(
+        &self,
+        member: MemberId,
+        code: &ReferralCode,
+    ) -> Result<(), RedeemRefusal> {
         let mut conn = self.conn().await?;
         let found = probe(&mut conn, member, code).await.context("probing a redeem")?;
         judge(&found, member, code).map(|_| ())
@@ -428,6 +436,7 @@ impl ReferralRepository for PgReferralRepository {
         let mut conn = self.conn().await?;
         let row: Option<SummaryRow> = diesel::sql_query(SUMMARY)
             .bind::<Uuid, _>(member.as_uuid())
+            .cached()
             .get_result(&mut conn)
             .await
             .optional()
@@ -454,6 +463,7 @@ impl ReferralRepository for PgReferralRepository {
                 diesel::sql_query(FIRST_INVITEES)
                     .bind::<Uuid, _>(member.as_uuid())
                     .bind::<BigInt, _>(i64::from(limit))
+                    .cached()
                     .load(&mut conn)
                     .await
             }
@@ -463,6 +473,7 @@ impl ReferralRepository for PgReferralRepository {
                     .bind::<Timestamptz, _>(cursor.referred_at)
                     .bind::<Uuid, _>(cursor.id.as_uuid())
                     .bind::<BigInt, _>(i64::from(limit))
+                    .cached()
                     .load(&mut conn)
                     .await
             }

@@ -1,5 +1,6 @@
 //! [`SessionRepository`] on PostgreSQL.
 
+use crate::cached::CachedExt;
 use std::fmt;
 
 use anyhow::Context as _;
@@ -103,6 +104,7 @@ impl SessionRepository for PgSessionRepository {
                 .bind::<Timestamptz, _>(now)
                 .bind::<Timestamptz, _>(grace_from)
                 .bind::<Timestamptz, _>(expires_at)
+                .cached()
                 .get_result(&mut conn)
                 .await
                 .optional()

@@ -40,10 +40,7 @@ async fn issue(
     now: DateTime<Utc>,
     limits: &OtpLimits,
 ) -> IssueOutcome {
-    store
-        .issue(&phone(), &hash(code), now, limits)
-        .await
-        .expect("issue")
+    store.issue(&phone(), &hash(code), now, limits).await.expect("issue")
 }
 
 async fn verify(
@@ -52,20 +49,14 @@ async fn verify(
     now: DateTime<Utc>,
     limits: &OtpLimits,
 ) -> VerifyOutcome {
-    store
-        .verify(&phone(), &hash(code), now, limits)
-        .await
-        .expect("verify")
+    store.verify(&phone(), &hash(code), now, limits).await.expect("verify")
 }
 
 #[tokio::test]
 async fn the_right_code_is_valid_and_every_key_carries_the_phone_hash_tag() {
     with_redis(|redis| async move {
         let store = store(&redis);
-        let limits = OtpLimits {
-            resend_interval_secs: 60,
-            ..limits()
-        };
+        let limits = OtpLimits { resend_interval_secs: 60, ..limits() };
         let now = Utc::now();
         assert_eq!(issue(&store, 1, now, &limits).await, IssueOutcome::Issued);
         assert_eq!(
@@ -84,15 +75,9 @@ async fn the_right_code_is_valid_and_every_key_carries_the_phone_hash_tag() {
         assert_eq!(redis.keys().await, expected);
 
         let code_ttl = redis.pttl(&expected[0]).await;
-        assert!(
-            code_ttl > 290_000 && code_ttl <= 300_000,
-            "code TTL {code_ttl} ms"
-        );
+        assert!(code_ttl > 290_000 && code_ttl <= 300_000, "code TTL {code_ttl} ms");
         let next_ttl = redis.pttl(&format!("{p}otp:{{{PHONE}}}:next")).await;
-        assert!(
-            next_ttl > 50_000 && next_ttl <= 60_000,
-            "resend marker TTL {next_ttl} ms"
-        );
+        assert!(next_ttl > 50_000 && next_ttl <= 60_000, "resend marker TTL {next_ttl} ms");
 
         assert_eq!(verify(&store, 1, now, &limits).await, VerifyOutcome::Valid);
     })
@@ -103,35 +88,18 @@ async fn the_right_code_is_valid_and_every_key_carries_the_phone_hash_tag() {
 async fn a_new_code_is_refused_during_the_resend_interval_and_allowed_after_it() {
     with_redis(|redis| async move {
         let store = store(&redis);
-        let limits = OtpLimits {
-            resend_interval_secs: 1,
-            ..limits()
-        };
-        assert_eq!(
-            issue(&store, 1, Utc::now(), &limits).await,
-            IssueOutcome::Issued
-        );
+        let limits = OtpLimits { resend_interval_secs: 1, ..limits() };
+        assert_eq!(issue(&store, 1, Utc::now(), &limits).await, IssueOutcome::Issued);
         assert_eq!(
             issue(&store, 2, Utc::now(), &limits).await,
-            IssueOutcome::Limited {
-                retry_after_secs: 1
-            }
+            IssueOutcome::Limited { retry_after_secs: 1 }
         );
         // The refused code did not replace the first one.
-        assert_eq!(
-            verify(&store, 1, Utc::now(), &limits).await,
-            VerifyOutcome::Valid
-        );
+        assert_eq!(verify(&store, 1, Utc::now(), &limits).await, VerifyOutcome::Valid);
 
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(
-            issue(&store, 3, Utc::now(), &limits).await,
-            IssueOutcome::Issued
-        );
-        assert_eq!(
-            verify(&store, 3, Utc::now(), &limits).await,
-            VerifyOutcome::Valid
-        );
+        assert_eq!(issue(&store, 3, Utc::now(), &limits).await, IssueOutcome::Issued);
+        assert_eq!(verify(&store, 3, Utc::now(), &limits).await, VerifyOutcome::Valid);
     })
     .await;
 }
@@ -140,52 +108,28 @@ async fn a_new_code_is_refused_during_the_resend_interval_and_allowed_after_it()
 async fn the_hourly_send_cap_refuses_until_the_oldest_send_leaves_the_hour() {
     with_redis(|redis| async move {
         let store = store(&redis);
-        let limits = OtpLimits {
-            max_sends_per_hour: 3,
-            ..limits()
-        };
+        let limits = OtpLimits { max_sends_per_hour: 3, ..limits() };
         let t0 = Utc::now();
         let minutes = |m: i64| t0 + TimeDelta::minutes(m);
-        assert_eq!(
-            issue(&store, 1, minutes(0), &limits).await,
-            IssueOutcome::Issued
-        );
-        assert_eq!(
-            issue(&store, 2, minutes(10), &limits).await,
-            IssueOutcome::Issued
-        );
-        assert_eq!(
-            issue(&store, 3, minutes(20), &limits).await,
-            IssueOutcome::Issued
-        );
+        assert_eq!(issue(&store, 1, minutes(0), &limits).await, IssueOutcome::Issued);
+        assert_eq!(issue(&store, 2, minutes(10), &limits).await, IssueOutcome::Issued);
+        assert_eq!(issue(&store, 3, minutes(20), &limits).await, IssueOutcome::Issued);
         assert_eq!(
             issue(&store, 4, minutes(30), &limits).await,
-            IssueOutcome::Limited {
-                retry_after_secs: 30 * 60
-            }
+            IssueOutcome::Limited { retry_after_secs: 30 * 60 }
         );
         // A refused send is not counted and leaves the live code alone.
         assert_eq!(
             issue(&store, 5, minutes(59), &limits).await,
-            IssueOutcome::Limited {
-                retry_after_secs: 60
-            }
+            IssueOutcome::Limited { retry_after_secs: 60 }
         );
-        assert_eq!(
-            verify(&store, 3, minutes(59), &limits).await,
-            VerifyOutcome::Valid
-        );
+        assert_eq!(verify(&store, 3, minutes(59), &limits).await, VerifyOutcome::Valid);
 
         let after_oldest = t0 + TimeDelta::minutes(60) + TimeDelta::milliseconds(1);
-        assert_eq!(
-            issue(&store, 6, after_oldest, &limits).await,
-            IssueOutcome::Issued
-        );
+        assert_eq!(issue(&store, 6, after_oldest, &limits).await, IssueOutcome::Issued);
         assert_eq!(
             issue(&store, 7, after_oldest, &limits).await,
-            IssueOutcome::Limited {
-                retry_after_secs: 10 * 60
-            }
+            IssueOutcome::Limited { retry_after_secs: 10 * 60 }
         );
     })
     .await;
@@ -202,10 +146,7 @@ async fn a_new_code_replaces_the_old_one() {
             verify(&store, 1, now, &limits()).await,
             VerifyOutcome::Invalid { attempts_left: 4 }
         );
-        assert_eq!(
-            verify(&store, 2, now, &limits()).await,
-            VerifyOutcome::Valid
-        );
+        assert_eq!(verify(&store, 2, now, &limits()).await, VerifyOutcome::Valid);
     })
     .await;
 }
@@ -216,14 +157,8 @@ async fn a_code_cannot_be_verified_twice() {
         let store = store(&redis);
         let now = Utc::now();
         issue(&store, 1, now, &limits()).await;
-        assert_eq!(
-            verify(&store, 1, now, &limits()).await,
-            VerifyOutcome::Valid
-        );
-        assert_eq!(
-            verify(&store, 1, now, &limits()).await,
-            VerifyOutcome::NoCode
-        );
+        assert_eq!(verify(&store, 1, now, &limits()).await, VerifyOutcome::Valid);
+        assert_eq!(verify(&store, 1, now, &limits()).await, VerifyOutcome::NoCode);
     })
     .await;
 }
@@ -232,10 +167,7 @@ async fn a_code_cannot_be_verified_twice() {
 async fn verifying_when_no_code_was_sent_answers_no_code_and_counts_no_failure() {
     with_redis(|redis| async move {
         let store = store(&redis);
-        let limits = OtpLimits {
-            max_failures_per_hour: 1,
-            ..limits()
-        };
+        let limits = OtpLimits { max_failures_per_hour: 1, ..limits() };
         let now = Utc::now();
         assert_eq!(verify(&store, 1, now, &limits).await, VerifyOutcome::NoCode);
         assert_eq!(verify(&store, 1, now, &limits).await, VerifyOutcome::NoCode);
@@ -248,10 +180,7 @@ async fn verifying_when_no_code_was_sent_answers_no_code_and_counts_no_failure()
 async fn wrong_guesses_count_down_and_burn_the_code_even_for_the_right_guess() {
     with_redis(|redis| async move {
         let store = store(&redis);
-        let limits = OtpLimits {
-            max_attempts: 3,
-            ..limits()
-        };
+        let limits = OtpLimits { max_attempts: 3, ..limits() };
         let now = Utc::now();
         issue(&store, 1, now, &limits).await;
         assert_eq!(
@@ -265,13 +194,8 @@ async fn wrong_guesses_count_down_and_burn_the_code_even_for_the_right_guess() {
         assert_eq!(verify(&store, 9, now, &limits).await, VerifyOutcome::Burned);
         assert_eq!(verify(&store, 1, now, &limits).await, VerifyOutcome::Burned);
 
-        let code_ttl = redis
-            .pttl(&format!("{}otp:{{{PHONE}}}:code", redis.prefix))
-            .await;
-        assert!(
-            code_ttl > 0,
-            "a burned code still expires with the code (PTTL {code_ttl})"
-        );
+        let code_ttl = redis.pttl(&format!("{}otp:{{{PHONE}}}:code", redis.prefix)).await;
+        assert!(code_ttl > 0, "a burned code still expires with the code (PTTL {code_ttl})");
 
         // A new code can be sent and used.
         issue(&store, 2, now, &limits).await;
@@ -284,10 +208,7 @@ async fn wrong_guesses_count_down_and_burn_the_code_even_for_the_right_guess() {
 async fn failures_survive_a_new_code_and_lock_the_phone_for_the_rest_of_the_hour() {
     with_redis(|redis| async move {
         let store = store(&redis);
-        let limits = OtpLimits {
-            max_failures_per_hour: 3,
-            ..limits()
-        };
+        let limits = OtpLimits { max_failures_per_hour: 3, ..limits() };
         let t0 = Utc::now();
         issue(&store, 1, t0, &limits).await;
         assert_eq!(
@@ -310,18 +231,11 @@ async fn failures_survive_a_new_code_and_lock_the_phone_for_the_rest_of_the_hour
         else {
             panic!("the phone should be locked after 3 failures");
         };
-        assert_eq!(
-            retry_after_secs,
-            45 * 60,
-            "until the first failure is an hour old"
-        );
+        assert_eq!(retry_after_secs, 45 * 60, "until the first failure is an hour old");
 
         // Once the first failures leave the hour, the (still live) code can be used.
         let after_hour = t0 + TimeDelta::minutes(60) + TimeDelta::seconds(1);
-        assert_eq!(
-            verify(&store, 2, after_hour, &limits).await,
-            VerifyOutcome::Valid
-        );
+        assert_eq!(verify(&store, 2, after_hour, &limits).await, VerifyOutcome::Valid);
     })
     .await;
 }
@@ -330,11 +244,7 @@ async fn failures_survive_a_new_code_and_lock_the_phone_for_the_rest_of_the_hour
 async fn a_locked_phone_counts_nothing_and_checks_nothing() {
     with_redis(|redis| async move {
         let store = store(&redis);
-        let limits = OtpLimits {
-            max_failures_per_hour: 1,
-            max_attempts: 2,
-            ..limits()
-        };
+        let limits = OtpLimits { max_failures_per_hour: 1, max_attempts: 2, ..limits() };
         let now = Utc::now();
         issue(&store, 1, now, &limits).await;
         assert_eq!(
@@ -342,17 +252,11 @@ async fn a_locked_phone_counts_nothing_and_checks_nothing() {
             VerifyOutcome::Invalid { attempts_left: 1 }
         );
         for _ in 0..3 {
-            assert!(matches!(
-                verify(&store, 9, now, &limits).await,
-                VerifyOutcome::Locked { .. }
-            ));
+            assert!(matches!(verify(&store, 9, now, &limits).await, VerifyOutcome::Locked { .. }));
         }
         // The code kept its last attempt: the lock counted no attempt against it.
         let unlocked = now + TimeDelta::hours(1);
-        assert_eq!(
-            verify(&store, 1, unlocked, &limits).await,
-            VerifyOutcome::Valid
-        );
+        assert_eq!(verify(&store, 1, unlocked, &limits).await, VerifyOutcome::Valid);
     })
     .await;
 }
@@ -361,16 +265,10 @@ async fn a_locked_phone_counts_nothing_and_checks_nothing() {
 async fn an_expired_code_answers_no_code() {
     with_redis(|redis| async move {
         let store = store(&redis);
-        let limits = OtpLimits {
-            ttl_secs: 1,
-            ..limits()
-        };
+        let limits = OtpLimits { ttl_secs: 1, ..limits() };
         issue(&store, 1, Utc::now(), &limits).await;
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(
-            verify(&store, 1, Utc::now(), &limits).await,
-            VerifyOutcome::NoCode
-        );
+        assert_eq!(verify(&store, 1, Utc::now(), &limits).await, VerifyOutcome::NoCode);
     })
     .await;
 }
@@ -387,15 +285,10 @@ async fn of_sixteen_concurrent_verifications_of_the_right_code_exactly_one_is_va
             tasks.spawn(async move { verify(&store, 1, now, &limits()).await });
         }
         let outcomes = tasks.join_all().await;
-        let valid = outcomes
-            .iter()
-            .filter(|o| **o == VerifyOutcome::Valid)
-            .count();
+        let valid = outcomes.iter().filter(|o| **o == VerifyOutcome::Valid).count();
         assert_eq!(valid, 1, "{outcomes:?}");
         assert!(
-            outcomes
-                .iter()
-                .all(|o| matches!(o, VerifyOutcome::Valid | VerifyOutcome::NoCode)),
+            outcomes.iter().all(|o| matches!(o, VerifyOutcome::Valid | VerifyOutcome::NoCode)),
             "{outcomes:?}"
         );
     })

@@ -23,16 +23,10 @@ async fn revoked_sessions_are_refused_and_others_are_not() {
         assert!(!list.is_revoked(MemberId::new(), s1, 1_000).await.unwrap());
 
         let p = &redis.prefix;
-        let mut expected = vec![
-            format!("{p}rev:{{{member}}}:s:{s1}"),
-            format!("{p}rev:{{{member}}}:s:{s2}"),
-        ];
+        let mut expected =
+            vec![format!("{p}rev:{{{member}}}:s:{s1}"), format!("{p}rev:{{{member}}}:s:{s2}")];
         expected.sort();
-        assert_eq!(
-            redis.keys().await,
-            expected,
-            "keys carry the member as hash tag"
-        );
+        assert_eq!(redis.keys().await, expected, "keys carry the member as hash tag");
         let ttl = redis.pttl(&expected[0]).await;
         assert!(ttl > 890_000 && ttl <= 900_000, "TTL {ttl} ms");
     })
@@ -42,10 +36,7 @@ async fn revoked_sessions_are_refused_and_others_are_not() {
 #[tokio::test]
 async fn revoking_no_sessions_writes_nothing() {
     with_redis(|redis| async move {
-        list(&redis)
-            .revoke_sessions(MemberId::new(), &[], 900)
-            .await
-            .unwrap();
+        list(&redis).revoke_sessions(MemberId::new(), &[], 900).await.unwrap();
         assert!(redis.keys().await.is_empty());
     })
     .await;
@@ -62,12 +53,7 @@ async fn revoking_a_member_refuses_tokens_issued_at_or_before_that_time() {
         assert!(list.is_revoked(member, session, 999).await.unwrap());
         assert!(list.is_revoked(member, session, 1_000).await.unwrap());
         assert!(!list.is_revoked(member, session, 1_001).await.unwrap());
-        assert!(
-            !list
-                .is_revoked(MemberId::new(), session, 999)
-                .await
-                .unwrap()
-        );
+        assert!(!list.is_revoked(MemberId::new(), session, 999).await.unwrap());
 
         let key = format!("{}rev:{{{member}}}:all", redis.prefix);
         assert_eq!(redis.keys().await, vec![key.clone()]);
@@ -106,12 +92,7 @@ async fn a_session_revocation_holds_whatever_the_token_issue_time() {
         list.revoke_member(member, 1_000, 900).await.unwrap();
         list.revoke_sessions(member, &[session], 900).await.unwrap();
         assert!(list.is_revoked(member, session, 5_000).await.unwrap());
-        assert!(
-            !list
-                .is_revoked(member, SessionId::new(), 5_000)
-                .await
-                .unwrap()
-        );
+        assert!(!list.is_revoked(member, SessionId::new(), 5_000).await.unwrap());
     })
     .await;
 }

@@ -47,11 +47,7 @@ impl TestRedis {
     /// Milliseconds before `key` expires (-1: no expiry, -2: no such key).
     pub async fn pttl(&self, key: &str) -> i64 {
         let mut conn = self.pool.get().await.expect("a Redis connection");
-        redis::cmd("PTTL")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .expect("PTTL")
+        redis::cmd("PTTL").arg(key).query_async(&mut conn).await.expect("PTTL")
     }
 
     async fn cleanup(&self) {
@@ -60,11 +56,7 @@ impl TestRedis {
             return;
         }
         let mut conn = self.pool.get().await.expect("a Redis connection");
-        redis::cmd("DEL")
-            .arg(&keys)
-            .query_async::<()>(&mut conn)
-            .await
-            .expect("DEL");
+        redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await.expect("DEL");
     }
 }
 

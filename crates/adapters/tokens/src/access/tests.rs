@@ -70,10 +70,7 @@ fn hs256_token(secret: &[u8], header: &Value, payload: &Value) -> String {
     let input = format!("{}.{}", b64(header), b64(payload));
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("any key length");
     mac.update(input.as_bytes());
-    format!(
-        "{input}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
 }
 
 fn our_key(f: &Fixture) -> ed25519_dalek::SigningKey {
@@ -101,10 +98,7 @@ fn an_issued_token_has_the_documented_header_and_claims() {
     let token = f.tokens.issue(&c).expect("signs");
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
-    assert_eq!(
-        decode_part(parts[0]),
-        json!({"alg": "EdDSA", "typ": "JWT", "kid": f.keys.kid()})
-    );
+    assert_eq!(decode_part(parts[0]), json!({"alg": "EdDSA", "typ": "JWT", "kid": f.keys.kid()}));
     let mut expected = payload(&c);
     expected["grp"] = json!("acme");
     assert_eq!(decode_part(parts[1]), expected);
@@ -125,11 +119,7 @@ fn a_hand_signed_token_with_our_key_verifies_with_or_without_kid() {
     let c = claims(None);
     let with_kid = ed_token(&our_key(&f), &our_header(&f), &payload(&c));
     assert_eq!(f.tokens.verify(&with_kid), Ok(c.clone()));
-    let without_kid = ed_token(
-        &our_key(&f),
-        &json!({"alg": "EdDSA", "typ": "JWT"}),
-        &payload(&c),
-    );
+    let without_kid = ed_token(&our_key(&f), &json!({"alg": "EdDSA", "typ": "JWT"}), &payload(&c));
     assert_eq!(f.tokens.verify(&without_kid), Ok(c));
 }
 
@@ -156,18 +146,10 @@ fn hs256_signed_with_the_public_key_as_secret_is_rejected() {
     let f = fixture();
     let p = payload(&claims(None));
     let header = json!({"alg": "HS256", "typ": "JWT", "kid": f.keys.kid()});
-    let x = f.keys.jwks()["keys"][0]["x"]
-        .as_str()
-        .expect("x")
-        .to_owned();
+    let x = f.keys.jwks()["keys"][0]["x"].as_str().expect("x").to_owned();
     let raw = URL_SAFE_NO_PAD.decode(&x).expect("base64url");
     let jwks_text = f.keys.jwks().to_string();
-    for secret in [
-        raw.as_slice(),
-        x.as_bytes(),
-        jwks_text.as_bytes(),
-        b"secret".as_slice(),
-    ] {
+    for secret in [raw.as_slice(), x.as_bytes(), jwks_text.as_bytes(), b"secret".as_slice()] {
         let forged = hs256_token(secret, &header, &p);
         assert_eq!(f.tokens.verify(&forged), Err(InvalidToken));
     }
@@ -180,12 +162,7 @@ fn rs256_and_other_algorithms_are_rejected() {
     for alg in ["RS256", "PS256", "ES256", "HS512", "EdDSA "] {
         let header = json!({"alg": alg, "typ": "JWT", "kid": f.keys.kid()});
         // Any signature bytes: the algorithm alone must be refused.
-        let forged = format!(
-            "{}.{}.{}",
-            b64(&header),
-            b64(&p),
-            URL_SAFE_NO_PAD.encode([7u8; 256])
-        );
+        let forged = format!("{}.{}.{}", b64(&header), b64(&p), URL_SAFE_NO_PAD.encode([7u8; 256]));
         assert_eq!(f.tokens.verify(&forged), Err(InvalidToken), "{alg}");
         let ed_signed = ed_token(&our_key(&f), &header, &p);
         assert_eq!(f.tokens.verify(&ed_signed), Err(InvalidToken), "{alg}");
@@ -198,10 +175,7 @@ fn a_token_signed_by_another_key_is_rejected() {
     let other = ed25519_dalek::SigningKey::from_bytes(&SigningKeys::generate().master_secret());
     let p = payload(&claims(None));
     for header in [our_header(&f), json!({"alg": "EdDSA", "typ": "JWT"})] {
-        assert_eq!(
-            f.tokens.verify(&ed_token(&other, &header, &p)),
-            Err(InvalidToken)
-        );
+        assert_eq!(f.tokens.verify(&ed_token(&other, &header, &p)), Err(InvalidToken));
     }
     // And a token issued by another deployment's tokens with the same issuer and audience.
     let foreign = JwtAccessTokens::new(&SigningKeys::generate(), ISS.into(), AUD.into());
@@ -307,32 +281,12 @@ fn malformed_input_is_rejected_without_panicking() {
         format!("{}.{}.{}.{}", parts[0], parts[1], parts[2], parts[2]),
         format!("{}.{}.", parts[0], parts[1]),
         format!("{}.{}.{}", parts[0], parts[1], &parts[2][..10]),
-        format!(
-            "{}.{}.{}",
-            parts[0],
-            parts[1],
-            URL_SAFE_NO_PAD.encode([0u8; 64])
-        ),
-        format!(
-            "{}.{}.{}",
-            parts[0],
-            parts[1],
-            URL_SAFE_NO_PAD.encode([0u8; 65])
-        ),
+        format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode([0u8; 64])),
+        format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode([0u8; 65])),
         format!("{}.{}.{}=", parts[0], parts[1], parts[2]),
-        format!(
-            "{}.{}.{}",
-            URL_SAFE_NO_PAD.encode("not json"),
-            parts[1],
-            parts[2]
-        ),
+        format!("{}.{}.{}", URL_SAFE_NO_PAD.encode("not json"), parts[1], parts[2]),
         format!("{}.{}.{}", URL_SAFE_NO_PAD.encode("[]"), parts[1], parts[2]),
-        format!(
-            "{}.{}.{}",
-            parts[0],
-            URL_SAFE_NO_PAD.encode("not json"),
-            parts[2]
-        ),
+        format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode("not json"), parts[2]),
         ed_token(&our_key(&f), &header, &json!("a string payload")),
         ed_token(&our_key(&f), &header, &json!(null)),
         ed_token(&our_key(&f), &json!({"alg": "EdDSA", "kid": 5}), &p),
@@ -350,10 +304,7 @@ fn the_jwks_lets_another_service_verify_a_token() {
     let token = f.tokens.issue(&c).expect("signs");
 
     let set: JwkSet = serde_json::from_value(f.keys.jwks()).expect("a JWK set");
-    let kid = jsonwebtoken::decode_header(&token)
-        .expect("header")
-        .kid
-        .expect("kid");
+    let kid = jsonwebtoken::decode_header(&token).expect("header").kid.expect("kid");
     let jwk = set.find(&kid).expect("the token's key is in the set");
     let key = DecodingKey::from_jwk(jwk).expect("an Ed25519 JWK");
     let mut validation = Validation::new(Algorithm::EdDSA);
