@@ -19,7 +19,6 @@
 //! membership rows in `(group_id, member_id)` order, then a member row. A transaction the
 //! database still aborts to break a deadlock is run again.
 
-use crate::cached::CachedExt;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -39,6 +38,7 @@ use onboard_groups::{
 use onboard_kernel::{GroupId, MemberId};
 
 use crate::PgPool;
+use crate::cached::CachedExt;
 use crate::error::{TxError, is_transient, violated_foreign_key, violated_unique};
 use crate::rows::{GroupMemberRow, GroupMembershipRow, GroupRow, MyGroupRow, RoleRow};
 use crate::schema::{group_roles, members};

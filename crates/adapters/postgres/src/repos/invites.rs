@@ -23,7 +23,6 @@
 //! row, then the membership row. A transaction the database still aborts to break a deadlock
 //! is run again.
 
-use crate::cached::CachedExt;
 use std::fmt;
 
 use anyhow::Context as _;
@@ -42,6 +41,7 @@ use onboard_invites::{
 use onboard_kernel::{Email, GroupId, MemberId, PhoneNumber};
 
 use crate::PgPool;
+use crate::cached::CachedExt;
 use crate::error::{TxError, is_transient, violated_unique};
 use crate::rows::GroupRow;
 use crate::schema::members;

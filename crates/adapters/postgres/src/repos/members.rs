@@ -1,6 +1,5 @@
 //! [`MemberRepository`] on PostgreSQL.
 
-use crate::cached::CachedExt;
 use std::fmt;
 
 use anyhow::Context as _;
@@ -21,6 +20,7 @@ use onboard_members::{
 };
 
 use crate::PgPool;
+use crate::cached::CachedExt;
 use crate::error::{TxError, is_transient, violated_unique};
 use crate::rows::{CurrentMemberRow, ProfileRow, ViewRow};
 use crate::schema::{members, sessions};

@@ -1,6 +1,5 @@
 //! [`ReferralRepository`] on PostgreSQL.
 
-use crate::cached::CachedExt;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -20,6 +19,7 @@ use onboard_referrals::ports::{RedeemRefusal, ReferralRepository};
 use onboard_referrals::{Cursor, ReferralSummary, Referrer};
 
 use crate::PgPool;
+use crate::cached::CachedExt;
 use crate::rows::CurrentMemberRow;
 
 /// The most `ref_parent` steps a lookup of a representative follows before it gives up with an

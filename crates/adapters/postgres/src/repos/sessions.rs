@@ -1,6 +1,5 @@
 //! [`SessionRepository`] on PostgreSQL.
 
-use crate::cached::CachedExt;
 use std::fmt;
 
 use anyhow::Context as _;
@@ -16,6 +15,7 @@ use onboard_members::ports::{RefreshedSession, RotateOutcome, SessionRepository}
 use onboard_members::{Session, TokenHash};
 
 use crate::PgPool;
+use crate::cached::CachedExt;
 use crate::rows::{RotationRow, SessionRow};
 use crate::schema::sessions;
 
