@@ -408,7 +408,8 @@ fn last_owner() -> ApiError {
     )
 }
 
-fn role_not_found() -> ApiError {
+/// 404 `role_not_found`.
+pub fn role_not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         ErrorCode::RoleNotFound,

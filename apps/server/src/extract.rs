@@ -62,8 +62,9 @@ pub fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
 }
 
 /// A JSON request body that must be an object. actix's `Json` (configured in `startup.rs`:
-/// size limit, content type, problem+json errors) reads it; serde alone would also accept an
-/// array of the fields in order (`["+7917…"]`), which no client means.
+/// size limit, content type, problem+json errors) reads it as raw JSON text; serde alone would
+/// also accept an array of the fields in order (`["+7917…"]`), which no client means. Reading it
+/// raw first checks the shape without building a tree of the whole body.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -85,13 +86,13 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let value = web::Json::<serde_json::Value>::from_request(req, payload);
+        let raw = web::Json::<Box<serde_json::value::RawValue>>::from_request(req, payload);
         Box::pin(async move {
-            let value = value.await?.into_inner();
-            if !value.is_object() {
+            let raw = raw.await?.into_inner();
+            if !raw.get().starts_with('{') {
                 return Err(ApiError::bad_request("the body must be a JSON object").into());
             }
-            serde_json::from_value(value).map(JsonBody).map_err(|e| {
+            serde_json::from_str(raw.get()).map(JsonBody).map_err(|e| {
                 crate::error::json_error(actix_web::error::JsonPayloadError::Deserialize(e)).into()
             })
         })

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{ListQuery, Page, path_slug};
-use crate::error::{ApiError, ErrorCode, Problem};
+use crate::error::{ApiError, ErrorCode, Problem, role_not_found};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
 
@@ -111,17 +111,11 @@ pub struct JoinStatus {
 }
 
 fn path_role(raw: &str) -> Result<RoleName, ApiError> {
-    RoleName::parse(raw).map_err(|_| {
-        ApiError::new(
-            actix_web::http::StatusCode::NOT_FOUND,
-            ErrorCode::RoleNotFound,
-            format!("no role {raw:?}"),
-        )
-    })
+    RoleName::parse(raw).map_err(|_| role_not_found())
 }
 
 fn page<T, D: From<T> + ToSchema>(p: GroupsPage<T>) -> Page<D> {
-    Page { items: p.items.into_iter().map(Into::into).collect(), next_cursor: p.next_cursor }
+    Page::of(p.items, p.next_cursor)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

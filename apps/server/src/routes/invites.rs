@@ -170,10 +170,7 @@ pub async fn list_invites(
     let limit = list.limit()?;
     let after = list.after(InviteCursor::decode)?;
     let page = state.invites.list(&slug, caller.member_id, status, after, limit).await?;
-    Ok(web::Json(Page {
-        items: page.items.into_iter().map(Into::into).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(web::Json(Page::of(page.items, page.next_cursor)))
 }
 
 /// Revokes an invite: its code stops working at once (`invites.manage`).

@@ -82,6 +82,13 @@ pub struct Page<T: ToSchema> {
     pub next_cursor: Option<String>,
 }
 
+impl<T: ToSchema> Page<T> {
+    /// A page of DTOs made from a domain page's items.
+    pub fn of<S: Into<T>>(items: Vec<S>, next_cursor: Option<String>) -> Self {
+        Self { items: items.into_iter().map(Into::into).collect(), next_cursor }
+    }
+}
+
 /// An access token and a refresh token.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenPairDto {

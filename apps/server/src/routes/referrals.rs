@@ -72,10 +72,7 @@ pub async fn invitees(
     let limit = query.limit()?;
     let after = query.after(Cursor::decode)?;
     let page = state.referrals.invitees(me.member_id, after, limit).await?;
-    Ok(web::Json(Page {
-        items: page.items.into_iter().map(Into::into).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(web::Json(Page::of(page.items, page.next_cursor)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

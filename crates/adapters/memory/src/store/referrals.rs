@@ -40,6 +40,28 @@ impl State {
         }
         anyhow::bail!("the referral links above {member} loop")
     }
+
+    /// The owner of `code` when `member` may redeem it now, or the refusal.
+    fn judge_redeem(
+        &self,
+        member: MemberId,
+        code: &ReferralCode,
+    ) -> Result<MemberId, RedeemRefusal> {
+        let Some(redeemer) = self.live_member(member) else {
+            return Err(anyhow::anyhow!("the redeemer {member} is not a live member").into());
+        };
+        if redeemer.referred_by.is_some() {
+            return Err(RedeemRefusal::AlreadyRedeemed);
+        }
+        let owner = self.live_code_owner(code).ok_or(RedeemRefusal::NotFound)?;
+        if owner == member {
+            return Err(RedeemRefusal::OwnCode);
+        }
+        if let Lineage::Descends = self.lineage(owner, member)? {
+            return Err(RedeemRefusal::Cycle);
+        }
+        Ok(owner)
+    }
 }
 
 /// What a member's invitee list shows of them, and where it is in the list.
@@ -62,19 +84,7 @@ impl ReferralRepository for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<Member, RedeemRefusal> {
         let mut state = self.state();
-        let Some(redeemer) = state.live_member(member) else {
-            return Err(anyhow::anyhow!("the redeemer {member} is not a live member").into());
-        };
-        if redeemer.referred_by.is_some() {
-            return Err(RedeemRefusal::AlreadyRedeemed);
-        }
-        let owner = state.live_code_owner(code).ok_or(RedeemRefusal::NotFound)?;
-        if owner == member {
-            return Err(RedeemRefusal::OwnCode);
-        }
-        if let Lineage::Descends = state.lineage(owner, member)? {
-            return Err(RedeemRefusal::Cycle);
-        }
+        let owner = state.judge_redeem(member, code)?;
         let row = state
             .members
             .get_mut(&member)
@@ -90,21 +100,7 @@ impl ReferralRepository for MemoryStore {
         member: MemberId,
         code: &ReferralCode,
     ) -> Result<(), RedeemRefusal> {
-        let state = self.state();
-        let Some(redeemer) = state.live_member(member) else {
-            return Err(anyhow::anyhow!("the redeemer {member} is not a live member").into());
-        };
-        if redeemer.referred_by.is_some() {
-            return Err(RedeemRefusal::AlreadyRedeemed);
-        }
-        let owner = state.live_code_owner(code).ok_or(RedeemRefusal::NotFound)?;
-        if owner == member {
-            return Err(RedeemRefusal::OwnCode);
-        }
-        if let Lineage::Descends = state.lineage(owner, member)? {
-            return Err(RedeemRefusal::Cycle);
-        }
-        Ok(())
+        self.state().judge_redeem(member, code).map(|_| ())
     }
 
     async fn summary(&self, member: MemberId) -> anyhow::Result<Option<ReferralSummary>> {
