@@ -29,11 +29,15 @@ pub enum Storage {
     External { database_url: SecretString, redis_url: SecretString },
 }
 
-/// Which SMS provider delivers codes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which SMS provider delivers codes (`SMS_PROVIDER`).
+#[derive(Debug, Clone)]
 pub enum SmsSettings {
     /// Print each message in the log, optionally after a simulated delivery delay.
     Log { delay: Option<RangeInclusive<Duration>> },
+    /// Naver Cloud SENS (`SENS_*`).
+    Sens(onboard_sms::SensSettings),
+    /// Twilio (`TWILIO_*`).
+    Twilio(onboard_sms::TwilioSettings),
 }
 
 /// Everything the server needs to start.
@@ -182,7 +186,9 @@ impl Settings {
 
         let sms = match get("SMS_PROVIDER").as_deref().unwrap_or("log") {
             "log" => SmsSettings::Log { delay: parse_delay(get("SMS_LOG_DELAY_MS").as_deref())? },
-            other => bail!("SMS_PROVIDER {other:?} is not available in this build (use log)"),
+            "sens" => SmsSettings::Sens(sens_settings(&get)?),
+            "twilio" => SmsSettings::Twilio(twilio_settings(&get)?),
+            other => bail!("SMS_PROVIDER {other:?} is not one of log, sens, twilio"),
         };
 
         Ok(Self {
@@ -238,6 +244,67 @@ fn parse_delay(raw: Option<&str>) -> anyhow::Result<Option<RangeInclusive<Durati
         bail!("SMS_LOG_DELAY_MS: {raw:?} is an empty range");
     }
     Ok(Some(lo..=hi))
+}
+
+/// How long a request to an SMS provider may take (`SMS_TIMEOUT_MS`, 5 s by default).
+fn sms_timeout(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Duration> {
+    get("SMS_TIMEOUT_MS").map_or(Ok(Duration::from_secs(5)), |raw| {
+        Ok(Duration::from_millis(
+            raw.trim()
+                .parse()
+                .with_context(|| format!("SMS_TIMEOUT_MS: {raw:?} is not milliseconds"))?,
+        ))
+    })
+}
+
+fn required(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    why: &str,
+) -> anyhow::Result<String> {
+    match get(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        _ => bail!("{name} is required with {why}"),
+    }
+}
+
+/// `SENS_ACCESS_KEY`, `SENS_SECRET_KEY`, `SENS_SERVICE_ID` (SMS), `SENS_FROM` (the registered
+/// caller number), optional `SENS_ALIMTALK_SERVICE_ID` with `SENS_PLUS_FRIEND_ID`, `SENS_API_URL`.
+fn sens_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<onboard_sms::SensSettings> {
+    let why = "SMS_PROVIDER=sens";
+    let alimtalk = match (get("SENS_ALIMTALK_SERVICE_ID"), get("SENS_PLUS_FRIEND_ID")) {
+        (Some(service_id), Some(plus_friend_id)) => {
+            Some(onboard_sms::AlimtalkSettings { service_id, plus_friend_id })
+        }
+        (None, None) => None,
+        _ => bail!("SENS_ALIMTALK_SERVICE_ID and SENS_PLUS_FRIEND_ID go together"),
+    };
+    Ok(onboard_sms::SensSettings {
+        api_url: get("SENS_API_URL").unwrap_or_else(|| onboard_sms::sens::SENS_API_URL.to_owned()),
+        access_key: required(get, "SENS_ACCESS_KEY", why)?,
+        secret_key: required(get, "SENS_SECRET_KEY", why)?.into(),
+        sms_service_id: required(get, "SENS_SERVICE_ID", why)?,
+        from: required(get, "SENS_FROM", why)?.chars().filter(char::is_ascii_digit).collect(),
+        alimtalk,
+        timeout: sms_timeout(get)?,
+    })
+}
+
+/// `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_FROM` (an E.164 number or a messaging
+/// service sid), optional `TWILIO_API_URL`.
+fn twilio_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<onboard_sms::TwilioSettings> {
+    let why = "SMS_PROVIDER=twilio";
+    Ok(onboard_sms::TwilioSettings {
+        api_url: get("TWILIO_API_URL").unwrap_or_else(|| onboard_sms::TWILIO_API_URL.to_owned()),
+        account_sid: required(get, "TWILIO_ACCOUNT_SID", why)?,
+        auth_token: required(get, "TWILIO_AUTH_TOKEN", why)?.into(),
+        from: required(get, "TWILIO_FROM", why)?,
+        timeout: sms_timeout(get)?,
+    })
 }
 
 #[cfg(test)]
@@ -313,9 +380,53 @@ mod tests {
     #[test]
     fn the_log_sender_delay_reads_as_a_range_of_milliseconds() {
         let s = settings(&[("SMS_LOG_DELAY_MS", "1000-2000")]).expect("valid");
-        assert_eq!(
+        assert!(matches!(
             s.sms,
-            SmsSettings::Log { delay: Some(Duration::from_secs(1)..=Duration::from_secs(2)) }
-        );
+            SmsSettings::Log { delay: Some(d) } if d == (Duration::from_secs(1)..=Duration::from_secs(2))
+        ));
+    }
+
+    #[test]
+    fn sens_needs_its_keys_service_and_caller_number() {
+        let err = settings(&[("SMS_PROVIDER", "sens"), ("SENS_ACCESS_KEY", "ak")])
+            .expect_err("incomplete");
+        assert!(err.to_string().contains("SENS_SECRET_KEY"), "{err}");
+        let s = settings(&[
+            ("SMS_PROVIDER", "sens"),
+            ("SENS_ACCESS_KEY", "ak"),
+            ("SENS_SECRET_KEY", "sk"),
+            ("SENS_SERVICE_ID", "ncp:sms:kr:1:x"),
+            ("SENS_FROM", "02-1234-5678"),
+        ])
+        .expect("valid");
+        let SmsSettings::Sens(sens) = s.sms else { panic!("SENS expected") };
+        assert_eq!(sens.from, "0212345678");
+        assert_eq!(sens.api_url, "https://sens.apigw.ntruss.com");
+        assert!(sens.alimtalk.is_none());
+        let half_alimtalk = settings(&[
+            ("SMS_PROVIDER", "sens"),
+            ("SENS_ACCESS_KEY", "ak"),
+            ("SENS_SECRET_KEY", "sk"),
+            ("SENS_SERVICE_ID", "ncp:sms:kr:1:x"),
+            ("SENS_FROM", "0212345678"),
+            ("SENS_PLUS_FRIEND_ID", "@x"),
+        ]);
+        assert!(half_alimtalk.is_err());
+    }
+
+    #[test]
+    fn twilio_needs_its_account_token_and_sender() {
+        assert!(settings(&[("SMS_PROVIDER", "twilio"), ("TWILIO_ACCOUNT_SID", "AC1")]).is_err());
+        let s = settings(&[
+            ("SMS_PROVIDER", "twilio"),
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("TWILIO_FROM", "+15005550006"),
+            ("SMS_TIMEOUT_MS", "1500"),
+        ])
+        .expect("valid");
+        let SmsSettings::Twilio(twilio) = s.sms else { panic!("Twilio expected") };
+        assert_eq!(twilio.timeout, Duration::from_millis(1500));
+        assert_eq!(twilio.api_url, "https://api.twilio.com");
     }
 }

@@ -16,7 +16,7 @@ use onboard_members::ports::SmsSender;
 use onboard_members::{MembersPorts, MembersService, Secrets};
 use onboard_referrals::ReferralsService;
 use onboard_referrals::ports::ReferralRepository;
-use onboard_sms::{LogSmsSender, QueuedSmsSender};
+use onboard_sms::{LogSmsSender, QueuedSmsSender, SensClient, TwilioSmsSender};
 use onboard_tokens::{JwtAccessTokens, SigningKeys};
 use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
@@ -181,6 +181,13 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         SmsSettings::Log { delay } => {
             Arc::new(QueuedSmsSender::spawn(Arc::new(LogSmsSender::new(delay.clone())), 10_000))
         }
+        SmsSettings::Sens(sens) => {
+            Arc::new(QueuedSmsSender::spawn(Arc::new(SensClient::new(sens.clone())?), 10_000))
+        }
+        SmsSettings::Twilio(twilio) => Arc::new(QueuedSmsSender::spawn(
+            Arc::new(TwilioSmsSender::new(twilio.clone())?),
+            10_000,
+        )),
     };
     let clock = Arc::new(SystemClock);
 

@@ -16,4 +16,5 @@ mod operations;
 mod races;
 mod referrals;
 mod sessions;
+mod sms_providers;
 mod two_instances;
