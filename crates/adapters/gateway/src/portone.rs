@@ -80,8 +80,8 @@ impl PortOneConfig {
 /// - an envelope with `code != 0` is [`GatewayError::Rejected`] (except where the port defines
 ///   the refusal as an answer: an unknown billing key or payment is `None`, an unscheduled
 ///   charge with nothing to cancel is [`Unscheduled::NothingToCancel`]);
-/// - network failures, timeouts, HTTP 5xx and 429, and answers that cannot be read are
-///   [`GatewayError::Unavailable`];
+/// - network failures, timeouts, HTTP 5xx and 429, and answers that are not PortOne's envelope
+///   (a proxy's error page, a wrong base URL) are [`GatewayError::Unavailable`];
 /// - only requests that are safe to repeat are repeated (reads, the token fetch, and deleting
 ///   a billing key, which answers "absent" the second time). A charge or a schedule is never
 ///   repeated: after a timeout PortOne may have carried it out, and a blind repeat could charge
@@ -124,7 +124,7 @@ impl Req {
     }
 }
 
-/// PortOne answered, and refused (`code != 0`, or an HTTP 4xx).
+/// PortOne answered with its envelope, and refused (`code != 0`, or an HTTP 4xx).
 #[derive(Debug)]
 struct Refusal {
     status: StatusCode,
@@ -413,17 +413,11 @@ async fn read_envelope<T: DeserializeOwned>(
     let body = response.bytes().await.map_err(|e| unavailable(&e))?;
     let envelope: Envelope = match serde_json::from_slice(&body) {
         Ok(envelope) => envelope,
-        Err(_) if status.is_success() => {
-            return Err(GatewayError::Unavailable(format!(
-                "PortOne answered HTTP {status} with a body that is not its envelope"
-            )));
-        }
+        // Not PortOne speaking (a proxy, a wrong PORTONE_API_URL): the gateway was not asked.
         Err(_) => {
-            return Ok(Answer::Refused(Refusal {
-                status,
-                code: i64::from(status.as_u16()),
-                message: format!("HTTP {status}"),
-            }));
+            return Err(GatewayError::Unavailable(format!(
+                "PortOne answered HTTP {status} without its envelope"
+            )));
         }
     };
     if envelope.code != 0 || !status.is_success() {

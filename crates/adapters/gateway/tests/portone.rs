@@ -249,6 +249,28 @@ async fn http_5xx_is_unavailable_and_a_charge_is_not_repeated() {
 }
 
 #[tokio::test]
+async fn an_answer_without_portones_envelope_is_unavailable_not_absent() {
+    let server = MockServer::start().await;
+    get_token().respond_with(token_answer("tok_1", 1800)).mount(&server).await;
+    // A wrong base URL or a proxy answers 404 with a page of its own: that is not "no such key".
+    Mock::given(method("GET"))
+        .and(path("/subscribe/customers/cust_1"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("<html>Not Found</html>"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/subscribe/payments/again"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("OK"))
+        .mount(&server)
+        .await;
+    let gateway = gateway(&server);
+    let err = gateway.billing_key("cust_1").await.expect_err("not PortOne");
+    assert!(matches!(err, GatewayError::Unavailable(_)), "{err:?}");
+    let err = gateway.charge(&charge_request()).await.expect_err("not PortOne");
+    assert!(matches!(err, GatewayError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
 async fn a_timeout_is_unavailable() {
     let server = MockServer::start().await;
     get_token().respond_with(token_answer("tok_1", 1800)).mount(&server).await;
