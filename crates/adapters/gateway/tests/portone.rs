@@ -195,6 +195,20 @@ async fn a_call_answered_401_is_repeated_once_with_a_fresh_token() {
 }
 
 #[tokio::test]
+async fn a_call_refused_twice_for_its_token_gives_up_with_a_refusal() {
+    let server = MockServer::start().await;
+    get_token().respond_with(token_answer("tok_1", 1800)).expect(2).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/subscribe/payments/again"))
+        .respond_with(refused(401, -1, "Unauthorized"))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let err = gateway(&server).charge(&charge_request()).await.expect_err("unauthorized");
+    assert!(matches!(err, GatewayError::Rejected { code: -1, .. }), "{err:?}");
+}
+
+#[tokio::test]
 async fn wrong_credentials_are_a_refusal() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
