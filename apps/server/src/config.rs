@@ -12,6 +12,8 @@ use onboard_kernel::Region;
 use onboard_members::MembersConfig;
 use onboard_members::ports::OtpLimits;
 use secrecy::SecretString;
+// gateway
+use onboard_gateway::PortOneConfig;
 
 /// `ONBOARD_ENV`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,9 @@ pub struct Settings {
     pub sms: SmsSettings,
     /// HTTP workers; the number of cores by default.
     pub workers: Option<usize>,
+    // gateway
+    /// The payment gateway (`PAYMENT_GATEWAY`).
+    pub gateway: GatewaySettings,
 }
 
 impl Settings {
@@ -191,6 +196,9 @@ impl Settings {
             other => bail!("SMS_PROVIDER {other:?} is not one of log, sens, twilio"),
         };
 
+        // gateway
+        let gateway = GatewaySettings::read(env, &get)?;
+
         Ok(Self {
             addr: get("ONBOARD_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
             env,
@@ -215,6 +223,8 @@ impl Settings {
                 .map(|w| w.parse())
                 .transpose()
                 .context("ONBOARD_WORKERS must be a whole number")?,
+            // gateway
+            gateway,
         })
     }
 }
@@ -307,6 +317,60 @@ fn twilio_settings(
     })
 }
 
+// gateway
+/// Which payment gateway serves billing.
+#[derive(Debug, Clone)]
+pub enum GatewaySettings {
+    /// The in-process simulated gateway with test cards (`PAYMENT_GATEWAY=simulated`): the
+    /// default outside production, refused in production.
+    Simulated,
+    /// PortOne v1 REST (`PAYMENT_GATEWAY=portone`, the default in production):
+    /// `PORTONE_API_URL` (default `https://api.iamport.kr`), `PORTONE_IMP_KEY`,
+    /// `PORTONE_IMP_SECRET`, `PORTONE_MERCHANT_ID` (required), `PORTONE_PG` (optional).
+    PortOne(PortOneConfig),
+}
+
+impl GatewaySettings {
+    fn read(env: Environment, get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let production = env == Environment::Production;
+        let choice = get("PAYMENT_GATEWAY").map(|v| v.to_ascii_lowercase());
+        match choice.as_deref() {
+            Some("simulated") if production => bail!(
+                "PAYMENT_GATEWAY=simulated while ONBOARD_ENV=production: test cards would stand in for real payments (use portone)"
+            ),
+            Some("simulated") => Ok(Self::Simulated),
+            None if !production => Ok(Self::Simulated),
+            None | Some("portone") => {
+                let required = |name: &str| {
+                    get(name).with_context(|| {
+                        format!("{name} is required with the PortOne payment gateway (PAYMENT_GATEWAY=portone, the default in production)")
+                    })
+                };
+                let api_url = get("PORTONE_API_URL")
+                    .unwrap_or_else(|| PortOneConfig::DEFAULT_BASE_URL.to_owned());
+                if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+                    bail!("PORTONE_API_URL must be an http(s) URL, not {api_url:?}");
+                }
+                let merchant_id = required("PORTONE_MERCHANT_ID")?;
+                if !merchant_id.starts_with("imp") {
+                    bail!(
+                        "PORTONE_MERCHANT_ID is the merchant identification code (imp12345678), not {merchant_id:?}"
+                    );
+                }
+                let mut config = PortOneConfig::new(
+                    required("PORTONE_IMP_KEY")?,
+                    SecretString::from(required("PORTONE_IMP_SECRET")?),
+                    merchant_id,
+                );
+                config.base_url = api_url;
+                config.pg = get("PORTONE_PG");
+                Ok(Self::PortOne(config))
+            }
+            Some(other) => bail!("PAYMENT_GATEWAY must be simulated or portone, not {other:?}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -362,7 +426,11 @@ mod tests {
             settings(&[
                 ("ONBOARD_ENV", "production"),
                 ("OTP_ECHO", "false"),
-                ("JWT_PRIVATE_KEY_FILE", "/k.pem")
+                ("JWT_PRIVATE_KEY_FILE", "/k.pem"),
+                // gateway: production pays through PortOne
+                ("PORTONE_IMP_KEY", "key"),
+                ("PORTONE_IMP_SECRET", "secret"),
+                ("PORTONE_MERCHANT_ID", "imp12345678"),
             ])
             .is_ok()
         );
@@ -428,5 +496,78 @@ mod tests {
         let SmsSettings::Twilio(twilio) = s.sms else { panic!("Twilio expected") };
         assert_eq!(twilio.timeout, Duration::from_millis(1500));
         assert_eq!(twilio.api_url, "https://api.twilio.com");
+    }
+
+    // gateway
+    #[test]
+    fn the_simulated_gateway_is_the_default_outside_production() {
+        let s = settings(&[]).expect("defaults are valid");
+        assert!(matches!(s.gateway, GatewaySettings::Simulated));
+        let s = settings(&[("PAYMENT_GATEWAY", "Simulated")]).expect("valid");
+        assert!(matches!(s.gateway, GatewaySettings::Simulated));
+    }
+
+    #[test]
+    fn portone_reads_its_credentials_and_defaults_its_url() {
+        let s = settings(&[
+            ("PAYMENT_GATEWAY", "portone"),
+            ("PORTONE_IMP_KEY", "key"),
+            ("PORTONE_IMP_SECRET", "s3cr3t-value"),
+            ("PORTONE_MERCHANT_ID", "imp12345678"),
+            ("PORTONE_PG", "nice.nictest04m"),
+        ])
+        .expect("valid");
+        let GatewaySettings::PortOne(config) = s.gateway else { panic!("expected PortOne") };
+        assert_eq!(config.base_url, "https://api.iamport.kr");
+        assert_eq!(config.imp_key, "key");
+        assert_eq!(config.merchant_id, "imp12345678");
+        assert_eq!(config.pg.as_deref(), Some("nice.nictest04m"));
+        assert!(!format!("{config:?}").contains("s3cr3t-value"), "the secret stays hidden");
+    }
+
+    #[test]
+    fn portone_without_its_credentials_is_refused_naming_the_variable() {
+        let err = settings(&[
+            ("PAYMENT_GATEWAY", "portone"),
+            ("PORTONE_IMP_KEY", "key"),
+            ("PORTONE_MERCHANT_ID", "imp12345678"),
+        ])
+        .expect_err("no secret");
+        assert!(err.to_string().contains("PORTONE_IMP_SECRET"), "{err}");
+        let err = settings(&[
+            ("PAYMENT_GATEWAY", "portone"),
+            ("PORTONE_IMP_KEY", "key"),
+            ("PORTONE_IMP_SECRET", "secret"),
+            ("PORTONE_MERCHANT_ID", "imp12345678"),
+            ("PORTONE_API_URL", "ftp://api.iamport.kr"),
+        ])
+        .expect_err("not http");
+        assert!(err.to_string().contains("PORTONE_API_URL"), "{err}");
+        assert!(settings(&[("PAYMENT_GATEWAY", "stripe")]).is_err());
+    }
+
+    #[test]
+    fn production_refuses_the_simulated_gateway_and_defaults_to_portone() {
+        let production = [
+            ("ONBOARD_ENV", "production"),
+            ("OTP_ECHO", "false"),
+            ("JWT_PRIVATE_KEY_FILE", "/k.pem"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = production.to_vec();
+            vars.extend_from_slice(extra);
+            settings(&vars)
+        };
+        let err = with(&[("PAYMENT_GATEWAY", "simulated")]).expect_err("simulated in production");
+        assert!(err.to_string().contains("PAYMENT_GATEWAY"), "{err}");
+        let err = with(&[]).expect_err("PortOne without credentials");
+        assert!(err.to_string().contains("PORTONE_"), "{err}");
+        let s = with(&[
+            ("PORTONE_IMP_KEY", "key"),
+            ("PORTONE_IMP_SECRET", "secret"),
+            ("PORTONE_MERCHANT_ID", "imp12345678"),
+        ])
+        .expect("valid");
+        assert!(matches!(s.gateway, GatewaySettings::PortOne(_)));
     }
 }

@@ -586,3 +586,30 @@ pub fn payload_error(err: actix_web::error::PayloadError) -> ApiError {
         other => ApiError::bad_request(format!("invalid body: {other}")),
     }
 }
+
+// gateway
+impl From<onboard_gateway::RegisterCardError> for ApiError {
+    fn from(e: onboard_gateway::RegisterCardError) -> Self {
+        use onboard_gateway::RegisterCardError as E;
+        match e {
+            E::Invalid { field, message } => {
+                Self::invalid_field(ErrorCode::InvalidRequest, field, message)
+            }
+            E::Declined => Self::invalid_field(
+                ErrorCode::InvalidRequest,
+                "card_number",
+                E::Declined.to_string(),
+            ),
+        }
+    }
+}
+
+impl From<onboard_gateway::ExecuteError> for ApiError {
+    fn from(e: onboard_gateway::ExecuteError) -> Self {
+        match e {
+            onboard_gateway::ExecuteError::NotScheduled => Self::not_found(
+                "no charge is scheduled under this merchant_uid (never, cancelled, or already run)",
+            ),
+        }
+    }
+}
