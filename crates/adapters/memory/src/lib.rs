@@ -25,9 +25,13 @@ mod rate_limiter;
 mod revocations;
 mod store;
 mod window;
+// sso
+mod sso_states;
 
 pub use invite_codes::MemoryInviteCodeStore;
 pub use otp::MemoryOtpStore;
 pub use rate_limiter::MemoryRateLimiter;
 pub use revocations::MemoryRevocationList;
 pub use store::MemoryStore;
+// sso
+pub use sso_states::MemorySsoStateStore;

@@ -50,6 +50,8 @@ pub use repos::invites::PgInviteRepository;
 pub use repos::members::PgMemberRepository;
 pub use repos::referrals::PgReferralRepository;
 pub use repos::sessions::PgSessionRepository;
+// sso
+pub use repos::sso::PgIdentityRepository;
 
 /// A pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;

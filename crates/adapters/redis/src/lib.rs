@@ -30,6 +30,8 @@ mod invites;
 mod limiter;
 mod otp;
 mod revocations;
+// sso
+mod sso;
 
 use std::fmt;
 use std::time::Duration;
@@ -43,6 +45,8 @@ pub use invites::RedisInviteCodeStore;
 pub use limiter::RedisRateLimiter;
 pub use otp::RedisOtpStore;
 pub use revocations::RedisRevocationList;
+// sso
+pub use sso::RedisSsoStateStore;
 
 /// The key prefix used when none is configured.
 pub const DEFAULT_KEY_PREFIX: &str = "onboard:";
