@@ -282,14 +282,18 @@ impl SsoSettings {
                 .map(str::to_owned)
                 .collect()
         };
-        let mut providers = Vec::new();
+        let mut names: Vec<onboard_sso::ProviderName> = Vec::new();
         for raw in list("SSO_PROVIDERS") {
             let name = onboard_sso::ProviderName::parse(&raw).map_err(|e| {
                 anyhow::anyhow!("SSO_PROVIDERS: {raw:?} is not a provider name ({e})")
             })?;
-            if providers.iter().any(|p: &SsoProviderSettings| p.name == name) {
+            if names.contains(&name) {
                 bail!("SSO_PROVIDERS names {name} twice");
             }
+            names.push(name);
+        }
+        let mut providers = Vec::new();
+        for name in names {
             let var = |suffix: &str| {
                 format!("SSO_{}_{suffix}", name.as_str().to_ascii_uppercase().replace('-', "_"))
             };
