@@ -20,8 +20,9 @@ use crate::error::{TxError, is_transient, violated_unique};
 use crate::rows::CurrentMemberRow;
 
 /// Serialises the sign-ins of one identity (`$1`: provider, `$2`: subject) until the
-/// transaction ends, so two first logins of one person create one member.
-const LOCK_IDENTITY: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(0) || $2, 7))";
+/// transaction ends, so two first logins of one person create one member (a provider name
+/// has no `:`).
+const LOCK_IDENTITY: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 7))";
 
 /// The live member linked to identity (`$1`, `$2`), share-locked so that a concurrent
 /// deletion waits for the new session and revokes it.
