@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockGuard, MockServer, ResponseTemplate};
 
 use crate::both_wirings;
 use crate::helpers::{
@@ -29,12 +29,13 @@ const PROVIDER: &str = "mock";
 struct Issuer {
     server: MockServer,
     key: SigningKey,
+    /// The JWK set's mock: replaced when the keys rotate.
+    jwks: Option<MockGuard>,
 }
 
 impl Issuer {
     async fn start() -> Self {
         let server = MockServer::start().await;
-        let key = SigningKey::generate(&mut rand_core::OsRng);
         let issuer = server.uri();
         Mock::given(method("GET"))
             .and(path("/.well-known/openid-configuration"))
@@ -51,21 +52,41 @@ impl Issuer {
             })))
             .mount(&server)
             .await;
-        Mock::given(method("GET"))
+        let mut issuer =
+            Self { server, key: SigningKey::generate(&mut rand_core::OsRng), jwks: None };
+        issuer.publish_key().await;
+        issuer
+    }
+
+    /// Serves the current key (alone) as the JWK set.
+    async fn publish_key(&mut self) {
+        self.jwks = None;
+        let jwk = json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "use": "sig",
+            "alg": "EdDSA",
+            "kid": "k1",
+            "x": URL_SAFE_NO_PAD.encode(self.key.verifying_key().to_bytes()),
+        });
+        let guard = Mock::given(method("GET"))
             .and(path("/jwks"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "keys": [{
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "use": "sig",
-                    "alg": "EdDSA",
-                    "kid": "k1",
-                    "x": URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes()),
-                }]
-            })))
-            .mount(&server)
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "keys": [jwk] })))
+            .mount_as_scoped(&self.server)
             .await;
-        Self { server, key }
+        self.jwks = Some(guard);
+    }
+
+    /// Signs with a new key from now on, and publishes only that one.
+    async fn rotate_keys(&mut self) {
+        self.key = SigningKey::generate(&mut rand_core::OsRng);
+        self.publish_key().await;
+    }
+
+    /// How many times the discovery document was fetched.
+    async fn discoveries(&self) -> usize {
+        let requests = self.server.received_requests().await.expect("requests are recorded");
+        requests.iter().filter(|r| r.url.path() == "/.well-known/openid-configuration").count()
     }
 
     fn uri(&self) -> String {
@@ -128,9 +149,14 @@ fn sign_with(key: &SigningKey, claims: &Value) -> String {
 
 /// The app with the mock issuer configured as provider `mock`.
 async fn spawn(wiring: Wiring, issuer: &Issuer) -> TestApp {
+    spawn_for(wiring, issuer.uri()).await
+}
+
+/// The app with the issuer at `issuer_uri` configured as provider `mock`.
+async fn spawn_for(wiring: Wiring, issuer_uri: String) -> TestApp {
     let vars: HashMap<&str, String> = HashMap::from([
         ("SSO_PROVIDERS", PROVIDER.to_owned()),
-        ("SSO_MOCK_ISSUER", issuer.uri()),
+        ("SSO_MOCK_ISSUER", issuer_uri),
         ("SSO_MOCK_CLIENT_ID", CLIENT_ID.to_owned()),
         ("SSO_MOCK_CLIENT_SECRET", "s3cret".to_owned()),
         ("SSO_REDIRECT_URIS", format!("{APP}, myapp://sso")),
@@ -265,6 +291,8 @@ both_wirings!(
     a_redirect_uri_that_is_not_allowed_is_refused,
     a_login_code_works_once,
     two_first_logins_of_one_subject_make_one_member,
+    discovery_is_cached_and_read_again_when_the_keys_rotate,
+    a_provider_without_discovery_answers_bad_gateway,
 );
 
 async fn a_provider_login_signs_in_with_tokens_that_work(wiring: Wiring) {
@@ -474,4 +502,40 @@ async fn two_first_logins_of_one_subject_make_one_member(wiring: Wiring) {
         bodies.iter().map(|b| b["member"]["id"].as_str().expect("id").to_owned()).collect();
     assert_eq!(ids.len(), 1, "one member: {bodies:?}");
     assert_eq!(bodies.iter().filter(|b| b["created"] == true).count(), 1);
+}
+
+async fn discovery_is_cached_and_read_again_when_the_keys_rotate(wiring: Wiring) {
+    let mut issuer = Issuer::start().await;
+    let app = spawn(wiring, &issuer).await;
+    sso_login(&app, &issuer, "subject-keys", &json!({})).await;
+    sso_login(&app, &issuer, "subject-keys", &json!({})).await;
+    assert_eq!(issuer.discoveries().await, 1, "the discovery document is cached");
+
+    issuer.rotate_keys().await;
+    let body = sso_login(&app, &issuer, "subject-keys", &json!({})).await;
+    assert_eq!(body["created"], false);
+    assert_eq!(issuer.discoveries().await, 2, "an unknown signature reads the keys again");
+}
+
+async fn a_provider_without_discovery_answers_bad_gateway(wiring: Wiring) {
+    // An issuer that serves no discovery document at all.
+    let silent = MockServer::start().await;
+    let app = spawn_for(wiring, silent.uri()).await;
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/v1/auth/sso/{PROVIDER}/start")))
+        .query(&[("redirect_uri", APP)])
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(resp, StatusCode::BAD_GATEWAY, "sso_provider_error").await;
+
+    let doc = expect_status(app.get("/api/v1/openapi.json").await, StatusCode::OK).await;
+    for path in [
+        "/api/v1/auth/sso/{provider}/start",
+        "/api/v1/auth/sso/{provider}/callback",
+        "/api/v1/auth/sso/exchange",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is in the OpenAPI document");
+    }
 }

@@ -162,27 +162,42 @@ impl OidcProviders {
         self.providers.get(name).ok_or_else(|| anyhow!("no SSO provider {name}"))
     }
 
-    /// The provider's discovery document: the cached one while fresh, else fetched now.
-    async fn metadata(&self, p: &Provider, refresh: bool) -> anyhow::Result<CoreProviderMetadata> {
-        if !refresh
-            && let Some((metadata, at)) = p.discovery.read().await.as_ref()
+    /// The provider's discovery document and when it was fetched: the cached one while fresh,
+    /// else fetched now.
+    async fn metadata(&self, p: &Provider) -> anyhow::Result<(CoreProviderMetadata, Instant)> {
+        if let Some((metadata, at)) = p.discovery.read().await.as_ref()
             && at.elapsed() < self.ttl
         {
-            return Ok(metadata.clone());
+            return Ok((metadata.clone(), *at));
         }
+        self.refetch(p, None).await
+    }
+
+    /// Fetches the discovery document again, unless another caller did so after `seen` (the
+    /// fetch time of the document the caller found wanting) or, with no `seen`, while this
+    /// one waited for the lock and it is still fresh.
+    async fn refetch(
+        &self,
+        p: &Provider,
+        seen: Option<Instant>,
+    ) -> anyhow::Result<(CoreProviderMetadata, Instant)> {
         let mut cached = p.discovery.write().await;
-        // Another caller may have fetched it while this one waited for the lock.
-        if let Some((metadata, at)) = cached.as_ref()
-            && at.elapsed() < Duration::from_secs(1).min(self.ttl)
-        {
-            return Ok(metadata.clone());
+        if let Some((metadata, at)) = cached.as_ref() {
+            let newer = match seen {
+                Some(seen) => *at > seen,
+                None => at.elapsed() < self.ttl,
+            };
+            if newer {
+                return Ok((metadata.clone(), *at));
+            }
         }
         *cached = None;
         let metadata = CoreProviderMetadata::discover_async(p.issuer.clone(), &self.http)
             .await
             .with_context(|| format!("discovery of SSO provider {} failed", p.config.name))?;
-        *cached = Some((metadata.clone(), Instant::now()));
-        Ok(metadata)
+        let at = Instant::now();
+        *cached = Some((metadata.clone(), at));
+        Ok((metadata, at))
     }
 
     /// Forgets the provider's discovery document.
@@ -260,7 +275,7 @@ impl IdentityProviders for OidcProviders {
         request: &AuthorizationRequest,
     ) -> anyhow::Result<String> {
         let p = self.provider(provider)?;
-        let client = client_of(p, self.metadata(p, false).await?);
+        let client = client_of(p, self.metadata(p).await?.0);
         let state = request.state.clone();
         let nonce = request.nonce.clone();
         let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
@@ -287,7 +302,8 @@ impl IdentityProviders for OidcProviders {
         login: &PendingLogin,
     ) -> anyhow::Result<IdentityClaims> {
         let p = self.provider(provider)?;
-        let client = client_of(p, self.metadata(p, false).await?);
+        let (metadata, fetched_at) = self.metadata(p).await?;
+        let client = client_of(p, metadata);
         let request = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .context("the provider has no token endpoint")?
@@ -310,7 +326,7 @@ impl IdentityProviders for OidcProviders {
             Ok(claims) => claims,
             Err(ClaimsVerificationError::SignatureVerification(first)) => {
                 // The provider may have rotated its keys: read them again, once.
-                let fresh = client_of(p, self.metadata(p, true).await?);
+                let fresh = client_of(p, self.refetch(p, Some(fetched_at)).await?.0);
                 let verifier = fresh.id_token_verifier().set_allowed_algs(ALGORITHMS);
                 id_token.claims(&verifier, &nonce).cloned().with_context(|| {
                     format!("the ID token's signature does not check out ({first})")
