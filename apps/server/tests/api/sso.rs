@@ -293,6 +293,7 @@ both_wirings!(
     two_first_logins_of_one_subject_make_one_member,
     discovery_is_cached_and_read_again_when_the_keys_rotate,
     a_provider_without_discovery_answers_bad_gateway,
+    a_deleted_members_identity_signs_up_anew,
 );
 
 async fn a_provider_login_signs_in_with_tokens_that_work(wiring: Wiring) {
@@ -538,4 +539,22 @@ async fn a_provider_without_discovery_answers_bad_gateway(wiring: Wiring) {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is in the OpenAPI document");
     }
+}
+
+async fn a_deleted_members_identity_signs_up_anew(wiring: Wiring) {
+    let issuer = Issuer::start().await;
+    let app = spawn(wiring, &issuer).await;
+    let extra = json!({ "email": "di@example.com", "email_verified": true });
+    let first = signed_in(sso_login(&app, &issuer, "subject-deleted", &extra).await);
+    let deleted = app.delete_auth("/api/v1/members/me", &first.access).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.get_me(&first.access).await.status(), StatusCode::UNAUTHORIZED);
+
+    let again = sso_login(&app, &issuer, "subject-deleted", &extra).await;
+    assert_eq!(again["created"], true, "a new member: {again}");
+    assert_ne!(again["member"]["id"], first.member["id"]);
+    assert_eq!(again["member"]["email"], "di@example.com", "the e-mail was freed");
+    // The link moved to the new member.
+    let third = sso_login(&app, &issuer, "subject-deleted", &json!({})).await;
+    assert_eq!(third["member"]["id"], again["member"]["id"]);
 }

@@ -12,6 +12,8 @@
 //! - [`MemoryStore`]: members, sessions, referrals, groups and invites ([`MemberRepository`],
 //!   [`SessionRepository`], [`ReferralRepository`], [`GroupRepository`] and
 //!   [`InviteRepository`]).
+//! - [`MemorySsoStateStore`]: pending single sign-on logins and login grants, taken once. The
+//!   [`MemoryStore`] is also the single sign-on `IdentityRepository` (provider identities).
 //!
 //! [`GroupRepository`]: onboard_groups::ports::GroupRepository
 //! [`InviteRepository`]: onboard_invites::ports::InviteRepository

@@ -2,7 +2,8 @@
 //!
 //! PostgreSQL adapters for Onboard's ports, on diesel-async with a deadpool pool:
 //! [`PgMemberRepository`], [`PgSessionRepository`], [`PgReferralRepository`],
-//! [`PgGroupRepository`] and [`PgInviteRepository`], plus the schema migrations (embedded
+//! [`PgGroupRepository`], [`PgInviteRepository`] and [`PgIdentityRepository`] (single
+//! sign-on links), plus the schema migrations (embedded
 //! from `migrations/` at the repository root) and a readiness probe.
 //!
 //! ```no_run
