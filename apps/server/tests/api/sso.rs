@@ -294,6 +294,7 @@ both_wirings!(
     discovery_is_cached_and_read_again_when_the_keys_rotate,
     a_provider_without_discovery_answers_bad_gateway,
     a_deleted_members_identity_signs_up_anew,
+    an_id_token_for_another_audience_or_issuer_creates_nothing,
 );
 
 async fn a_provider_login_signs_in_with_tokens_that_work(wiring: Wiring) {
@@ -557,4 +558,22 @@ async fn a_deleted_members_identity_signs_up_anew(wiring: Wiring) {
     // The link moved to the new member.
     let third = sso_login(&app, &issuer, "subject-deleted", &json!({})).await;
     assert_eq!(third["member"]["id"], again["member"]["id"]);
+}
+
+async fn an_id_token_for_another_audience_or_issuer_creates_nothing(wiring: Wiring) {
+    let issuer = Issuer::start().await;
+    let app = spawn(wiring, &issuer).await;
+    let sub = "subject-claims";
+    let resp = callback_with(&app, &issuer, sub, |started| {
+        issuer.sign(&issuer.claims(sub, &started.nonce, &json!({ "aud": "another-client" })))
+    })
+    .await;
+    assert!(resp.headers().get(reqwest::header::LOCATION).is_none());
+    assert_problem(resp, StatusCode::BAD_GATEWAY, "sso_provider_error").await;
+    let resp = callback_with(&app, &issuer, sub, |started| {
+        let claims = json!({ "iss": "https://impostor.example.com" });
+        issuer.sign(&issuer.claims(sub, &started.nonce, &claims))
+    })
+    .await;
+    assert_refused_and_nothing_created(&app, &issuer, resp, sub).await;
 }
