@@ -67,6 +67,9 @@ pub struct Settings {
     // gateway
     /// The payment gateway (`PAYMENT_GATEWAY`).
     pub gateway: GatewaySettings,
+    // sso
+    /// Single sign-on providers and the app redirect URIs.
+    pub sso: SsoSettings,
 }
 
 impl Settings {
@@ -225,6 +228,8 @@ impl Settings {
                 .context("ONBOARD_WORKERS must be a whole number")?,
             // gateway
             gateway,
+            // sso
+            sso: SsoSettings::from_lookup(&get)?,
         })
     }
 }
@@ -369,6 +374,109 @@ impl GatewaySettings {
             Some(other) => bail!("PAYMENT_GATEWAY must be simulated or portone, not {other:?}"),
         }
     }
+}
+
+// sso
+
+/// One OpenID Connect provider: `SSO_<NAME>_ISSUER`, `SSO_<NAME>_CLIENT_ID`,
+/// `SSO_<NAME>_CLIENT_SECRET` (optional: a public client).
+#[derive(Debug, Clone)]
+pub struct SsoProviderSettings {
+    pub name: onboard_sso::ProviderName,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+}
+
+/// Single sign-on: `SSO_PROVIDERS`, `SSO_REDIRECT_URIS`, `PUBLIC_URL`, `SSO_DISCOVERY_TTL`.
+#[derive(Debug, Clone)]
+pub struct SsoSettings {
+    pub providers: Vec<SsoProviderSettings>,
+    /// The app redirect URIs a login may end at (exact match).
+    pub redirect_uris: std::collections::BTreeSet<String>,
+    /// This server's public base URL: providers send the browser back to
+    /// `{PUBLIC_URL}/api/v1/auth/sso/{provider}/callback`. Required with providers.
+    pub public_url: Option<String>,
+    /// Seconds a provider's discovery document is kept (3600 by default).
+    pub discovery_ttl_secs: u64,
+}
+
+impl SsoSettings {
+    /// Reads the SSO variables through `get` (trimmed, empty as unset).
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let list = |name: &str| -> Vec<String> {
+            get(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut names: Vec<onboard_sso::ProviderName> = Vec::new();
+        for raw in list("SSO_PROVIDERS") {
+            let name = onboard_sso::ProviderName::parse(&raw).map_err(|e| {
+                anyhow::anyhow!("SSO_PROVIDERS: {raw:?} is not a provider name ({e})")
+            })?;
+            if names.contains(&name) {
+                bail!("SSO_PROVIDERS names {name} twice");
+            }
+            names.push(name);
+        }
+        let mut providers = Vec::new();
+        for name in names {
+            let var = |suffix: &str| {
+                format!("SSO_{}_{suffix}", name.as_str().to_ascii_uppercase().replace('-', "_"))
+            };
+            let required = |suffix: &str| -> anyhow::Result<String> {
+                let v = var(suffix);
+                get(&v).with_context(|| format!("{v} is required for SSO provider {name}"))
+            };
+            let issuer = required("ISSUER")?;
+            if !is_http_url(&issuer) {
+                bail!("{} must be an http(s) URL, not {issuer:?}", var("ISSUER"));
+            }
+            providers.push(SsoProviderSettings {
+                issuer,
+                client_id: required("CLIENT_ID")?,
+                client_secret: get(&var("CLIENT_SECRET")).map(SecretString::from),
+                name,
+            });
+        }
+        let redirect_uris = list("SSO_REDIRECT_URIS");
+        if let Some(bad) =
+            redirect_uris.iter().find(|u| !u.contains("://") || u.contains(char::is_whitespace))
+        {
+            bail!("SSO_REDIRECT_URIS: {bad:?} is not an absolute URI");
+        }
+        let public_url = get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
+        match &public_url {
+            Some(u) if !is_http_url(u) => bail!("PUBLIC_URL must be an http(s) URL, not {u:?}"),
+            None if !providers.is_empty() => bail!(
+                "PUBLIC_URL is required with SSO_PROVIDERS: providers send the browser back to {{PUBLIC_URL}}/api/v1/auth/sso/{{provider}}/callback"
+            ),
+            _ => {}
+        }
+        let discovery_ttl_secs = match get("SSO_DISCOVERY_TTL") {
+            Some(v) => v
+                .parse::<u64>()
+                .with_context(|| format!("SSO_DISCOVERY_TTL must be a whole number, not {v:?}"))?
+                .max(1),
+            None => 3600,
+        };
+        Ok(Self {
+            providers,
+            redirect_uris: redirect_uris.into_iter().collect(),
+            public_url,
+            discovery_ttl_secs,
+        })
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    (s.starts_with("https://") || s.starts_with("http://"))
+        && s.len() > "https://".len()
+        && !s.contains(char::is_whitespace)
 }
 
 #[cfg(test)]
@@ -569,5 +677,60 @@ mod tests {
         ])
         .expect("valid");
         assert!(matches!(s.gateway, GatewaySettings::PortOne(_)));
+    }
+
+    // sso
+
+    #[test]
+    fn sso_providers_are_read_by_name() {
+        let s = settings(&[
+            ("SSO_PROVIDERS", "sparcs, Google"),
+            ("SSO_SPARCS_ISSUER", "https://sparcssso.kaist.ac.kr"),
+            ("SSO_SPARCS_CLIENT_ID", "sparcs-id"),
+            ("SSO_SPARCS_CLIENT_SECRET", "sparcs-secret"),
+            ("SSO_GOOGLE_ISSUER", "https://accounts.google.com"),
+            ("SSO_GOOGLE_CLIENT_ID", "google-id"),
+            ("SSO_REDIRECT_URIS", "https://app.example.com/sso, myapp://sso"),
+            ("PUBLIC_URL", "https://api.example.com/"),
+        ])
+        .expect("valid");
+        let names: Vec<&str> = s.sso.providers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["sparcs", "google"]);
+        assert_eq!(s.sso.providers[0].client_id, "sparcs-id");
+        assert!(s.sso.providers[0].client_secret.is_some());
+        assert!(s.sso.providers[1].client_secret.is_none(), "a public client");
+        assert_eq!(s.sso.public_url.as_deref(), Some("https://api.example.com"));
+        assert!(s.sso.redirect_uris.contains("myapp://sso"));
+        assert_eq!(s.sso.discovery_ttl_secs, 3600);
+    }
+
+    #[test]
+    fn no_sso_configuration_means_no_providers() {
+        let s = settings(&[]).expect("valid");
+        assert!(s.sso.providers.is_empty());
+        assert!(s.sso.redirect_uris.is_empty());
+    }
+
+    #[test]
+    fn an_sso_provider_needs_an_issuer_a_client_id_and_a_public_url() {
+        let base = [
+            ("SSO_PROVIDERS", "sparcs"),
+            ("SSO_SPARCS_ISSUER", "https://sso.example.com"),
+            ("SSO_SPARCS_CLIENT_ID", "id"),
+            ("PUBLIC_URL", "https://api.example.com"),
+        ];
+        assert!(settings(&base).is_ok());
+        for missing in ["SSO_SPARCS_ISSUER", "SSO_SPARCS_CLIENT_ID", "PUBLIC_URL"] {
+            let vars: Vec<_> = base.iter().copied().filter(|(k, _)| *k != missing).collect();
+            let err = settings(&vars).expect_err("incomplete");
+            assert!(err.to_string().contains(missing), "{err}");
+        }
+        let err = settings(&[("SSO_PROVIDERS", "sparcs,sparcs")]).expect_err("twice");
+        assert!(err.to_string().contains("twice"));
+        assert!(settings(&[("SSO_PROVIDERS", "no good")]).is_err());
+        assert!(settings(&[("SSO_REDIRECT_URIS", "not-a-uri")]).is_err());
+        let mut bad_issuer = base.to_vec();
+        bad_issuer[1] = ("SSO_SPARCS_ISSUER", "sso.example.com");
+        assert!(settings(&bad_issuer).is_err());
     }
 }

@@ -27,7 +27,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
-use crate::routes::{auth, groups, health, invites, members, referrals};
+use crate::routes::{auth, groups, health, invites, members, referrals, sso};
 use crate::state::{AppState, Backends};
 use crate::telemetry;
 
@@ -100,7 +100,11 @@ impl Application {
                         .service(invites::list_invites)
                         .service(invites::revoke_invite)
                         .service(invites::preview_invite)
-                        .service(invites::accept_invite),
+                        .service(invites::accept_invite)
+                        // sso
+                        .service(sso::sso_start)
+                        .service(sso::sso_callback)
+                        .service(sso::sso_exchange),
                 )
                 .service(health::live)
                 .service(health::ready)
@@ -211,6 +215,9 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             let repos = Repositories {
                 referrals: store.clone(),
                 groups: store.clone(),
+                // sso
+                identities: store.clone(),
+                sso_states: Arc::new(onboard_memory::MemorySsoStateStore::new()),
                 invites: store,
                 invite_codes: Arc::new(onboard_memory::MemoryInviteCodeStore::new()),
             };
@@ -249,6 +256,12 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 referrals: Arc::new(onboard_postgres::PgReferralRepository::new(pg.clone())),
                 groups: Arc::new(onboard_postgres::PgGroupRepository::new(pg.clone())),
                 invites: Arc::new(onboard_postgres::PgInviteRepository::new(pg.clone())),
+                // sso
+                identities: Arc::new(onboard_postgres::PgIdentityRepository::new(pg.clone())),
+                sso_states: Arc::new(onboard_redis::RedisSsoStateStore::new(
+                    redis.clone(),
+                    prefix.clone(),
+                )),
                 invite_codes: Arc::new(onboard_redis::RedisInviteCodeStore::new(
                     redis.clone(),
                     prefix,
@@ -259,6 +272,9 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         }
     };
     let clock = ports.clock.clone();
+    let members = MembersService::new(ports, settings.members.clone(), secrets);
+    // sso
+    let sso = build_sso(settings, &repos, members.clone(), clock.clone())?;
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
     Ok(AppState {
         referrals: ReferralsService::new(repos.referrals, clock.clone()),
@@ -271,11 +287,13 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             settings.invites.clone(),
         ),
         groups,
-        members: MembersService::new(ports, settings.members.clone(), secrets),
+        members,
         backends,
         jwks: keys.jwks(),
         default_region: settings.default_region,
         trust_proxy: settings.trust_proxy,
+        // sso
+        sso,
     })
 }
 
@@ -285,4 +303,50 @@ struct Repositories {
     groups: Arc<dyn GroupRepository>,
     invites: Arc<dyn InviteRepository>,
     invite_codes: Arc<dyn InviteCodeStore>,
+    // sso
+    identities: Arc<dyn onboard_sso::ports::IdentityRepository>,
+    sso_states: Arc<dyn onboard_sso::ports::SsoStateStore>,
+}
+
+// sso
+
+/// Single sign-on: the configured providers over the wiring's state store and identities.
+fn build_sso(
+    settings: &Settings,
+    repos: &Repositories,
+    members: MembersService,
+    clock: Arc<dyn onboard_kernel::Clock>,
+) -> anyhow::Result<onboard_sso::SsoService> {
+    let sso = &settings.sso;
+    let providers = onboard_oidc::OidcProviders::new(onboard_oidc::OidcConfig {
+        public_url: sso.public_url.clone().unwrap_or_default(),
+        discovery_ttl: std::time::Duration::from_secs(sso.discovery_ttl_secs),
+        providers: sso
+            .providers
+            .iter()
+            .map(|p| onboard_oidc::OidcProviderConfig {
+                name: p.name.clone(),
+                issuer: p.issuer.clone(),
+                client_id: p.client_id.clone(),
+                client_secret: p.client_secret.as_ref().map(|s| s.expose_secret().to_owned()),
+            })
+            .collect(),
+    })
+    .context("cannot configure the SSO providers")?;
+    if !sso.providers.is_empty() {
+        tracing::info!(providers = ?providers, "single sign-on");
+    }
+    Ok(onboard_sso::SsoService::new(
+        onboard_sso::SsoPorts {
+            providers: Arc::new(providers),
+            states: repos.sso_states.clone(),
+            identities: repos.identities.clone(),
+            clock,
+        },
+        members,
+        onboard_sso::SsoConfig {
+            redirect_uris: sso.redirect_uris.clone(),
+            ..onboard_sso::SsoConfig::default()
+        },
+    ))
 }

@@ -298,3 +298,21 @@ pub trait AccessTokens: Send + Sync {
 pub trait SmsSender: Send + Sync {
     async fn send(&self, to: &PhoneNumber, text: &str) -> anyhow::Result<()>;
 }
+
+// sso: sign-ins that another check vouched for (single sign-on).
+
+/// What a sign-in writes besides who signs in, prepared by
+/// [`MembersService::sign_in_with`](crate::MembersService::sign_in_with): the member to create
+/// if the sign-in creates one, and the session to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInDraft {
+    /// Id for the member if the sign-in creates one.
+    pub new_member_id: MemberId,
+    /// Referral code for the member if the sign-in creates one.
+    pub new_referral_code: ReferralCode,
+    pub session: NewSession,
+    /// A personal workspace to create, owned by the member and made current, when the sign-in
+    /// creates the member.
+    pub personal_workspace: Option<NewWorkspace>,
+    pub now: DateTime<Utc>,
+}

@@ -474,3 +474,6 @@ fn new_code(len: u8) -> String {
 
 #[cfg(test)]
 mod tests;
+
+// sso
+mod sso;

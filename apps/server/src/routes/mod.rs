@@ -8,6 +8,8 @@ pub mod members;
 pub mod referrals;
 // gateway
 pub mod sim;
+// sso
+pub mod sso;
 
 use chrono::{DateTime, Utc};
 use onboard_members::{Member, MemberCard, TokenPair};

@@ -12,6 +12,8 @@
 //! - [`MemoryStore`]: members, sessions, referrals, groups and invites ([`MemberRepository`],
 //!   [`SessionRepository`], [`ReferralRepository`], [`GroupRepository`] and
 //!   [`InviteRepository`]).
+//! - [`MemorySsoStateStore`]: pending single sign-on logins and login grants, taken once. The
+//!   [`MemoryStore`] is also the single sign-on `IdentityRepository` (provider identities).
 //!
 //! [`GroupRepository`]: onboard_groups::ports::GroupRepository
 //! [`InviteRepository`]: onboard_invites::ports::InviteRepository
@@ -25,9 +27,13 @@ mod rate_limiter;
 mod revocations;
 mod store;
 mod window;
+// sso
+mod sso_states;
 
 pub use invite_codes::MemoryInviteCodeStore;
 pub use otp::MemoryOtpStore;
 pub use rate_limiter::MemoryRateLimiter;
 pub use revocations::MemoryRevocationList;
 pub use store::MemoryStore;
+// sso
+pub use sso_states::MemorySsoStateStore;

@@ -23,6 +23,8 @@ use crate::window::seconds;
 mod groups;
 mod invites;
 mod referrals;
+// sso
+mod sso;
 
 use groups::{GroupRow, GroupsOfDeleted};
 use invites::InviteRow;
@@ -80,6 +82,9 @@ struct State {
     used: HashMap<TokenHash, UsedToken>,
     /// Invites to groups, any status; a group's go with it.
     invites: HashMap<InviteId, InviteRow>,
+    // sso
+    /// Provider identities (provider, subject) and the member each is linked to.
+    sso_identities: HashMap<(String, String), MemberId>,
 }
 
 #[derive(Debug, Clone)]
