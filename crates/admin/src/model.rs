@@ -136,8 +136,8 @@ pub struct Block {
 /// - `+` and digits (spaces, dashes and brackets ignored), or digits alone: a phone prefix
 ///   (E.164, the `+` implied);
 /// - text with `@`: an e-mail prefix (case-insensitive);
-/// - anything else: a first- or last-name prefix (case-insensitive), or an exact referral code
-///   when the text is one.
+/// - anything else: a first-name, last-name or e-mail prefix (case-insensitive), or an exact
+///   referral code when the text is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberSearch {
     All,
@@ -145,7 +145,7 @@ pub enum MemberSearch {
     PhonePrefix(String),
     /// Lower case.
     EmailPrefix(String),
-    /// `prefix` lower case.
+    /// `prefix` lower case: a name or e-mail prefix.
     NameOrCode { prefix: String, code: Option<ReferralCode> },
 }
 

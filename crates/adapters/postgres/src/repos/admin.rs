@@ -61,9 +61,10 @@ const SEARCH_ALL: &str = member_search!("true");
 const SEARCH_PHONE: &str = member_search!("m.phone LIKE $3");
 /// `$3`: `LIKE` pattern of a lower-case e-mail prefix.
 const SEARCH_EMAIL: &str = member_search!("m.email LIKE $3");
-/// `$3`: `LIKE` pattern of a lower-case name prefix; `$4`: a referral code or null.
+/// `$3`: `LIKE` pattern of a lower-case name or e-mail prefix; `$4`: a referral code or null.
 const SEARCH_NAME_OR_CODE: &str = member_search!(
-    "(lower(m.first_name) LIKE $3 OR lower(m.last_name) LIKE $3 OR m.referral_code = $4)"
+    "(lower(m.first_name) LIKE $3 OR lower(m.last_name) LIKE $3 OR m.email LIKE $3 \
+      OR m.referral_code = $4)"
 );
 
 /// The standing of live member `$1`.
