@@ -146,7 +146,10 @@ pub enum MemberSearch {
     /// Lower case.
     EmailPrefix(String),
     /// `prefix` lower case: a name or e-mail prefix.
-    NameOrCode { prefix: String, code: Option<ReferralCode> },
+    NameOrCode {
+        prefix: String,
+        code: Option<ReferralCode>,
+    },
 }
 
 /// A search text longer than 100 characters.
@@ -313,7 +316,10 @@ mod tests {
             MemberSearch::parse(Some("+7 917-44")),
             Ok(MemberSearch::PhonePrefix("+791744".into()))
         );
-        assert_eq!(MemberSearch::parse(Some("7917")), Ok(MemberSearch::PhonePrefix("+7917".into())));
+        assert_eq!(
+            MemberSearch::parse(Some("7917")),
+            Ok(MemberSearch::PhonePrefix("+7917".into()))
+        );
         assert_eq!(
             MemberSearch::parse(Some("Ann@Example")),
             Ok(MemberSearch::EmailPrefix("ann@example".into()))

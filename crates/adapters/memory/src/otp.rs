@@ -5,11 +5,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use onboard_admin::OtpCounts;
+use onboard_admin::ports::OtpStats;
 use onboard_kernel::PhoneNumber;
 use onboard_members::CodeHash;
 use onboard_members::ports::{IssueOutcome, OtpLimits, OtpStore, VerifyOutcome};
-use onboard_admin::OtpCounts;
-use onboard_admin::ports::OtpStats;
 use subtle::ConstantTimeEq;
 
 use crate::window::{Window, after, seconds, secs_until};

@@ -6,10 +6,10 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis::Script;
-use onboard_kernel::PhoneNumber;
-use onboard_members::model::CodeHash;
 use onboard_admin::OtpCounts;
 use onboard_admin::ports::OtpStats;
+use onboard_kernel::PhoneNumber;
+use onboard_members::model::CodeHash;
 use onboard_members::ports::{IssueOutcome, OtpLimits, OtpStore, VerifyOutcome};
 
 use crate::{

@@ -103,7 +103,10 @@ async fn a_granted_member_and_a_listed_phone_are_admins_and_nobody_else() {
     assert!(service.is_platform_admin(granted).await.expect("check"));
     assert!(service.is_platform_admin(listed).await.expect("check"));
     assert!(!service.is_platform_admin(plain).await.expect("check"));
-    assert!(!service.is_platform_admin(blocked).await.expect("check"), "a blocked admin is not one");
+    assert!(
+        !service.is_platform_admin(blocked).await.expect("check"),
+        "a blocked admin is not one"
+    );
     assert!(!service.is_platform_admin(gone).await.expect("check"));
 }
 
@@ -119,10 +122,7 @@ async fn a_non_admin_is_refused_before_any_admin_work() {
         service.search_members(&me, &MemberSearch::All, None, 20).await,
         Err(AdminError::Forbidden)
     ));
-    assert!(matches!(
-        service.member(&me, MemberId::new()).await,
-        Err(AdminMemberError::Forbidden)
-    ));
+    assert!(matches!(service.member(&me, MemberId::new()).await, Err(AdminMemberError::Forbidden)));
     assert!(matches!(
         service.block(&me, MemberId::new(), None).await,
         Err(AdminMemberError::Forbidden)
@@ -227,7 +227,9 @@ async fn a_search_page_has_a_cursor_only_when_more_follow_and_marks_listed_admin
     ports
         .repo
         .expect_search_members()
-        .withf(|search, after, limit| *search == MemberSearch::All && after.is_none() && *limit == 3)
+        .withf(|search, after, limit| {
+            *search == MemberSearch::All && after.is_none() && *limit == 3
+        })
         .times(1)
         .returning(move |_, _, _| Ok(page_rows.clone()));
     let last_rows = rows[2..].to_vec();
@@ -269,7 +271,11 @@ async fn stats_combine_storage_counts_and_code_traffic_over_the_last_day() {
     ports.repo.expect_counts().with(eq(now() - Duration::hours(24))).returning(|_| {
         Ok(StoredCounts { members: 10, groups: 4, sign_ins: 7, referrals_redeemed: 3 })
     });
-    ports.otp.expect_last_24h().with(eq(now())).returning(|_| Ok(OtpCounts { sends: 9, failures: 2 }));
+    ports
+        .otp
+        .expect_last_24h()
+        .with(eq(now()))
+        .returning(|_| Ok(OtpCounts { sends: 9, failures: 2 }));
     let stats = ports.service().stats(&principal(admin)).await.expect("stats");
     assert_eq!(
         stats,
@@ -292,7 +298,9 @@ async fn the_command_line_grants_and_revokes_by_phone_as_cli() {
     ports
         .repo
         .expect_set_admin()
-        .withf(move |p, admin, actor, _| p.as_e164() == "+79170000005" && *admin && *actor == Actor::Cli)
+        .withf(move |p, admin, actor, _| {
+            p.as_e164() == "+79170000005" && *admin && *actor == Actor::Cli
+        })
         .times(1)
         .returning(move |_, _, _, _| Ok(id));
     ports

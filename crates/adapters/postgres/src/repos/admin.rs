@@ -424,7 +424,11 @@ impl AdminRepository for PgAdminRepository {
         .context("searching members")?;
         Ok(rows
             .into_iter()
-            .map(|r| AdminMember { member: r.member.into(), is_admin: r.is_admin, blocked: r.blocked })
+            .map(|r| AdminMember {
+                member: r.member.into(),
+                is_admin: r.is_admin,
+                blocked: r.blocked,
+            })
             .collect())
     }
 

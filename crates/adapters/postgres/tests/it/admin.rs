@@ -2,9 +2,7 @@
 
 use chrono::Duration;
 use onboard_admin::ports::AdminRepository;
-use onboard_admin::{
-    Actor, AuditAction, BlockReason, GroupSearch, MemberSearch, TargetError,
-};
+use onboard_admin::{Actor, AuditAction, BlockReason, GroupSearch, MemberSearch, TargetError};
 use onboard_kernel::{Email, MemberId};
 use onboard_members::ports::{MemberRepository, RotateOutcome, SessionRepository};
 use onboard_members::{ProfilePatch, SignInStoreError};
@@ -66,10 +64,8 @@ async fn a_block_revokes_every_session_refuses_sign_in_and_refresh_and_is_audite
         members.sign_in(sign_in(&phone(1), now())).await,
         Err(SignInStoreError::Blocked)
     ));
-    let rotated = sessions
-        .rotate(&refresh, &token(), now(), 10, now() + Duration::days(1))
-        .await
-        .unwrap();
+    let rotated =
+        sessions.rotate(&refresh, &token(), now(), 10, now() + Duration::days(1)).await.unwrap();
     assert_eq!(rotated, RotateOutcome::Blocked);
     let detail = admin.member_detail(id, now()).await.unwrap().unwrap();
     assert_eq!(detail.sessions_active, 0);
@@ -129,7 +125,13 @@ async fn members_are_found_by_phone_email_name_and_code_newest_first_in_pages() 
     let found = |s: MemberSearch| {
         let admin = admin.clone();
         async move {
-            admin.search_members(&s, None, 10).await.unwrap().into_iter().map(|m| m.member.id).collect::<Vec<_>>()
+            admin
+                .search_members(&s, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.member.id)
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(found(MemberSearch::parse(Some("+7917000000")).unwrap()).await.len(), 3);
@@ -154,12 +156,22 @@ async fn groups_list_with_member_counts_on_the_free_plan_and_counts_add_up() {
     });
     members.sign_in(request).await.unwrap();
 
-    let groups = admin.list_groups(&GroupSearch::parse(Some("WS-ab")).unwrap(), None, 10).await.unwrap();
+    let groups =
+        admin.list_groups(&GroupSearch::parse(Some("WS-ab")).unwrap(), None, 10).await.unwrap();
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].members_count, 1);
     assert_eq!(groups[0].plan, "free");
-    assert!(admin.list_groups(&GroupSearch::parse(Some("zzz")).unwrap(), None, 10).await.unwrap().is_empty());
+    assert!(
+        admin
+            .list_groups(&GroupSearch::parse(Some("zzz")).unwrap(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let counts = admin.counts(now() - Duration::hours(24)).await.unwrap();
-    assert_eq!((counts.members, counts.groups, counts.sign_ins, counts.referrals_redeemed), (1, 1, 1, 0));
+    assert_eq!(
+        (counts.members, counts.groups, counts.sign_ins, counts.referrals_redeemed),
+        (1, 1, 1, 0)
+    );
 }
