@@ -27,7 +27,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
-use crate::routes::{auth, groups, health, invites, members, referrals};
+use crate::routes::{admin, auth, groups, health, invites, members, referrals};
 use crate::state::{AppState, Backends};
 use crate::telemetry;
 // admin
@@ -103,7 +103,15 @@ impl Application {
                         .service(invites::list_invites)
                         .service(invites::revoke_invite)
                         .service(invites::preview_invite)
-                        .service(invites::accept_invite),
+                        .service(invites::accept_invite)
+                        // admin
+                        .service(admin::search_members)
+                        .service(admin::member)
+                        .service(admin::block)
+                        .service(admin::unblock)
+                        .service(admin::groups)
+                        .service(admin::stats)
+                        .service(admin::audit),
                 )
                 .service(health::live)
                 .service(health::ready)
