@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use onboard_groups::{GroupsConfig, Permission};
 use onboard_invites::InvitesConfig;
-use onboard_kernel::Region;
+use onboard_kernel::{PhoneNumber, Region};
 use onboard_members::MembersConfig;
 use onboard_members::ports::OtpLimits;
 use secrecy::SecretString;
@@ -70,6 +70,9 @@ pub struct Settings {
     // sso
     /// Single sign-on providers and the app redirect URIs.
     pub sso: SsoSettings,
+    // admin
+    /// `ADMIN_PHONES`: members with these phones are platform admins.
+    pub admin_phones: Vec<PhoneNumber>,
 }
 
 impl Settings {
@@ -230,6 +233,7 @@ impl Settings {
             gateway,
             // sso
             sso: SsoSettings::from_lookup(&get)?,
+            admin_phones: parse_admin_phones(get("ADMIN_PHONES").as_deref(), default_region)?,
         })
     }
 }
@@ -239,6 +243,23 @@ impl Settings {
 fn default_pg_pool() -> u64 {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     u64::try_from(cores * 2).unwrap_or(4).max(4)
+}
+
+// admin
+/// `ADMIN_PHONES`: a comma-separated list of phones (E.164, or national with `DEFAULT_REGION`).
+fn parse_admin_phones(
+    raw: Option<&str>,
+    region: Option<Region>,
+) -> anyhow::Result<Vec<PhoneNumber>> {
+    raw.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            PhoneNumber::parse(p, region)
+                .map_err(|e| anyhow::anyhow!("ADMIN_PHONES: {p:?} is not a phone number: {e}"))
+        })
+        .collect()
 }
 
 /// `SMS_LOG_DELAY_MS`: `1000-2000` (a range) or `1500` (fixed).
@@ -732,5 +753,16 @@ mod tests {
         let mut bad_issuer = base.to_vec();
         bad_issuer[1] = ("SSO_SPARCS_ISSUER", "sso.example.com");
         assert!(settings(&bad_issuer).is_err());
+    }
+
+    // admin
+    #[test]
+    fn admin_phones_read_as_a_comma_list_and_a_bad_one_is_named() {
+        let s = settings(&[("ADMIN_PHONES", " +79170000001, +821012345678 ,")]).expect("valid");
+        let phones: Vec<&str> = s.admin_phones.iter().map(PhoneNumber::as_e164).collect();
+        assert_eq!(phones, ["+79170000001", "+821012345678"]);
+        assert!(settings(&[]).expect("valid").admin_phones.is_empty());
+        let err = settings(&[("ADMIN_PHONES", "+79170000001,nope")]).expect_err("not a phone");
+        assert!(err.to_string().contains("ADMIN_PHONES"), "{err}");
     }
 }

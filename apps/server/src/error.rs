@@ -52,6 +52,8 @@ pub enum ErrorCode {
     SsoStateInvalid,
     SsoProviderError,
     LoginCodeInvalid,
+    // admin
+    MemberBlocked,
 }
 
 impl ErrorCode {
@@ -93,6 +95,8 @@ impl ErrorCode {
             Self::SsoStateInvalid => "sso_state_invalid",
             Self::SsoProviderError => "sso_provider_error",
             Self::LoginCodeInvalid => "login_code_invalid",
+            // admin
+            Self::MemberBlocked => "member_blocked",
         }
     }
 }
@@ -289,6 +293,8 @@ impl From<VerifyOtpError> for ApiError {
                 "too many verifications from this client",
             ),
             VerifyOtpError::Unexpected(e) => Self::unexpected(e),
+            // admin
+            VerifyOtpError::Blocked => member_blocked(),
         }
     }
 }
@@ -307,6 +313,8 @@ impl From<RefreshError> for ApiError {
                 "this refresh token was already used: the session is revoked",
             ),
             RefreshError::Unexpected(e) => Self::unexpected(e),
+            // admin
+            RefreshError::Blocked => member_blocked(),
         }
     }
 }
@@ -677,5 +685,41 @@ map_errors! {
         ),
         Provider(cause) => sso_provider_error(&cause),
     }
-    sso::ExchangeError { LoginCodeInvalid => login_code_invalid() }
+    sso::ExchangeError { LoginCodeInvalid => login_code_invalid(), Blocked => member_blocked() }
+}
+// admin
+
+/// 403 `member_blocked`: a platform admin blocked the member; sign-in is refused.
+fn member_blocked() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::MemberBlocked,
+        "this member is blocked: sign-in is refused",
+    )
+}
+
+fn not_a_platform_admin() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "platform admins only")
+}
+
+impl From<onboard_admin::AdminError> for ApiError {
+    fn from(e: onboard_admin::AdminError) -> Self {
+        match e {
+            onboard_admin::AdminError::Forbidden => not_a_platform_admin(),
+            onboard_admin::AdminError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<onboard_admin::AdminMemberError> for ApiError {
+    fn from(e: onboard_admin::AdminMemberError) -> Self {
+        match e {
+            onboard_admin::AdminMemberError::Forbidden => not_a_platform_admin(),
+            onboard_admin::AdminMemberError::NotFound => Self::not_found("no such member"),
+            onboard_admin::AdminMemberError::OwnAccount => {
+                Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "you cannot block yourself")
+            }
+            onboard_admin::AdminMemberError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
 }

@@ -27,9 +27,12 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
-use crate::routes::{auth, groups, health, invites, members, referrals, sso};
+use crate::routes::{admin, auth, groups, health, invites, members, referrals, sso};
 use crate::state::{AppState, Backends};
 use crate::telemetry;
+// admin
+use onboard_admin::ports::{AdminRepository, OtpStats};
+use onboard_admin::{AdminConfig, AdminPorts, AdminService};
 
 /// Request bodies above this size are refused.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -104,7 +107,15 @@ impl Application {
                         // sso
                         .service(sso::sso_start)
                         .service(sso::sso_callback)
-                        .service(sso::sso_exchange),
+                        .service(sso::sso_exchange)
+                        // admin
+                        .service(admin::search_members)
+                        .service(admin::member)
+                        .service(admin::block)
+                        .service(admin::unblock)
+                        .service(admin::groups)
+                        .service(admin::stats)
+                        .service(admin::audit),
                 )
                 .service(health::live)
                 .service(health::ready)
@@ -202,8 +213,10 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             );
             // One store for every repository: memberships, current groups and deletions span them.
             let store = Arc::new(onboard_memory::MemoryStore::default());
+            // admin: the OTP store also counts traffic for the admin stats.
+            let otp = Arc::new(onboard_memory::MemoryOtpStore::default());
             let ports = MembersPorts {
-                otp: Arc::new(onboard_memory::MemoryOtpStore::default()),
+                otp: otp.clone(),
                 limiter: Arc::new(onboard_memory::MemoryRateLimiter::default()),
                 members: store.clone(),
                 sessions: store.clone(),
@@ -218,8 +231,11 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 // sso
                 identities: store.clone(),
                 sso_states: Arc::new(onboard_memory::MemorySsoStateStore::new()),
-                invites: store,
+                invites: store.clone(),
                 invite_codes: Arc::new(onboard_memory::MemoryInviteCodeStore::new()),
+                // admin
+                admin: store,
+                otp_stats: otp,
             };
             (ports, repos, Backends::Memory)
         }
@@ -236,8 +252,10 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             let redis = onboard_redis::pool(redis_url.expose_secret(), settings.redis_pool_size)
                 .context("cannot configure Redis")?;
             let prefix = settings.redis_prefix.clone();
+            // admin: the OTP store also counts traffic for the admin stats.
+            let otp = Arc::new(onboard_redis::RedisOtpStore::new(redis.clone(), prefix.clone()));
             let ports = MembersPorts {
-                otp: Arc::new(onboard_redis::RedisOtpStore::new(redis.clone(), prefix.clone())),
+                otp: otp.clone(),
                 limiter: Arc::new(onboard_redis::RedisRateLimiter::new(
                     redis.clone(),
                     prefix.clone(),
@@ -266,15 +284,32 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                     redis.clone(),
                     prefix,
                 )),
+                // admin
+                admin: Arc::new(onboard_postgres::PgAdminRepository::new(pg.clone())),
+                otp_stats: otp,
             };
             tracing::info!("storage: Postgres + Redis");
             (ports, repos, Backends::External { pg, redis })
         }
     };
     let clock = ports.clock.clone();
+    let revocations = ports.revocations.clone();
     let members = MembersService::new(ports, settings.members.clone(), secrets);
     // sso
     let sso = build_sso(settings, &repos, members.clone(), clock.clone())?;
+    // admin
+    let admin = AdminService::new(
+        AdminPorts {
+            repo: repos.admin,
+            otp_stats: repos.otp_stats,
+            revocations,
+            clock: clock.clone(),
+        },
+        AdminConfig {
+            admin_phones: settings.admin_phones.clone(),
+            access_ttl_secs: settings.members.access_ttl_secs,
+        },
+    );
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
     Ok(AppState {
         referrals: ReferralsService::new(repos.referrals, clock.clone()),
@@ -294,6 +329,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         trust_proxy: settings.trust_proxy,
         // sso
         sso,
+        // admin
+        admin,
     })
 }
 
@@ -306,6 +343,9 @@ struct Repositories {
     // sso
     identities: Arc<dyn onboard_sso::ports::IdentityRepository>,
     sso_states: Arc<dyn onboard_sso::ports::SsoStateStore>,
+    // admin
+    admin: Arc<dyn AdminRepository>,
+    otp_stats: Arc<dyn OtpStats>,
 }
 
 // sso

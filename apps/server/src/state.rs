@@ -50,4 +50,6 @@ pub struct AppState {
     pub trust_proxy: bool,
     // sso
     pub sso: onboard_sso::SsoService,
+    // admin
+    pub admin: onboard_admin::AdminService,
 }

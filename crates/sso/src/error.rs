@@ -36,6 +36,9 @@ pub enum ExchangeError {
     /// Unknown, used or expired login code.
     #[error("unknown, used or expired login code")]
     LoginCodeInvalid,
+    /// The identity belongs to a member a platform admin blocked; nothing was written.
+    #[error("the member is blocked")]
+    Blocked,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

@@ -154,10 +154,8 @@ impl SsoService {
             .await?
             .ok_or(ExchangeError::LoginCodeInvalid)?;
         let identity = ProviderIdentity::from_claims(grant.provider, grant.claims);
-        // HOOK(admin: blocked members): a blocked member must be refused here. The storage
-        // call resolves the member inside its transaction; once the admin area's blocked state
-        // exists, `IdentityRepository::sign_in` refuses a blocked member (writing nothing) and
-        // this maps that refusal to an `ExchangeError` variant answered 403 `member_blocked`.
+        // A blocked member is refused by storage, inside the transaction that resolves the
+        // member (nothing written), and answered as `ExchangeError::Blocked`.
         let identities = self.ports.identities.clone();
         let signed_in = self
             .members
@@ -170,6 +168,7 @@ impl SsoService {
         match signed_in {
             Ok(signed_in) => Ok(signed_in),
             Err(SignInStoreError::Unexpected(e)) => Err(e.into()),
+            Err(SignInStoreError::Blocked) => Err(ExchangeError::Blocked),
             Err(other) => Err(anyhow::Error::new(other).context("SSO sign-in").into()),
         }
     }

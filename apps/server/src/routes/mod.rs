@@ -10,6 +10,8 @@ pub mod referrals;
 pub mod sim;
 // sso
 pub mod sso;
+// admin
+pub mod admin;
 
 use chrono::{DateTime, Utc};
 use onboard_members::{Member, MemberCard, TokenPair};

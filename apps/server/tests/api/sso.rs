@@ -295,6 +295,7 @@ both_wirings!(
     a_provider_without_discovery_answers_bad_gateway,
     a_deleted_members_identity_signs_up_anew,
     an_id_token_for_another_audience_or_issuer_creates_nothing,
+    a_blocked_member_cannot_sign_in_through_a_provider,
 );
 
 async fn a_provider_login_signs_in_with_tokens_that_work(wiring: Wiring) {
@@ -576,4 +577,47 @@ async fn an_id_token_for_another_audience_or_issuer_creates_nothing(wiring: Wiri
     })
     .await;
     assert_refused_and_nothing_created(&app, &issuer, resp, sub).await;
+}
+
+async fn a_blocked_member_cannot_sign_in_through_a_provider(wiring: Wiring) {
+    let issuer = Issuer::start().await;
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("SSO_PROVIDERS", PROVIDER.to_owned()),
+        ("SSO_MOCK_ISSUER", issuer.uri()),
+        ("SSO_MOCK_CLIENT_ID", CLIENT_ID.to_owned()),
+        ("SSO_REDIRECT_URIS", APP.to_owned()),
+        ("PUBLIC_URL", "http://onboard.test".to_owned()),
+    ]);
+    let sso = onboard_server::config::SsoSettings::from_lookup(&|k| vars.get(k).cloned())
+        .expect("valid SSO settings");
+    let admin_phone = phone(7901);
+    let admins = vec![onboard_kernel::PhoneNumber::parse(&admin_phone, None).expect("a phone")];
+    let app = spawn_app_with(wiring, move |s| {
+        s.sso = sso;
+        s.admin_phones = admins;
+    })
+    .await;
+    let admin = app.sign_in(&admin_phone).await;
+    let member = app.sign_in(&phone(7902)).await;
+    let verified = json!({ "phone_number": phone(7902), "phone_number_verified": true });
+    // Linked while the member is in good standing.
+    let linked = sso_login(&app, &issuer, "subject-blocked", &verified).await;
+    assert_eq!(linked["member"]["id"], member.member["id"]);
+
+    let block = format!("/api/v1/admin/members/{}/block", member.id());
+    let resp =
+        app.call(reqwest::Method::POST, &block, &admin.access, Some(&json!({"reason": "x"})));
+    expect_status(resp.await, StatusCode::OK).await;
+
+    for subject in ["subject-blocked", "subject-blocked-by-phone"] {
+        let code = login_code_for(&app, &issuer, subject, &verified).await;
+        assert_problem(exchange(&app, &code).await, StatusCode::FORBIDDEN, "member_blocked").await;
+    }
+    // Nothing was linked for the refused subject: once unblocked, it links to the member.
+    let unblock = format!("/api/v1/admin/members/{}/unblock", member.id());
+    let resp = app.call(reqwest::Method::POST, &unblock, &admin.access, None);
+    expect_status(resp.await, StatusCode::OK).await;
+    let again = sso_login(&app, &issuer, "subject-blocked-by-phone", &verified).await;
+    assert_eq!(again["member"]["id"], member.member["id"]);
+    assert_eq!(again["created"], false);
 }

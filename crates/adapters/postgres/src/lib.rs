@@ -53,6 +53,8 @@ pub use repos::referrals::PgReferralRepository;
 pub use repos::sessions::PgSessionRepository;
 // sso
 pub use repos::sso::PgIdentityRepository;
+// admin
+pub use repos::admin::PgAdminRepository;
 
 /// A pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;

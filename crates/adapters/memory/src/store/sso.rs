@@ -113,8 +113,9 @@ impl IdentityRepository for MemoryStore {
                 (id, true)
             }
         };
-        // HOOK(admin: blocked members): when members carry a blocked state, refuse a blocked
-        // `id` here, before anything below is written.
+        if state.is_blocked(id) {
+            return Err(SignInStoreError::Blocked);
+        }
         state
             .sso_identities
             .insert((identity.provider.as_str().to_owned(), identity.subject.clone()), id);

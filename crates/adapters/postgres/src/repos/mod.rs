@@ -7,3 +7,5 @@ pub(crate) mod referrals;
 pub(crate) mod sessions;
 // sso
 pub(crate) mod sso;
+// admin
+pub(crate) mod admin;

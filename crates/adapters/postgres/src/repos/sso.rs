@@ -26,6 +26,15 @@ const LOCK_IDENTITY: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1 ||
 
 /// The live member linked to identity (`$1`, `$2`), share-locked so that a concurrent
 /// deletion waits for the new session and revokes it.
+/// Whether a member is blocked by a platform admin.
+const BLOCKED: &str = "SELECT blocked_at IS NOT NULL AS blocked FROM members WHERE id = $1";
+
+#[derive(diesel::QueryableByName)]
+struct BlockedRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    blocked: bool,
+}
+
 const LINKED_MEMBER: &str = "
     SELECT m.id FROM sso_identities i JOIN members m ON m.id = i.member_id
     WHERE i.provider = $1 AND i.subject = $2 AND m.deleted_at IS NULL
@@ -191,8 +200,11 @@ async fn sign_in_once(
             .execute(conn)
             .await?;
         let (member_id, created) = resolve(conn, identity, draft, slug).await?;
-        // HOOK(admin: blocked members): when members carry a blocked state, refuse a blocked
-        // `member_id` here (return `TxError::Refused(..)`, writing nothing).
+        let blocked: BlockedRow =
+            diesel::sql_query(BLOCKED).bind::<Uuid, _>(member_id).cached().get_result(conn).await?;
+        if blocked.blocked {
+            return Err(TxError::Refused(SignInStoreError::Blocked));
+        }
         diesel::sql_query(LINK)
             .bind::<Text, _>(provider)
             .bind::<Text, _>(&identity.subject)
