@@ -12,3 +12,6 @@ pub mod telemetry;
 
 pub use config::Settings;
 pub use startup::Application;
+
+// compat
+pub mod compat;
