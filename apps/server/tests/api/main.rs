@@ -17,3 +17,8 @@ mod races;
 mod referrals;
 mod sessions;
 mod two_instances;
+
+// compat
+mod compat_connect_hub;
+mod compat_member_invitation;
+mod compat_referral_api;
