@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use onboard_groups::{GroupsConfig, Permission};
 use onboard_invites::InvitesConfig;
-use onboard_kernel::Region;
+use onboard_kernel::{PhoneNumber, Region};
 use onboard_members::MembersConfig;
 use onboard_members::ports::OtpLimits;
 use secrecy::SecretString;
@@ -58,6 +58,9 @@ pub struct Settings {
     pub sms: SmsSettings,
     /// HTTP workers; the number of cores by default.
     pub workers: Option<usize>,
+    // admin
+    /// `ADMIN_PHONES`: members with these phones are platform admins.
+    pub admin_phones: Vec<PhoneNumber>,
     // compat
     /// Which seed APIs are served under `/compat/...` (`COMPAT_APIS`).
     pub compat_apis: CompatApis,
@@ -212,6 +215,7 @@ impl Settings {
                 .map(|w| w.parse())
                 .transpose()
                 .context("ONBOARD_WORKERS must be a whole number")?,
+            admin_phones: parse_admin_phones(get("ADMIN_PHONES").as_deref(), default_region)?,
             // compat: unset means all three; set but empty means none.
             compat_apis: CompatApis::parse(lookup("COMPAT_APIS").as_deref())?,
         })
@@ -223,6 +227,23 @@ impl Settings {
 fn default_pg_pool() -> u64 {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     u64::try_from(cores * 2).unwrap_or(4).max(4)
+}
+
+// admin
+/// `ADMIN_PHONES`: a comma-separated list of phones (E.164, or national with `DEFAULT_REGION`).
+fn parse_admin_phones(
+    raw: Option<&str>,
+    region: Option<Region>,
+) -> anyhow::Result<Vec<PhoneNumber>> {
+    raw.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            PhoneNumber::parse(p, region)
+                .map_err(|e| anyhow::anyhow!("ADMIN_PHONES: {p:?} is not a phone number: {e}"))
+        })
+        .collect()
 }
 
 /// `SMS_LOG_DELAY_MS`: `1000-2000` (a range) or `1500` (fixed).
@@ -360,6 +381,17 @@ mod tests {
             s.sms,
             SmsSettings::Log { delay: Some(Duration::from_secs(1)..=Duration::from_secs(2)) }
         );
+    }
+
+    // admin
+    #[test]
+    fn admin_phones_read_as_a_comma_list_and_a_bad_one_is_named() {
+        let s = settings(&[("ADMIN_PHONES", " +79170000001, +821012345678 ,")]).expect("valid");
+        let phones: Vec<&str> = s.admin_phones.iter().map(PhoneNumber::as_e164).collect();
+        assert_eq!(phones, ["+79170000001", "+821012345678"]);
+        assert!(settings(&[]).expect("valid").admin_phones.is_empty());
+        let err = settings(&[("ADMIN_PHONES", "+79170000001,nope")]).expect_err("not a phone");
+        assert!(err.to_string().contains("ADMIN_PHONES"), "{err}");
     }
 
     // compat

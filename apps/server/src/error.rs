@@ -46,6 +46,8 @@ pub enum ErrorCode {
     InvitePhoneMismatch,
     ServiceUnavailable,
     InternalError,
+    // admin
+    MemberBlocked,
 }
 
 impl ErrorCode {
@@ -81,6 +83,8 @@ impl ErrorCode {
             Self::InvitePhoneMismatch => "invite_phone_mismatch",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
+            // admin
+            Self::MemberBlocked => "member_blocked",
         }
     }
 }
@@ -277,6 +281,8 @@ impl From<VerifyOtpError> for ApiError {
                 "too many verifications from this client",
             ),
             VerifyOtpError::Unexpected(e) => Self::unexpected(e),
+            // admin
+            VerifyOtpError::Blocked => member_blocked(),
         }
     }
 }
@@ -295,6 +301,8 @@ impl From<RefreshError> for ApiError {
                 "this refresh token was already used: the session is revoked",
             ),
             RefreshError::Unexpected(e) => Self::unexpected(e),
+            // admin
+            RefreshError::Blocked => member_blocked(),
         }
     }
 }
@@ -584,5 +592,39 @@ pub fn payload_error(err: actix_web::error::PayloadError) -> ApiError {
             "request body too large",
         ),
         other => ApiError::bad_request(format!("invalid body: {other}")),
+    }
+}
+
+// admin
+
+/// 403 `member_blocked`: a platform admin blocked the member; sign-in is refused.
+fn member_blocked() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::MemberBlocked,
+        "this member is blocked: sign-in is refused",
+    )
+}
+
+fn not_a_platform_admin() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "platform admins only")
+}
+
+impl From<onboard_admin::AdminError> for ApiError {
+    fn from(e: onboard_admin::AdminError) -> Self {
+        match e {
+            onboard_admin::AdminError::Forbidden => not_a_platform_admin(),
+            onboard_admin::AdminError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<onboard_admin::AdminMemberError> for ApiError {
+    fn from(e: onboard_admin::AdminMemberError) -> Self {
+        match e {
+            onboard_admin::AdminMemberError::Forbidden => not_a_platform_admin(),
+            onboard_admin::AdminMemberError::NotFound => Self::not_found("no such member"),
+            onboard_admin::AdminMemberError::Unexpected(e) => Self::unexpected(e),
+        }
     }
 }

@@ -9,6 +9,8 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+// admin
+pub mod admin_cli;
 
 pub use config::Settings;
 pub use startup::Application;

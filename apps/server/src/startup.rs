@@ -28,9 +28,12 @@ use crate::compat;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
-use crate::routes::{auth, groups, health, invites, members, referrals};
+use crate::routes::{admin, auth, groups, health, invites, members, referrals};
 use crate::state::{AppState, Backends};
 use crate::telemetry;
+// admin
+use onboard_admin::ports::{AdminRepository, OtpStats};
+use onboard_admin::{AdminConfig, AdminPorts, AdminService};
 
 /// Request bodies above this size are refused.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -103,7 +106,15 @@ impl Application {
                         .service(invites::list_invites)
                         .service(invites::revoke_invite)
                         .service(invites::preview_invite)
-                        .service(invites::accept_invite),
+                        .service(invites::accept_invite)
+                        // admin
+                        .service(admin::search_members)
+                        .service(admin::member)
+                        .service(admin::block)
+                        .service(admin::unblock)
+                        .service(admin::groups)
+                        .service(admin::stats)
+                        .service(admin::audit),
                 )
                 .service(health::live)
                 .service(health::ready)
@@ -196,8 +207,10 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             );
             // One store for every repository: memberships, current groups and deletions span them.
             let store = Arc::new(onboard_memory::MemoryStore::default());
+            // admin: the OTP store also counts traffic for the admin stats.
+            let otp = Arc::new(onboard_memory::MemoryOtpStore::default());
             let ports = MembersPorts {
-                otp: Arc::new(onboard_memory::MemoryOtpStore::default()),
+                otp: otp.clone(),
                 limiter: Arc::new(onboard_memory::MemoryRateLimiter::default()),
                 members: store.clone(),
                 sessions: store.clone(),
@@ -209,8 +222,11 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             let repos = Repositories {
                 referrals: store.clone(),
                 groups: store.clone(),
-                invites: store,
+                invites: store.clone(),
                 invite_codes: Arc::new(onboard_memory::MemoryInviteCodeStore::new()),
+                // admin
+                admin: store,
+                otp_stats: otp,
             };
             (ports, repos, Backends::Memory)
         }
@@ -227,8 +243,10 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             let redis = onboard_redis::pool(redis_url.expose_secret(), settings.redis_pool_size)
                 .context("cannot configure Redis")?;
             let prefix = settings.redis_prefix.clone();
+            // admin: the OTP store also counts traffic for the admin stats.
+            let otp = Arc::new(onboard_redis::RedisOtpStore::new(redis.clone(), prefix.clone()));
             let ports = MembersPorts {
-                otp: Arc::new(onboard_redis::RedisOtpStore::new(redis.clone(), prefix.clone())),
+                otp: otp.clone(),
                 limiter: Arc::new(onboard_redis::RedisRateLimiter::new(
                     redis.clone(),
                     prefix.clone(),
@@ -251,12 +269,28 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                     redis.clone(),
                     prefix,
                 )),
+                // admin
+                admin: Arc::new(onboard_postgres::PgAdminRepository::new(pg.clone())),
+                otp_stats: otp,
             };
             tracing::info!("storage: Postgres + Redis");
             (ports, repos, Backends::External { pg, redis })
         }
     };
     let clock = ports.clock.clone();
+    // admin
+    let admin = AdminService::new(
+        AdminPorts {
+            repo: repos.admin,
+            otp_stats: repos.otp_stats,
+            revocations: ports.revocations.clone(),
+            clock: clock.clone(),
+        },
+        AdminConfig {
+            admin_phones: settings.admin_phones.clone(),
+            access_ttl_secs: settings.members.access_ttl_secs,
+        },
+    );
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
     Ok(AppState {
         referrals: ReferralsService::new(repos.referrals, clock.clone()),
@@ -274,6 +308,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         jwks: keys.jwks(),
         default_region: settings.default_region,
         trust_proxy: settings.trust_proxy,
+        // admin
+        admin,
     })
 }
 
@@ -283,4 +319,7 @@ struct Repositories {
     groups: Arc<dyn GroupRepository>,
     invites: Arc<dyn InviteRepository>,
     invite_codes: Arc<dyn InviteCodeStore>,
+    // admin
+    admin: Arc<dyn AdminRepository>,
+    otp_stats: Arc<dyn OtpStats>,
 }

@@ -169,6 +169,8 @@ pub trait MemberRepository: Send + Sync {
     /// (the caller retries with another) and, only when the member is being created,
     /// [`SignInStoreError::ReferralCodeNotFound`] when `referred_by` names no live member;
     /// nothing is written then. For an existing member `referred_by` is ignored.
+    /// MUST return [`SignInStoreError::Blocked`], writing nothing, when the member holding the
+    /// phone is blocked (checked in the transaction that would open the session).
     async fn sign_in(&self, request: SignInRequest) -> Result<SignInRecord, SignInStoreError>;
 
     /// The live member with this id.
@@ -230,6 +232,9 @@ pub enum RotateOutcome {
     Reused { member_id: MemberId, session_id: SessionId },
     /// No live session knows `old`.
     Invalid,
+    // admin
+    /// `old` is (or was) a refresh token of a blocked member: nothing changed.
+    Blocked,
 }
 
 /// Refresh sessions.
@@ -239,6 +244,8 @@ pub trait SessionRepository: Send + Sync {
     /// Rotates the session whose live refresh token hashes to `old`, to `new`, and extends it to
     /// `expires_at`; remembers `old` as used. Presenting a used token revokes the session, except
     /// within `grace_secs` of its rotation when `new` is the token it was rotated to.
+    /// A token (live or used) of a blocked member answers [`RotateOutcome::Blocked`] and
+    /// changes nothing.
     async fn rotate(
         &self,
         old: &TokenHash,

@@ -225,6 +225,7 @@ impl MembersService {
                     return Err(VerifyOtpError::ReferralCodeNotFound);
                 }
                 Err(SignInStoreError::Unexpected(e)) => return Err(e.into()),
+                Err(SignInStoreError::Blocked) => return Err(VerifyOtpError::Blocked),
             }
         };
         let access = self.access_token(
@@ -272,6 +273,7 @@ impl MembersService {
                 return Err(RefreshError::Reused);
             }
             RotateOutcome::Invalid => return Err(RefreshError::Invalid),
+            RotateOutcome::Blocked => return Err(RefreshError::Blocked),
         };
         let access =
             self.access_token(session.member_id, session.session_id, session.current_group, now)?;

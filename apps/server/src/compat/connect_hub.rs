@@ -102,6 +102,7 @@ async fn sign_in(
         | VerifyOtpError::ReferralCodeNotFound => mismatch(),
         VerifyOtpError::TooManyAttempts { retry_after_secs: Some(s) }
         | VerifyOtpError::RateLimited { retry_after_secs: s } => DrfError::throttled(s),
+        VerifyOtpError::Blocked => DrfError::blocked(),
         VerifyOtpError::Unexpected(e) => DrfError::unexpected(e),
     })
 }
@@ -234,6 +235,7 @@ async fn refresh(
     fields.check()?;
     let pair = state.members.refresh(&token.unwrap_or_default()).await.map_err(|e| match e {
         RefreshError::Invalid | RefreshError::Reused => DrfError::token_not_valid(),
+        RefreshError::Blocked => DrfError::user_inactive(),
         RefreshError::Unexpected(e) => DrfError::unexpected(e),
     })?;
     Ok(HttpResponse::Ok().json(json!({

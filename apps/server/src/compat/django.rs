@@ -72,6 +72,19 @@ impl DrfError {
         )
     }
 
+    /// 403 for a blocked member signing in.
+    pub fn blocked() -> Self {
+        Self::detail(StatusCode::FORBIDDEN, "This account is blocked.")
+    }
+
+    /// 401 simplejwt's answer to a refresh for an inactive (blocked) user.
+    pub fn user_inactive() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            json!({ "detail": "User is inactive", "code": "user_inactive" }),
+        )
+    }
+
     /// 404 as DRF's generic views answer it.
     pub fn not_found() -> Self {
         Self::detail(StatusCode::NOT_FOUND, "Not found.")

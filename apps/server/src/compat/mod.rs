@@ -128,10 +128,10 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Princip
     })
 }
 
-/// Whether the caller is a platform admin (who alone may list every user).
-// TODO(admin): nobody is until the platform-admin check of the admin area is merged.
-pub async fn is_platform_admin(_state: &AppState, _caller: &Principal) -> anyhow::Result<bool> {
-    Ok(false)
+/// Whether the caller is a platform admin (who alone may list every user and see every user
+/// whole).
+pub async fn is_platform_admin(state: &AppState, caller: &Principal) -> anyhow::Result<bool> {
+    state.admin.is_platform_admin(caller.member_id).await
 }
 
 #[cfg(test)]

@@ -148,6 +148,7 @@ async fn get_by_phone(
         ),
         VerifyOtpError::TooManyAttempts { retry_after_secs: Some(s) }
         | VerifyOtpError::RateLimited { retry_after_secs: s } => DrfError::throttled(s),
+        VerifyOtpError::Blocked => DrfError::blocked(),
         VerifyOtpError::Unexpected(e) => DrfError::unexpected(e),
     })?;
     Ok(HttpResponse::Ok().json(json!({
@@ -184,6 +185,7 @@ async fn refresh(
     fields.check()?;
     let pair = state.members.refresh(&token.unwrap_or_default()).await.map_err(|e| match e {
         RefreshError::Invalid | RefreshError::Reused => DrfError::token_not_valid(),
+        RefreshError::Blocked => DrfError::user_inactive(),
         RefreshError::Unexpected(e) => DrfError::unexpected(e),
     })?;
     Ok(HttpResponse::Ok().json(json!({
