@@ -320,8 +320,9 @@ async fn update_current_user(
 }
 
 /// `GET /api/v1/users/{id}/`: the member as the caller may see them (`/api/v1/members/{id}`'s
-/// rule). Someone who shares no group with them sees the phone masked, and no e-mail, codes,
-/// dates or invitees (deviation: the seed shows every user whole to everyone).
+/// rule; platform admins see everyone whole). Someone who shares no group with them sees the
+/// phone masked, and no e-mail, codes, dates or invitees (deviation: the seed shows every user
+/// whole to everyone).
 async fn get_user(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -329,11 +330,26 @@ async fn get_user(
 ) -> Result<HttpResponse, DrfError> {
     let caller = authenticate(&req, &state).await?;
     let id = Uuid::parse_str(&id).map_err(|_| DrfError::not_found())?;
-    let view =
-        state.members.get_member(&caller, MemberId::from_uuid(id)).await.map_err(|e| match e {
-            onboard_members::NotFoundError::NotFound => DrfError::not_found(),
-            onboard_members::NotFoundError::Unexpected(e) => DrfError::unexpected(e),
+    let id = MemberId::from_uuid(id);
+    if id != caller.member_id && is_platform_admin(&state, &caller).await? {
+        // A platform admin sees every user whole, as the admin API shows them.
+        let detail = state.admin.member(&caller, id).await.map_err(|e| match e {
+            onboard_admin::AdminMemberError::NotFound => DrfError::not_found(),
+            onboard_admin::AdminMemberError::Forbidden => DrfError::detail(
+                StatusCode::FORBIDDEN,
+                "You do not have permission to perform this action.",
+            ),
+            onboard_admin::AdminMemberError::Unexpected(e) => DrfError::unexpected(e),
         })?;
+        let mut body = user(&detail.member, detail.is_admin);
+        body.insert("is_active".to_owned(), json!(detail.block.is_none()));
+        body.insert("invited".to_owned(), invited(&state, id).await?);
+        return Ok(HttpResponse::Ok().json(Value::Object(body)));
+    }
+    let view = state.members.get_member(&caller, id).await.map_err(|e| match e {
+        onboard_members::NotFoundError::NotFound => DrfError::not_found(),
+        onboard_members::NotFoundError::Unexpected(e) => DrfError::unexpected(e),
+    })?;
     match view {
         MemberView::Full(member) if member.id == caller.member_id => {
             let staff = is_platform_admin(&state, &caller).await?;

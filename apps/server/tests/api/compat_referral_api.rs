@@ -441,13 +441,88 @@ async fn profile_edits_are_refused_field_by_field(wiring: Wiring) {
 }
 
 async fn the_users_list_is_for_platform_admins_only(wiring: Wiring) {
-    let app = spawn_app(wiring).await;
+    let app = spawn_app_with(wiring, |s| {
+        s.admin_phones = vec![onboard_kernel::PhoneNumber::parse(&phone(1), None).unwrap()];
+    })
+    .await;
     let ann = app.ref_sign_in(&phone(1), None).await;
-    let resp = app.get_auth(&at("/api/v1/users/?limit=5&search=%2B7917"), &ann.access).await;
+    let ann_me = app.ref_current_user(&ann.access).await;
+    assert_eq!(ann_me["is_staff"], true, "a platform admin is staff");
+    let ann_code = ann_me["invite_code"].as_str().unwrap().to_owned();
+    let bob = app.ref_sign_in(&phone(2), Some(&ann_code)).await;
+    let bob_id = app.ref_current_user(&bob.access).await["id"].clone();
+    let cat = app.ref_sign_in(&phone(3), None).await;
+    let resp = app
+        .patch_auth(
+            &at("/api/v1/users/current_user/"),
+            &cat.access,
+            &json!({ "email": "cat@example.com" }),
+        )
+        .await;
+    let cat_me = seed_answer(resp, StatusCode::OK).await;
+
+    // Everyone else: 403 {"detail"} (deviation); no token: 401.
+    let resp = app.get_auth(&at("/api/v1/users/?limit=5&search=%2B7917"), &bob.access).await;
     let body = seed_answer(resp, StatusCode::FORBIDDEN).await;
     assert_eq!(keys(&body), ["detail"]);
     let resp = app.get(&at("/api/v1/users")).await;
     seed_answer(resp, StatusCode::UNAUTHORIZED).await;
+
+    let list = |query: &str| {
+        let path = at(&format!("/api/v1/users/{query}"));
+        let token = ann.access.clone();
+        let app = &app;
+        async move { seed_answer(app.get_auth(&path, &token).await, StatusCode::OK).await }
+    };
+    let all = list("").await;
+    assert_eq!(keys(&all), ["count", "next", "previous", "results"]);
+    assert_eq!(all["count"], 3);
+    assert_eq!((all["next"].clone(), all["previous"].clone()), (Value::Null, Value::Null));
+    let results = all["results"].as_array().unwrap();
+    assert_eq!(keys(&results[0]), USER_KEYS);
+    let phones: Vec<&str> = results.iter().map(|u| u["phone"].as_str().unwrap()).collect();
+    assert_eq!(phones, [phone(1), phone(2), phone(3)], "oldest first, phones whole");
+
+    // Offset pages: `next` and `previous` are absolute URLs a client follows as they are.
+    let first = list("?limit=2").await;
+    assert_eq!((first["count"].as_u64(), first["results"].as_array().unwrap().len()), (Some(3), 2));
+    assert_eq!(first["previous"], Value::Null);
+    let next = first["next"].as_str().unwrap();
+    assert!(
+        next.starts_with("http://") && next.contains("limit=2") && next.contains("offset=2"),
+        "{next}"
+    );
+    let resp = app.client.get(next).bearer_auth(&ann.access).send().await.unwrap();
+    let second = seed_answer(resp, StatusCode::OK).await;
+    assert_eq!(second["results"][0]["phone"], phone(3));
+    assert_eq!(second["next"], Value::Null);
+    let previous = second["previous"].as_str().unwrap();
+    assert!(previous.contains("limit=2") && !previous.contains("offset"), "{previous}");
+
+    // Filters and search.
+    let only = |body: Value| -> Vec<Value> {
+        assert_eq!(
+            body["count"].as_u64().unwrap() as usize,
+            body["results"].as_array().unwrap().len()
+        );
+        body["results"].as_array().unwrap().iter().map(|u| u["id"].clone()).collect()
+    };
+    assert_eq!(only(list(&format!("?phone=%2B7917{:07}", 2)).await), [bob_id.clone()]);
+    assert_eq!(only(list(&format!("?invited_by_code={ann_code}")).await), [bob_id.clone()]);
+    let cat_code = cat_me["invite_code"].as_str().unwrap();
+    assert_eq!(only(list(&format!("?invite_code={cat_code}")).await), [cat_me["id"].clone()]);
+    assert_eq!(only(list("?email=cat%40example.com").await), [cat_me["id"].clone()]);
+    assert_eq!(only(list("?search=CAT").await), [cat_me["id"].clone()]);
+    assert_eq!(only(list("?phone=nonsense").await), Vec::<Value>::new());
+    assert_eq!(list("?limit=1000&offset=zz").await["results"].as_array().unwrap().len(), 3);
+
+    // An admin sees any user whole.
+    let resp = app
+        .get_auth(&at(&format!("/api/v1/users/{}/", bob_id.as_str().unwrap())), &ann.access)
+        .await;
+    let seen = seed_answer(resp, StatusCode::OK).await;
+    assert_eq!(seen["phone"], phone(2));
+    assert_eq!(seen["invited_by_code"], ann_code.as_str());
 }
 
 async fn compat_apis_turns_a_seed_api_off(wiring: Wiring) {
