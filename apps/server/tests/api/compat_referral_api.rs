@@ -16,6 +16,7 @@ both_wirings!(
     profile_edits_are_refused_field_by_field,
     the_users_list_is_for_platform_admins_only,
     compat_apis_turns_a_seed_api_off,
+    a_blocked_member_is_refused_in_the_seeds_shapes,
 );
 
 const BASE: &str = "/compat/referral-api";
@@ -541,4 +542,42 @@ async fn compat_apis_turns_a_seed_api_off(wiring: Wiring) {
     let resp =
         app.post_json("/compat/connect-hub/api/register/", &json!({ "phone": phone(1) })).await;
     assert_eq!(resp.status(), StatusCode::OK);
+}
+
+async fn a_blocked_member_is_refused_in_the_seeds_shapes(wiring: Wiring) {
+    let app = spawn_app_with(wiring, |s| {
+        s.admin_phones = vec![onboard_kernel::PhoneNumber::parse(&phone(1), None).unwrap()];
+        s.members.otp_limits.resend_interval_secs = 0;
+    })
+    .await;
+    let admin = app.ref_sign_in(&phone(1), None).await;
+    let bob = app.ref_sign_in(&phone(2), None).await;
+    let bob_id = app.ref_current_user(&bob.access).await["id"].as_str().unwrap().to_owned();
+    let resp = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/members/{bob_id}/block"),
+            &admin.access,
+            Some(&json!({ "reason": "spam" })),
+        )
+        .await;
+    expect_status(resp, StatusCode::OK).await;
+
+    // The live token dies at once; refresh and sign-in are refused.
+    let resp = app.get_auth(&at("/api/v1/users/current_user/"), &bob.access).await;
+    assert_eq!(seed_answer(resp, StatusCode::UNAUTHORIZED).await["code"], "token_not_valid");
+    let resp =
+        app.post_json(&at("/api/v1/auth/jwt/refresh/"), &json!({ "refresh": bob.refresh })).await;
+    assert_eq!(seed_answer(resp, StatusCode::UNAUTHORIZED).await["code"], "user_inactive");
+    let code = app.ref_send_code(&phone(2)).await;
+    let resp = app
+        .post_json(
+            &at("/api/v1/auth/jwt/get_by_phone/"),
+            &json!({ "phone": phone(2), "code": code }),
+        )
+        .await;
+    assert_eq!(keys(&seed_answer(resp, StatusCode::FORBIDDEN).await), ["detail"]);
+    // The admin sees them inactive.
+    let resp = app.get_auth(&at(&format!("/api/v1/users/{bob_id}/")), &admin.access).await;
+    assert_eq!(seed_answer(resp, StatusCode::OK).await["is_active"], false);
 }
