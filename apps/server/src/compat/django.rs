@@ -187,7 +187,7 @@ impl Fields {
     pub fn text(&mut self, name: &str) -> Option<String> {
         match super::text(self.data.get(name)) {
             Ok(v) => v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
-            Err(()) => {
+            Err(super::NotText) => {
                 self.error(name, "Not a valid string.");
                 None
             }

@@ -187,7 +187,7 @@ async fn invite(
     let field = |name: &str| -> Result<Option<String>, SpringError> {
         text(fields.get(name))
             .map(|v| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
-            .map_err(|()| SpringError::bad_request(format!("{name} must be a string")))
+            .map_err(|_| SpringError::bad_request(format!("{name} must be a string")))
     };
     let group = field("inviteGroupId")?
         .ok_or_else(|| SpringError::bad_request("inviteGroupId is required"))?;

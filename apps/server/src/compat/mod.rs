@@ -79,14 +79,18 @@ pub fn read_object(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value
     }
 }
 
+/// A field that should be text holds something else (an object, a list, a boolean).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotText;
+
 /// The text of a field that the seeds read as a string: a JSON string, or a number (Django's
-/// `CharField` takes both). `Ok(None)` when absent or null; `Err(())` for any other type.
-pub fn text(value: Option<&Value>) -> Result<Option<String>, ()> {
+/// `CharField` takes both). `Ok(None)` when absent or null.
+pub fn text(value: Option<&Value>) -> Result<Option<String>, NotText> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(()),
+        Some(_) => Err(NotText),
     }
 }
 
