@@ -17,6 +17,7 @@ both_wirings!(
     the_users_list_is_for_platform_admins_only,
     compat_apis_turns_a_seed_api_off,
     a_blocked_member_is_refused_in_the_seeds_shapes,
+    codes_are_echoed_only_with_otp_echo,
 );
 
 const BASE: &str = "/compat/referral-api";
@@ -583,4 +584,13 @@ async fn a_blocked_member_is_refused_in_the_seeds_shapes(wiring: Wiring) {
     // The admin sees them inactive.
     let resp = app.get_auth(&at(&format!("/api/v1/users/{bob_id}/")), &admin.access).await;
     assert_eq!(seed_answer(resp, StatusCode::OK).await["is_active"], false);
+}
+
+async fn codes_are_echoed_only_with_otp_echo(wiring: Wiring) {
+    let app = spawn_app_with(wiring, |s| s.members.otp_echo = false).await;
+    let resp = app.post_json(&at("/api/v1/auth/send_code/"), &json!({ "phone": phone(1) })).await;
+    assert_eq!(seed_answer(resp, StatusCode::OK).await, json!({}));
+    let resp =
+        app.post_json("/compat/connect-hub/api/register/", &json!({ "phone": phone(2) })).await;
+    assert_eq!(seed_answer(resp, StatusCode::OK).await, json!({ "phone": phone(2) }));
 }
