@@ -127,17 +127,19 @@ impl AdminService {
         self.require_admin(principal).await?;
         let now = self.ports.clock.now();
         // The database first: the block and the revoked sessions commit together, so no
-        // refresh succeeds after it; then the revocation list kills the live access tokens.
-        self.ports.repo.block(id, reason, Actor::Member(principal.member_id), now).await?;
+        // refresh or sign-in succeeds after it; then the revocation list kills the access
+        // tokens of exactly those sessions (every live access token belongs to a live
+        // session). By session, not by member and time: tokens are stamped to the second, so
+        // a member-wide cut-off would also kill a sign-in right after a quick unblock.
+        let revoked =
+            self.ports.repo.block(id, reason, Actor::Member(principal.member_id), now).await?;
+        if revoked.is_empty() {
+            return Ok(());
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self
-                .ports
-                .revocations
-                .revoke_member(id, now.timestamp(), self.access_ttl_secs)
-                .await
-            {
+            match self.ports.revocations.revoke_sessions(id, &revoked, self.access_ttl_secs).await {
                 Ok(()) => return Ok(()),
                 Err(e) if attempt >= 3 => return Err(e.into()),
                 Err(_) => {}

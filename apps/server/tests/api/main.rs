@@ -7,6 +7,8 @@
 
 mod helpers;
 
+// admin
+mod admin;
 mod auth;
 mod bad_input;
 mod groups;

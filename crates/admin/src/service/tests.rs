@@ -140,8 +140,9 @@ async fn a_non_admin_is_refused_before_any_admin_work() {
 }
 
 #[tokio::test]
-async fn a_block_revokes_in_storage_then_kills_every_live_access_token() {
+async fn a_block_revokes_in_storage_then_kills_the_access_tokens_of_those_sessions() {
     let (admin, target) = (MemberId::new(), MemberId::new());
+    let sessions = [SessionId::new(), SessionId::new()];
     let mut ports = Ports::new().with_admin(admin);
     let mut seq = mockall::Sequence::new();
     ports
@@ -155,11 +156,13 @@ async fn a_block_revokes_in_storage_then_kills_every_live_access_token() {
         })
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _, _, _| Ok(vec![SessionId::new()]));
+        .returning(move |_, _, _, _| Ok(sessions.to_vec()));
     ports
         .revocations
-        .expect_revoke_member()
-        .with(eq(target), eq(now().timestamp()), eq(900))
+        .expect_revoke_sessions()
+        .withf(move |member, revoked, ttl| {
+            *member == target && revoked == sessions.as_slice() && *ttl == 900
+        })
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_, _, _| Ok(()));
@@ -186,9 +189,9 @@ async fn blocking_an_unknown_member_is_not_found_and_revokes_nothing() {
 async fn a_revocation_list_hiccup_is_retried() {
     let (admin, target) = (MemberId::new(), MemberId::new());
     let mut ports = Ports::new().with_admin(admin);
-    ports.repo.expect_block().returning(|_, _, _, _| Ok(vec![]));
+    ports.repo.expect_block().returning(|_, _, _, _| Ok(vec![SessionId::new()]));
     let mut calls = 0;
-    ports.revocations.expect_revoke_member().times(2).returning(move |_, _, _| {
+    ports.revocations.expect_revoke_sessions().times(2).returning(move |_, _, _| {
         calls += 1;
         if calls == 1 { Err(anyhow::anyhow!("redis blinked")) } else { Ok(()) }
     });
@@ -312,4 +315,12 @@ async fn the_command_line_grants_and_revokes_by_phone_as_cli() {
     let service = ports.service();
     assert_eq!(service.grant(&phone, Actor::Cli).await.expect("granted"), id);
     assert!(matches!(service.revoke(&phone, Actor::Cli).await, Err(GrantError::NotFound)));
+}
+
+#[tokio::test]
+async fn a_member_without_live_sessions_is_blocked_without_touching_the_revocation_list() {
+    let (admin, target) = (MemberId::new(), MemberId::new());
+    let mut ports = Ports::new().with_admin(admin);
+    ports.repo.expect_block().times(1).returning(|_, _, _, _| Ok(vec![]));
+    ports.service().block(&principal(admin), target, None).await.expect("blocked");
 }
