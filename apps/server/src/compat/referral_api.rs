@@ -377,6 +377,15 @@ async fn get_user(
     }
 }
 
+/// An exact-match filter: `Some(None)` when not given, `None` when given but unparsable (so
+/// nothing can match it).
+fn exact<T, E>(raw: Option<&str>, parse: impl FnOnce(&str) -> Result<T, E>) -> Option<Option<T>> {
+    match raw {
+        None => Some(None),
+        Some(raw) => parse(raw).ok().map(Some),
+    }
+}
+
 /// `GET /api/v1/users/?limit=&offset=&<filters>&search=`: platform admins only (deviation:
 /// the seed lists every phone to every member). Offset pages of 10 by default (`limit` at most
 /// 100), oldest member first, with `count` and the URLs of the `next` and `previous` pages.
@@ -404,34 +413,20 @@ async fn list_users(
     let offset = param("offset").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
 
     // A filter value that cannot match anything (a malformed phone, say) matches nothing.
-    let mut impossible = false;
-    let mut parsed = |raw: Option<&str>, ok: Option<()>| {
-        if raw.is_some() && ok.is_none() {
-            impossible = true;
-        }
-    };
-    let email = param("email").map(Email::parse).and_then(Result::ok);
-    parsed(param("email"), email.as_ref().map(|_| ()));
-    let phone =
-        param("phone").map(|p| PhoneNumber::parse(p, state.default_region)).and_then(Result::ok);
-    parsed(param("phone"), phone.as_ref().map(|_| ()));
-    let referral_code = param("invite_code").map(ReferralCode::parse).and_then(Result::ok);
-    parsed(param("invite_code"), referral_code.as_ref().map(|_| ()));
-    let referred_by = param("invited_by_code").map(ReferralCode::parse).and_then(Result::ok);
-    parsed(param("invited_by_code"), referred_by.as_ref().map(|_| ()));
-    let filter = MemberFilter {
-        email,
-        first_name: param("first_name").map(str::to_owned),
-        last_name: param("last_name").map(str::to_owned),
-        phone,
-        referral_code,
-        referred_by,
-        search: param("search").map(str::to_owned),
-    };
-    let list = if impossible {
-        onboard_members::MemberList::default()
-    } else {
-        state.members.list_members(&filter, offset, limit).await?
+    let filter = (|| {
+        Some(MemberFilter {
+            email: exact(param("email"), Email::parse)?,
+            first_name: param("first_name").map(str::to_owned),
+            last_name: param("last_name").map(str::to_owned),
+            phone: exact(param("phone"), |p| PhoneNumber::parse(p, state.default_region))?,
+            referral_code: exact(param("invite_code"), ReferralCode::parse)?,
+            referred_by: exact(param("invited_by_code"), ReferralCode::parse)?,
+            search: param("search").map(str::to_owned),
+        })
+    })();
+    let list = match filter {
+        Some(filter) => state.members.list_members(&filter, offset, limit).await?,
+        None => onboard_members::MemberList::default(),
     };
 
     let page_url = |offset: Option<u64>| {
