@@ -624,6 +624,9 @@ impl From<onboard_admin::AdminMemberError> for ApiError {
         match e {
             onboard_admin::AdminMemberError::Forbidden => not_a_platform_admin(),
             onboard_admin::AdminMemberError::NotFound => Self::not_found("no such member"),
+            onboard_admin::AdminMemberError::OwnAccount => {
+                Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "you cannot block yourself")
+            }
             onboard_admin::AdminMemberError::Unexpected(e) => Self::unexpected(e),
         }
     }

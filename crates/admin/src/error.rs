@@ -17,6 +17,9 @@ pub enum AdminMemberError {
     Forbidden,
     #[error("member not found")]
     NotFound,
+    /// An admin may not block themself (they would lock themselves out).
+    #[error("you cannot block yourself")]
+    OwnAccount,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

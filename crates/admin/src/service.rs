@@ -117,7 +117,7 @@ impl AdminService {
 
     /// Blocks a member: every session of theirs is revoked at once (their access tokens stop
     /// working on the next request, their refresh tokens are refused) and sign-in answers
-    /// `member_blocked` until [`Self::unblock`].
+    /// `member_blocked` until [`Self::unblock`]. An admin cannot block themself.
     pub async fn block(
         &self,
         principal: &Principal,
@@ -125,6 +125,9 @@ impl AdminService {
         reason: Option<BlockReason>,
     ) -> Result<(), AdminMemberError> {
         self.require_admin(principal).await?;
+        if id == principal.member_id {
+            return Err(AdminMemberError::OwnAccount);
+        }
         let now = self.ports.clock.now();
         // The database first: the block and the revoked sessions commit together, so no
         // refresh or sign-in succeeds after it; then the revocation list kills the access

@@ -335,7 +335,8 @@ async fn get_user(
         // A platform admin sees every user whole, as the admin API shows them.
         let detail = state.admin.member(&caller, id).await.map_err(|e| match e {
             onboard_admin::AdminMemberError::NotFound => DrfError::not_found(),
-            onboard_admin::AdminMemberError::Forbidden => DrfError::detail(
+            onboard_admin::AdminMemberError::Forbidden
+            | onboard_admin::AdminMemberError::OwnAccount => DrfError::detail(
                 StatusCode::FORBIDDEN,
                 "You do not have permission to perform this action.",
             ),

@@ -296,7 +296,7 @@ pub struct BlockRequest {
         (status = 200, description = "The member, blocked", body = AdminMemberDetailDto),
         (status = 400, description = "`invalid_request` (reason)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = FORBIDDEN, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: platform admins only, and not on themselves", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     )
 )]

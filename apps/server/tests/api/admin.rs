@@ -210,6 +210,11 @@ async fn a_block_kills_live_tokens_within_one_request_and_refuses_sign_in(wiring
     assert_problem(resp, StatusCode::NOT_FOUND, "not_found").await;
     let resp = app.admin_post(&path, &admin.access, Some(&json!({ "reason": "" }))).await;
     assert_problem(resp, StatusCode::BAD_REQUEST, "invalid_request").await;
+    // An admin cannot lock themself out.
+    let own = format!("/api/v1/admin/members/{}/block", admin.id());
+    let resp = app.admin_post(&own, &admin.access, Some(&json!({}))).await;
+    assert_problem(resp, StatusCode::FORBIDDEN, "forbidden").await;
+    expect_status(app.get_me(&admin.access).await, StatusCode::OK).await;
 }
 
 async fn unblock_lets_the_member_sign_in_again(wiring: Wiring) {

@@ -324,3 +324,14 @@ async fn a_member_without_live_sessions_is_blocked_without_touching_the_revocati
     ports.repo.expect_block().times(1).returning(|_, _, _, _| Ok(vec![]));
     ports.service().block(&principal(admin), target, None).await.expect("blocked");
 }
+
+#[tokio::test]
+async fn an_admin_cannot_block_themself() {
+    let admin = MemberId::new();
+    // No block expectation: storage is never asked.
+    let service = Ports::new().with_admin(admin).service();
+    assert!(matches!(
+        service.block(&principal(admin), admin, None).await,
+        Err(AdminMemberError::OwnAccount)
+    ));
+}

@@ -280,3 +280,6 @@ impl AdminRepository for MemoryStore {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests;

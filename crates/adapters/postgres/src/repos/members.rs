@@ -655,10 +655,12 @@ impl MemberRepository for PgMemberRepository {
                     .bind::<Nullable<Text>, _>(code.as_deref())
             };
         }
+        // Not `.cached()`: planned with its parameters known, an absent filter (`$n IS NULL`)
+        // folds away and a search prefix can use the prefix indexes of the admin migration,
+        // which a generic plan of a prepared statement could not.
         let rows: Vec<ListedMemberRow> = bind_filter!(diesel::sql_query(LIST_MEMBERS))
             .bind::<BigInt, _>(i64::from(limit))
             .bind::<BigInt, _>(offset)
-            .cached()
             .load(&mut conn)
             .await
             .context("listing members")?;
@@ -667,7 +669,6 @@ impl MemberRepository for PgMemberRepository {
             None if offset == 0 => 0,
             None => {
                 let row: CountRow = bind_filter!(diesel::sql_query(COUNT_MEMBERS))
-                    .cached()
                     .get_result(&mut conn)
                     .await
                     .context("counting members")?;
