@@ -73,6 +73,9 @@ pub struct Settings {
     // admin
     /// `ADMIN_PHONES`: members with these phones are platform admins.
     pub admin_phones: Vec<PhoneNumber>,
+    // compat
+    /// Which seed APIs are served under `/compat/...` (`COMPAT_APIS`).
+    pub compat_apis: CompatApis,
 }
 
 impl Settings {
@@ -234,6 +237,8 @@ impl Settings {
             // sso
             sso: SsoSettings::from_lookup(&get)?,
             admin_phones: parse_admin_phones(get("ADMIN_PHONES").as_deref(), default_region)?,
+            // compat: unset means all three; set but empty means none.
+            compat_apis: CompatApis::parse(lookup("COMPAT_APIS").as_deref())?,
         })
     }
 }
@@ -500,6 +505,44 @@ fn is_http_url(s: &str) -> bool {
         && !s.contains(char::is_whitespace)
 }
 
+// compat: `COMPAT_APIS`.
+/// The seed APIs served under `/compat/...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompatApis {
+    /// `/compat/referral-api`.
+    pub referral_api: bool,
+    /// `/compat/connect-hub`.
+    pub connect_hub: bool,
+    /// `/compat/member-invitation`.
+    pub member_invitation: bool,
+}
+
+impl CompatApis {
+    /// Every seed API (the default).
+    pub const ALL: Self = Self { referral_api: true, connect_hub: true, member_invitation: true };
+    /// No seed API.
+    pub const NONE: Self =
+        Self { referral_api: false, connect_hub: false, member_invitation: false };
+
+    /// Reads `COMPAT_APIS`: unset is every API, an empty list none; names are
+    /// `referral-api`, `connect-hub` and `member-invitation`.
+    pub fn parse(raw: Option<&str>) -> anyhow::Result<Self> {
+        let Some(raw) = raw else { return Ok(Self::ALL) };
+        let mut apis = Self::NONE;
+        for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name.to_ascii_lowercase().replace('_', "-").as_str() {
+                "referral-api" => apis.referral_api = true,
+                "connect-hub" => apis.connect_hub = true,
+                "member-invitation" => apis.member_invitation = true,
+                _ => bail!(
+                    "COMPAT_APIS: unknown API {name:?} (known: referral-api, connect-hub, member-invitation)"
+                ),
+            }
+        }
+        Ok(apis)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -764,5 +807,19 @@ mod tests {
         assert!(settings(&[]).expect("valid").admin_phones.is_empty());
         let err = settings(&[("ADMIN_PHONES", "+79170000001,nope")]).expect_err("not a phone");
         assert!(err.to_string().contains("ADMIN_PHONES"), "{err}");
+    }
+
+    // compat
+    #[test]
+    fn compat_apis_default_to_all_three_and_an_empty_list_turns_them_off() {
+        assert_eq!(settings(&[]).expect("valid").compat_apis, CompatApis::ALL);
+        assert_eq!(settings(&[("COMPAT_APIS", "")]).expect("valid").compat_apis, CompatApis::NONE);
+        let some = settings(&[("COMPAT_APIS", " connect-hub, member_invitation ")]).expect("valid");
+        assert_eq!(
+            some.compat_apis,
+            CompatApis { referral_api: false, connect_hub: true, member_invitation: true }
+        );
+        let err = settings(&[("COMPAT_APIS", "referral-api,zabo")]).expect_err("unknown name");
+        assert!(err.to_string().contains("COMPAT_APIS"));
     }
 }

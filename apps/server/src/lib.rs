@@ -16,3 +16,6 @@ pub mod admin_cli;
 
 pub use config::Settings;
 pub use startup::Application;
+
+// compat
+pub mod compat;

@@ -24,6 +24,7 @@ use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, scope};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::compat;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
@@ -58,6 +59,8 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(state);
+        // compat
+        let compat_apis = settings.compat_apis;
         let mut server = HttpServer::new(move || {
             let (app, api) = App::new()
                 .into_utoipa_app()
@@ -121,6 +124,8 @@ impl Application {
                 .service(health::ready)
                 .service(health::metrics)
                 .service(health::jwks)
+                // compat: the seed APIs under `/compat/...` (documented in compat.md).
+                .map(|app| app.configure(|cfg| compat::configure(cfg, compat_apis)))
                 .split_for_parts();
             app.app_data(state.clone())
                 .app_data(

@@ -203,6 +203,31 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
+// compat: the seed referral-api's users list (filters, offset pages, a count).
+
+/// Which members a directory listing answers: every given field must match exactly (phone in
+/// E.164, e-mail lower-cased, codes upper-cased: parse them first); `search` matches members
+/// whose phone, e-mail, first or last name starts with it (case-insensitive), or whose referral
+/// code is it. `None` everywhere lists every live member.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberFilter {
+    pub email: Option<Email>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<PhoneNumber>,
+    pub referral_code: Option<ReferralCode>,
+    /// The referral code the members redeemed.
+    pub referred_by: Option<ReferralCode>,
+    pub search: Option<String>,
+}
+
+/// One offset page of a directory listing, oldest member first, and how many match in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberList {
+    pub count: u64,
+    pub items: Vec<Member>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

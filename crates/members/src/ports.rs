@@ -10,7 +10,8 @@ use onboard_kernel::{GroupId, MemberId, PhoneNumber, ReferralCode, SessionId};
 
 use crate::error::{DeleteMemberError, SignInStoreError, UpdateProfileError};
 use crate::model::{
-    AccessClaims, CodeHash, Member, MemberView, Profile, ProfilePatch, Session, TokenHash,
+    AccessClaims, CodeHash, Member, MemberFilter, MemberList, MemberView, Profile, ProfilePatch,
+    Session, TokenHash,
 };
 
 /// The limits that govern one phone's codes.
@@ -199,6 +200,16 @@ pub trait MemberRepository: Send + Sync {
         id: MemberId,
         now: DateTime<Utc>,
     ) -> Result<Vec<SessionId>, DeleteMemberError>;
+
+    // compat: the seed referral-api's users list.
+    /// The live members matching `filter`, oldest first (by creation, then id), skipping
+    /// `offset` and answering at most `limit`, with the number of all that match.
+    async fn list_members(
+        &self,
+        filter: &MemberFilter,
+        offset: u64,
+        limit: u32,
+    ) -> anyhow::Result<MemberList>;
 }
 
 /// A session that a refresh rotated.

@@ -18,8 +18,9 @@ use crate::error::{
     UpdateProfileError, VerifyOtpError,
 };
 use crate::model::{
-    AccessClaims, ClientInfo, CodeHash, Member, MemberView, OtpIssued, Principal, Profile,
-    ProfilePatch, RefreshToken, Session, SignIn, TokenHash, TokenInfo, TokenPair,
+    AccessClaims, ClientInfo, CodeHash, Member, MemberFilter, MemberList, MemberView, OtpIssued,
+    Principal, Profile, ProfilePatch, RefreshToken, Session, SignIn, TokenHash, TokenInfo,
+    TokenPair,
 };
 use crate::ports::{
     AccessTokens, IssueOutcome, MemberRepository, NewSession, NewWorkspace, OtpStore, RateDecision,
@@ -389,6 +390,30 @@ impl MembersService {
         id: MemberId,
     ) -> Result<MemberView, NotFoundError> {
         self.ports.members.view(principal.member_id, id).await?.ok_or(NotFoundError::NotFound)
+    }
+
+    // compat: calls the seed APIs need (`/compat/...`).
+
+    /// The live member with this phone, if any (the seed APIs tell "already registered" and
+    /// "no such user" apart).
+    pub async fn find_by_phone(&self, phone: &PhoneNumber) -> anyhow::Result<Option<Member>> {
+        self.ports.members.find_by_phone(phone).await
+    }
+
+    /// The largest page [`Self::list_members`] answers.
+    pub const MAX_LIST_PAGE: u32 = 100;
+
+    /// A page of the live members matching `filter`, oldest first, with their count; `limit`
+    /// is clamped to 1..=100. Answers every member's phone and e-mail: callers let only
+    /// platform admins see it.
+    pub async fn list_members(
+        &self,
+        filter: &MemberFilter,
+        offset: u64,
+        limit: u32,
+    ) -> anyhow::Result<MemberList> {
+        let limit = limit.clamp(1, Self::MAX_LIST_PAGE);
+        self.ports.members.list_members(filter, offset, limit).await
     }
 
     async fn checked_claims(&self, token: &str) -> Result<AccessClaims, AuthError> {

@@ -22,3 +22,8 @@ mod sms_providers;
 mod two_instances;
 // sso
 mod sso;
+
+// compat
+mod compat_connect_hub;
+mod compat_member_invitation;
+mod compat_referral_api;

@@ -605,9 +605,9 @@ async fn a_blocked_member_cannot_sign_in_through_a_provider(wiring: Wiring) {
     assert_eq!(linked["member"]["id"], member.member["id"]);
 
     let block = format!("/api/v1/admin/members/{}/block", member.id());
-    let resp =
-        app.call(reqwest::Method::POST, &block, &admin.access, Some(&json!({"reason": "x"})));
-    expect_status(resp.await, StatusCode::OK).await;
+    let reason = json!({"reason": "x"});
+    let resp = app.call(reqwest::Method::POST, &block, &admin.access, Some(&reason)).await;
+    expect_status(resp, StatusCode::OK).await;
 
     for subject in ["subject-blocked", "subject-blocked-by-phone"] {
         let code = login_code_for(&app, &issuer, subject, &verified).await;

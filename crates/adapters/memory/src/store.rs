@@ -14,8 +14,8 @@ use onboard_members::ports::{
     SignInRecord, SignInRequest,
 };
 use onboard_members::{
-    DeleteMemberError, Member, MemberCard, MemberView, Profile, ProfilePatch, Session,
-    SignInStoreError, TokenHash, UpdateProfileError,
+    DeleteMemberError, Member, MemberCard, MemberFilter, MemberList, MemberView, Profile,
+    ProfilePatch, Session, SignInStoreError, TokenHash, UpdateProfileError,
 };
 
 use crate::window::seconds;
@@ -420,6 +420,53 @@ impl MemberRepository for MemoryStore {
         revoked.sort();
         Ok(revoked)
     }
+
+    // compat: the seed referral-api's users list.
+    async fn list_members(
+        &self,
+        filter: &MemberFilter,
+        offset: u64,
+        limit: u32,
+    ) -> anyhow::Result<MemberList> {
+        let state = self.state();
+        let mut rows: Vec<Member> = state
+            .members
+            .values()
+            .filter(|m| m.deleted_at.is_none())
+            .map(|m| state.member(m))
+            .filter(|m| matches_filter(m, filter))
+            .collect();
+        rows.sort_by_key(|m| (m.created_at, m.id));
+        let count = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let items = rows.into_iter().skip(skip).take(limit as usize).collect();
+        Ok(MemberList { count, items })
+    }
+}
+
+// compat: the filter of the seed referral-api's users list.
+/// Whether `m` passes `filter`, as [`MemberRepository::list_members`] says.
+fn matches_filter(m: &Member, filter: &MemberFilter) -> bool {
+    fn same<T: PartialEq>(wanted: Option<&T>, actual: Option<&T>) -> bool {
+        wanted.is_none_or(|w| actual == Some(w))
+    }
+    let starts = |field: Option<&str>, prefix: &str| {
+        field.is_some_and(|f| f.to_lowercase().starts_with(prefix))
+    };
+    let search = filter.search.as_deref().map(str::to_lowercase);
+    same(filter.email.as_ref(), m.email.as_ref())
+        && same(filter.first_name.as_ref(), m.first_name.as_ref())
+        && same(filter.last_name.as_ref(), m.last_name.as_ref())
+        && same(filter.phone.as_ref(), m.phone.as_ref())
+        && same(filter.referral_code.as_ref(), Some(&m.referral_code))
+        && same(filter.referred_by.as_ref(), m.referred_by.as_ref())
+        && search.is_none_or(|q| {
+            starts(m.phone.as_ref().map(PhoneNumber::as_e164), &q)
+                || starts(m.email.as_ref().map(Email::as_str), &q)
+                || starts(m.first_name.as_deref(), &q)
+                || starts(m.last_name.as_deref(), &q)
+                || m.referral_code.as_str().eq_ignore_ascii_case(&q)
+        })
 }
 
 #[async_trait]

@@ -488,3 +488,48 @@ async fn live_sessions_are_listed_newest_first() {
     assert_eq!(listed[0].user_agent.as_deref(), Some("agent 10"));
     assert_eq!(listed[0].created_at, t(30));
 }
+
+// compat: the seed referral-api's users list.
+#[tokio::test]
+async fn the_members_directory_filters_pages_oldest_first_and_counts_every_match() {
+    use onboard_members::MemberFilter;
+
+    let store = MemoryStore::default();
+    let mut ids = Vec::new();
+    for (n, c) in ["AAAAA1", "AAAAA2", "AAAAA3", "AAAAA4"].iter().enumerate() {
+        let n = u32::try_from(n).expect("small");
+        let mut r = request(phone(n), c, hash(n), i64::from(n));
+        if n == 3 {
+            r.referred_by = Some(code("AAAAA1"));
+        }
+        ids.push(sign_in(&store, r).await.member.id);
+    }
+    let patch = ProfilePatch {
+        last_name: Some(PersonName::parse("Lee").expect("a name")),
+        email: Some(email("lee@example.com")),
+        ..ProfilePatch::default()
+    };
+    store.update_profile(ids[1], &patch).await.expect("updates");
+    store.delete(ids[2], t(10)).await.expect("deletes");
+
+    let all = MemberFilter::default();
+    let page = store.list_members(&all, 1, 1).await.expect("lists");
+    assert_eq!((page.count, page.items[0].id), (3, ids[1]));
+    assert!(store.list_members(&all, 5, 1).await.expect("lists").items.is_empty());
+    let only = |filter: MemberFilter| {
+        let store = &store;
+        async move {
+            let page = store.list_members(&filter, 0, 100).await.expect("lists");
+            page.items.into_iter().map(|m| m.id).collect::<Vec<_>>()
+        }
+    };
+    let f = MemberFilter::default;
+    assert_eq!(only(MemberFilter { last_name: Some("Lee".into()), ..f() }).await, [ids[1]]);
+    assert_eq!(only(MemberFilter { email: Some(email("LEE@example.com")), ..f() }).await, [ids[1]]);
+    assert_eq!(only(MemberFilter { phone: Some(phone(0)), ..f() }).await, [ids[0]]);
+    assert_eq!(only(MemberFilter { referral_code: Some(code("aaaaa4")), ..f() }).await, [ids[3]]);
+    assert_eq!(only(MemberFilter { referred_by: Some(code("AAAAA1")), ..f() }).await, [ids[3]]);
+    assert_eq!(only(MemberFilter { search: Some("le".into()), ..f() }).await, [ids[1]]);
+    assert_eq!(only(MemberFilter { search: Some("aaaaa1".into()), ..f() }).await, [ids[0]]);
+    assert_eq!(only(MemberFilter { search: Some("+7917444".into()), ..f() }).await.len(), 3);
+}

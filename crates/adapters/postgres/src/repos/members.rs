@@ -15,8 +15,8 @@ use onboard_groups::Slug;
 use onboard_kernel::{MemberId, PhoneNumber, ReferralCode, SessionId};
 use onboard_members::ports::{MemberRepository, SignInRecord, SignInRequest};
 use onboard_members::{
-    DeleteMemberError, Member, MemberCard, MemberView, Profile, ProfilePatch, SignInStoreError,
-    UpdateProfileError,
+    DeleteMemberError, Member, MemberCard, MemberFilter, MemberList, MemberView, Profile,
+    ProfilePatch, SignInStoreError, UpdateProfileError,
 };
 
 use crate::PgPool;
@@ -220,6 +220,78 @@ const DELETE_MEMBER: &str = "
         RETURNING id
     )
     SELECT id FROM m";
+
+// compat: the seed referral-api's users list.
+/// The live members matching the filter, oldest first, page `$10` rows from `$11`, each with
+/// the count of all that match. A NULL parameter filters nothing; `$7` is a LIKE prefix pattern
+/// (lower-cased, escaped) over phone, e-mail and names, `$8` the search text as a code.
+const LIST_MEMBERS: &str = concat!(
+    "SELECT ",
+    member_columns!(),
+    ", count(*) OVER () AS total
+    FROM members m",
+    member_joins!(),
+    " WHERE m.deleted_at IS NULL
+        AND ($1::text IS NULL OR m.email = $1)
+        AND ($2::text IS NULL OR m.first_name = $2)
+        AND ($3::text IS NULL OR m.last_name = $3)
+        AND ($4::text IS NULL OR m.phone = $4)
+        AND ($5::text IS NULL OR m.referral_code = $5)
+        AND ($6::text IS NULL OR r.referral_code = $6)
+        AND ($7::text IS NULL
+            OR m.phone LIKE $7 ESCAPE '\\'
+            OR m.email LIKE $7 ESCAPE '\\'
+            OR lower(m.first_name) LIKE $7 ESCAPE '\\'
+            OR lower(m.last_name) LIKE $7 ESCAPE '\\'
+            OR m.referral_code = $8)
+    ORDER BY m.created_at, m.id
+    LIMIT $9 OFFSET $10"
+);
+
+/// [`LIST_MEMBERS`] without the page: how many match (asked only for a page past the end).
+const COUNT_MEMBERS: &str = "
+    SELECT count(*) AS total
+    FROM members m LEFT JOIN members r ON r.id = m.referred_by
+    WHERE m.deleted_at IS NULL
+        AND ($1::text IS NULL OR m.email = $1)
+        AND ($2::text IS NULL OR m.first_name = $2)
+        AND ($3::text IS NULL OR m.last_name = $3)
+        AND ($4::text IS NULL OR m.phone = $4)
+        AND ($5::text IS NULL OR m.referral_code = $5)
+        AND ($6::text IS NULL OR r.referral_code = $6)
+        AND ($7::text IS NULL
+            OR m.phone LIKE $7 ESCAPE '\\'
+            OR m.email LIKE $7 ESCAPE '\\'
+            OR lower(m.first_name) LIKE $7 ESCAPE '\\'
+            OR lower(m.last_name) LIKE $7 ESCAPE '\\'
+            OR m.referral_code = $8)";
+
+#[derive(Debug, QueryableByName)]
+struct ListedMemberRow {
+    #[diesel(embed)]
+    member: CurrentMemberRow,
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+#[derive(Debug, QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+/// A LIKE pattern for values starting with `text`, lower-cased, with `\`, `%` and `_` escaped.
+fn prefix_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
 
 /// How many times [`PgMemberRepository::delete`] starts over after the database broke a
 /// deadlock by aborting it.
@@ -553,5 +625,59 @@ impl MemberRepository for PgMemberRepository {
                 }
             }
         }
+    }
+
+    // compat: the seed referral-api's users list.
+    async fn list_members(
+        &self,
+        filter: &MemberFilter,
+        offset: u64,
+        limit: u32,
+    ) -> anyhow::Result<MemberList> {
+        let mut conn = self.conn().await?;
+        let pattern = filter.search.as_deref().map(prefix_pattern);
+        let code = filter.search.as_deref().map(|s| s.trim().to_ascii_uppercase());
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        macro_rules! bind_filter {
+            ($query:expr) => {
+                $query
+                    .bind::<Nullable<Text>, _>(filter.email.as_ref().map(|e| e.as_str()))
+                    .bind::<Nullable<Text>, _>(filter.first_name.as_deref())
+                    .bind::<Nullable<Text>, _>(filter.last_name.as_deref())
+                    .bind::<Nullable<Text>, _>(filter.phone.as_ref().map(PhoneNumber::as_e164))
+                    .bind::<Nullable<Text>, _>(
+                        filter.referral_code.as_ref().map(ReferralCode::as_str),
+                    )
+                    .bind::<Nullable<Text>, _>(
+                        filter.referred_by.as_ref().map(ReferralCode::as_str),
+                    )
+                    .bind::<Nullable<Text>, _>(pattern.as_deref())
+                    .bind::<Nullable<Text>, _>(code.as_deref())
+            };
+        }
+        // Not `.cached()`: planned with its parameters known, an absent filter (`$n IS NULL`)
+        // folds away and a search prefix can use the prefix indexes of the admin migration,
+        // which a generic plan of a prepared statement could not.
+        let rows: Vec<ListedMemberRow> = bind_filter!(diesel::sql_query(LIST_MEMBERS))
+            .bind::<BigInt, _>(i64::from(limit))
+            .bind::<BigInt, _>(offset)
+            .load(&mut conn)
+            .await
+            .context("listing members")?;
+        let total = match <[ListedMemberRow]>::first(&rows) {
+            Some(row) => row.total,
+            None if offset == 0 => 0,
+            None => {
+                let row: CountRow = bind_filter!(diesel::sql_query(COUNT_MEMBERS))
+                    .get_result(&mut conn)
+                    .await
+                    .context("counting members")?;
+                row.total
+            }
+        };
+        Ok(MemberList {
+            count: u64::try_from(total).unwrap_or_default(),
+            items: rows.into_iter().map(|r| Member::from(r.member)).collect(),
+        })
     }
 }

@@ -491,3 +491,77 @@ async fn two_co_owners_deleting_their_accounts_at_once_leave_their_group_an_owne
         assert_eq!(f.owners(group.id).await.len(), 1, "round {round}");
     }
 }
+
+// compat: the seed referral-api's users list.
+#[tokio::test]
+async fn the_members_directory_filters_pages_oldest_first_and_counts_every_match() {
+    use onboard_members::MemberFilter;
+
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let mut ids = Vec::new();
+    let mut codes: Vec<ReferralCode> = Vec::new();
+    for n in 0..5u32 {
+        let mut request = sign_in(&phone(n), t + Duration::seconds(i64::from(n)));
+        if n == 4 {
+            request.referred_by = Some(codes[0].clone());
+        }
+        let record = members.sign_in(request).await.expect("signs up");
+        ids.push(record.member.id);
+        codes.push(record.member.referral_code);
+    }
+    let patch = ProfilePatch {
+        first_name: Some(PersonName::parse("Anna_%").expect("a name")),
+        email: Some(Email::parse("Anna@Example.com").expect("an e-mail")),
+        ..ProfilePatch::default()
+    };
+    members.update_profile(ids[2], &patch).await.expect("updates");
+    members.delete(ids[3], t).await.expect("deletes");
+
+    let all = MemberFilter::default();
+    let page = members.list_members(&all, 0, 2).await.expect("lists");
+    assert_eq!(page.count, 4, "the deleted member is not listed");
+    assert_eq!(page.items.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..2]);
+    let page = members.list_members(&all, 2, 2).await.expect("lists");
+    assert_eq!(page.items.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[2], ids[4]]);
+    let past = members.list_members(&all, 10, 2).await.expect("lists");
+    assert_eq!((past.count, past.items.len()), (4, 0), "a page past the end still counts");
+
+    let only = |filter: MemberFilter| {
+        let members = members.clone();
+        async move {
+            let page = members.list_members(&filter, 0, 100).await.expect("lists");
+            assert_eq!(page.count, page.items.len() as u64);
+            page.items.into_iter().map(|m| m.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        only(MemberFilter { phone: Some(phone(1)), ..MemberFilter::default() }).await,
+        [ids[1]]
+    );
+    assert_eq!(
+        only(MemberFilter { email: patch.email.clone(), ..MemberFilter::default() }).await,
+        [ids[2]]
+    );
+    assert_eq!(
+        only(MemberFilter { first_name: Some("Anna_%".into()), ..MemberFilter::default() }).await,
+        [ids[2]]
+    );
+    assert_eq!(
+        only(MemberFilter { referral_code: Some(codes[1].clone()), ..MemberFilter::default() })
+            .await,
+        [ids[1]]
+    );
+    assert_eq!(
+        only(MemberFilter { referred_by: Some(codes[0].clone()), ..MemberFilter::default() }).await,
+        [ids[4]]
+    );
+    let search = |s: &str| MemberFilter { search: Some(s.into()), ..MemberFilter::default() };
+    assert_eq!(only(search("anna_")).await, [ids[2]], "a name prefix, any case, _ taken literally");
+    assert_eq!(only(search("ANNA@")).await, [ids[2]], "an e-mail prefix");
+    assert_eq!(only(search("a%")).await, Vec::<MemberId>::new(), "% taken literally");
+    assert_eq!(only(search(phone(4).as_e164())).await, [ids[4]]);
+    assert_eq!(only(search(&codes[0].as_str().to_lowercase())).await, [ids[0]]);
+    assert_eq!(only(search("+7917")).await.len(), 4);
+}
