@@ -56,6 +56,7 @@ pub mod error;
 pub mod model;
 pub mod ports;
 pub mod service;
+pub mod texts;
 
 pub use config::NotificationsConfig;
 pub use error::{NotificationError, OpenStreamError};

@@ -54,8 +54,14 @@ pub trait NotificationRepository: Send + Sync {
     ) -> anyhow::Result<Vec<Notification>>;
 
     /// Marks `member`'s notifications read (the listed ones, or all); ids of other members'
-    /// notifications change nothing.
-    async fn mark_read(&self, member: MemberId, which: &MarkRead) -> anyhow::Result<()>;
+    /// notifications change nothing, and neither do notifications snoozed past `now` (they
+    /// come back unread).
+    async fn mark_read(
+        &self,
+        member: MemberId,
+        which: &MarkRead,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
 
     /// Hides `member`'s notification `id` until `until` and makes it unread, and answers it;
     /// `None` when the member has no such notification visible at `now`.

@@ -132,7 +132,7 @@ impl NotificationsService {
 
     /// Marks the member's own notifications read; others' ids are ignored.
     pub async fn mark_read(&self, member: MemberId, which: &MarkRead) -> anyhow::Result<()> {
-        self.ports.repo.mark_read(member, which).await
+        self.ports.repo.mark_read(member, which, self.now()).await
     }
 
     /// Hides the notification for `minutes`; it comes back unread after that.
