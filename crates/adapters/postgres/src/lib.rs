@@ -50,6 +50,13 @@ pub use repos::invites::PgInviteRepository;
 pub use repos::members::PgMemberRepository;
 pub use repos::referrals::PgReferralRepository;
 pub use repos::sessions::PgSessionRepository;
+// notify
+pub use repos::notifications::PgNotificationRepository;
+
+/// Notifying from inside another repository's transaction (notify area).
+pub mod notifications {
+    pub use crate::repos::notifications::{insert_notifications, notify_group_permission};
+}
 
 /// A pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;
