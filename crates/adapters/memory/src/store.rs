@@ -23,6 +23,8 @@ use crate::window::seconds;
 mod groups;
 mod invites;
 mod referrals;
+// notify
+mod notifications;
 
 use groups::{GroupRow, GroupsOfDeleted};
 use invites::InviteRow;
@@ -80,6 +82,8 @@ struct State {
     used: HashMap<TokenHash, UsedToken>,
     /// Invites to groups, any status; a group's go with it.
     invites: HashMap<InviteId, InviteRow>,
+    /// Members' notifications (notify).
+    notifications: notifications::Notifications,
 }
 
 #[derive(Debug, Clone)]

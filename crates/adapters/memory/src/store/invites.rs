@@ -279,8 +279,15 @@ impl InviteRepository for MemoryStore {
             }
         };
         let group = g.group.clone();
+        let mut inviter = None;
         if let Some(row) = state.invites.get_mut(&invite) {
             row.status = InviteStatus::Accepted;
+            inviter = Some(row.invited_by);
+        }
+        // notify: the inviter learns of it under the same lock.
+        if let Some(inviter) = inviter {
+            let kind = onboard_notifications::NotificationType::InviteAccepted;
+            state.notify_group_event(group.id, inviter, kind, Some(member), "", Some(now));
         }
         Ok(AcceptRecord { outcome, group: MyGroup { group, my_role } })
     }
