@@ -31,3 +31,6 @@ pub use otp::MemoryOtpStore;
 pub use rate_limiter::MemoryRateLimiter;
 pub use revocations::MemoryRevocationList;
 pub use store::MemoryStore;
+// notify
+mod notification_bus;
+pub use notification_bus::{MemoryNotificationBus, MemoryStreamTicketStore};

@@ -43,6 +43,9 @@ pub use invites::RedisInviteCodeStore;
 pub use limiter::RedisRateLimiter;
 pub use otp::RedisOtpStore;
 pub use revocations::RedisRevocationList;
+// notify
+mod notifications;
+pub use notifications::{RedisNotificationBus, RedisStreamTicketStore};
 
 /// The key prefix used when none is configured.
 pub const DEFAULT_KEY_PREFIX: &str = "onboard:";
