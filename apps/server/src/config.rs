@@ -62,6 +62,8 @@ pub struct Settings {
     pub sms: SmsSettings,
     /// HTTP workers; the number of cores by default.
     pub workers: Option<usize>,
+    /// Notifications (notify): `NOTIFICATION_TTL` seconds (14 days).
+    pub notifications: onboard_notifications::NotificationsConfig,
 }
 
 impl Settings {
@@ -215,6 +217,17 @@ impl Settings {
                 .map(|w| w.parse())
                 .transpose()
                 .context("ONBOARD_WORKERS must be a whole number")?,
+            // notify
+            notifications: onboard_notifications::NotificationsConfig {
+                ttl: Duration::from_secs(
+                    num(
+                        "NOTIFICATION_TTL",
+                        onboard_notifications::NotificationsConfig::default().ttl.as_secs(),
+                    )?
+                    .max(1),
+                ),
+                ..onboard_notifications::NotificationsConfig::default()
+            },
         })
     }
 }

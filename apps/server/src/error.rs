@@ -46,6 +46,8 @@ pub enum ErrorCode {
     InvitePhoneMismatch,
     ServiceUnavailable,
     InternalError,
+    // notify
+    StreamTicketInvalid,
 }
 
 impl ErrorCode {
@@ -81,6 +83,8 @@ impl ErrorCode {
             Self::InvitePhoneMismatch => "invite_phone_mismatch",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
+            // notify
+            Self::StreamTicketInvalid => "stream_ticket_invalid",
         }
     }
 }
@@ -584,5 +588,19 @@ pub fn payload_error(err: actix_web::error::PayloadError) -> ApiError {
             "request body too large",
         ),
         other => ApiError::bad_request(format!("invalid body: {other}")),
+    }
+}
+
+// notify
+map_errors! {
+    onboard_notifications::NotificationError {
+        NotFound => ApiError::not_found("no such notification"),
+    }
+    onboard_notifications::OpenStreamError {
+        TicketInvalid => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::StreamTicketInvalid,
+            "the stream ticket is unknown, used or expired",
+        ),
     }
 }

@@ -12,3 +12,5 @@ pub mod telemetry;
 
 pub use config::Settings;
 pub use startup::Application;
+// notify
+pub mod notify_worker;

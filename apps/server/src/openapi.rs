@@ -22,6 +22,7 @@ use crate::error::{ErrorCode, FieldError, Problem};
         (name = "groups", description = "Workspaces, role templates, members, join requests"),
         (name = "invites", description = "Invitations with single-use codes"),
         (name = "operations", description = "Health and metrics"),
+        (name = "notifications", description = "In-app notifications and their live stream"),
     )
 )]
 pub struct ApiDoc;

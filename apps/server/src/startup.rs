@@ -14,6 +14,10 @@ use onboard_invites::ports::{InviteCodeStore, InviteRepository};
 use onboard_kernel::SystemClock;
 use onboard_members::ports::SmsSender;
 use onboard_members::{MembersPorts, MembersService, Secrets};
+use onboard_notifications::ports::{
+    NotificationBus, NotificationOutbox, NotificationRepository, StreamTicketStore,
+};
+use onboard_notifications::{NotificationsPorts, NotificationsService};
 use onboard_referrals::ReferralsService;
 use onboard_referrals::ports::ReferralRepository;
 use onboard_sms::{LogSmsSender, QueuedSmsSender, SensClient, TwilioSmsSender};
@@ -27,7 +31,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
-use crate::routes::{auth, groups, health, invites, members, referrals};
+use crate::routes::{auth, groups, health, invites, members, notifications, referrals};
 use crate::state::{AppState, Backends};
 use crate::telemetry;
 
@@ -100,7 +104,14 @@ impl Application {
                         .service(invites::list_invites)
                         .service(invites::revoke_invite)
                         .service(invites::preview_invite)
-                        .service(invites::accept_invite),
+                        .service(invites::accept_invite)
+                        // notify
+                        .service(notifications::list)
+                        .service(notifications::mark_read)
+                        .service(notifications::snooze)
+                        .service(notifications::delete)
+                        .service(notifications::stream_ticket)
+                        .service(notifications::stream),
                 )
                 .service(health::live)
                 .service(health::ready)
@@ -197,7 +208,10 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 "embedded mode: data lives in memory and is lost when the server stops (set DATABASE_URL and REDIS_URL for Postgres + Redis)"
             );
             // One store for every repository: memberships, current groups and deletions span them.
-            let store = Arc::new(onboard_memory::MemoryStore::default());
+            let store = Arc::new(
+                onboard_memory::MemoryStore::default()
+                    .with_notification_ttl(settings.notifications.ttl),
+            );
             let ports = MembersPorts {
                 otp: Arc::new(onboard_memory::MemoryOtpStore::default()),
                 limiter: Arc::new(onboard_memory::MemoryRateLimiter::default()),
@@ -211,8 +225,12 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             let repos = Repositories {
                 referrals: store.clone(),
                 groups: store.clone(),
-                invites: store,
+                invites: store.clone(),
                 invite_codes: Arc::new(onboard_memory::MemoryInviteCodeStore::new()),
+                notifications: store.clone(),
+                notification_outbox: store,
+                notification_bus: Arc::new(onboard_memory::MemoryNotificationBus::default()),
+                stream_tickets: Arc::new(onboard_memory::MemoryStreamTicketStore::default()),
             };
             (ports, repos, Backends::Memory)
         }
@@ -229,6 +247,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             let redis = onboard_redis::pool(redis_url.expose_secret(), settings.redis_pool_size)
                 .context("cannot configure Redis")?;
             let prefix = settings.redis_prefix.clone();
+            let notification_store =
+                Arc::new(onboard_postgres::PgNotificationRepository::new(pg.clone()));
             let ports = MembersPorts {
                 otp: Arc::new(onboard_redis::RedisOtpStore::new(redis.clone(), prefix.clone())),
                 limiter: Arc::new(onboard_redis::RedisRateLimiter::new(
@@ -247,9 +267,30 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             };
             let repos = Repositories {
                 referrals: Arc::new(onboard_postgres::PgReferralRepository::new(pg.clone())),
-                groups: Arc::new(onboard_postgres::PgGroupRepository::new(pg.clone())),
-                invites: Arc::new(onboard_postgres::PgInviteRepository::new(pg.clone())),
+                groups: Arc::new(
+                    onboard_postgres::PgGroupRepository::new(pg.clone())
+                        .with_notification_ttl(settings.notifications.ttl),
+                ),
+                invites: Arc::new(
+                    onboard_postgres::PgInviteRepository::new(pg.clone())
+                        .with_notification_ttl(settings.notifications.ttl),
+                ),
                 invite_codes: Arc::new(onboard_redis::RedisInviteCodeStore::new(
+                    redis.clone(),
+                    prefix.clone(),
+                )),
+                notifications: notification_store.clone(),
+                notification_outbox: notification_store,
+                notification_bus: Arc::new(
+                    onboard_redis::RedisNotificationBus::start(
+                        redis_url.expose_secret(),
+                        redis.clone(),
+                        prefix.clone(),
+                    )
+                    .await
+                    .context("cannot subscribe to notifications in Redis")?,
+                ),
+                stream_tickets: Arc::new(onboard_redis::RedisStreamTicketStore::new(
                     redis.clone(),
                     prefix,
                 )),
@@ -259,6 +300,18 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         }
     };
     let clock = ports.clock.clone();
+    // notify
+    let notifications = NotificationsService::new(
+        NotificationsPorts {
+            repo: repos.notifications,
+            outbox: repos.notification_outbox,
+            bus: repos.notification_bus,
+            tickets: repos.stream_tickets,
+            clock: clock.clone(),
+        },
+        settings.notifications.clone(),
+    );
+    crate::notify_worker::spawn(notifications.clone());
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
     Ok(AppState {
         referrals: ReferralsService::new(repos.referrals, clock.clone()),
@@ -276,6 +329,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         jwks: keys.jwks(),
         default_region: settings.default_region,
         trust_proxy: settings.trust_proxy,
+        notifications,
     })
 }
 
@@ -285,4 +339,9 @@ struct Repositories {
     groups: Arc<dyn GroupRepository>,
     invites: Arc<dyn InviteRepository>,
     invite_codes: Arc<dyn InviteCodeStore>,
+    // notify
+    notifications: Arc<dyn NotificationRepository>,
+    notification_outbox: Arc<dyn NotificationOutbox>,
+    notification_bus: Arc<dyn NotificationBus>,
+    stream_tickets: Arc<dyn StreamTicketStore>,
 }

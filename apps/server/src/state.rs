@@ -48,4 +48,6 @@ pub struct AppState {
     pub jwks: serde_json::Value,
     pub default_region: Option<Region>,
     pub trust_proxy: bool,
+    /// notify
+    pub notifications: onboard_notifications::NotificationsService,
 }
