@@ -18,3 +18,5 @@ mod referrals;
 mod sessions;
 mod sms_providers;
 mod two_instances;
+// notify
+mod notifications;
