@@ -275,6 +275,7 @@ pub async fn notify_group_permission(
 /// Notifies `member` of a groups or invites event about `group` with the type's texts
 /// (`name` and `role` already known; the group's name and slug filled in SQL), inside
 /// `conn`'s transaction. `now` `None` means the database's `now()`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn notify_member_about_group(
     conn: &mut AsyncPgConnection,
     group: GroupId,
