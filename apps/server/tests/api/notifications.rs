@@ -21,6 +21,7 @@ both_wirings!(
     a_stream_delivers_live_and_a_reconnect_replays_exactly_what_was_missed,
     a_snoozed_notification_comes_back_unread_after_its_time,
     marking_read_takes_ids_or_all_and_the_list_pages_newest_first,
+    an_accepted_invite_notifies_the_inviter,
 );
 
 mod across_instances {
@@ -456,4 +457,27 @@ async fn a_client_on_server_b_receives_within_a_second_what_happens_on_server_a(
     assert!(stream.event(Duration::from_millis(700)).await.is_none(), "no duplicate");
     drop(stream);
     drop(b);
+}
+
+async fn an_accepted_invite_notifies_the_inviter(wiring: Wiring) {
+    let app = spawn_app(wiring).await;
+    let owner = app.sign_in(&phone(900)).await;
+    app.group(&owner, "acme", false).await;
+    let body = json!({ "name": "Ann", "phone": phone(901) });
+    let resp = app.post_as(&owner.access, "/api/v1/groups/acme/invites", &body).await;
+    let invite = expect_status(resp, StatusCode::CREATED).await;
+    let code = invite["code"].as_str().unwrap();
+    let invitee = app.sign_in(&phone(901)).await;
+    let names = json!({ "first_name": "Ann", "last_name": "Lee" });
+    let patch = app.patch_me(&invitee.access, &names).await;
+    expect_status(patch, StatusCode::OK).await;
+    let resp =
+        app.post_as(&invitee.access, &format!("/api/v1/invites/{code}/accept"), &json!({})).await;
+    expect_status(resp, StatusCode::OK).await;
+    let page = app.wait_unread(&owner, 1).await;
+    let n = &page["items"][0];
+    assert_eq!(n["type"], "invite.accepted");
+    assert_eq!(n["body"], "Ann Lee accepted your invite to ACME");
+    assert_eq!(n["group"], "acme");
+    assert_eq!(app.notifications(&invitee, "").await["unread_count"], 0);
 }
