@@ -447,8 +447,9 @@ async fn a_client_on_server_b_receives_within_a_second_what_happens_on_server_a(
 
     // The owner listens on B.
     let mut stream = b.stream(&owner, None).await;
-    let started = Instant::now();
+    // Timed from A's answer: the join request (and its notification) committed before it.
     assert_eq!(a.join(&requester, "acme").await, StatusCode::ACCEPTED);
+    let started = Instant::now();
     let event = stream.event(Duration::from_secs(5)).await.expect("the event reaches B");
     let elapsed = started.elapsed();
     assert_eq!(event.event, "join_request.created");
@@ -480,4 +481,19 @@ async fn an_accepted_invite_notifies_the_inviter(wiring: Wiring) {
     assert_eq!(n["body"], "Ann Lee accepted your invite to ACME");
     assert_eq!(n["group"], "acme");
     assert_eq!(app.notifications(&invitee, "").await["unread_count"], 0);
+
+    // Accepted into a group that requires approval: a join request too, for its deciders.
+    app.group(&owner, "beta", true).await;
+    let body = json!({ "name": "Bo", "phone": phone(902) });
+    let resp = app.post_as(&owner.access, "/api/v1/groups/beta/invites", &body).await;
+    let invite = expect_status(resp, StatusCode::CREATED).await;
+    let code = invite["code"].as_str().unwrap();
+    let invitee = app.sign_in(&phone(902)).await;
+    let resp =
+        app.post_as(&invitee.access, &format!("/api/v1/invites/{code}/accept"), &json!({})).await;
+    assert_eq!(expect_status(resp, StatusCode::OK).await["status"], "pending_approval");
+    let page = app.wait_unread(&owner, 3).await;
+    let mut newest = types(&page)[..2].to_vec();
+    newest.sort();
+    assert_eq!(newest, ["invite.accepted", "join_request.created"]);
 }

@@ -44,7 +44,7 @@ use crate::PgPool;
 use crate::cached::CachedExt;
 // notify
 use crate::error::{TxError, is_transient, violated_unique};
-use crate::repos::notifications::{DEFAULT_TTL_SECS, name_of_m, ttl_secs};
+use crate::repos::notifications::{DEFAULT_TTL_SECS, name_of_m, notify_join_request, ttl_secs};
 use crate::rows::GroupRow;
 use crate::schema::members;
 use onboard_notifications::NotificationType;
@@ -463,6 +463,9 @@ async fn accept_tx(
         let (outcome, my_role) = match added {
             Some(RoleRow { role }) if group.approval_required => {
                 debug_assert_eq!(role, RoleName::MEMBER.as_str());
+                // notify: a new join request, as `join` would tell.
+                let group_id = onboard_kernel::GroupId::from_uuid(group.id);
+                notify_join_request(conn, group_id, member, now, ttl_secs).await?;
                 (AcceptOutcome::PendingApproval, RoleName::MEMBER)
             }
             Some(RoleRow { role }) => (AcceptOutcome::Joined, RoleName::from_trusted(role)),
