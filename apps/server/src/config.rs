@@ -76,6 +76,8 @@ pub struct Settings {
     // compat
     /// Which seed APIs are served under `/compat/...` (`COMPAT_APIS`).
     pub compat_apis: CompatApis,
+    /// Notifications (notify): `NOTIFICATION_TTL` seconds (14 days).
+    pub notifications: onboard_notifications::NotificationsConfig,
 }
 
 impl Settings {
@@ -239,6 +241,17 @@ impl Settings {
             admin_phones: parse_admin_phones(get("ADMIN_PHONES").as_deref(), default_region)?,
             // compat: unset means all three; set but empty means none.
             compat_apis: CompatApis::parse(lookup("COMPAT_APIS").as_deref())?,
+            // notify
+            notifications: onboard_notifications::NotificationsConfig {
+                ttl: Duration::from_secs(
+                    num(
+                        "NOTIFICATION_TTL",
+                        onboard_notifications::NotificationsConfig::default().ttl.as_secs(),
+                    )?
+                    .max(1),
+                ),
+                ..onboard_notifications::NotificationsConfig::default()
+            },
         })
     }
 }

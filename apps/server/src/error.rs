@@ -54,6 +54,8 @@ pub enum ErrorCode {
     LoginCodeInvalid,
     // admin
     MemberBlocked,
+    // notify
+    StreamTicketInvalid,
 }
 
 impl ErrorCode {
@@ -97,6 +99,8 @@ impl ErrorCode {
             Self::LoginCodeInvalid => "login_code_invalid",
             // admin
             Self::MemberBlocked => "member_blocked",
+            // notify
+            Self::StreamTicketInvalid => "stream_ticket_invalid",
         }
     }
 }
@@ -721,5 +725,19 @@ impl From<onboard_admin::AdminMemberError> for ApiError {
             }
             onboard_admin::AdminMemberError::Unexpected(e) => Self::unexpected(e),
         }
+    }
+}
+
+// notify
+map_errors! {
+    onboard_notifications::NotificationError {
+        NotFound => ApiError::not_found("no such notification"),
+    }
+    onboard_notifications::OpenStreamError {
+        TicketInvalid => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::StreamTicketInvalid,
+            "the stream ticket is unknown, used or expired",
+        ),
     }
 }

@@ -19,3 +19,5 @@ pub use startup::Application;
 
 // compat
 pub mod compat;
+// notify
+pub mod notify_worker;

@@ -24,6 +24,7 @@ use crate::error::{ErrorCode, FieldError, Problem};
         (name = "operations", description = "Health and metrics"),
         // admin
         (name = "admin", description = "Platform administration (platform admins only)"),
+        (name = "notifications", description = "In-app notifications and their live stream"),
     )
 )]
 pub struct ApiDoc;

@@ -14,6 +14,10 @@ use onboard_invites::ports::{InviteCodeStore, InviteRepository};
 use onboard_kernel::SystemClock;
 use onboard_members::ports::SmsSender;
 use onboard_members::{MembersPorts, MembersService, Secrets};
+use onboard_notifications::ports::{
+    NotificationBus, NotificationOutbox, NotificationRepository, StreamTicketStore,
+};
+use onboard_notifications::{NotificationsPorts, NotificationsService};
 use onboard_referrals::ReferralsService;
 use onboard_referrals::ports::ReferralRepository;
 use onboard_sms::{LogSmsSender, QueuedSmsSender, SensClient, TwilioSmsSender};
@@ -28,7 +32,7 @@ use crate::compat;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
-use crate::routes::{admin, auth, groups, health, invites, members, referrals, sso};
+use crate::routes::{admin, auth, groups, health, invites, members, notifications, referrals, sso};
 use crate::state::{AppState, Backends};
 use crate::telemetry;
 // admin
@@ -118,7 +122,14 @@ impl Application {
                         .service(admin::unblock)
                         .service(admin::groups)
                         .service(admin::stats)
-                        .service(admin::audit),
+                        .service(admin::audit)
+                        // notify
+                        .service(notifications::list)
+                        .service(notifications::mark_read)
+                        .service(notifications::snooze)
+                        .service(notifications::delete)
+                        .service(notifications::stream_ticket)
+                        .service(notifications::stream),
                 )
                 .service(health::live)
                 .service(health::ready)
@@ -217,7 +228,10 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 "embedded mode: data lives in memory and is lost when the server stops (set DATABASE_URL and REDIS_URL for Postgres + Redis)"
             );
             // One store for every repository: memberships, current groups and deletions span them.
-            let store = Arc::new(onboard_memory::MemoryStore::default());
+            let store = Arc::new(
+                onboard_memory::MemoryStore::default()
+                    .with_notification_ttl(settings.notifications.ttl),
+            );
             // admin: the OTP store also counts traffic for the admin stats.
             let otp = Arc::new(onboard_memory::MemoryOtpStore::default());
             let ports = MembersPorts {
@@ -233,14 +247,18 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             let repos = Repositories {
                 referrals: store.clone(),
                 groups: store.clone(),
+                invites: store.clone(),
+                invite_codes: Arc::new(onboard_memory::MemoryInviteCodeStore::new()),
                 // sso
                 identities: store.clone(),
                 sso_states: Arc::new(onboard_memory::MemorySsoStateStore::new()),
-                invites: store.clone(),
-                invite_codes: Arc::new(onboard_memory::MemoryInviteCodeStore::new()),
                 // admin
-                admin: store,
+                admin: store.clone(),
                 otp_stats: otp,
+                notifications: store.clone(),
+                notification_outbox: store,
+                notification_bus: Arc::new(onboard_memory::MemoryNotificationBus::default()),
+                stream_tickets: Arc::new(onboard_memory::MemoryStreamTicketStore::default()),
             };
             (ports, repos, Backends::Memory)
         }
@@ -259,6 +277,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             let prefix = settings.redis_prefix.clone();
             // admin: the OTP store also counts traffic for the admin stats.
             let otp = Arc::new(onboard_redis::RedisOtpStore::new(redis.clone(), prefix.clone()));
+            let notification_store =
+                Arc::new(onboard_postgres::PgNotificationRepository::new(pg.clone()));
             let ports = MembersPorts {
                 otp: otp.clone(),
                 limiter: Arc::new(onboard_redis::RedisRateLimiter::new(
@@ -277,8 +297,14 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             };
             let repos = Repositories {
                 referrals: Arc::new(onboard_postgres::PgReferralRepository::new(pg.clone())),
-                groups: Arc::new(onboard_postgres::PgGroupRepository::new(pg.clone())),
-                invites: Arc::new(onboard_postgres::PgInviteRepository::new(pg.clone())),
+                groups: Arc::new(
+                    onboard_postgres::PgGroupRepository::new(pg.clone())
+                        .with_notification_ttl(settings.notifications.ttl),
+                ),
+                invites: Arc::new(
+                    onboard_postgres::PgInviteRepository::new(pg.clone())
+                        .with_notification_ttl(settings.notifications.ttl),
+                ),
                 // sso
                 identities: Arc::new(onboard_postgres::PgIdentityRepository::new(pg.clone())),
                 sso_states: Arc::new(onboard_redis::RedisSsoStateStore::new(
@@ -286,6 +312,21 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                     prefix.clone(),
                 )),
                 invite_codes: Arc::new(onboard_redis::RedisInviteCodeStore::new(
+                    redis.clone(),
+                    prefix.clone(),
+                )),
+                notifications: notification_store.clone(),
+                notification_outbox: notification_store,
+                notification_bus: Arc::new(
+                    onboard_redis::RedisNotificationBus::start(
+                        redis_url.expose_secret(),
+                        redis.clone(),
+                        prefix.clone(),
+                    )
+                    .await
+                    .context("cannot subscribe to notifications in Redis")?,
+                ),
+                stream_tickets: Arc::new(onboard_redis::RedisStreamTicketStore::new(
                     redis.clone(),
                     prefix,
                 )),
@@ -315,6 +356,18 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             access_ttl_secs: settings.members.access_ttl_secs,
         },
     );
+    // notify
+    let notifications = NotificationsService::new(
+        NotificationsPorts {
+            repo: repos.notifications,
+            outbox: repos.notification_outbox,
+            bus: repos.notification_bus,
+            tickets: repos.stream_tickets,
+            clock: clock.clone(),
+        },
+        settings.notifications.clone(),
+    );
+    crate::notify_worker::spawn(notifications.clone());
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
     Ok(AppState {
         referrals: ReferralsService::new(repos.referrals, clock.clone()),
@@ -336,6 +389,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         sso,
         // admin
         admin,
+        // notify
+        notifications,
     })
 }
 
@@ -351,6 +406,11 @@ struct Repositories {
     // admin
     admin: Arc<dyn AdminRepository>,
     otp_stats: Arc<dyn OtpStats>,
+    // notify
+    notifications: Arc<dyn NotificationRepository>,
+    notification_outbox: Arc<dyn NotificationOutbox>,
+    notification_bus: Arc<dyn NotificationBus>,
+    stream_tickets: Arc<dyn StreamTicketStore>,
 }
 
 // sso

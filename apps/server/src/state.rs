@@ -52,4 +52,6 @@ pub struct AppState {
     pub sso: onboard_sso::SsoService,
     // admin
     pub admin: onboard_admin::AdminService,
+    /// notify
+    pub notifications: onboard_notifications::NotificationsService,
 }

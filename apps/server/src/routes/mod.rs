@@ -12,6 +12,8 @@ pub mod sim;
 pub mod sso;
 // admin
 pub mod admin;
+// notify
+pub mod notifications;
 
 use chrono::{DateTime, Utc};
 use onboard_members::{Member, MemberCard, TokenPair};

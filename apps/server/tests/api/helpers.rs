@@ -531,3 +531,40 @@ impl TestApp {
         self._db.as_ref().map(TestDatabase::url)
     }
 }
+
+// notify: a second instance of one deployment.
+
+/// A second server beside `first` (`PostgresRedis` only): the same database and Redis key
+/// prefix, its own port, process state and workers, then `configure` applied. `first` keeps
+/// ownership of the database and keys, so drop this one first.
+pub async fn spawn_app_beside(first: &TestApp, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = first._db.as_ref().expect("a PostgresRedis app has a database");
+    let redis = first.redis.as_ref().expect("a PostgresRedis app has a Redis prefix");
+    let env: HashMap<&str, String> = HashMap::from([
+        ("ONBOARD_ADDR", "127.0.0.1:0".to_owned()),
+        ("OTP_ECHO", "true".to_owned()),
+        ("ONBOARD_WORKERS", "1".to_owned()),
+        ("DATABASE_POOL_SIZE", "8".to_owned()),
+        ("REDIS_POOL_SIZE", "8".to_owned()),
+        ("DATABASE_URL", db.url().to_owned()),
+        ("REDIS_URL", redis.url.clone()),
+        ("REDIS_KEY_PREFIX", redis.prefix.clone()),
+        ("MIGRATE_ON_START", "false".to_owned()),
+    ]);
+    let mut settings =
+        Settings::from_lookup(|name| env.get(name).cloned()).expect("the test settings are valid");
+    configure(&mut settings);
+    let app = Application::build(settings).await.expect("the server starts");
+    let port = app.port();
+    let server = tokio::spawn(async move {
+        let _ = app.run_until_stopped().await;
+    });
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        wiring: first.wiring,
+        client: first.client.clone(),
+        server,
+        redis: None,
+        _db: None,
+    }
+}

@@ -27,3 +27,5 @@ mod sso;
 mod compat_connect_hub;
 mod compat_member_invitation;
 mod compat_referral_api;
+// notify
+mod notifications;

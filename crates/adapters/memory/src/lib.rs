@@ -37,3 +37,6 @@ pub use revocations::MemoryRevocationList;
 pub use store::MemoryStore;
 // sso
 pub use sso_states::MemorySsoStateStore;
+// notify
+mod notification_bus;
+pub use notification_bus::{MemoryNotificationBus, MemoryStreamTicketStore};

@@ -27,6 +27,8 @@ mod referrals;
 mod sso;
 // admin
 mod admin;
+// notify
+mod notifications;
 
 use groups::{GroupRow, GroupsOfDeleted};
 use invites::InviteRow;
@@ -98,6 +100,8 @@ struct State {
     blocked: HashMap<MemberId, onboard_admin::Block>,
     /// The admin audit trail, oldest first.
     admin_audit: Vec<onboard_admin::AuditEntry>,
+    /// Members' notifications (notify).
+    notifications: notifications::Notifications,
 }
 
 #[derive(Debug, Clone)]

@@ -55,6 +55,13 @@ pub use repos::sessions::PgSessionRepository;
 pub use repos::sso::PgIdentityRepository;
 // admin
 pub use repos::admin::PgAdminRepository;
+// notify
+pub use repos::notifications::PgNotificationRepository;
+
+/// Notifying from inside another repository's transaction (notify area).
+pub mod notifications {
+    pub use crate::repos::notifications::{insert_notifications, notify_group_permission};
+}
 
 /// A pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;

@@ -49,6 +49,9 @@ pub use otp::RedisOtpStore;
 pub use revocations::RedisRevocationList;
 // sso
 pub use sso::RedisSsoStateStore;
+// notify
+mod notifications;
+pub use notifications::{RedisNotificationBus, RedisStreamTicketStore};
 
 /// The key prefix used when none is configured.
 pub const DEFAULT_KEY_PREFIX: &str = "onboard:";

@@ -19,6 +19,8 @@ use onboard_groups::{
 };
 use onboard_kernel::{GroupId, MemberId};
 
+use onboard_notifications::NotificationType;
+
 use super::{MemoryStore, State};
 
 /// A group with its custom roles and memberships.
@@ -383,8 +385,13 @@ impl GroupRepository for MemoryStore {
         if m.role.is_owner() && !role.is_owner() && other_owners == 0 {
             return Err(ChangeRoleRefusal::LastOwner);
         }
+        let changed = m.role != *role;
         m.role = role.clone();
         let m = m.clone();
+        if changed {
+            let kind = NotificationType::MemberRoleChanged;
+            state.notify_group_event(group, target, kind, None, role.as_str(), None);
+        }
         Ok(state.group_member(target, &m))
     }
 
@@ -413,6 +420,7 @@ impl GroupRepository for MemoryStore {
         {
             member.current_group = None;
         }
+        state.notify_group_event(group, target, NotificationType::MemberRemoved, None, "", None);
         Ok(())
     }
 
@@ -438,6 +446,9 @@ impl GroupRepository for MemoryStore {
             member,
             MembershipRow { role: RoleName::MEMBER, status, joined_at: stored(now) },
         );
+        if status == MembershipStatus::Pending {
+            state.notify_join_request(group, member, stored(now));
+        }
         Ok(JoinRecord::Added)
     }
 
@@ -462,6 +473,8 @@ impl GroupRepository for MemoryStore {
             joined_at: stored(now),
         };
         let m = m.clone();
+        let kind = NotificationType::JoinRequestApproved;
+        state.notify_group_event(group, member, kind, None, "", Some(stored(now)));
         Ok(Some(state.group_member(member, &m)))
     }
 
@@ -472,6 +485,8 @@ impl GroupRepository for MemoryStore {
         };
         if g.members.get(&member).is_some_and(|m| m.status == MembershipStatus::Pending) {
             g.members.remove(&member);
+            let kind = NotificationType::JoinRequestRejected;
+            state.notify_group_event(group, member, kind, None, "", None);
             return Ok(true);
         }
         Ok(false)

@@ -243,6 +243,7 @@ impl InviteRepository for MemoryStore {
             return Err(AcceptRefusal::NotFound);
         };
 
+        let mut request_added = false;
         let existing = g.members.get(&member);
         let (outcome, my_role) = match existing {
             Some(m) if m.is_active() => (AcceptOutcome::AlreadyMember, m.role.clone()),
@@ -258,6 +259,7 @@ impl InviteRepository for MemoryStore {
                         joined_at: now,
                     },
                 );
+                request_added = true;
                 (AcceptOutcome::PendingApproval, RoleName::MEMBER)
             }
             // No membership, or a join request: an active member with the invite's role.
@@ -279,8 +281,19 @@ impl InviteRepository for MemoryStore {
             }
         };
         let group = g.group.clone();
+        let mut inviter = None;
         if let Some(row) = state.invites.get_mut(&invite) {
             row.status = InviteStatus::Accepted;
+            inviter = Some(row.invited_by);
+        }
+        // notify: a new join request tells those who decide it, as `join` does.
+        if request_added {
+            state.notify_join_request(group.id, member, now);
+        }
+        // notify: the inviter learns of it under the same lock.
+        if let Some(inviter) = inviter {
+            let kind = onboard_notifications::NotificationType::InviteAccepted;
+            state.notify_group_event(group.id, inviter, kind, Some(member), "", Some(now));
         }
         Ok(AcceptRecord { outcome, group: MyGroup { group, my_role } })
     }

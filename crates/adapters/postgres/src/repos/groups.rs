@@ -39,9 +39,15 @@ use onboard_kernel::{GroupId, MemberId};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
+// notify
 use crate::error::{TxError, is_transient, violated_foreign_key, violated_unique};
+use crate::repos::notifications::{
+    DEFAULT_TTL_SECS, name_of_m, notify_member_about_group, ttl_secs,
+};
 use crate::rows::{GroupMemberRow, GroupMembershipRow, GroupRow, MyGroupRow, RoleRow};
 use crate::schema::{group_roles, members};
+use onboard_notifications::NotificationType;
+use onboard_notifications::texts::Text as NotificationText;
 
 /// Stores group `$1` (slug `$2`, name `$3`, `approval_required` `$4`, created at `$5`) with
 /// member `$6` as its active owner, joined at `$5`; answers the group.
@@ -179,17 +185,37 @@ const MOVE_TO_MEMBER: &str = "
 /// Adds member `$2` to group `$1` with role `member`, status `$3`, joined at `$4`, unless a
 /// membership exists. Answers `added`, or the status of the membership found in this
 /// statement's snapshot; no row when a concurrent join added it after the snapshot.
-const JOIN: &str = "
-    WITH added AS (
+///
+/// A pending membership added also notifies, in the same statement, the group's active
+/// members holding `members.manage`: type `$5`, title `$6`, body and link templates `$7`,
+/// `$8`, kept `$9` seconds.
+const JOIN: &str = concat!(
+    "WITH added AS (
         INSERT INTO group_members (group_id, member_id, role, status, joined_at)
         VALUES ($1, $2, 'member', $3, $4)
         ON CONFLICT ON CONSTRAINT group_members_pkey DO NOTHING
         RETURNING member_id
+    ), notified AS (
+        INSERT INTO notifications
+            (id, member_id, type, title, body, group_slug, link, created_at, expires_at)
+        SELECT notification_id_v7(), gm.member_id, $5, $6,
+            replace(replace($7, '{name}', ",
+    name_of_m!(),
+    "), '{group}', g.name),
+            g.slug, replace($8, '{slug}', g.slug), $4, $4 + $9 * interval '1 second'
+        FROM added
+        JOIN members m ON m.id = added.member_id
+        JOIN groups g ON g.id = $1
+        JOIN group_members gm ON gm.group_id = $1 AND gm.status = 'active'
+        LEFT JOIN group_roles r ON r.group_id = gm.group_id AND r.name = gm.role
+        WHERE $3 = 'pending'
+            AND (gm.role IN ('owner', 'admin') OR 'members.manage' = ANY (r.permissions))
     )
     SELECT 'added'::text AS outcome FROM added
     UNION ALL
     SELECT status FROM group_members
-    WHERE group_id = $1 AND member_id = $2 AND NOT EXISTS (SELECT FROM added)";
+    WHERE group_id = $1 AND member_id = $2 AND NOT EXISTS (SELECT FROM added)"
+);
 
 /// The status of member `$2`'s membership of group `$1`.
 const MEMBERSHIP_STATUS: &str = "
@@ -287,6 +313,8 @@ struct SetCurrentRow {
 #[derive(Clone)]
 pub struct PgGroupRepository {
     pool: PgPool,
+    /// How long the notifications this repository makes are kept (notify).
+    notification_ttl_secs: i64,
 }
 
 impl fmt::Debug for PgGroupRepository {
@@ -298,7 +326,15 @@ impl fmt::Debug for PgGroupRepository {
 impl PgGroupRepository {
     /// A repository on `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, notification_ttl_secs: DEFAULT_TTL_SECS }
+    }
+
+    /// Keeps the notifications this repository makes for `ttl` (`NOTIFICATION_TTL`; 14 days
+    /// by default).
+    #[must_use]
+    pub fn with_notification_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.notification_ttl_secs = ttl_secs(ttl);
+        self
     }
 
     async fn conn(&self) -> anyhow::Result<Object<AsyncPgConnection>> {
@@ -329,6 +365,7 @@ async fn change_role_tx(
     target: MemberId,
     expected: &RoleName,
     role: &RoleName,
+    ttl_secs: i64,
 ) -> Result<GroupMember, TxError<ChangeRoleRefusal>> {
     conn.transaction(async |conn| {
         let custom = (!role.is_builtin()).then_some(role);
@@ -352,6 +389,20 @@ async fn change_role_tx(
             .cached()
             .get_result(conn)
             .await?;
+        if current != role.as_str() {
+            let kind = NotificationType::MemberRoleChanged;
+            notify_member_about_group(
+                conn,
+                group,
+                target,
+                kind,
+                None,
+                role.as_str(),
+                None,
+                ttl_secs,
+            )
+            .await?;
+        }
         Ok(row.into_domain().map_err(|e| TxError::Refused(e.into()))?.0)
     })
     .await
@@ -363,6 +414,7 @@ async fn remove_tx(
     group: GroupId,
     target: MemberId,
     expected: &RoleName,
+    ttl_secs: i64,
 ) -> Result<(), TxError<RemoveRefusal>> {
     conn.transaction(async |conn| {
         let locked = lock_for_change(conn, group, target, None).await?;
@@ -381,6 +433,8 @@ async fn remove_tx(
             .cached()
             .execute(conn)
             .await?;
+        let kind = NotificationType::MemberRemoved;
+        notify_member_about_group(conn, group, target, kind, None, "", None, ttl_secs).await?;
         Ok(())
     })
     .await
@@ -613,7 +667,8 @@ impl GroupRepository for PgGroupRepository {
         role: &RoleName,
     ) -> Result<GroupMember, ChangeRoleRefusal> {
         let mut conn = self.conn().await?;
-        retrying!("changing a role", change_role_tx(&mut conn, group, target, expected, role))
+        let ttl = self.notification_ttl_secs;
+        retrying!("changing a role", change_role_tx(&mut conn, group, target, expected, role, ttl))
     }
 
     async fn remove(
@@ -623,7 +678,8 @@ impl GroupRepository for PgGroupRepository {
         expected: &RoleName,
     ) -> Result<(), RemoveRefusal> {
         let mut conn = self.conn().await?;
-        retrying!("removing a member", remove_tx(&mut conn, group, target, expected))
+        let ttl = self.notification_ttl_secs;
+        retrying!("removing a member", remove_tx(&mut conn, group, target, expected, ttl))
     }
 
     async fn join(
@@ -634,12 +690,19 @@ impl GroupRepository for PgGroupRepository {
         now: DateTime<Utc>,
     ) -> anyhow::Result<JoinRecord> {
         let mut conn = self.conn().await?;
+        let created = NotificationType::JoinRequestCreated;
+        let text = NotificationText::of(created).context("the join request text")?;
         for _ in 0..JOIN_ATTEMPTS {
             let row: Option<OutcomeRow> = diesel::sql_query(JOIN)
                 .bind::<Uuid, _>(group.as_uuid())
                 .bind::<Uuid, _>(member.as_uuid())
                 .bind::<Text, _>(status.as_str())
                 .bind::<Timestamptz, _>(now)
+                .bind::<Text, _>(created.as_str())
+                .bind::<Text, _>(text.title)
+                .bind::<Text, _>(text.body)
+                .bind::<Nullable<Text>, _>(text.link)
+                .bind::<BigInt, _>(self.notification_ttl_secs)
                 .cached()
                 .get_result(&mut conn)
                 .await
@@ -676,25 +739,47 @@ impl GroupRepository for PgGroupRepository {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<GroupMember>> {
         let mut conn = self.conn().await?;
-        let row: Option<GroupMemberRow> = diesel::sql_query(APPROVE)
-            .bind::<Uuid, _>(group.as_uuid())
-            .bind::<Uuid, _>(member.as_uuid())
-            .bind::<Timestamptz, _>(now)
-            .cached()
-            .get_result(&mut conn)
+        let ttl = self.notification_ttl_secs;
+        let row: Option<GroupMemberRow> = conn
+            .transaction(async |conn| {
+                let row: Option<GroupMemberRow> = diesel::sql_query(APPROVE)
+                    .bind::<Uuid, _>(group.as_uuid())
+                    .bind::<Uuid, _>(member.as_uuid())
+                    .bind::<Timestamptz, _>(now)
+                    .cached()
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                if row.is_some() {
+                    let kind = NotificationType::JoinRequestApproved;
+                    notify_member_about_group(conn, group, member, kind, None, "", Some(now), ttl)
+                        .await?;
+                }
+                diesel::QueryResult::Ok(row)
+            })
             .await
-            .optional()
             .context("approving a join request")?;
         Ok(row.map(GroupMemberRow::into_domain).transpose()?.map(|(member, _)| member))
     }
 
     async fn reject(&self, group: GroupId, member: MemberId) -> anyhow::Result<bool> {
         let mut conn = self.conn().await?;
-        let deleted = diesel::sql_query(REJECT)
-            .bind::<Uuid, _>(group.as_uuid())
-            .bind::<Uuid, _>(member.as_uuid())
-            .cached()
-            .execute(&mut conn)
+        let ttl = self.notification_ttl_secs;
+        let deleted = conn
+            .transaction(async |conn| {
+                let deleted = diesel::sql_query(REJECT)
+                    .bind::<Uuid, _>(group.as_uuid())
+                    .bind::<Uuid, _>(member.as_uuid())
+                    .cached()
+                    .execute(conn)
+                    .await?;
+                if deleted == 1 {
+                    let kind = NotificationType::JoinRequestRejected;
+                    notify_member_about_group(conn, group, member, kind, None, "", None, ttl)
+                        .await?;
+                }
+                diesel::QueryResult::Ok(deleted)
+            })
             .await
             .context("rejecting a join request")?;
         Ok(deleted == 1)

@@ -42,9 +42,13 @@ use onboard_kernel::{Email, GroupId, MemberId, PhoneNumber};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
+// notify
 use crate::error::{TxError, is_transient, violated_unique};
+use crate::repos::notifications::{DEFAULT_TTL_SECS, name_of_m, notify_join_request, ttl_secs};
 use crate::rows::GroupRow;
 use crate::schema::members;
+use onboard_notifications::NotificationType;
+use onboard_notifications::texts::Text as NotificationText;
 
 /// Whether a live member with phone `$2` or e-mail `$3` is an active member of group `$1`;
 /// unless so, marks `expired` the group's pending invites naming that phone or e-mail whose
@@ -143,6 +147,22 @@ const MARK_ACCEPTED: &str = "
     UPDATE invites SET status = 'accepted', accepted_by = $3, accepted_at = $4
     WHERE id = $1 AND group_id = $2 AND status = 'pending' AND expires_at > $4
     RETURNING role";
+
+/// Accepting, step 2b (notify): notifies the inviter of invite `$1` that member `$2` accepted
+/// it: type `$3`, title `$4`, body and link templates `$5`, `$6`, at `$7`, kept `$8` seconds.
+const NOTIFY_INVITER: &str = concat!(
+    "INSERT INTO notifications
+        (id, member_id, type, title, body, group_slug, link, created_at, expires_at)
+    SELECT notification_id_v7(), i.invited_by, $3, $4,
+        replace(replace($5, '{name}', ",
+    name_of_m!(),
+    "), '{group}', g.name),
+        g.slug, replace($6, '{slug}', g.slug), $7, $7 + $8 * interval '1 second'
+    FROM invites i
+    JOIN groups g ON g.id = i.group_id
+    JOIN members m ON m.id = $2
+    WHERE i.id = $1"
+);
 
 /// Accepting into a group that requires approval, step 3: adds member `$2`'s PENDING
 /// membership of group `$1` as `member`, joined at `$3`, unless a membership exists, which is
@@ -294,6 +314,8 @@ struct MembershipRow {
 #[derive(Clone)]
 pub struct PgInviteRepository {
     pool: PgPool,
+    /// How long the notifications this repository makes are kept (notify).
+    notification_ttl_secs: i64,
 }
 
 impl fmt::Debug for PgInviteRepository {
@@ -305,7 +327,15 @@ impl fmt::Debug for PgInviteRepository {
 impl PgInviteRepository {
     /// A repository on `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, notification_ttl_secs: DEFAULT_TTL_SECS }
+    }
+
+    /// Keeps the notifications this repository makes for `ttl` (`NOTIFICATION_TTL`; 14 days
+    /// by default).
+    #[must_use]
+    pub fn with_notification_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.notification_ttl_secs = ttl_secs(ttl);
+        self
     }
 
     async fn conn(&self) -> anyhow::Result<Object<AsyncPgConnection>> {
@@ -367,6 +397,7 @@ async fn accept_tx(
     invite: InviteId,
     member: MemberId,
     now: DateTime<Utc>,
+    ttl_secs: i64,
 ) -> Result<AcceptRecord, TxError<AcceptRefusal>> {
     conn.transaction(async |conn| {
         let group: Option<GroupRow> = diesel::sql_query(LOCK_GROUP)
@@ -390,6 +421,22 @@ async fn accept_tx(
         let Some(RoleRow { role }) = accepted else {
             return Err(TxError::Refused(AcceptRefusal::NotFound));
         };
+        // notify: the inviter learns of it in this transaction.
+        let kind = NotificationType::InviteAccepted;
+        if let Some(text) = NotificationText::of(kind) {
+            diesel::sql_query(NOTIFY_INVITER)
+                .bind::<Uuid, _>(invite.as_uuid())
+                .bind::<Uuid, _>(member.as_uuid())
+                .bind::<Text, _>(kind.as_str())
+                .bind::<Text, _>(text.title)
+                .bind::<Text, _>(text.body)
+                .bind::<Nullable<Text>, _>(text.link)
+                .bind::<Timestamptz, _>(now)
+                .bind::<BigInt, _>(ttl_secs)
+                .cached()
+                .execute(conn)
+                .await?;
+        }
 
         let added: Option<RoleRow> = if group.approval_required {
             diesel::sql_query(ADD_REQUEST)
@@ -416,6 +463,9 @@ async fn accept_tx(
         let (outcome, my_role) = match added {
             Some(RoleRow { role }) if group.approval_required => {
                 debug_assert_eq!(role, RoleName::MEMBER.as_str());
+                // notify: a new join request, as `join` would tell.
+                let group_id = onboard_kernel::GroupId::from_uuid(group.id);
+                notify_join_request(conn, group_id, member, now, ttl_secs).await?;
                 (AcceptOutcome::PendingApproval, RoleName::MEMBER)
             }
             Some(RoleRow { role }) => (AcceptOutcome::Joined, RoleName::from_trusted(role)),
@@ -549,6 +599,7 @@ impl InviteRepository for PgInviteRepository {
         now: DateTime<Utc>,
     ) -> Result<AcceptRecord, AcceptRefusal> {
         let mut conn = self.conn().await?;
-        retrying!("accepting an invite", accept_tx(&mut conn, invite, member, now))
+        let ttl = self.notification_ttl_secs;
+        retrying!("accepting an invite", accept_tx(&mut conn, invite, member, now, ttl))
     }
 }

@@ -9,3 +9,5 @@ pub(crate) mod sessions;
 pub(crate) mod sso;
 // admin
 pub(crate) mod admin;
+// notify
+pub(crate) mod notifications;

@@ -8,6 +8,8 @@ mod groups;
 mod invites;
 mod members;
 mod migrations;
+// notify
+mod notifications;
 mod referrals;
 mod sessions;
 

@@ -1,0 +1,331 @@
+//! Notifications in memory: [`NotificationRepository`] and [`NotificationOutbox`] for
+//! [`MemoryStore`], and the helpers the groups and invites calls use to notify under the same
+//! lock as their change (the memory twin of notifying in the same transaction).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
+use onboard_groups::Permission;
+use onboard_kernel::{GroupId, MemberId};
+use onboard_notifications::ports::{NotificationOutbox, NotificationRepository};
+use onboard_notifications::texts::Text;
+use onboard_notifications::{
+    MarkRead, NewNotification, Notification, NotificationId, NotificationType,
+};
+
+use super::{MemoryStore, State};
+
+/// The stored notifications and how long new ones are kept.
+#[derive(Debug)]
+pub(super) struct Notifications {
+    rows: BTreeMap<NotificationId, Row>,
+    ttl: TimeDelta,
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Self { rows: BTreeMap::new(), ttl: TimeDelta::days(14) }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    notification: Notification,
+    published: bool,
+    claimed_until: Option<DateTime<Utc>>,
+}
+
+impl Notifications {
+    fn insert(&mut self, new: NewNotification) {
+        let id = new.id;
+        self.rows.insert(
+            id,
+            Row { notification: new.into_notification(), published: false, claimed_until: None },
+        );
+    }
+
+    fn own(&self, member: MemberId) -> impl DoubleEndedIterator<Item = &Notification> {
+        self.rows.values().map(|r| &r.notification).filter(move |n| n.member == member)
+    }
+}
+
+/// The current time as the store keeps it.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+impl State {
+    /// The display name of a member (first and last names joined), if any.
+    fn display_name_of(&self, member: MemberId) -> Option<String> {
+        let m = self.members.get(&member)?;
+        let name = [m.first_name.as_deref(), m.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Some(name)
+    }
+
+    /// Notifies `to` of a groups or invites event about `group` with the type's texts; `about`
+    /// is the member named in the text (`{name}`), `role` the `{role}`.
+    pub(super) fn notify_group_event(
+        &mut self,
+        group: GroupId,
+        to: MemberId,
+        kind: NotificationType,
+        about: Option<MemberId>,
+        role: &str,
+        at: Option<DateTime<Utc>>,
+    ) {
+        let (Some(text), Some(g)) = (Text::of(kind), self.groups.get(&group)) else {
+            return;
+        };
+        let name = about.and_then(|m| self.display_name_of(m));
+        let (body, link) =
+            text.render(name.as_deref(), role, g.group.name.as_str(), g.group.slug.as_str());
+        let slug = g.group.slug.as_str().to_owned();
+        let created_at = at.unwrap_or_else(now);
+        let expires_at = created_at + self.notifications.ttl;
+        self.notifications.insert(NewNotification {
+            id: NotificationId::new(),
+            member: to,
+            kind,
+            title: text.title.to_owned(),
+            body,
+            group: Some(slug),
+            link,
+            created_at,
+            expires_at,
+        });
+    }
+
+    /// The active members of `group` whose role holds `permission` (owner and admin hold all).
+    fn holders_of(&self, group: GroupId, permission: &Permission) -> Vec<MemberId> {
+        let Some(g) = self.groups.get(&group) else {
+            return Vec::new();
+        };
+        let mut holders: Vec<MemberId> = g
+            .members
+            .iter()
+            .filter(|(_, m)| m.is_active())
+            .filter(|(_, m)| {
+                m.role.is_owner()
+                    || m.role.is_admin()
+                    || g.roles.get(&m.role).is_some_and(|p| p.contains(permission))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        holders.sort();
+        holders
+    }
+
+    /// Notifies the holders of `permission` in `group` of a join request by `requester`.
+    pub(super) fn notify_join_request(
+        &mut self,
+        group: GroupId,
+        requester: MemberId,
+        at: DateTime<Utc>,
+    ) {
+        for to in self.holders_of(group, &Permission::MEMBERS_MANAGE) {
+            self.notify_group_event(
+                group,
+                to,
+                NotificationType::JoinRequestCreated,
+                Some(requester),
+                "",
+                Some(at),
+            );
+        }
+    }
+}
+
+impl MemoryStore {
+    /// Keeps the notifications this store makes for `ttl` (`NOTIFICATION_TTL`; 14 days by
+    /// default).
+    #[must_use]
+    pub fn with_notification_ttl(self, ttl: Duration) -> Self {
+        self.state().notifications.ttl = TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX);
+        self
+    }
+
+    /// Notifies, under the store's lock, every active member of `group` whose role holds
+    /// `permission`: for producers (billing, say) whose memory adapter shares this store and
+    /// calls it inside the same critical section as their change. Answers how many.
+    #[allow(clippy::too_many_arguments)]
+    pub fn notify_group_permission(
+        &self,
+        group: GroupId,
+        permission: &Permission,
+        kind: NotificationType,
+        title: &str,
+        body: &str,
+        link: Option<&str>,
+        created_at: DateTime<Utc>,
+    ) -> usize {
+        let mut state = self.state();
+        let holders = state.holders_of(group, permission);
+        let slug = state.groups.get(&group).map(|g| g.group.slug.as_str().to_owned());
+        let expires_at = created_at + state.notifications.ttl;
+        for member in &holders {
+            state.notifications.insert(NewNotification {
+                id: NotificationId::new(),
+                member: *member,
+                kind,
+                title: title.to_owned(),
+                body: body.to_owned(),
+                group: slug.clone(),
+                link: link.map(str::to_owned),
+                created_at,
+                expires_at,
+            });
+        }
+        holders.len()
+    }
+}
+
+#[async_trait]
+impl NotificationRepository for MemoryStore {
+    async fn insert(&self, notifications: &[NewNotification]) -> anyhow::Result<()> {
+        let mut state = self.state();
+        for n in notifications {
+            state.notifications.insert(n.clone());
+        }
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        member: MemberId,
+        unread_only: bool,
+        before: Option<NotificationId>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Notification>> {
+        let state = self.state();
+        Ok(state
+            .notifications
+            .own(member)
+            .rev()
+            .filter(|n| before.is_none_or(|b| n.id < b))
+            .filter(|n| n.is_visible(now) && (!unread_only || !n.read))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn unread_count(&self, member: MemberId, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        let state = self.state();
+        Ok(state.notifications.own(member).filter(|n| n.is_visible(now) && !n.read).count() as u64)
+    }
+
+    async fn after(
+        &self,
+        member: MemberId,
+        after: NotificationId,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Notification>> {
+        let state = self.state();
+        Ok(state
+            .notifications
+            .own(member)
+            .filter(|n| n.id > after && n.is_visible(now))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn mark_read(
+        &self,
+        member: MemberId,
+        which: &MarkRead,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let mut state = self.state();
+        for row in state.notifications.rows.values_mut() {
+            let n = &mut row.notification;
+            let named = match which {
+                MarkRead::All => true,
+                MarkRead::Ids(ids) => ids.contains(&n.id),
+            };
+            if n.member == member && named && n.snoozed_until.is_none_or(|u| u <= now) {
+                n.read = true;
+            }
+        }
+        Ok(())
+    }
+
+    async fn snooze(
+        &self,
+        member: MemberId,
+        id: NotificationId,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Notification>> {
+        let mut state = self.state();
+        let Some(row) = state.notifications.rows.get_mut(&id) else {
+            return Ok(None);
+        };
+        let n = &mut row.notification;
+        if n.member != member || !n.is_visible(now) {
+            return Ok(None);
+        }
+        n.snoozed_until = Some(until);
+        n.read = false;
+        Ok(Some(n.clone()))
+    }
+
+    async fn delete(&self, member: MemberId, id: NotificationId) -> anyhow::Result<bool> {
+        let mut state = self.state();
+        let rows = &mut state.notifications.rows;
+        if rows.get(&id).is_some_and(|r| r.notification.member == member) {
+            rows.remove(&id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        let mut state = self.state();
+        let rows = &mut state.notifications.rows;
+        let before = rows.len();
+        rows.retain(|_, r| r.notification.expires_at > now);
+        Ok((before - rows.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl NotificationOutbox for MemoryStore {
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<Notification>> {
+        let mut state = self.state();
+        Ok(state
+            .notifications
+            .rows
+            .values_mut()
+            .filter(|r| !r.published && r.claimed_until.is_none_or(|c| c <= now))
+            .take(limit as usize)
+            .map(|r| {
+                r.claimed_until = Some(lease_until);
+                r.notification.clone()
+            })
+            .collect())
+    }
+
+    async fn mark_published(&self, ids: &[NotificationId]) -> anyhow::Result<()> {
+        let mut state = self.state();
+        for id in ids {
+            if let Some(row) = state.notifications.rows.get_mut(id) {
+                row.published = true;
+                row.claimed_until = None;
+            }
+        }
+        Ok(())
+    }
+}
