@@ -13,6 +13,8 @@
 //!   [`SessionRepository`], [`ReferralRepository`], [`GroupRepository`] and
 //!   [`InviteRepository`]).
 //!
+//! - [`MemoryBillingStore`]: the payments storage ports (billing, cards, usage, idempotency).
+//!
 //! [`GroupRepository`]: onboard_groups::ports::GroupRepository
 //! [`InviteRepository`]: onboard_invites::ports::InviteRepository
 //! [`MemberRepository`]: onboard_members::ports::MemberRepository
@@ -25,9 +27,13 @@ mod rate_limiter;
 mod revocations;
 mod store;
 mod window;
+// payments
+mod billing;
 
 pub use invite_codes::MemoryInviteCodeStore;
 pub use otp::MemoryOtpStore;
 pub use rate_limiter::MemoryRateLimiter;
 pub use revocations::MemoryRevocationList;
 pub use store::MemoryStore;
+// payments
+pub use billing::MemoryBillingStore;
