@@ -907,11 +907,7 @@ impl PaymentsService {
         &self,
         group: GroupId,
         template: &Charge,
-        kind: ChargeKind,
-        at: DateTime<Utc>,
-        period_start: DateTime<Utc>,
-        attempt: u32,
-        money: crate::model::Money,
+        next: NextCharge,
     ) -> Result<Charge, WebhookError> {
         let card = match self.main_card(group).await? {
             Some(c) => (c.id, c.customer_uid),
@@ -922,14 +918,14 @@ impl PaymentsService {
             group,
             card_id: card.0,
             customer_uid: card.1,
-            money,
-            at,
+            money: next.money,
+            at: next.at,
             plan: template.plan.clone(),
             interval: template.interval,
             addons: template.addons.clone(),
-            period_start,
-            kind,
-            attempt,
+            period_start: next.period_start,
+            kind: next.kind,
+            attempt: next.attempt,
             status: ChargeStatus::Scheduled,
             created_at: self.now(),
         };
@@ -955,7 +951,17 @@ impl PaymentsService {
             .map(|p| crate::model::Money::with_vat(p.period_price(charge.interval, &charge.addons)))
             .unwrap_or(charge.money);
         let next = self
-            .schedule_next(billing.group, charge, ChargeKind::Renewal, end, end, 0, price)
+            .schedule_next(
+                billing.group,
+                charge,
+                NextCharge {
+                    kind: ChargeKind::Renewal,
+                    at: end,
+                    period_start: end,
+                    attempt: 0,
+                    money: price,
+                },
+            )
             .await?;
         let mut after = billing.clone();
         after.plan = charge.plan.clone();
@@ -1029,11 +1035,13 @@ impl PaymentsService {
                     .schedule_next(
                         billing.group,
                         charge,
-                        ChargeKind::Retry,
-                        at,
-                        charge.period_start,
-                        attempt,
-                        charge.money,
+                        NextCharge {
+                            kind: ChargeKind::Retry,
+                            at,
+                            period_start: charge.period_start,
+                            attempt,
+                            money: charge.money,
+                        },
                     )
                     .await?;
                 after.status = BillingStatus::PastDue;
@@ -1129,6 +1137,15 @@ impl PaymentsService {
         let expired = self.expire_periods().await.context("period ends")?;
         Ok(PeriodicReport { expired, reconciled })
     }
+}
+
+/// What differs in a charge scheduled after another.
+struct NextCharge {
+    kind: ChargeKind,
+    at: DateTime<Utc>,
+    period_start: DateTime<Utc>,
+    attempt: u32,
+    money: crate::model::Money,
 }
 
 fn to_free(b: &mut Billing) {
