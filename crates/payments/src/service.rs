@@ -1250,3 +1250,237 @@ async fn in_turn<A, B, C>(
 ) -> (A, B, C) {
     (a.await, b.await, c.await)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::TimeZone;
+    use onboard_groups::ports::MockGroupRepository;
+    use onboard_groups::{GroupName, GroupsConfig, Membership, MembershipStatus, RoleName};
+    use onboard_kernel::MockClock;
+
+    use super::*;
+    use crate::gateway::{MockPaymentGateway, Unscheduled};
+    use crate::model::{Interval, Money};
+    use crate::ports::{
+        MockBillingRepository, MockCardRepository, MockIdempotencyRepository, MockUsageRepository,
+    };
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, 5, 0, 0).single().expect("a time")
+    }
+
+    fn group() -> Group {
+        Group {
+            id: GroupId::from_uuid(uuid::Uuid::nil()),
+            slug: Slug::from_trusted("acme"),
+            name: GroupName::parse("Acme").expect("a name"),
+            approval_required: false,
+            created_at: now(),
+        }
+    }
+
+    fn card() -> Card {
+        Card {
+            id: CardId::new(),
+            group: group().id,
+            customer_uid: CustomerUid::generate(),
+            card_name: "Test Card".into(),
+            number_masked: "424242******4242".into(),
+            main: true,
+            created_at: now(),
+        }
+    }
+
+    struct Mocks {
+        billing: MockBillingRepository,
+        cards: MockCardRepository,
+        gateway: MockPaymentGateway,
+    }
+
+    impl Mocks {
+        fn new() -> Self {
+            let mut billing = MockBillingRepository::new();
+            billing.expect_catalogue().returning(|| Ok(Catalogue::seed()));
+            Self { billing, cards: MockCardRepository::new(), gateway: MockPaymentGateway::new() }
+        }
+
+        fn service(self, role: RoleName) -> PaymentsService {
+            let mut groups = MockGroupRepository::new();
+            groups.expect_find_for_member().returning(move |_, _| {
+                Ok(Some((
+                    group(),
+                    Some(Membership {
+                        role: role.clone(),
+                        status: MembershipStatus::Active,
+                        role_permissions: BTreeSet::new(),
+                    }),
+                )))
+            });
+            let mut clock = MockClock::new();
+            clock.expect_now().returning(now);
+            let clock: Arc<dyn Clock> = Arc::new(clock);
+            let groups =
+                GroupsService::new(Arc::new(groups), GroupsConfig::default(), clock.clone());
+            let ports = PaymentsPorts {
+                billing: Arc::new(self.billing),
+                cards: Arc::new(self.cards),
+                usage: Arc::new(MockUsageRepository::new()),
+                idempotency: Arc::new(MockIdempotencyRepository::new()),
+                gateway: Arc::new(self.gateway),
+            };
+            PaymentsService::new(ports, groups, clock, PaymentsConfig::default())
+        }
+    }
+
+    fn pro() -> PlanRequest {
+        PlanRequest {
+            plan: PlanCode::from_trusted("pro"),
+            interval: Some(Interval::Month),
+            addons: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_records_exactly_what_the_preview_announced() {
+        let card = card();
+        let mut m = Mocks::new();
+        m.billing.expect_billing().returning(|_| Ok(None));
+        let c = card.clone();
+        m.cards.expect_cards().returning(move |_| Ok(vec![c.clone()]));
+        m.gateway.expect_schedule().times(1).returning(|_| Ok(()));
+        let recorded = Arc::new(std::sync::Mutex::new(None));
+        let r = recorded.clone();
+        m.billing.expect_commit().times(1).returning(move |commit| {
+            *r.lock().expect("lock") = Some(commit.clone());
+            Ok(())
+        });
+        let service = m.service(RoleName::OWNER);
+        let slug = Slug::from_trusted("acme");
+        let preview = service.preview(&slug, MemberId::new(), &pro()).await.expect("a preview");
+        let after = service.change_plan(&group(), &pro()).await.expect("changed");
+        let commit = recorded.lock().expect("lock").clone().expect("recorded");
+        assert_eq!(preview.billing.status, after.status);
+        assert_eq!(preview.billing.trial_ends_at, after.trial_ends_at);
+        let (p, c) = (preview.schedule.expect("scheduled"), commit.new_charges[0].clone());
+        assert_eq!((p.at, p.money, p.kind, p.card_id), (c.at, c.money, c.kind, c.card_id));
+        assert_eq!(commit.billing.next_charge.map(|n| n.merchant_uid), Some(c.merchant_uid));
+    }
+
+    #[tokio::test]
+    async fn a_plan_change_needs_billing_manage() {
+        let service = Mocks::new().service(RoleName::MEMBER);
+        let slug = Slug::from_trusted("acme");
+        let refused = service.preview(&slug, MemberId::new(), &pro()).await;
+        assert!(matches!(refused, Err(ChangePlanError::Forbidden)));
+    }
+
+    #[tokio::test]
+    async fn a_scheduling_failure_changes_nothing() {
+        let mut m = Mocks::new();
+        m.billing.expect_billing().returning(|_| Ok(None));
+        let c = card();
+        m.cards.expect_cards().returning(move |_| Ok(vec![c.clone()]));
+        m.gateway.expect_schedule().returning(|_| Err(GatewayError::Unavailable("down".into())));
+        m.billing.expect_commit().never();
+        let service = m.service(RoleName::OWNER);
+        let refused = service.change_plan(&group(), &pro()).await;
+        assert!(matches!(refused, Err(ChangePlanError::GatewayUnavailable)));
+    }
+
+    #[tokio::test]
+    async fn a_webhook_whose_payment_does_not_match_the_charge_changes_nothing() {
+        let mut m = Mocks::new();
+        let card = card();
+        let charge = Charge {
+            merchant_uid: MerchantUid::from_trusted("ob_1"),
+            group: group().id,
+            card_id: card.id,
+            customer_uid: card.customer_uid.clone(),
+            money: Money::with_vat(75_800),
+            at: now(),
+            plan: PlanCode::from_trusted("pro"),
+            interval: Interval::Month,
+            addons: vec![],
+            period_start: now(),
+            kind: ChargeKind::Renewal,
+            attempt: 0,
+            status: ChargeStatus::Scheduled,
+            created_at: now(),
+        };
+        m.billing.expect_receipt_exists().returning(|_| Ok(false));
+        m.billing.expect_charge().returning(move |_| Ok(Some(charge.clone())));
+        m.gateway.expect_payment().returning(|imp_uid| {
+            Ok(Some(Payment {
+                imp_uid: imp_uid.to_owned(),
+                merchant_uid: "ob_1".into(),
+                customer_uid: None,
+                amount: 1_000,
+                status: PaymentStatus::Paid,
+                failure_reason: None,
+                paid_at: None,
+            }))
+        });
+        m.billing.expect_commit().never();
+        m.gateway.expect_schedule().never();
+        let service = m.service(RoleName::OWNER);
+        let notice = WebhookNotice {
+            imp_uid: "imp_1".into(),
+            merchant_uid: "ob_1".into(),
+            status: "paid".into(),
+        };
+        assert_eq!(
+            service.handle_webhook(&notice).await.expect("handled"),
+            WebhookOutcome::Ignored
+        );
+    }
+
+    #[tokio::test]
+    async fn recovery_rolls_back_a_change_that_stopped_after_the_marks() {
+        let mut m = Mocks::new();
+        let card = card();
+        let old = Charge {
+            merchant_uid: MerchantUid::from_trusted("ob_old"),
+            group: group().id,
+            card_id: CardId::new(),
+            customer_uid: CustomerUid::generate(),
+            money: Money::with_vat(75_800),
+            at: now(),
+            plan: PlanCode::from_trusted("pro"),
+            interval: Interval::Month,
+            addons: vec![],
+            period_start: now(),
+            kind: ChargeKind::Renewal,
+            attempt: 0,
+            status: ChargeStatus::Scheduled,
+            created_at: now(),
+        };
+        let change = CardChange {
+            id: CardChangeId::new(),
+            group: group().id,
+            old_card: Some(old.card_id),
+            new_card: card.id,
+            old_charge: Some(old),
+            new_merchant_uid: MerchantUid::from_trusted("ob_new"),
+            step: CardChangeStep::Unscheduled,
+            created_at: now(),
+        };
+        let c = change.clone();
+        m.cards.expect_unfinished_main_changes().returning(move || Ok(vec![c.clone()]));
+        m.cards.expect_card().returning(move |_, _| Ok(Some(card.clone())));
+        m.gateway
+            .expect_unschedule()
+            .withf(|_, uid| uid == "ob_new")
+            .times(1)
+            .returning(|_, _| Ok(Unscheduled::NothingToCancel));
+        m.gateway
+            .expect_schedule()
+            .withf(|r| r.merchant_uid == "ob_old")
+            .times(1)
+            .returning(|_| Ok(()));
+        m.cards.expect_roll_back_main_change().times(1).returning(|_| Ok(()));
+        let service = m.service(RoleName::OWNER);
+        assert_eq!(service.recover().await.expect("recovered"), 1);
+    }
+}
