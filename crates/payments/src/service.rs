@@ -308,9 +308,9 @@ impl PaymentsService {
                 Ok(p) => p,
                 Err(e) => {
                     unavailable(&e);
-                    // The outcome is unknown: reconciliation reads it back by merchant_uid
-                    // later; the account stays as it was.
-                    self.close_marker(restore, now_charge, ChargeStatus::Cancelled).await?;
+                    // The outcome is unknown: the marker stays, so further changes wait
+                    // (`billing_busy`) until reconciliation reads the payment back by
+                    // merchant_uid and applies it, or finds none and drops the marker.
                     return Err(ChangePlanError::GatewayUnavailable);
                 }
             };
@@ -837,11 +837,17 @@ impl PaymentsService {
             ));
             return Ok(WebhookOutcome::Ignored);
         }
-        self.apply_payment(&payment).await
+        self.apply_payment(&payment, false).await
     }
 
     /// Applies a payment read from the gateway to the charge it pays.
-    async fn apply_payment(&self, payment: &Payment) -> Result<WebhookOutcome, WebhookError> {
+    /// A charge made at once is recorded by the plan change that made it; only reconciliation
+    /// (`reconciling`) applies one whose plan change could not learn the outcome.
+    async fn apply_payment(
+        &self,
+        payment: &Payment,
+        reconciling: bool,
+    ) -> Result<WebhookOutcome, WebhookError> {
         let uid = MerchantUid::from_trusted(payment.merchant_uid.clone());
         let Some(charge) = self.ports.billing.charge(&uid).await? else {
             warn(&format!("payment {} pays no charge Onboard scheduled", payment.imp_uid));
@@ -856,7 +862,7 @@ impl PaymentsService {
             ));
             return Ok(WebhookOutcome::Ignored);
         }
-        if charge.kind == ChargeKind::Immediate {
+        if charge.kind == ChargeKind::Immediate && !reconciling {
             // Recorded by the plan change itself.
             return Ok(WebhookOutcome::Duplicate);
         }
@@ -880,11 +886,14 @@ impl PaymentsService {
                 });
             }
             let billing = self.load(fresh.group).await?;
-            let (commit, scheduled) = if payment.status == PaymentStatus::Paid {
-                self.on_paid(&billing, &fresh, payment).await?
-            } else {
-                self.on_failed(&billing, &fresh, payment).await?
-            };
+            let (commit, scheduled) =
+                if fresh.kind == ChargeKind::Immediate && payment.status == PaymentStatus::Failed {
+                    (drop_marker(billing, &fresh, ChargeStatus::Failed), None)
+                } else if payment.status == PaymentStatus::Paid {
+                    self.on_paid(&billing, &fresh, payment).await?
+                } else {
+                    self.on_failed(&billing, &fresh, payment).await?
+                };
             match self.ports.billing.commit(&commit).await {
                 Ok(()) => return Ok(WebhookOutcome::Applied),
                 Err(e) => {
@@ -1112,6 +1121,20 @@ impl PaymentsService {
                 .await
             {
                 Ok(Some(p)) => p,
+                Ok(None) if charge.kind == ChargeKind::Immediate => {
+                    // The charge made at once never reached the gateway: drop the marker.
+                    let billing = self.load(charge.group).await?;
+                    match self
+                        .ports
+                        .billing
+                        .commit(&drop_marker(billing, &charge, ChargeStatus::Cancelled))
+                        .await
+                    {
+                        Ok(()) | Err(CommitError::Stale | CommitError::DuplicateReceipt) => {}
+                        Err(CommitError::Unexpected(e)) => return Err(e),
+                    }
+                    continue;
+                }
                 Ok(None) => continue,
                 Err(e) => {
                     unavailable(&e);
@@ -1121,7 +1144,7 @@ impl PaymentsService {
             if self.ports.billing.receipt_exists(&payment.imp_uid).await? {
                 continue;
             }
-            match self.apply_payment(&payment).await {
+            match self.apply_payment(&payment, true).await {
                 Ok(WebhookOutcome::Applied) => done += 1,
                 Ok(_) => {}
                 Err(WebhookError::GatewayUnavailable) => {}
@@ -1146,6 +1169,20 @@ struct NextCharge {
     period_start: DateTime<Utc>,
     attempt: u32,
     money: crate::model::Money,
+}
+
+/// The account as it was before a charge made at once: its marker closed with `status`.
+fn drop_marker(billing: Billing, marker: &Charge, status: ChargeStatus) -> BillingCommit {
+    let mut restored = billing;
+    if restored.next_charge.as_ref().is_some_and(|c| c.merchant_uid == marker.merchant_uid) {
+        restored.next_charge = None;
+    }
+    BillingCommit {
+        billing: restored,
+        new_charges: vec![],
+        closed_charges: vec![(marker.merchant_uid.clone(), status)],
+        receipt: None,
+    }
 }
 
 fn to_free(b: &mut Billing) {

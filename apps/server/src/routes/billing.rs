@@ -123,7 +123,10 @@ pub struct BillingDto {
 
 fn pending(charge: Option<Charge>) -> Option<NextChargeDto> {
     charge
-        .filter(|c| c.status == onboard_payments::ChargeStatus::Scheduled)
+        .filter(|c| {
+            c.status == onboard_payments::ChargeStatus::Scheduled
+                && c.kind != onboard_payments::ChargeKind::Immediate
+        })
         .map(NextChargeDto::from)
 }
 

@@ -37,6 +37,7 @@ both_wirings!(
     twenty_parallel_usage_increments_at_the_limit_edge_never_go_over,
     card_rules_and_permissions_hold,
     a_lost_webhook_is_caught_by_reconciliation,
+    a_charge_with_an_unknown_outcome_holds_changes_until_reconciled,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -278,6 +279,9 @@ async fn billed(wiring: Wiring) -> Billed {
         s.payments_overrides.clock = Some(c);
         s.payments_overrides.gateway = Some(g);
         s.billing_tick = StdDuration::from_millis(50);
+        // 20 parallel requests each check a revocation in Redis: more connections than the
+        // test default of 8, or a slow machine times out waiting for one (a 500).
+        s.redis_pool_size = 24;
     })
     .await;
     let owner = app.sign_in(&phone(1)).await;
@@ -858,4 +862,36 @@ async fn a_lost_webhook_is_caught_by_reconciliation(wiring: Wiring) {
     assert_ne!(active["next_charge"]["merchant_uid"], uid.as_str());
     assert_eq!(b.receipts().await.len(), 1);
     b.clock.advance(Duration::minutes(1));
+}
+
+async fn a_charge_with_an_unknown_outcome_holds_changes_until_reconciled(wiring: Wiring) {
+    let b = billed(wiring).await;
+    b.add_card(PAYS).await;
+    b.change_plan_ok(&pro_month()).await;
+    b.change_plan_ok(&json!({"plan": "free"})).await;
+    b.gateway.fail_next(Op::Charge);
+    assert_problem(
+        b.change_plan(&pro_month()).await,
+        StatusCode::BAD_GATEWAY,
+        "gateway_unavailable",
+    )
+    .await;
+    let billing = b.billing().await;
+    assert_eq!(billing["status"], "free");
+    assert_eq!(billing["next_charge"], Value::Null);
+    // Until the outcome is known, no other change runs.
+    assert_problem(b.change_plan(&pro_month()).await, StatusCode::CONFLICT, "billing_busy").await;
+    // Reconciliation finds no payment at the gateway and lets changes run again.
+    b.clock.advance(Duration::minutes(11));
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+    loop {
+        let resp = b.call(Method::POST, "/billing/plan/preview", Some(&pro_month())).await;
+        if resp.status() == StatusCode::OK {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still busy");
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    assert_eq!(b.change_plan_ok(&pro_month()).await["status"], "active");
+    assert_eq!(b.receipts().await.len(), 1);
 }
