@@ -384,4 +384,20 @@ mod tests {
             SmsSettings::Log { delay: Some(Duration::from_secs(1)..=Duration::from_secs(2)) }
         );
     }
+
+    // payments
+    #[test]
+    fn billing_settings_read_their_defaults_and_refuse_bad_values() {
+        let s = settings(&[]).expect("defaults are valid");
+        assert_eq!(s.payments.trial_days, 14);
+        assert_eq!(s.payments.pay_hour, 10);
+        assert_eq!(s.payments.clock.tz.local_minus_utc(), 9 * 3600);
+        let s =
+            settings(&[("BILLING_TZ", "+05:30"), ("TRIAL_DAYS", "7"), ("BILLING_PAY_HOUR", "0")])
+                .expect("valid");
+        assert_eq!(s.payments.clock.tz.local_minus_utc(), 5 * 3600 + 1800);
+        assert_eq!((s.payments.trial_days, s.payments.pay_hour), (7, 0));
+        assert!(settings(&[("BILLING_TZ", "Mars/Olympus")]).is_err());
+        assert!(settings(&[("BILLING_PAY_HOUR", "24")]).is_err());
+    }
 }
