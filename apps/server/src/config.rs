@@ -73,6 +73,9 @@ pub struct Settings {
     pub billing_tick: Duration,
     /// Test hooks, never read from the environment.
     pub payments_overrides: PaymentsOverrides,
+    /// `SERVICE_TOKENS`: comma-separated bearer tokens (at least 32 characters each) that other
+    /// services use to record usage (`POST .../usage/{metric}`) in any group. None by default.
+    pub service_tokens: Vec<SecretString>,
 }
 
 /// What tests may put in place of the payments domain's clock and gateway.
@@ -275,6 +278,18 @@ impl Settings {
             },
             billing_tick: Duration::from_millis(num("BILLING_TICK_MS", 60_000)?.max(10)),
             payments_overrides: PaymentsOverrides::default(),
+            service_tokens: {
+                let tokens: Vec<String> = get("SERVICE_TOKENS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                if tokens.iter().any(|t| t.len() < 32) {
+                    bail!("SERVICE_TOKENS: each token must be at least 32 characters");
+                }
+                tokens.into_iter().map(SecretString::from).collect()
+            },
         })
     }
 }
