@@ -583,7 +583,9 @@ impl PaymentsService {
             .await
         {
             unavailable(&e);
-            self.ports.cards.roll_back_main_change(&change).await?;
+            // The gateway may have cancelled it before failing: restore it (a refusal means it
+            // is still there).
+            self.compensate_or_leave_to_recovery(&change).await;
             return Err(CardError::GatewayUnavailable);
         }
         self.ports.cards.advance_main_change(change.id, CardChangeStep::Unscheduled).await?;
@@ -591,7 +593,7 @@ impl PaymentsService {
         let moved = moved_charge(&old, card, &change.new_merchant_uid, self.now());
         if let Err(e) = self.ports.gateway.schedule(&schedule_request(&moved)).await {
             unavailable(&e);
-            self.compensate(&change).await?;
+            self.compensate_or_leave_to_recovery(&change).await;
             return Err(CardError::GatewayUnavailable);
         }
         self.ports.cards.advance_main_change(change.id, CardChangeStep::Scheduled).await?;
@@ -631,6 +633,14 @@ impl PaymentsService {
         self.ports.cards.finish_main_change(change.id, Some(commit)).await?;
         billing.version += 1;
         Ok(billing)
+    }
+
+    /// [`Self::compensate`]; when it cannot finish now, the journal row stays unfinished and
+    /// [`Self::recover`] settles it at the next start.
+    async fn compensate_or_leave_to_recovery(&self, change: &CardChange) {
+        if let Err(e) = self.compensate(change).await {
+            warn(&format!("main-card change {} left to recovery: {e:#}", change.id));
+        }
     }
 
     /// Undoes a main-card change: the old schedule restored (under its merchant_uid), the
