@@ -1052,3 +1052,111 @@ async fn the_simulated_gateway_serves_a_trial_through_its_test_calls(wiring: Wir
         tokio::time::sleep(StdDuration::from_millis(50)).await;
     }
 }
+
+/// The `onboard` binary on Postgres + Redis with every log on: the card number, expiry, birth
+/// date and PIN digits go through it (the simulated gateway's billing-key call) and must show
+/// up neither in its logs nor in a dump of its database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_card_number_or_birth_date_is_stored_or_logged() {
+    use std::process::{Command, Stdio};
+
+    let db = onboard_postgres::testing::TestDatabase::new().await;
+    let redis = crate::helpers::RedisPrefix::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::env::temp_dir().join(format!("onboard-pan-{}.log", uuid::Uuid::now_v7()));
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onboard"))
+        .arg("serve")
+        .env_clear()
+        .current_dir(std::env::temp_dir())
+        .env("DATABASE_URL", db.url())
+        .env("REDIS_URL", &redis.url)
+        .env("REDIS_KEY_PREFIX", &redis.prefix)
+        .env("ONBOARD_ADDR", format!("127.0.0.1:{port}"))
+        .env("OTP_ECHO", "true")
+        .env("MIGRATE_ON_START", "true")
+        .env("ONBOARD_WORKERS", "1")
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(60);
+    while !client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+
+    let phone = phone(1);
+    let sent: Value = client
+        .post(format!("{base}/api/v1/auth/otp"))
+        .json(&json!({"phone": phone}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verified: Value = client
+        .post(format!("{base}/api/v1/auth/otp/verify"))
+        .json(&json!({"phone": phone, "code": sent["dev_code"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = verified["access_token"].as_str().unwrap().to_owned();
+    let group = json!({"name": "Acme", "slug": "acme"});
+    client
+        .post(format!("{base}/api/v1/groups"))
+        .bearer_auth(&token)
+        .json(&group)
+        .send()
+        .await
+        .unwrap();
+    sim_card(&client, &base, &token, "acme").await;
+    let plan = client
+        .put(format!("{base}/api/v1/groups/acme/billing/plan"))
+        .bearer_auth(&token)
+        .json(&pro_month())
+        .send()
+        .await
+        .unwrap();
+    let billing = expect_status(plan, StatusCode::OK).await;
+    let uid = billing["next_charge"]["merchant_uid"].as_str().unwrap();
+    let executed = client
+        .post(format!("{base}/sim/portone/schedules/{uid}/execute"))
+        .json(&json!({"outcome": "paid"}))
+        .send()
+        .await
+        .unwrap();
+    expect_status(executed, StatusCode::OK).await;
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let dump =
+        Command::new("pg_dump").arg("--data-only").arg(db.url()).output().expect("pg_dump runs");
+    assert!(dump.status.success(), "pg_dump: {}", String::from_utf8_lossy(&dump.stderr));
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    assert!(dump.contains("acme"), "the dump holds the data");
+    assert!(logs.contains("TRACE") && logs.contains("simulated"), "the log is the trace-level run");
+    for secret in [CARD_NUMBER, &CARD_NUMBER.replace(' ', ""), BIRTH, "2030-12"] {
+        assert!(!logs.contains(secret), "{secret:?} is in the logs");
+        assert!(!dump.contains(secret), "{secret:?} is in the database");
+    }
+}
