@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use onboard_groups::{GroupsConfig, Permission};
 use onboard_invites::InvitesConfig;
-use onboard_kernel::Region;
+use onboard_kernel::{PhoneNumber, Region};
 use onboard_members::MembersConfig;
 use onboard_members::ports::OtpLimits;
 use secrecy::SecretString;
@@ -85,6 +85,12 @@ pub struct Settings {
     // gateway
     /// The payment gateway (`PAYMENT_GATEWAY`).
     pub gateway: GatewaySettings,
+    // sso
+    /// Single sign-on providers and the app redirect URIs.
+    pub sso: SsoSettings,
+    // admin
+    /// `ADMIN_PHONES`: members with these phones are platform admins.
+    pub admin_phones: Vec<PhoneNumber>,
 }
 
 /// What tests may put in place of the payments domain's clock and gateway.
@@ -306,6 +312,9 @@ impl Settings {
             },
             // gateway
             gateway,
+            // sso
+            sso: SsoSettings::from_lookup(&get)?,
+            admin_phones: parse_admin_phones(get("ADMIN_PHONES").as_deref(), default_region)?,
         })
     }
 }
@@ -315,6 +324,23 @@ impl Settings {
 fn default_pg_pool() -> u64 {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     u64::try_from(cores * 2).unwrap_or(4).max(4)
+}
+
+// admin
+/// `ADMIN_PHONES`: a comma-separated list of phones (E.164, or national with `DEFAULT_REGION`).
+fn parse_admin_phones(
+    raw: Option<&str>,
+    region: Option<Region>,
+) -> anyhow::Result<Vec<PhoneNumber>> {
+    raw.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            PhoneNumber::parse(p, region)
+                .map_err(|e| anyhow::anyhow!("ADMIN_PHONES: {p:?} is not a phone number: {e}"))
+        })
+        .collect()
 }
 
 /// `SMS_LOG_DELAY_MS`: `1000-2000` (a range) or `1500` (fixed).
@@ -450,6 +476,109 @@ impl GatewaySettings {
             Some(other) => bail!("PAYMENT_GATEWAY must be simulated or portone, not {other:?}"),
         }
     }
+}
+
+// sso
+
+/// One OpenID Connect provider: `SSO_<NAME>_ISSUER`, `SSO_<NAME>_CLIENT_ID`,
+/// `SSO_<NAME>_CLIENT_SECRET` (optional: a public client).
+#[derive(Debug, Clone)]
+pub struct SsoProviderSettings {
+    pub name: onboard_sso::ProviderName,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+}
+
+/// Single sign-on: `SSO_PROVIDERS`, `SSO_REDIRECT_URIS`, `PUBLIC_URL`, `SSO_DISCOVERY_TTL`.
+#[derive(Debug, Clone)]
+pub struct SsoSettings {
+    pub providers: Vec<SsoProviderSettings>,
+    /// The app redirect URIs a login may end at (exact match).
+    pub redirect_uris: std::collections::BTreeSet<String>,
+    /// This server's public base URL: providers send the browser back to
+    /// `{PUBLIC_URL}/api/v1/auth/sso/{provider}/callback`. Required with providers.
+    pub public_url: Option<String>,
+    /// Seconds a provider's discovery document is kept (3600 by default).
+    pub discovery_ttl_secs: u64,
+}
+
+impl SsoSettings {
+    /// Reads the SSO variables through `get` (trimmed, empty as unset).
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let list = |name: &str| -> Vec<String> {
+            get(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut names: Vec<onboard_sso::ProviderName> = Vec::new();
+        for raw in list("SSO_PROVIDERS") {
+            let name = onboard_sso::ProviderName::parse(&raw).map_err(|e| {
+                anyhow::anyhow!("SSO_PROVIDERS: {raw:?} is not a provider name ({e})")
+            })?;
+            if names.contains(&name) {
+                bail!("SSO_PROVIDERS names {name} twice");
+            }
+            names.push(name);
+        }
+        let mut providers = Vec::new();
+        for name in names {
+            let var = |suffix: &str| {
+                format!("SSO_{}_{suffix}", name.as_str().to_ascii_uppercase().replace('-', "_"))
+            };
+            let required = |suffix: &str| -> anyhow::Result<String> {
+                let v = var(suffix);
+                get(&v).with_context(|| format!("{v} is required for SSO provider {name}"))
+            };
+            let issuer = required("ISSUER")?;
+            if !is_http_url(&issuer) {
+                bail!("{} must be an http(s) URL, not {issuer:?}", var("ISSUER"));
+            }
+            providers.push(SsoProviderSettings {
+                issuer,
+                client_id: required("CLIENT_ID")?,
+                client_secret: get(&var("CLIENT_SECRET")).map(SecretString::from),
+                name,
+            });
+        }
+        let redirect_uris = list("SSO_REDIRECT_URIS");
+        if let Some(bad) =
+            redirect_uris.iter().find(|u| !u.contains("://") || u.contains(char::is_whitespace))
+        {
+            bail!("SSO_REDIRECT_URIS: {bad:?} is not an absolute URI");
+        }
+        let public_url = get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
+        match &public_url {
+            Some(u) if !is_http_url(u) => bail!("PUBLIC_URL must be an http(s) URL, not {u:?}"),
+            None if !providers.is_empty() => bail!(
+                "PUBLIC_URL is required with SSO_PROVIDERS: providers send the browser back to {{PUBLIC_URL}}/api/v1/auth/sso/{{provider}}/callback"
+            ),
+            _ => {}
+        }
+        let discovery_ttl_secs = match get("SSO_DISCOVERY_TTL") {
+            Some(v) => v
+                .parse::<u64>()
+                .with_context(|| format!("SSO_DISCOVERY_TTL must be a whole number, not {v:?}"))?
+                .max(1),
+            None => 3600,
+        };
+        Ok(Self {
+            providers,
+            redirect_uris: redirect_uris.into_iter().collect(),
+            public_url,
+            discovery_ttl_secs,
+        })
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    (s.starts_with("https://") || s.starts_with("http://"))
+        && s.len() > "https://".len()
+        && !s.contains(char::is_whitespace)
 }
 
 #[cfg(test)]
@@ -666,5 +795,71 @@ mod tests {
         assert_eq!((s.payments.trial_days, s.payments.pay_hour), (7, 0));
         assert!(settings(&[("BILLING_TZ", "Mars/Olympus")]).is_err());
         assert!(settings(&[("BILLING_PAY_HOUR", "24")]).is_err());
+    }
+
+    // sso
+
+    #[test]
+    fn sso_providers_are_read_by_name() {
+        let s = settings(&[
+            ("SSO_PROVIDERS", "sparcs, Google"),
+            ("SSO_SPARCS_ISSUER", "https://sparcssso.kaist.ac.kr"),
+            ("SSO_SPARCS_CLIENT_ID", "sparcs-id"),
+            ("SSO_SPARCS_CLIENT_SECRET", "sparcs-secret"),
+            ("SSO_GOOGLE_ISSUER", "https://accounts.google.com"),
+            ("SSO_GOOGLE_CLIENT_ID", "google-id"),
+            ("SSO_REDIRECT_URIS", "https://app.example.com/sso, myapp://sso"),
+            ("PUBLIC_URL", "https://api.example.com/"),
+        ])
+        .expect("valid");
+        let names: Vec<&str> = s.sso.providers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["sparcs", "google"]);
+        assert_eq!(s.sso.providers[0].client_id, "sparcs-id");
+        assert!(s.sso.providers[0].client_secret.is_some());
+        assert!(s.sso.providers[1].client_secret.is_none(), "a public client");
+        assert_eq!(s.sso.public_url.as_deref(), Some("https://api.example.com"));
+        assert!(s.sso.redirect_uris.contains("myapp://sso"));
+        assert_eq!(s.sso.discovery_ttl_secs, 3600);
+    }
+
+    #[test]
+    fn no_sso_configuration_means_no_providers() {
+        let s = settings(&[]).expect("valid");
+        assert!(s.sso.providers.is_empty());
+        assert!(s.sso.redirect_uris.is_empty());
+    }
+
+    #[test]
+    fn an_sso_provider_needs_an_issuer_a_client_id_and_a_public_url() {
+        let base = [
+            ("SSO_PROVIDERS", "sparcs"),
+            ("SSO_SPARCS_ISSUER", "https://sso.example.com"),
+            ("SSO_SPARCS_CLIENT_ID", "id"),
+            ("PUBLIC_URL", "https://api.example.com"),
+        ];
+        assert!(settings(&base).is_ok());
+        for missing in ["SSO_SPARCS_ISSUER", "SSO_SPARCS_CLIENT_ID", "PUBLIC_URL"] {
+            let vars: Vec<_> = base.iter().copied().filter(|(k, _)| *k != missing).collect();
+            let err = settings(&vars).expect_err("incomplete");
+            assert!(err.to_string().contains(missing), "{err}");
+        }
+        let err = settings(&[("SSO_PROVIDERS", "sparcs,sparcs")]).expect_err("twice");
+        assert!(err.to_string().contains("twice"));
+        assert!(settings(&[("SSO_PROVIDERS", "no good")]).is_err());
+        assert!(settings(&[("SSO_REDIRECT_URIS", "not-a-uri")]).is_err());
+        let mut bad_issuer = base.to_vec();
+        bad_issuer[1] = ("SSO_SPARCS_ISSUER", "sso.example.com");
+        assert!(settings(&bad_issuer).is_err());
+    }
+
+    // admin
+    #[test]
+    fn admin_phones_read_as_a_comma_list_and_a_bad_one_is_named() {
+        let s = settings(&[("ADMIN_PHONES", " +79170000001, +821012345678 ,")]).expect("valid");
+        let phones: Vec<&str> = s.admin_phones.iter().map(PhoneNumber::as_e164).collect();
+        assert_eq!(phones, ["+79170000001", "+821012345678"]);
+        assert!(settings(&[]).expect("valid").admin_phones.is_empty());
+        let err = settings(&[("ADMIN_PHONES", "+79170000001,nope")]).expect_err("not a phone");
+        assert!(err.to_string().contains("ADMIN_PHONES"), "{err}");
     }
 }

@@ -59,6 +59,14 @@ pub enum ErrorCode {
     PlanLimitReached,
     MetricNotFound,
     BillingBusy,
+    // sso
+    SsoProviderUnknown,
+    RedirectUriNotAllowed,
+    SsoStateInvalid,
+    SsoProviderError,
+    LoginCodeInvalid,
+    // admin
+    MemberBlocked,
 }
 
 impl ErrorCode {
@@ -107,6 +115,14 @@ impl ErrorCode {
             Self::PlanLimitReached => "plan_limit_reached",
             Self::MetricNotFound => "metric_not_found",
             Self::BillingBusy => "billing_busy",
+            // sso
+            Self::SsoProviderUnknown => "sso_provider_unknown",
+            Self::RedirectUriNotAllowed => "redirect_uri_not_allowed",
+            Self::SsoStateInvalid => "sso_state_invalid",
+            Self::SsoProviderError => "sso_provider_error",
+            Self::LoginCodeInvalid => "login_code_invalid",
+            // admin
+            Self::MemberBlocked => "member_blocked",
         }
     }
 }
@@ -325,6 +341,8 @@ impl From<VerifyOtpError> for ApiError {
                 "too many verifications from this client",
             ),
             VerifyOtpError::Unexpected(e) => Self::unexpected(e),
+            // admin
+            VerifyOtpError::Blocked => member_blocked(),
         }
     }
 }
@@ -343,6 +361,8 @@ impl From<RefreshError> for ApiError {
                 "this refresh token was already used: the session is revoked",
             ),
             RefreshError::Unexpected(e) => Self::unexpected(e),
+            // admin
+            RefreshError::Blocked => member_blocked(),
         }
     }
 }
@@ -760,6 +780,96 @@ impl From<onboard_gateway::ExecuteError> for ApiError {
             onboard_gateway::ExecuteError::NotScheduled => Self::not_found(
                 "no charge is scheduled under this merchant_uid (never, cancelled, or already run)",
             ),
+        }
+    }
+}
+
+// sso
+
+use onboard_sso as sso;
+
+fn sso_provider_unknown() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::SsoProviderUnknown,
+        "no SSO provider by this name",
+    )
+}
+
+/// 502 `sso_provider_error`; the cause is logged (a warning: the provider's fault, or an
+/// attacker's forged callback), never shown.
+fn sso_provider_error(cause: &anyhow::Error) -> ApiError {
+    tracing::warn!(error = ?cause, "SSO provider failure");
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        ErrorCode::SsoProviderError,
+        "the identity provider's answer could not be used (code exchange, signature or claims)",
+    )
+}
+
+/// 401 `login_code_invalid`.
+pub fn login_code_invalid() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::LoginCodeInvalid,
+        "unknown, used or expired login code",
+    )
+}
+
+map_errors! {
+    sso::StartError {
+        UnknownProvider => sso_provider_unknown(),
+        RedirectUriNotAllowed => ApiError::invalid_field(
+            ErrorCode::RedirectUriNotAllowed,
+            "redirect_uri",
+            "not one of the allowed redirect URIs (SSO_REDIRECT_URIS, exact match)",
+        ),
+        Provider(cause) => sso_provider_error(&cause),
+    }
+    sso::CallbackError {
+        UnknownProvider => sso_provider_unknown(),
+        StateInvalid => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::SsoStateInvalid,
+            "unknown, used or expired state: start the login again",
+        ),
+        Provider(cause) => sso_provider_error(&cause),
+    }
+    sso::ExchangeError { LoginCodeInvalid => login_code_invalid(), Blocked => member_blocked() }
+}
+// admin
+
+/// 403 `member_blocked`: a platform admin blocked the member; sign-in is refused.
+fn member_blocked() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::MemberBlocked,
+        "this member is blocked: sign-in is refused",
+    )
+}
+
+fn not_a_platform_admin() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "platform admins only")
+}
+
+impl From<onboard_admin::AdminError> for ApiError {
+    fn from(e: onboard_admin::AdminError) -> Self {
+        match e {
+            onboard_admin::AdminError::Forbidden => not_a_platform_admin(),
+            onboard_admin::AdminError::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<onboard_admin::AdminMemberError> for ApiError {
+    fn from(e: onboard_admin::AdminMemberError) -> Self {
+        match e {
+            onboard_admin::AdminMemberError::Forbidden => not_a_platform_admin(),
+            onboard_admin::AdminMemberError::NotFound => Self::not_found("no such member"),
+            onboard_admin::AdminMemberError::OwnAccount => {
+                Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "you cannot block yourself")
+            }
+            onboard_admin::AdminMemberError::Unexpected(e) => Self::unexpected(e),
         }
     }
 }

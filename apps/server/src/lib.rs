@@ -11,6 +11,8 @@ pub mod state;
 pub mod telemetry;
 // gateway
 pub mod gateway;
+// admin
+pub mod admin_cli;
 
 pub use config::Settings;
 pub use startup::Application;

@@ -2,6 +2,7 @@
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
+use onboard_server::admin_cli::{self, AdminCommand};
 use onboard_server::config::Storage;
 use onboard_server::{Application, Settings, telemetry};
 use secrecy::ExposeSecret;
@@ -19,12 +20,31 @@ enum Command {
     Serve,
     /// Apply pending database migrations to DATABASE_URL and exit.
     Migrate,
+    // admin
+    /// Grant or revoke platform admin (needs DATABASE_URL).
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+// admin
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Make the member with this phone a platform admin.
+    Grant { phone: String },
+    /// Take platform admin away from the member with this phone.
+    Revoke { phone: String },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init_tracing();
+    // admin: needs only DATABASE_URL (and DEFAULT_REGION for national numbers).
+    if let Some(Command::Admin { action }) = &cli.command {
+        return admin(action).await;
+    }
     let settings = Settings::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -39,6 +59,30 @@ async fn main() -> anyhow::Result<()> {
             onboard_postgres::run_migrations(database_url.expose_secret()).await?;
             tracing::info!("migrations applied");
         }
+        Command::Admin { .. } => unreachable!("handled before the settings are read"),
     }
+    Ok(())
+}
+
+// admin
+/// `onboard admin grant|revoke <phone>`.
+async fn admin(action: &AdminAction) -> anyhow::Result<()> {
+    // A missing .env is the normal case.
+    let _ = dotenvy::dotenv();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let region = env("DEFAULT_REGION")
+        .map(|r| {
+            onboard_kernel::Region::parse(r.trim())
+                .map_err(|e| anyhow::anyhow!("DEFAULT_REGION {r:?}: {e}"))
+        })
+        .transpose()?;
+    let (command, phone, done) = match action {
+        AdminAction::Grant { phone } => (AdminCommand::Grant, phone, "is now a platform admin"),
+        AdminAction::Revoke { phone } => {
+            (AdminCommand::Revoke, phone, "is no longer a platform admin")
+        }
+    };
+    let id = admin_cli::run(env("DATABASE_URL").as_deref(), region, command, phone).await?;
+    println!("member {id} ({phone}) {done}");
     Ok(())
 }

@@ -24,6 +24,8 @@ use crate::error::{ErrorCode, FieldError, Problem};
         (name = "operations", description = "Health and metrics"),
         // payments
         (name = "payments", description = "Plans, billing, cards, receipts, usage, gateway webhooks"),
+        // admin
+        (name = "admin", description = "Platform administration (platform admins only)"),
     )
 )]
 pub struct ApiDoc;

@@ -27,9 +27,12 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
-use crate::routes::{auth, billing, groups, health, invites, members, referrals};
+use crate::routes::{admin, auth, billing, groups, health, invites, members, referrals, sso};
 use crate::state::{AppState, Backends};
 use crate::telemetry;
+// admin
+use onboard_admin::ports::{AdminRepository, OtpStats};
+use onboard_admin::{AdminConfig, AdminPorts, AdminService};
 
 /// Request bodies above this size are refused.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -114,7 +117,19 @@ impl Application {
                         .service(billing::receipts)
                         .service(billing::usage)
                         .service(billing::record_usage)
-                        .service(billing::portone_webhook),
+                        .service(billing::portone_webhook)
+                        // sso
+                        .service(sso::sso_start)
+                        .service(sso::sso_callback)
+                        .service(sso::sso_exchange)
+                        // admin
+                        .service(admin::search_members)
+                        .service(admin::member)
+                        .service(admin::block)
+                        .service(admin::unblock)
+                        .service(admin::groups)
+                        .service(admin::stats)
+                        .service(admin::audit),
                 )
                 .service(health::live)
                 .service(health::ready)
@@ -218,8 +233,10 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             );
             // One store for every repository: memberships, current groups and deletions span them.
             let store = Arc::new(onboard_memory::MemoryStore::default());
+            // admin: the OTP store also counts traffic for the admin stats.
+            let otp = Arc::new(onboard_memory::MemoryOtpStore::default());
             let ports = MembersPorts {
-                otp: Arc::new(onboard_memory::MemoryOtpStore::default()),
+                otp: otp.clone(),
                 limiter: Arc::new(onboard_memory::MemoryRateLimiter::default()),
                 members: store.clone(),
                 sessions: store.clone(),
@@ -231,8 +248,14 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             let repos = Repositories {
                 referrals: store.clone(),
                 groups: store.clone(),
-                invites: store,
+                // sso
+                identities: store.clone(),
+                sso_states: Arc::new(onboard_memory::MemorySsoStateStore::new()),
+                invites: store.clone(),
                 invite_codes: Arc::new(onboard_memory::MemoryInviteCodeStore::new()),
+                // admin
+                admin: store,
+                otp_stats: otp,
             };
             (ports, repos, Backends::Memory)
         }
@@ -249,8 +272,10 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             let redis = onboard_redis::pool(redis_url.expose_secret(), settings.redis_pool_size)
                 .context("cannot configure Redis")?;
             let prefix = settings.redis_prefix.clone();
+            // admin: the OTP store also counts traffic for the admin stats.
+            let otp = Arc::new(onboard_redis::RedisOtpStore::new(redis.clone(), prefix.clone()));
             let ports = MembersPorts {
-                otp: Arc::new(onboard_redis::RedisOtpStore::new(redis.clone(), prefix.clone())),
+                otp: otp.clone(),
                 limiter: Arc::new(onboard_redis::RedisRateLimiter::new(
                     redis.clone(),
                     prefix.clone(),
@@ -269,16 +294,42 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 referrals: Arc::new(onboard_postgres::PgReferralRepository::new(pg.clone())),
                 groups: Arc::new(onboard_postgres::PgGroupRepository::new(pg.clone())),
                 invites: Arc::new(onboard_postgres::PgInviteRepository::new(pg.clone())),
+                // sso
+                identities: Arc::new(onboard_postgres::PgIdentityRepository::new(pg.clone())),
+                sso_states: Arc::new(onboard_redis::RedisSsoStateStore::new(
+                    redis.clone(),
+                    prefix.clone(),
+                )),
                 invite_codes: Arc::new(onboard_redis::RedisInviteCodeStore::new(
                     redis.clone(),
                     prefix,
                 )),
+                // admin
+                admin: Arc::new(onboard_postgres::PgAdminRepository::new(pg.clone())),
+                otp_stats: otp,
             };
             tracing::info!("storage: Postgres + Redis");
             (ports, repos, Backends::External { pg, redis })
         }
     };
     let clock = ports.clock.clone();
+    let revocations = ports.revocations.clone();
+    let members = MembersService::new(ports, settings.members.clone(), secrets);
+    // sso
+    let sso = build_sso(settings, &repos, members.clone(), clock.clone())?;
+    // admin
+    let admin = AdminService::new(
+        AdminPorts {
+            repo: repos.admin,
+            otp_stats: repos.otp_stats,
+            revocations,
+            clock: clock.clone(),
+        },
+        AdminConfig {
+            admin_phones: settings.admin_phones.clone(),
+            access_ttl_secs: settings.members.access_ttl_secs,
+        },
+    );
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
     // payments
     let (payments, sim_gateway) = build_payments(settings, groups.clone(), clock.clone()).await?;
@@ -293,7 +344,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             settings.invites.clone(),
         ),
         groups,
-        members: MembersService::new(ports, settings.members.clone(), secrets),
+        members,
         backends,
         jwks: keys.jwks(),
         default_region: settings.default_region,
@@ -303,6 +354,10 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             settings.service_tokens.iter().map(|t| t.expose_secret()),
         ),
         sim_gateway,
+        // sso
+        sso,
+        // admin
+        admin,
     })
 }
 
@@ -312,6 +367,55 @@ struct Repositories {
     groups: Arc<dyn GroupRepository>,
     invites: Arc<dyn InviteRepository>,
     invite_codes: Arc<dyn InviteCodeStore>,
+    // sso
+    identities: Arc<dyn onboard_sso::ports::IdentityRepository>,
+    sso_states: Arc<dyn onboard_sso::ports::SsoStateStore>,
+    // admin
+    admin: Arc<dyn AdminRepository>,
+    otp_stats: Arc<dyn OtpStats>,
+}
+
+// sso
+
+/// Single sign-on: the configured providers over the wiring's state store and identities.
+fn build_sso(
+    settings: &Settings,
+    repos: &Repositories,
+    members: MembersService,
+    clock: Arc<dyn onboard_kernel::Clock>,
+) -> anyhow::Result<onboard_sso::SsoService> {
+    let sso = &settings.sso;
+    let providers = onboard_oidc::OidcProviders::new(onboard_oidc::OidcConfig {
+        public_url: sso.public_url.clone().unwrap_or_default(),
+        discovery_ttl: std::time::Duration::from_secs(sso.discovery_ttl_secs),
+        providers: sso
+            .providers
+            .iter()
+            .map(|p| onboard_oidc::OidcProviderConfig {
+                name: p.name.clone(),
+                issuer: p.issuer.clone(),
+                client_id: p.client_id.clone(),
+                client_secret: p.client_secret.as_ref().map(|s| s.expose_secret().to_owned()),
+            })
+            .collect(),
+    })
+    .context("cannot configure the SSO providers")?;
+    if !sso.providers.is_empty() {
+        tracing::info!(providers = ?providers, "single sign-on");
+    }
+    Ok(onboard_sso::SsoService::new(
+        onboard_sso::SsoPorts {
+            providers: Arc::new(providers),
+            states: repos.sso_states.clone(),
+            identities: repos.identities.clone(),
+            clock,
+        },
+        members,
+        onboard_sso::SsoConfig {
+            redirect_uris: sso.redirect_uris.clone(),
+            ..onboard_sso::SsoConfig::default()
+        },
+    ))
 }
 
 // payments

@@ -56,6 +56,10 @@ pub struct AppState {
     pub service_tokens: ServiceTokens,
     /// The simulated gateway, when it is the one in use (its `/sim/portone` test calls).
     pub sim_gateway: Option<std::sync::Arc<onboard_gateway::SimulatedGateway>>,
+    // sso
+    pub sso: onboard_sso::SsoService,
+    // admin
+    pub admin: onboard_admin::AdminService,
 }
 
 /// The bearer tokens of other services, kept as SHA-256 digests and compared in constant time.

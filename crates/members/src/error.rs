@@ -24,6 +24,9 @@ pub enum VerifyOtpError {
     RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+    // admin
+    #[error("the member is blocked")]
+    Blocked,
 }
 
 /// What [`crate::ports::MemberRepository::sign_in`] may refuse.
@@ -35,6 +38,10 @@ pub enum SignInStoreError {
     ReferralCodeNotFound,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+    // admin
+    /// The member holding the phone is blocked: no session opened.
+    #[error("the member is blocked")]
+    Blocked,
 }
 
 /// [`crate::MembersService::refresh`].
@@ -46,6 +53,9 @@ pub enum RefreshError {
     Reused,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+    // admin
+    #[error("the member is blocked")]
+    Blocked,
 }
 
 /// [`crate::MembersService::authenticate`] and [`crate::MembersService::verify_token`].

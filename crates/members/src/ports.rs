@@ -168,6 +168,8 @@ pub trait MemberRepository: Send + Sync {
     /// (the caller retries with another) and, only when the member is being created,
     /// [`SignInStoreError::ReferralCodeNotFound`] when `referred_by` names no live member;
     /// nothing is written then. For an existing member `referred_by` is ignored.
+    /// MUST return [`SignInStoreError::Blocked`], writing nothing, when the member holding the
+    /// phone is blocked (checked in the transaction that would open the session).
     async fn sign_in(&self, request: SignInRequest) -> Result<SignInRecord, SignInStoreError>;
 
     /// The live member with this id.
@@ -219,6 +221,9 @@ pub enum RotateOutcome {
     Reused { member_id: MemberId, session_id: SessionId },
     /// No live session knows `old`.
     Invalid,
+    // admin
+    /// `old` is (or was) a refresh token of a blocked member: nothing changed.
+    Blocked,
 }
 
 /// Refresh sessions.
@@ -228,6 +233,8 @@ pub trait SessionRepository: Send + Sync {
     /// Rotates the session whose live refresh token hashes to `old`, to `new`, and extends it to
     /// `expires_at`; remembers `old` as used. Presenting a used token revokes the session, except
     /// within `grace_secs` of its rotation when `new` is the token it was rotated to.
+    /// A token (live or used) of a blocked member answers [`RotateOutcome::Blocked`] and
+    /// changes nothing.
     async fn rotate(
         &self,
         old: &TokenHash,
@@ -297,4 +304,22 @@ pub trait AccessTokens: Send + Sync {
 #[async_trait]
 pub trait SmsSender: Send + Sync {
     async fn send(&self, to: &PhoneNumber, text: &str) -> anyhow::Result<()>;
+}
+
+// sso: sign-ins that another check vouched for (single sign-on).
+
+/// What a sign-in writes besides who signs in, prepared by
+/// [`MembersService::sign_in_with`](crate::MembersService::sign_in_with): the member to create
+/// if the sign-in creates one, and the session to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInDraft {
+    /// Id for the member if the sign-in creates one.
+    pub new_member_id: MemberId,
+    /// Referral code for the member if the sign-in creates one.
+    pub new_referral_code: ReferralCode,
+    pub session: NewSession,
+    /// A personal workspace to create, owned by the member and made current, when the sign-in
+    /// creates the member.
+    pub personal_workspace: Option<NewWorkspace>,
+    pub now: DateTime<Utc>,
 }

@@ -224,6 +224,7 @@ impl MembersService {
                     return Err(VerifyOtpError::ReferralCodeNotFound);
                 }
                 Err(SignInStoreError::Unexpected(e)) => return Err(e.into()),
+                Err(SignInStoreError::Blocked) => return Err(VerifyOtpError::Blocked),
             }
         };
         let access = self.access_token(
@@ -271,6 +272,7 @@ impl MembersService {
                 return Err(RefreshError::Reused);
             }
             RotateOutcome::Invalid => return Err(RefreshError::Invalid),
+            RotateOutcome::Blocked => return Err(RefreshError::Blocked),
         };
         let access =
             self.access_token(session.member_id, session.session_id, session.current_group, now)?;
@@ -474,3 +476,6 @@ fn new_code(len: u8) -> String {
 
 #[cfg(test)]
 mod tests;
+
+// sso
+mod sso;

@@ -10,6 +10,10 @@ pub mod referrals;
 pub mod billing;
 // gateway
 pub mod sim;
+// sso
+pub mod sso;
+// admin
+pub mod admin;
 
 use chrono::{DateTime, Utc};
 use onboard_members::{Member, MemberCard, TokenPair};

@@ -523,3 +523,11 @@ pub fn header_of(token: &str) -> Value {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).expect("base64url");
     serde_json::from_slice(&bytes).expect("a JSON header")
 }
+
+// admin
+impl TestApp {
+    /// This app's database URL (`PostgresRedis` only).
+    pub fn database_url(&self) -> Option<&str> {
+        self._db.as_ref().map(TestDatabase::url)
+    }
+}

@@ -7,6 +7,8 @@
 
 mod helpers;
 
+// admin
+mod admin;
 mod auth;
 mod bad_input;
 mod groups;
@@ -20,3 +22,5 @@ mod sms_providers;
 mod two_instances;
 // payments
 mod payments;
+// sso
+mod sso;

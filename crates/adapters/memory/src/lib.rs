@@ -12,6 +12,8 @@
 //! - [`MemoryStore`]: members, sessions, referrals, groups and invites ([`MemberRepository`],
 //!   [`SessionRepository`], [`ReferralRepository`], [`GroupRepository`] and
 //!   [`InviteRepository`]).
+//! - [`MemorySsoStateStore`]: pending single sign-on logins and login grants, taken once. The
+//!   [`MemoryStore`] is also the single sign-on `IdentityRepository` (provider identities).
 //!
 //! - [`MemoryBillingStore`]: the payments storage ports (billing, cards, usage, idempotency).
 //!
@@ -29,6 +31,8 @@ mod store;
 mod window;
 // payments
 mod billing;
+// sso
+mod sso_states;
 
 pub use invite_codes::MemoryInviteCodeStore;
 pub use otp::MemoryOtpStore;
@@ -37,3 +41,5 @@ pub use revocations::MemoryRevocationList;
 pub use store::MemoryStore;
 // payments
 pub use billing::MemoryBillingStore;
+// sso
+pub use sso_states::MemorySsoStateStore;

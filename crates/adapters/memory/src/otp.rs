@@ -5,6 +5,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use onboard_admin::OtpCounts;
+use onboard_admin::ports::OtpStats;
 use onboard_kernel::PhoneNumber;
 use onboard_members::CodeHash;
 use onboard_members::ports::{IssueOutcome, OtpLimits, OtpStore, VerifyOutcome};
@@ -42,6 +44,23 @@ const SWEEP_EVERY: u32 = 1024;
 struct Inner {
     phones: HashMap<String, PhoneState>,
     issues_since_sweep: u32,
+    // admin
+    /// Codes sent and wrong codes presented, per hour since the epoch (the last 25 hours).
+    traffic: std::collections::BTreeMap<i64, OtpCounts>,
+}
+
+impl Inner {
+    /// Counts one send or one failure in the hour of `now`, forgetting hours older than a day.
+    fn count(&mut self, now: DateTime<Utc>, send: bool) {
+        let hour = now.timestamp().div_euclid(3600);
+        let bucket = self.traffic.entry(hour).or_default();
+        if send {
+            bucket.sends += 1;
+        } else {
+            bucket.failures += 1;
+        }
+        self.traffic.retain(|h, _| *h > hour - 25);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +147,7 @@ impl OtpStore for MemoryOtpStore {
         });
         state.sends.push(now);
         state.next_send_at = Some(after(now, seconds(limits.resend_interval_secs)));
+        inner.count(now, true);
         Ok(IssueOutcome::Issued)
     }
 
@@ -143,11 +163,28 @@ impl OtpStore for MemoryOtpStore {
         let Some(state) = phones.get_mut(phone.as_e164()) else {
             return Ok(VerifyOutcome::NoCode);
         };
+        let failures_before = state.failures.count(now, HOUR);
         let outcome = check(state, candidate, now, limits);
+        let failed = state.failures.count(now, HOUR) > failures_before;
         if state.is_idle(now) {
             phones.remove(phone.as_e164());
         }
+        if failed {
+            inner.count(now, false);
+        }
         Ok(outcome)
+    }
+}
+
+// admin
+#[async_trait]
+impl OtpStats for MemoryOtpStore {
+    async fn last_24h(&self, now: DateTime<Utc>) -> anyhow::Result<OtpCounts> {
+        let hour = now.timestamp().div_euclid(3600);
+        let inner = self.inner();
+        Ok(inner.traffic.range(hour - 23..=hour).fold(OtpCounts::default(), |sum, (_, c)| {
+            OtpCounts { sends: sum.sends + c.sends, failures: sum.failures + c.failures }
+        }))
     }
 }
 

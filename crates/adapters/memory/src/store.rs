@@ -1,7 +1,7 @@
 //! Members, sessions, groups and invites in memory.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -23,6 +23,10 @@ use crate::window::seconds;
 mod groups;
 mod invites;
 mod referrals;
+// sso
+mod sso;
+// admin
+mod admin;
 
 use groups::{GroupRow, GroupsOfDeleted};
 use invites::InviteRow;
@@ -60,6 +64,10 @@ use invites::InviteRow;
 ///   member redeems one live member's code, once, never their own, never one whose owner is
 ///   below them in the referral tree (deleted members stay in the tree); invitee pages follow
 ///   the same order as the profile's invitees.
+/// - Administration ([`AdminRepository`](onboard_admin::ports::AdminRepository)): each action
+///   appends its audit entry in the same call; a block revokes the member's live sessions,
+///   and while it holds `sign_in` answers [`SignInStoreError::Blocked`] and `rotate`
+///   [`RotateOutcome::Blocked`] for their tokens.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
@@ -80,6 +88,16 @@ struct State {
     used: HashMap<TokenHash, UsedToken>,
     /// Invites to groups, any status; a group's go with it.
     invites: HashMap<InviteId, InviteRow>,
+    // sso
+    /// Provider identities (provider, subject) and the member each is linked to.
+    sso_identities: HashMap<(String, String), MemberId>,
+    // admin
+    /// Members granted platform admin.
+    admins: HashSet<MemberId>,
+    /// Blocked members and their blocks.
+    blocked: HashMap<MemberId, onboard_admin::Block>,
+    /// The admin audit trail, oldest first.
+    admin_audit: Vec<onboard_admin::AuditEntry>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +244,9 @@ impl MemberRepository for MemoryStore {
         }
 
         if let Some(id) = state.by_phone.get(&request.phone).copied() {
+            if state.is_blocked(id) {
+                return Err(SignInStoreError::Blocked);
+            }
             state.open_session(&request, id);
             let member = state
                 .live_member(id)
@@ -413,6 +434,13 @@ impl SessionRepository for MemoryStore {
     ) -> anyhow::Result<RotateOutcome> {
         let mut state = self.state();
         let current = state.by_refresh.get(old).copied();
+        let known = current.or_else(|| state.used.get(old).map(|u| u.session_id));
+        if known
+            .and_then(|id| state.sessions.get(&id))
+            .is_some_and(|s| state.is_blocked(s.member_id))
+        {
+            return Ok(RotateOutcome::Blocked);
+        }
         if let Some(session_id) = current
             && state.sessions.get(&session_id).is_some_and(|s| s.is_live(now))
         {

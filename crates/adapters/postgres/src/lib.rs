@@ -2,7 +2,8 @@
 //!
 //! PostgreSQL adapters for Onboard's ports, on diesel-async with a deadpool pool:
 //! [`PgMemberRepository`], [`PgSessionRepository`], [`PgReferralRepository`],
-//! [`PgGroupRepository`] and [`PgInviteRepository`], plus the schema migrations (embedded
+//! [`PgGroupRepository`], [`PgInviteRepository`] and [`PgIdentityRepository`] (single
+//! sign-on links), plus the schema migrations (embedded
 //! from `migrations/` at the repository root) and a readiness probe.
 //!
 //! ```no_run
@@ -50,6 +51,10 @@ pub use repos::invites::PgInviteRepository;
 pub use repos::members::PgMemberRepository;
 pub use repos::referrals::PgReferralRepository;
 pub use repos::sessions::PgSessionRepository;
+// sso
+pub use repos::sso::PgIdentityRepository;
+// admin
+pub use repos::admin::PgAdminRepository;
 
 /// A pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;

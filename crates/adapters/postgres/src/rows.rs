@@ -290,3 +290,14 @@ fn status_of(raw: &str) -> anyhow::Result<MembershipStatus> {
     MembershipStatus::parse(raw)
         .ok_or_else(|| anyhow::anyhow!("unknown membership status {raw:?} in group_members"))
 }
+
+// admin
+
+/// A member a sign-in found, and whether they are blocked (then no session was opened).
+#[derive(Debug, Clone, QueryableByName)]
+pub(crate) struct SignInRow {
+    #[diesel(embed)]
+    pub member: CurrentMemberRow,
+    #[diesel(sql_type = Bool)]
+    pub blocked: bool,
+}

@@ -2,7 +2,9 @@
 //!
 //! Redis adapters for Onboard: one-time codes ([`RedisOtpStore`]), rate limits
 //! ([`RedisRateLimiter`]) and access-token revocations ([`RedisRevocationList`]), shared by every
-//! server instance that talks to the same Redis.
+//! server instance that talks to the same Redis; also live invite codes
+//! ([`RedisInviteCodeStore`]) and single sign-on logins and login codes
+//! ([`RedisSsoStateStore`]).
 //!
 //! Every change is one atomic Lua script (or one pipelined round trip of independent writes),
 //! so concurrent requests and several instances see one consistent count. Every key is
@@ -30,6 +32,8 @@ mod invites;
 mod limiter;
 mod otp;
 mod revocations;
+// sso
+mod sso;
 
 use std::fmt;
 use std::time::Duration;
@@ -43,6 +47,8 @@ pub use invites::RedisInviteCodeStore;
 pub use limiter::RedisRateLimiter;
 pub use otp::RedisOtpStore;
 pub use revocations::RedisRevocationList;
+// sso
+pub use sso::RedisSsoStateStore;
 
 /// The key prefix used when none is configured.
 pub const DEFAULT_KEY_PREFIX: &str = "onboard:";

@@ -6,6 +6,8 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis::Script;
+use onboard_admin::OtpCounts;
+use onboard_admin::ports::OtpStats;
 use onboard_kernel::PhoneNumber;
 use onboard_members::model::CodeHash;
 use onboard_members::ports::{IssueOutcome, OtpLimits, OtpStore, VerifyOutcome};
@@ -20,6 +22,11 @@ use crate::{
 /// Keys (one hash-tag slot per phone): `{prefix}otp:{<E.164>}:code` (the code: hash, wrong
 /// attempts, burned flag; expires with the code), `…:sends` (send times, rolling hour),
 /// `…:next` (present during the resend interval) and `…:fails` (failure times, rolling hour).
+///
+/// It also counts, in the same scripts (no extra round trip), the codes sent and the wrong
+/// codes presented per hour, for the admin stats ([`OtpStats`]): `{prefix}otp-stats:{<hour>}`
+/// (a hash, `s` and `f`, hours since the epoch, kept 25 hours). That key is the one exception
+/// to one slot per script: on a Redis Cluster it would have to move to a pipelined command.
 pub struct RedisOtpStore {
     pool: Pool,
     prefix: String,
@@ -40,6 +47,36 @@ impl RedisOtpStore {
 
     fn key(&self, phone: &PhoneNumber, name: &str) -> String {
         format!("{}otp:{{{}}}:{name}", self.prefix, phone.as_e164())
+    }
+
+    /// The traffic counters of the hour of `now` (admin stats).
+    fn stats_key(&self, now: DateTime<Utc>) -> String {
+        stats_key(&self.prefix, now.timestamp().div_euclid(3600))
+    }
+}
+
+/// The traffic counters of hour `hour` (since the epoch).
+fn stats_key(prefix: &str, hour: i64) -> String {
+    format!("{prefix}otp-stats:{{{hour}}}")
+}
+
+// admin
+#[async_trait]
+impl OtpStats for RedisOtpStore {
+    /// One pipelined round trip over the 24 hourly counters.
+    async fn last_24h(&self, now: DateTime<Utc>) -> anyhow::Result<OtpCounts> {
+        let hour = now.timestamp().div_euclid(3600);
+        let mut pipe = deadpool_redis::redis::pipe();
+        for h in hour - 23..=hour {
+            pipe.cmd("HMGET").arg(stats_key(&self.prefix, h)).arg("s").arg("f");
+        }
+        let mut conn = connection(&self.pool).await?;
+        let buckets: Vec<(Option<u64>, Option<u64>)> =
+            pipe.query_async(&mut conn).await.context("Redis: reading OTP traffic")?;
+        Ok(buckets.into_iter().fold(OtpCounts::default(), |sum, (s, f)| OtpCounts {
+            sends: sum.sends + s.unwrap_or(0),
+            failures: sum.failures + f.unwrap_or(0),
+        }))
     }
 }
 
@@ -73,6 +110,7 @@ impl OtpStore for RedisOtpStore {
             .key(self.key(phone, "code"))
             .key(self.key(phone, "sends"))
             .key(self.key(phone, "next"))
+            .key(self.stats_key(now))
             .arg(millis(now))
             .arg(hex(code))
             .arg(positive_millis(limits.ttl_secs))
@@ -101,6 +139,7 @@ impl OtpStore for RedisOtpStore {
             .verify
             .key(self.key(phone, "code"))
             .key(self.key(phone, "fails"))
+            .key(self.stats_key(now))
             .arg(millis(now))
             .arg(hex(candidate))
             .arg(limits.max_attempts)

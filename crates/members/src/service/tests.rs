@@ -1569,3 +1569,33 @@ fn the_service_exposes_its_configuration() {
 
     assert_eq!(service.config().otp_length, 4);
 }
+
+// ---------------------------------------------------------------------------------------------
+// admin: blocked members
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_blocked_member_with_the_right_code_gets_no_tokens() {
+    let mut fx = Fixture::new();
+    fx.code_checked(VerifyOutcome::Valid);
+    fx.members.expect_sign_in().times(1).returning(|_| Err(SignInStoreError::Blocked));
+    fx.tokens.expect_issue().never();
+    let service = fx.service();
+
+    let err = service.verify_otp(verify("123456"), &anonymous()).await.expect_err("blocked");
+
+    assert!(matches!(err, VerifyOtpError::Blocked), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_refresh_token_of_a_blocked_member_is_refused_as_blocked() {
+    let mut fx = Fixture::new();
+    fx.rotation(RotateOutcome::Blocked);
+    fx.revocations.expect_revoke_sessions().never();
+    fx.tokens.expect_issue().never();
+    let service = fx.service();
+
+    let err = service.refresh("of-a-blocked-member").await.expect_err("blocked");
+
+    assert!(matches!(err, RefreshError::Blocked), "{err:?}");
+}

@@ -22,7 +22,7 @@ use onboard_members::{
 use crate::PgPool;
 use crate::cached::CachedExt;
 use crate::error::{TxError, is_transient, violated_unique};
-use crate::rows::{CurrentMemberRow, ProfileRow, ViewRow};
+use crate::rows::{CurrentMemberRow, ProfileRow, SignInRow, ViewRow};
 use crate::schema::{members, sessions};
 
 /// The columns of [`CurrentMemberRow`], from `m` joined by [`member_joins!`].
@@ -58,24 +58,25 @@ const MEMBER_BY_PHONE: &str = concat!(
     " WHERE m.phone = $1 AND m.deleted_at IS NULL"
 );
 
-/// Opens a session for the live member with phone `$1` and answers that member; no row when
-/// there is none. The share lock makes a concurrent deletion wait for the session to commit,
-/// so the deletion revokes it.
+/// Opens a session for the live member with phone `$1` unless they are blocked, and answers
+/// that member and whether they are blocked; no row when there is none. The share lock makes
+/// a concurrent deletion or block wait for the session to commit, so it revokes it; a sign-in
+/// that waited for a block sees the blocked row and opens nothing.
 const OPEN_SESSION: &str = concat!(
     "WITH m AS (
         SELECT id, phone, first_name, last_name, email, referral_code, referred_by,
-            current_group_id, created_at
+            current_group_id, created_at, blocked_at
         FROM members
         WHERE phone = $1 AND deleted_at IS NULL
         FOR SHARE
     ), s AS (
         INSERT INTO sessions
             (id, member_id, refresh_hash, user_agent, created_at, last_used_at, expires_at)
-        SELECT $2, m.id, $3, $4, $5, $5, $6 FROM m
+        SELECT $2, m.id, $3, $4, $5, $5, $6 FROM m WHERE m.blocked_at IS NULL
     )
     SELECT ",
     member_columns!(),
-    " FROM m",
+    ", m.blocked_at IS NOT NULL AS blocked FROM m",
     member_joins!()
 );
 
@@ -263,7 +264,7 @@ impl PgMemberRepository {
 async fn open_session(
     conn: &mut AsyncPgConnection,
     request: &SignInRequest,
-) -> QueryResult<Option<CurrentMemberRow>> {
+) -> QueryResult<Option<SignInRow>> {
     let session = &request.session;
     diesel::sql_query(OPEN_SESSION)
         .bind::<Text, _>(request.phone.as_e164())
@@ -305,7 +306,8 @@ async fn sign_up(
     conn.transaction(async |conn| {
         let created = create_member(conn, request).await?;
         match open_session(conn, request).await? {
-            Some(row) => Ok(SignInRecord { member: row.into(), created }),
+            Some(row) if row.blocked => Err(TxError::Refused(SignInStoreError::Blocked)),
+            Some(row) => Ok(SignInRecord { member: row.member.into(), created }),
             None if request.referred_by.is_some() => {
                 Err(TxError::Refused(SignInStoreError::ReferralCodeNotFound))
             }
@@ -422,7 +424,10 @@ impl MemberRepository for PgMemberRepository {
         let mut conn = self.conn().await?;
         // A known phone: one statement, no explicit transaction.
         if let Some(row) = open_session(&mut conn, &request).await.context("opening a session")? {
-            return Ok(SignInRecord { member: row.into(), created: false });
+            if row.blocked {
+                return Err(SignInStoreError::Blocked);
+            }
+            return Ok(SignInRecord { member: row.member.into(), created: false });
         }
         // A new phone, as far as we saw.
         let mut attempt = 1;

@@ -5,3 +5,7 @@ pub(crate) mod invites;
 pub(crate) mod members;
 pub(crate) mod referrals;
 pub(crate) mod sessions;
+// sso
+pub(crate) mod sso;
+// admin
+pub(crate) mod admin;

@@ -28,12 +28,22 @@ use crate::schema::sessions;
 ///
 /// Each row carries the slug of the member's current group (for the new access token).
 ///
+/// - `blocked`: `$1` is the current or a used token of a session of a blocked member: nothing
+///   changes (a block revokes every session of the member anyway).
+///
 /// No row: nothing changed, and no live or used token is `$1` in this statement's snapshot.
 const ROTATE: &str = "
-    WITH live AS (
+    WITH blocked AS (
+        SELECT s.id, s.member_id
+        FROM sessions s
+        JOIN members bm ON bm.id = s.member_id AND bm.blocked_at IS NOT NULL
+        WHERE s.refresh_hash = $1
+            OR s.id = (SELECT session_id FROM used_refresh_tokens WHERE hash = $1)
+    ), live AS (
         UPDATE sessions
         SET refresh_hash = $2, last_used_at = $3, expires_at = $5
         WHERE refresh_hash = $1 AND revoked_at IS NULL AND expires_at > $3
+            AND NOT EXISTS (SELECT 1 FROM blocked)
         RETURNING id, member_id
     ), remembered AS (
         INSERT INTO used_refresh_tokens (hash, session_id, rotated_to, used_at)
@@ -44,6 +54,7 @@ const ROTATE: &str = "
         FROM used_refresh_tokens u
         JOIN sessions s ON s.id = u.session_id
         WHERE u.hash = $1 AND NOT EXISTS (SELECT 1 FROM live)
+            AND NOT EXISTS (SELECT 1 FROM blocked)
     ), revoked AS (
         UPDATE sessions s
         SET revoked_at = $3
@@ -60,7 +71,9 @@ const ROTATE: &str = "
         g.slug
     FROM used
     LEFT JOIN members m ON m.id = used.member_id
-    LEFT JOIN groups g ON g.id = m.current_group_id";
+    LEFT JOIN groups g ON g.id = m.current_group_id
+    UNION ALL
+    SELECT 'blocked', blocked.id, blocked.member_id, NULL FROM blocked";
 
 /// Refresh sessions in PostgreSQL.
 #[derive(Clone)]
@@ -118,6 +131,7 @@ impl SessionRepository for PgSessionRepository {
             return Ok(match row.outcome.as_str() {
                 "rotated" => RotateOutcome::Rotated(session),
                 "grace" => RotateOutcome::Grace(session),
+                "blocked" => RotateOutcome::Blocked,
                 _ => RotateOutcome::Reused {
                     member_id: session.member_id,
                     session_id: session.session_id,

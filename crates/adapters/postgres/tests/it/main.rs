@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+// admin
+mod admin;
 mod groups;
 mod invites;
 mod members;

@@ -2,6 +2,7 @@
 --
 -- KEYS[1] code  (hash: h = code hash, a = wrong attempts, b = 1 when burned)
 -- KEYS[2] fails (zset of failure times in ms, rolling hour)
+-- KEYS[3] stats (admin: hash of this hour's traffic, f = wrong codes; kept 25 hours)
 -- ARGV[1] now (ms since the epoch; scores of the zset)
 -- ARGV[2] candidate hash (hex)
 -- ARGV[3] max wrong attempts per code
@@ -56,6 +57,8 @@ end
 local attempts = redis.call('HINCRBY', code, 'a', 1)
 redis.call('ZADD', fails, now, ARGV[5])
 redis.call('PEXPIRE', fails, hour)
+redis.call('HINCRBY', KEYS[3], 'f', 1)
+redis.call('PEXPIRE', KEYS[3], 25 * hour)
 if attempts >= max_attempts then
   -- HSET keeps the key's TTL: a burned code goes away when the code would have.
   redis.call('HSET', code, 'b', 1)

@@ -11,3 +11,5 @@ mod limiter;
 mod otp;
 mod pool;
 mod revocations;
+// sso
+mod sso;

@@ -70,11 +70,13 @@ async fn the_right_code_is_valid_and_every_key_carries_the_phone_hash_tag() {
             format!("{p}otp:{{{PHONE}}}:fails"),
             format!("{p}otp:{{{PHONE}}}:next"),
             format!("{p}otp:{{{PHONE}}}:sends"),
+            // admin: this hour's traffic counters
+            format!("{p}otp-stats:{{{}}}", now.timestamp().div_euclid(3600)),
         ];
         expected.sort();
         assert_eq!(redis.keys().await, expected);
 
-        let code_ttl = redis.pttl(&expected[0]).await;
+        let code_ttl = redis.pttl(&format!("{p}otp:{{{PHONE}}}:code")).await;
         assert!(code_ttl > 290_000 && code_ttl <= 300_000, "code TTL {code_ttl} ms");
         let next_ttl = redis.pttl(&format!("{p}otp:{{{PHONE}}}:next")).await;
         assert!(next_ttl > 50_000 && next_ttl <= 60_000, "resend marker TTL {next_ttl} ms");
@@ -291,6 +293,31 @@ async fn of_sixteen_concurrent_verifications_of_the_right_code_exactly_one_is_va
             outcomes.iter().all(|o| matches!(o, VerifyOutcome::Valid | VerifyOutcome::NoCode)),
             "{outcomes:?}"
         );
+    })
+    .await;
+}
+
+// admin
+
+#[tokio::test]
+async fn sends_and_wrong_codes_are_counted_per_hour_for_the_last_day() {
+    use onboard_admin::ports::OtpStats as _;
+    with_redis(|redis| async move {
+        let store = store(&redis);
+        let now = Utc::now();
+        let yesterday = now - TimeDelta::hours(30);
+        assert_eq!(issue(&store, 1, yesterday, &limits()).await, IssueOutcome::Issued);
+        assert_eq!(issue(&store, 1, now, &limits()).await, IssueOutcome::Issued);
+        assert_eq!(issue(&store, 2, now, &limits()).await, IssueOutcome::Issued);
+        assert!(matches!(verify(&store, 9, now, &limits()).await, VerifyOutcome::Invalid { .. }));
+        assert_eq!(verify(&store, 2, now, &limits()).await, VerifyOutcome::Valid);
+        assert_eq!(verify(&store, 2, now, &limits()).await, VerifyOutcome::NoCode);
+
+        let counts = store.last_24h(now).await.expect("stats");
+        assert_eq!((counts.sends, counts.failures), (2, 1));
+        let key = format!("{}otp-stats:{{{}}}", redis.prefix, now.timestamp().div_euclid(3600));
+        let ttl = redis.pttl(&key).await;
+        assert!(ttl > 24 * 3_600_000 && ttl <= 25 * 3_600_000, "stats TTL {ttl} ms");
     })
     .await;
 }

@@ -1,0 +1,12 @@
+DROP INDEX sessions_created_at_idx;
+DROP INDEX groups_name_prefix_idx;
+DROP INDEX groups_slug_prefix_idx;
+DROP INDEX members_last_name_prefix_idx;
+DROP INDEX members_first_name_prefix_idx;
+DROP INDEX members_email_prefix_idx;
+DROP INDEX members_phone_prefix_idx;
+DROP TABLE admin_audit;
+ALTER TABLE members
+    DROP COLUMN blocked_reason,
+    DROP COLUMN blocked_at,
+    DROP COLUMN is_admin;
