@@ -12,6 +12,13 @@ use onboard_kernel::{PhoneNumber, Region};
 use onboard_members::MembersConfig;
 use onboard_members::ports::OtpLimits;
 use secrecy::SecretString;
+// payments
+use std::sync::Arc;
+
+use onboard_kernel::Clock;
+use onboard_payments::PaymentsConfig;
+use onboard_payments::gateway::PaymentGateway;
+use onboard_payments::period::BillingClock;
 // gateway
 use onboard_gateway::PortOneConfig;
 
@@ -64,6 +71,17 @@ pub struct Settings {
     pub sms: SmsSettings,
     /// HTTP workers; the number of cores by default.
     pub workers: Option<usize>,
+    // payments
+    /// `TRIAL_DAYS`, `BILLING_PAY_HOUR`, `BILLING_TZ`.
+    pub payments: PaymentsConfig,
+    /// `BILLING_TICK_MS`: how often this instance runs the periodic billing work (period ends,
+    /// reconciliation) when no job runner does (60 s).
+    pub billing_tick: Duration,
+    /// Test hooks, never read from the environment.
+    pub payments_overrides: PaymentsOverrides,
+    /// `SERVICE_TOKENS`: comma-separated bearer tokens (at least 32 characters each) that other
+    /// services use to record usage (`POST .../usage/{metric}`) in any group. None by default.
+    pub service_tokens: Vec<SecretString>,
     // gateway
     /// The payment gateway (`PAYMENT_GATEWAY`).
     pub gateway: GatewaySettings,
@@ -78,6 +96,38 @@ pub struct Settings {
     pub compat_apis: CompatApis,
     /// Notifications (notify): `NOTIFICATION_TTL` seconds (14 days).
     pub notifications: onboard_notifications::NotificationsConfig,
+}
+
+/// What tests may put in place of the payments domain's clock and gateway.
+#[derive(Clone, Default)]
+pub struct PaymentsOverrides {
+    /// The payments domain's clock (trial ends, periods, retries); the rest of the app keeps
+    /// the system clock.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// The payment gateway.
+    pub gateway: Option<Arc<dyn PaymentGateway>>,
+}
+
+impl std::fmt::Debug for PaymentsOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentsOverrides")
+            .field("clock", &self.clock.is_some())
+            .field("gateway", &self.gateway.is_some())
+            .finish()
+    }
+}
+
+/// `BILLING_TZ`: `Asia/Seoul` (or `KST`), `UTC`, or a fixed offset such as `+09:00`.
+fn parse_billing_tz(raw: &str) -> anyhow::Result<chrono::FixedOffset> {
+    let hours = |h: i32| chrono::FixedOffset::east_opt(h * 3600);
+    let offset = match raw {
+        "Asia/Seoul" | "KST" => hours(9),
+        "UTC" | "Etc/UTC" => hours(0),
+        other => other.parse::<chrono::FixedOffset>().ok(),
+    };
+    offset.with_context(|| {
+        format!("BILLING_TZ must be Asia/Seoul, UTC or an offset such as +09:00, not {raw:?}")
+    })
 }
 
 impl Settings {
@@ -234,6 +284,37 @@ impl Settings {
                 .map(|w| w.parse())
                 .transpose()
                 .context("ONBOARD_WORKERS must be a whole number")?,
+            // payments
+            payments: {
+                let defaults = PaymentsConfig::default();
+                let pay_hour = small("BILLING_PAY_HOUR", defaults.pay_hour)?;
+                if pay_hour > 23 {
+                    bail!("BILLING_PAY_HOUR must be between 0 and 23, not {pay_hour}");
+                }
+                PaymentsConfig {
+                    trial_days: i64::from(small("TRIAL_DAYS", 14)?),
+                    pay_hour,
+                    clock: match get("BILLING_TZ") {
+                        Some(tz) => BillingClock { tz: parse_billing_tz(&tz)? },
+                        None => defaults.clock,
+                    },
+                    ..defaults
+                }
+            },
+            billing_tick: Duration::from_millis(num("BILLING_TICK_MS", 60_000)?.max(10)),
+            payments_overrides: PaymentsOverrides::default(),
+            service_tokens: {
+                let tokens: Vec<String> = get("SERVICE_TOKENS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                if tokens.iter().any(|t| t.len() < 32) {
+                    bail!("SERVICE_TOKENS: each token must be at least 32 characters");
+                }
+                tokens.into_iter().map(SecretString::from).collect()
+            },
             // gateway
             gateway,
             // sso
@@ -754,6 +835,22 @@ mod tests {
         ])
         .expect("valid");
         assert!(matches!(s.gateway, GatewaySettings::PortOne(_)));
+    }
+
+    // payments
+    #[test]
+    fn billing_settings_read_their_defaults_and_refuse_bad_values() {
+        let s = settings(&[]).expect("defaults are valid");
+        assert_eq!(s.payments.trial_days, 14);
+        assert_eq!(s.payments.pay_hour, 10);
+        assert_eq!(s.payments.clock.tz.local_minus_utc(), 9 * 3600);
+        let s =
+            settings(&[("BILLING_TZ", "+05:30"), ("TRIAL_DAYS", "7"), ("BILLING_PAY_HOUR", "0")])
+                .expect("valid");
+        assert_eq!(s.payments.clock.tz.local_minus_utc(), 5 * 3600 + 1800);
+        assert_eq!((s.payments.trial_days, s.payments.pay_hour), (7, 0));
+        assert!(settings(&[("BILLING_TZ", "Mars/Olympus")]).is_err());
+        assert!(settings(&[("BILLING_PAY_HOUR", "24")]).is_err());
     }
 
     // sso

@@ -32,7 +32,9 @@ use crate::compat;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
-use crate::routes::{admin, auth, groups, health, invites, members, notifications, referrals, sso};
+use crate::routes::{
+    admin, auth, billing, groups, health, invites, members, notifications, referrals, sso,
+};
 use crate::state::{AppState, Backends};
 use crate::telemetry;
 // admin
@@ -111,6 +113,20 @@ impl Application {
                         .service(invites::revoke_invite)
                         .service(invites::preview_invite)
                         .service(invites::accept_invite)
+                        // payments
+                        .service(billing::plans)
+                        .service(billing::get_billing)
+                        .service(billing::preview_plan)
+                        .service(billing::change_plan)
+                        .service(billing::prepare_card)
+                        .service(billing::add_card)
+                        .service(billing::list_cards)
+                        .service(billing::set_main_card)
+                        .service(billing::delete_card)
+                        .service(billing::receipts)
+                        .service(billing::usage)
+                        .service(billing::record_usage)
+                        .service(billing::portone_webhook)
                         // sso
                         .service(sso::sso_start)
                         .service(sso::sso_callback)
@@ -157,6 +173,12 @@ impl Application {
                         .config(utoipa_swagger_ui::Config::from(OPENAPI_PATH)),
                 )
                 .service(web::redirect("/docs", "/docs/"))
+                // payments: the simulated gateway's test calls, only with it
+                .configure(|cfg| {
+                    if let Some(sim) = state.sim_gateway.clone() {
+                        crate::routes::sim::configure(cfg, sim);
+                    }
+                })
                 .default_service(web::to(not_found))
                 .wrap(from_fn(telemetry::observe))
                 .wrap(TracingLogger::default())
@@ -369,6 +391,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     );
     crate::notify_worker::spawn(notifications.clone());
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
+    // payments
+    let (payments, sim_gateway) = build_payments(settings, groups.clone(), clock.clone()).await?;
     Ok(AppState {
         referrals: ReferralsService::new(repos.referrals, clock.clone()),
         invites: InvitesService::new(
@@ -385,6 +409,11 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         jwks: keys.jwks(),
         default_region: settings.default_region,
         trust_proxy: settings.trust_proxy,
+        payments,
+        service_tokens: crate::state::ServiceTokens::new(
+            settings.service_tokens.iter().map(|t| t.expose_secret()),
+        ),
+        sim_gateway,
         // sso
         sso,
         // admin
@@ -454,4 +483,81 @@ fn build_sso(
             ..onboard_sso::SsoConfig::default()
         },
     ))
+}
+
+// payments
+
+/// The payments service on the settings' storage and gateway, recovered (unfinished main-card
+/// changes settled) and with its periodic work running on an interval.
+async fn build_payments(
+    settings: &Settings,
+    groups: GroupsService,
+    clock: Arc<dyn onboard_kernel::Clock>,
+) -> anyhow::Result<(
+    onboard_payments::PaymentsService,
+    Option<Arc<onboard_gateway::SimulatedGateway>>,
+)> {
+    use onboard_payments::{PaymentsPorts, PaymentsService};
+
+    let clock = settings.payments_overrides.clock.clone().unwrap_or(clock);
+    // The Postgres adapter of the payments ports comes with the `billing-pg` branch; until it
+    // is merged both wirings keep billing in memory.
+    if matches!(settings.storage, Storage::External { .. }) {
+        tracing::warn!(
+            "billing storage: in memory (the Postgres billing adapter is not wired yet)"
+        );
+    }
+    let store = Arc::new(onboard_memory::MemoryBillingStore::default());
+    let (gateway, sim) = match &settings.payments_overrides.gateway {
+        Some(g) => (g.clone(), None),
+        None => crate::gateway::build_gateway(&settings.gateway, clock.clone())?,
+    };
+    let ports = PaymentsPorts {
+        billing: store.clone(),
+        cards: store.clone(),
+        usage: store.clone(),
+        idempotency: store,
+        gateway,
+    };
+    let payments = PaymentsService::new(ports, groups, clock, settings.payments.clone());
+    match payments.recover().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(settled = n, "main-card changes recovered"),
+        Err(e) => tracing::warn!(error = ?e, "main-card change recovery failed"),
+    }
+    if let Some(sim) = &sim {
+        sim.set_webhook_sink(Arc::new(PaymentsWebhookSink(payments.clone())));
+        sim.spawn_executor(SIM_EXECUTOR_PERIOD);
+    }
+    let periodic = payments.clone();
+    let tick = settings.billing_tick;
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if let Err(e) = periodic.run_periodic().await {
+                tracing::warn!(error = ?e, "periodic billing work failed");
+            }
+        }
+    });
+    Ok((payments, sim))
+}
+
+/// How often the simulated gateway runs the charges that are due.
+const SIM_EXECUTOR_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Hands the simulated gateway's notifications to the payments service, as the webhook route
+/// does for PortOne's.
+#[derive(Debug, Clone)]
+pub struct PaymentsWebhookSink(pub onboard_payments::PaymentsService);
+
+#[async_trait::async_trait]
+impl onboard_payments::gateway::WebhookSink for PaymentsWebhookSink {
+    async fn deliver(
+        &self,
+        notice: onboard_payments::gateway::WebhookNotice,
+    ) -> anyhow::Result<()> {
+        self.0.handle_webhook(&notice).await.map(|_| ()).map_err(anyhow::Error::from)
+    }
 }

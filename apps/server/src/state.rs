@@ -5,6 +5,8 @@ use onboard_invites::InvitesService;
 use onboard_kernel::Region;
 use onboard_members::MembersService;
 use onboard_referrals::ReferralsService;
+// payments
+use onboard_payments::PaymentsService;
 
 /// The backends, for readiness checks.
 #[derive(Clone)]
@@ -48,10 +50,44 @@ pub struct AppState {
     pub jwks: serde_json::Value,
     pub default_region: Option<Region>,
     pub trust_proxy: bool,
+    // payments
+    pub payments: PaymentsService,
+    /// `SERVICE_TOKENS`, as SHA-256 digests.
+    pub service_tokens: ServiceTokens,
+    /// The simulated gateway, when it is the one in use (its `/sim/portone` test calls).
+    pub sim_gateway: Option<std::sync::Arc<onboard_gateway::SimulatedGateway>>,
     // sso
     pub sso: onboard_sso::SsoService,
     // admin
     pub admin: onboard_admin::AdminService,
     /// notify
     pub notifications: onboard_notifications::NotificationsService,
+}
+
+/// The bearer tokens of other services, kept as SHA-256 digests and compared in constant time.
+#[derive(Clone, Default)]
+pub struct ServiceTokens(Vec<[u8; 32]>);
+
+impl std::fmt::Debug for ServiceTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServiceTokens({} tokens)", self.0.len())
+    }
+}
+
+impl ServiceTokens {
+    pub fn new<'a>(tokens: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(tokens.into_iter().map(digest).collect())
+    }
+
+    /// Whether `token` is one of them.
+    pub fn contains(&self, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let d = digest(token);
+        self.0.iter().fold(false, |found, t| found | bool::from(t.ct_eq(&d)))
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }

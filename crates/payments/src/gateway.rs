@@ -124,6 +124,18 @@ pub trait PaymentGateway: Send + Sync {
     /// Reads a payment by the gateway's id; `None` when the gateway knows no such payment.
     async fn payment(&self, imp_uid: &str) -> Result<Option<Payment>, GatewayError>;
 
+    /// Reads a payment by Onboard's id (PortOne: `GET /payments/find/{merchant_uid}`); `None`
+    /// when the gateway knows no payment with it (for a scheduled charge: not run yet).
+    /// Reconciliation of lost webhooks uses it. Added by the payments area; the default answers
+    /// `Unavailable`, so an adapter that does not implement it only loses reconciliation.
+    async fn payment_by_merchant_uid(
+        &self,
+        merchant_uid: &str,
+    ) -> Result<Option<Payment>, GatewayError> {
+        let _ = merchant_uid;
+        Err(GatewayError::Unavailable("payment_by_merchant_uid is not supported".to_owned()))
+    }
+
     /// What the client SDK needs to register a card (PortOne: `{"merchant_id": "imp12345678",
     /// "pg": "..."}`), returned by `POST .../billing/cards/prepare` as `gateway`.
     fn client_config(&self) -> serde_json::Value;

@@ -20,6 +20,8 @@ mod referrals;
 mod sessions;
 mod sms_providers;
 mod two_instances;
+// payments
+mod payments;
 // sso
 mod sso;
 

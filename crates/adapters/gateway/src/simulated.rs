@@ -529,6 +529,19 @@ impl PaymentGateway for SimulatedGateway {
         Ok(self.state().payments.get(imp_uid).cloned())
     }
 
+    // payments: reconciliation reads scheduled charges back by merchant_uid.
+    async fn payment_by_merchant_uid(
+        &self,
+        merchant_uid: &str,
+    ) -> Result<Option<Payment>, GatewayError> {
+        // The latest attempt under this merchant_uid: a paid one wins over failed ones.
+        let state = self.state();
+        let mut found: Vec<&Payment> =
+            state.payments.values().filter(|p| p.merchant_uid == merchant_uid).collect();
+        found.sort_by_key(|p| p.status == PaymentStatus::Paid);
+        Ok(found.last().map(|p| (*p).clone()))
+    }
+
     fn client_config(&self) -> Value {
         json!({ "merchant_id": Self::MERCHANT_ID, "pg": "simulated" })
     }

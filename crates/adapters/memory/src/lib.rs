@@ -15,6 +15,8 @@
 //! - [`MemorySsoStateStore`]: pending single sign-on logins and login grants, taken once. The
 //!   [`MemoryStore`] is also the single sign-on `IdentityRepository` (provider identities).
 //!
+//! - [`MemoryBillingStore`]: the payments storage ports (billing, cards, usage, idempotency).
+//!
 //! [`GroupRepository`]: onboard_groups::ports::GroupRepository
 //! [`InviteRepository`]: onboard_invites::ports::InviteRepository
 //! [`MemberRepository`]: onboard_members::ports::MemberRepository
@@ -27,6 +29,8 @@ mod rate_limiter;
 mod revocations;
 mod store;
 mod window;
+// payments
+mod billing;
 // sso
 mod sso_states;
 
@@ -35,6 +39,8 @@ pub use otp::MemoryOtpStore;
 pub use rate_limiter::MemoryRateLimiter;
 pub use revocations::MemoryRevocationList;
 pub use store::MemoryStore;
+// payments
+pub use billing::MemoryBillingStore;
 // sso
 pub use sso_states::MemorySsoStateStore;
 // notify

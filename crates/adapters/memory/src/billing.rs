@@ -1,0 +1,481 @@
+//! Billing accounts, cards, charges, receipts, usage counters and idempotency keys in memory.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use onboard_kernel::GroupId;
+use onboard_payments::model::{
+    Billing, BillingStatus, Card, CardChange, CardChangeId, CardChangeStep, CardId, Catalogue,
+    Charge, ChargeStatus, CustomerUid, MerchantUid, Receipt, ReceiptCursor, StoredResponse,
+};
+use onboard_payments::ports::{
+    AddCardError, BeginCardChangeError, BillingCommit, BillingRepository, CardRepository, Claim,
+    CommitError, DeleteCardError, IdempotencyRepository, IncrementError, UsageRepository,
+};
+
+/// The payments storage ports behind one mutex: each call is one atomic change, like the
+/// PostgreSQL adapter's transaction, with the same rules.
+///
+/// - The catalogue is [`Catalogue::seed`], the one the migration seeds.
+/// - `commit` is conditional on the account's version and on every closed charge being
+///   scheduled; a receipt's `imp_uid` is unique.
+/// - A customer_uid becomes a card only for the group it was prepared for, once; a group has
+///   at most one main card, and its first card is main.
+/// - Usage counters never exceed their limit; idempotency keys live 24 hours.
+#[derive(Debug)]
+pub struct MemoryBillingStore {
+    state: Mutex<BillingState>,
+}
+
+impl Default for MemoryBillingStore {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(BillingState {
+                catalogue: Some(Catalogue::seed()),
+                ..BillingState::default()
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct BillingState {
+    catalogue: Option<Catalogue>,
+    /// The account with its next charge's merchant_uid.
+    accounts: HashMap<GroupId, (Billing, Option<MerchantUid>)>,
+    charges: HashMap<MerchantUid, Charge>,
+    receipts: Vec<Receipt>,
+    prepared: HashMap<CustomerUid, GroupId>,
+    cards: Vec<Card>,
+    changes: Vec<CardChange>,
+    usage: HashMap<(GroupId, String, DateTime<Utc>), i64>,
+    keys: HashMap<(GroupId, String), KeyRow>,
+}
+
+#[derive(Debug, Clone)]
+struct KeyRow {
+    request_hash: String,
+    claimed_at: DateTime<Utc>,
+    response: Option<StoredResponse>,
+}
+
+/// How long an idempotency key lives.
+const KEY_TTL_HOURS: i64 = 24;
+
+impl MemoryBillingStore {
+    fn lock(&self) -> MutexGuard<'_, BillingState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl BillingState {
+    fn account(&self, group: GroupId) -> Option<Billing> {
+        let (billing, next) = self.accounts.get(&group)?;
+        let mut billing = billing.clone();
+        billing.next_charge = next.as_ref().and_then(|m| self.charges.get(m)).cloned();
+        Some(billing)
+    }
+
+    fn commit(&mut self, commit: &BillingCommit) -> Result<(), CommitError> {
+        let group = commit.billing.group;
+        let stored = self.accounts.get(&group).map_or(0, |(b, _)| b.version);
+        if stored != commit.billing.version {
+            return Err(CommitError::Stale);
+        }
+        for (uid, _) in &commit.closed_charges {
+            let open = self
+                .charges
+                .get(uid)
+                .is_some_and(|c| c.group == group && c.status == ChargeStatus::Scheduled);
+            if !open {
+                return Err(CommitError::Stale);
+            }
+        }
+        if let Some(r) = &commit.receipt
+            && self.receipts.iter().any(|x| x.imp_uid == r.imp_uid)
+        {
+            return Err(CommitError::DuplicateReceipt);
+        }
+        if commit.new_charges.iter().any(|c| self.charges.contains_key(&c.merchant_uid)) {
+            return Err(CommitError::Unexpected(anyhow::anyhow!("a merchant_uid is taken")));
+        }
+        for c in &commit.new_charges {
+            self.charges.insert(c.merchant_uid.clone(), c.clone());
+        }
+        for (uid, status) in &commit.closed_charges {
+            if let Some(c) = self.charges.get_mut(uid) {
+                c.status = *status;
+            }
+        }
+        if let Some(r) = &commit.receipt {
+            self.receipts.push(r.clone());
+        }
+        let mut billing = commit.billing.clone();
+        billing.version += 1;
+        let next = billing.next_charge.take().map(|c| c.merchant_uid);
+        self.accounts.insert(group, (billing, next));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BillingRepository for MemoryBillingStore {
+    async fn catalogue(&self) -> anyhow::Result<Catalogue> {
+        Ok(self.lock().catalogue.clone().unwrap_or_else(Catalogue::seed))
+    }
+
+    async fn billing(&self, group: GroupId) -> anyhow::Result<Option<Billing>> {
+        Ok(self.lock().account(group))
+    }
+
+    async fn commit(&self, commit: &BillingCommit) -> Result<(), CommitError> {
+        self.lock().commit(commit)
+    }
+
+    async fn charge(&self, merchant_uid: &MerchantUid) -> anyhow::Result<Option<Charge>> {
+        Ok(self.lock().charges.get(merchant_uid).cloned())
+    }
+
+    async fn receipt_exists(&self, imp_uid: &str) -> anyhow::Result<bool> {
+        Ok(self.lock().receipts.iter().any(|r| r.imp_uid == imp_uid))
+    }
+
+    async fn receipts(
+        &self,
+        group: GroupId,
+        after: Option<ReceiptCursor>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<Receipt>> {
+        let state = self.lock();
+        let mut rows: Vec<Receipt> = state
+            .receipts
+            .iter()
+            .filter(|r| r.group == group)
+            .filter(|r| after.is_none_or(|a| (r.created_at, r.id) < (a.created_at, a.id)))
+            .cloned()
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
+        rows.truncate(limit as usize);
+        Ok(rows)
+    }
+
+    async fn overdue_charges(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<Charge>> {
+        let state = self.lock();
+        let mut rows: Vec<Charge> = state
+            .charges
+            .values()
+            .filter(|c| c.status == ChargeStatus::Scheduled && c.at < before)
+            .cloned()
+            .collect();
+        rows.sort_by_key(|c| c.at);
+        rows.truncate(limit as usize);
+        Ok(rows)
+    }
+
+    async fn expired_billings(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<Billing>> {
+        let state = self.lock();
+        let mut rows: Vec<Billing> = state
+            .accounts
+            .keys()
+            .filter_map(|g| state.account(*g))
+            .filter(|b| {
+                b.status != BillingStatus::Free
+                    && b.current_period_end.is_some_and(|end| end < now)
+                    && (b.status == BillingStatus::Canceling
+                        || b.next_charge
+                            .as_ref()
+                            .is_none_or(|c| c.status != ChargeStatus::Scheduled))
+            })
+            .collect();
+        rows.sort_by_key(|b| b.current_period_end);
+        rows.truncate(limit as usize);
+        Ok(rows)
+    }
+}
+
+#[async_trait]
+impl CardRepository for MemoryBillingStore {
+    async fn prepare(
+        &self,
+        group: GroupId,
+        customer_uid: &CustomerUid,
+        _now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        self.lock().prepared.insert(customer_uid.clone(), group);
+        Ok(())
+    }
+
+    async fn add(&self, card: &Card) -> Result<Card, AddCardError> {
+        let mut state = self.lock();
+        if state.prepared.get(&card.customer_uid) != Some(&card.group) {
+            return Err(AddCardError::NotPrepared);
+        }
+        if state.cards.iter().any(|c| c.customer_uid == card.customer_uid) {
+            return Err(AddCardError::Exists);
+        }
+        let mut card = card.clone();
+        card.main = !state.cards.iter().any(|c| c.group == card.group && c.main);
+        state.cards.push(card.clone());
+        Ok(card)
+    }
+
+    async fn cards(&self, group: GroupId) -> anyhow::Result<Vec<Card>> {
+        let mut cards: Vec<Card> =
+            self.lock().cards.iter().filter(|c| c.group == group).cloned().collect();
+        cards.sort_by_key(|c| (c.created_at, c.id));
+        Ok(cards)
+    }
+
+    async fn card(&self, group: GroupId, id: CardId) -> anyhow::Result<Option<Card>> {
+        Ok(self.lock().cards.iter().find(|c| c.group == group && c.id == id).cloned())
+    }
+
+    async fn delete(&self, group: GroupId, id: CardId) -> Result<(), DeleteCardError> {
+        let mut state = self.lock();
+        let Some(index) = state.cards.iter().position(|c| c.group == group && c.id == id) else {
+            return Err(DeleteCardError::NotFound);
+        };
+        if state.charges.values().any(|c| c.card_id == id && c.status == ChargeStatus::Scheduled) {
+            return Err(DeleteCardError::InUse);
+        }
+        state.cards.remove(index);
+        Ok(())
+    }
+
+    async fn begin_main_change(&self, change: &CardChange) -> Result<(), BeginCardChangeError> {
+        let mut state = self.lock();
+        if !state.cards.iter().any(|c| c.group == change.group && c.id == change.new_card) {
+            return Err(BeginCardChangeError::NotFound);
+        }
+        let busy = state.changes.iter().any(|c| c.group == change.group && !c.step.is_finished());
+        let main = state.cards.iter().find(|c| c.group == change.group && c.main).map(|c| c.id);
+        if busy || main != change.old_card {
+            return Err(BeginCardChangeError::Busy);
+        }
+        for c in state.cards.iter_mut().filter(|c| c.group == change.group) {
+            c.main = c.id == change.new_card;
+        }
+        let mut row = change.clone();
+        row.step = CardChangeStep::Marked;
+        state.changes.push(row);
+        Ok(())
+    }
+
+    async fn advance_main_change(
+        &self,
+        id: CardChangeId,
+        step: CardChangeStep,
+    ) -> anyhow::Result<()> {
+        if let Some(c) = self.lock().changes.iter_mut().find(|c| c.id == id) {
+            c.step = step;
+        }
+        Ok(())
+    }
+
+    async fn finish_main_change(
+        &self,
+        id: CardChangeId,
+        commit: Option<BillingCommit>,
+    ) -> Result<(), CommitError> {
+        let mut state = self.lock();
+        if let Some(commit) = &commit {
+            state.commit(commit)?;
+        }
+        if let Some(c) = state.changes.iter_mut().find(|c| c.id == id) {
+            c.step = CardChangeStep::Done;
+        }
+        Ok(())
+    }
+
+    async fn roll_back_main_change(&self, change: &CardChange) -> anyhow::Result<()> {
+        let mut state = self.lock();
+        let old_exists = change
+            .old_card
+            .is_some_and(|old| state.cards.iter().any(|c| c.group == change.group && c.id == old));
+        for c in state.cards.iter_mut().filter(|c| c.group == change.group) {
+            if c.id == change.new_card {
+                c.main = false;
+            }
+            if old_exists && Some(c.id) == change.old_card {
+                c.main = true;
+            }
+        }
+        if let Some(c) = state.changes.iter_mut().find(|c| c.id == change.id) {
+            c.step = CardChangeStep::RolledBack;
+        }
+        Ok(())
+    }
+
+    async fn unfinished_main_changes(&self) -> anyhow::Result<Vec<CardChange>> {
+        Ok(self.lock().changes.iter().filter(|c| !c.step.is_finished()).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl UsageRepository for MemoryBillingStore {
+    async fn increment(
+        &self,
+        group: GroupId,
+        metric: &str,
+        period_start: DateTime<Utc>,
+        delta: i64,
+        limit: Option<i64>,
+    ) -> Result<i64, IncrementError> {
+        let mut state = self.lock();
+        let used = state.usage.entry((group, metric.to_owned(), period_start)).or_insert(0);
+        if limit.is_some_and(|l| *used + delta > l) {
+            return Err(IncrementError::LimitReached { used: *used });
+        }
+        *used += delta;
+        Ok(*used)
+    }
+
+    async fn usage(
+        &self,
+        group: GroupId,
+        period_start: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<(String, i64)>> {
+        Ok(self
+            .lock()
+            .usage
+            .iter()
+            .filter(|((g, _, p), _)| *g == group && *p == period_start)
+            .map(|((_, m, _), n)| (m.clone(), *n))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl IdempotencyRepository for MemoryBillingStore {
+    async fn claim(
+        &self,
+        group: GroupId,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Claim> {
+        let mut state = self.lock();
+        let slot = (group, key.to_owned());
+        if let Some(row) = state.keys.get(&slot)
+            && row.claimed_at > now - Duration::hours(KEY_TTL_HOURS)
+        {
+            return Ok(Claim::Existing {
+                request_hash: row.request_hash.clone(),
+                response: row.response.clone(),
+            });
+        }
+        state.keys.insert(
+            slot,
+            KeyRow { request_hash: request_hash.to_owned(), claimed_at: now, response: None },
+        );
+        Ok(Claim::Claimed)
+    }
+
+    async fn complete(
+        &self,
+        group: GroupId,
+        key: &str,
+        response: &StoredResponse,
+    ) -> anyhow::Result<()> {
+        if let Some(row) = self.lock().keys.get_mut(&(group, key.to_owned())) {
+            row.response = Some(response.clone());
+        }
+        Ok(())
+    }
+
+    async fn release(&self, group: GroupId, key: &str) -> anyhow::Result<()> {
+        let mut state = self.lock();
+        let slot = (group, key.to_owned());
+        if state.keys.get(&slot).is_some_and(|r| r.response.is_none()) {
+            state.keys.remove(&slot);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, 5, 0, 0).single().expect("a time")
+    }
+
+    #[tokio::test]
+    async fn parallel_increments_at_the_limit_edge_never_go_over() {
+        let store = Arc::new(MemoryBillingStore::default());
+        let group = GroupId::new();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store.increment(group, "consultations", now(), 1, Some(3)).await
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            if t.await.expect("the task ends").is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 3);
+        let usage = store.usage(group, now()).await.expect("usage");
+        assert_eq!(usage, vec![("consultations".to_owned(), 3)]);
+    }
+
+    #[tokio::test]
+    async fn an_increment_over_the_limit_counts_nothing() {
+        let store = MemoryBillingStore::default();
+        let group = GroupId::new();
+        assert_eq!(store.increment(group, "forms", now(), 1, Some(1)).await.expect("counted"), 1);
+        let refused = store.increment(group, "forms", now(), 1, Some(1)).await;
+        assert!(matches!(refused, Err(IncrementError::LimitReached { used: 1 })));
+        assert_eq!(store.increment(group, "forms", now(), 5, None).await.expect("unlimited"), 6);
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_is_claimed_once_and_lives_a_day() {
+        let store = MemoryBillingStore::default();
+        let group = GroupId::new();
+        assert_eq!(store.claim(group, "k", "h1", now()).await.expect("claim"), Claim::Claimed);
+        assert_eq!(
+            store.claim(group, "k", "h1", now()).await.expect("claim"),
+            Claim::Existing { request_hash: "h1".into(), response: None }
+        );
+        let answer = StoredResponse { status: 200, body: serde_json::json!({"ok": true}) };
+        store.complete(group, "k", &answer).await.expect("complete");
+        assert_eq!(
+            store.claim(group, "k", "h2", now()).await.expect("claim"),
+            Claim::Existing { request_hash: "h1".into(), response: Some(answer) }
+        );
+        let tomorrow = now() + Duration::hours(25);
+        assert_eq!(store.claim(group, "k", "h2", tomorrow).await.expect("claim"), Claim::Claimed);
+    }
+
+    #[tokio::test]
+    async fn a_stale_commit_writes_nothing() {
+        let store = MemoryBillingStore::default();
+        let group = GroupId::new();
+        let billing = Billing::free(group, 10);
+        let commit =
+            BillingCommit { billing, new_charges: vec![], closed_charges: vec![], receipt: None };
+        store.commit(&commit).await.expect("the first write");
+        assert!(matches!(store.commit(&commit).await, Err(CommitError::Stale)));
+        assert_eq!(store.billing(group).await.expect("read").expect("stored").version, 1);
+    }
+}
