@@ -5,3 +5,5 @@ pub(crate) mod invites;
 pub(crate) mod members;
 pub(crate) mod referrals;
 pub(crate) mod sessions;
+// billing-pg
+pub(crate) mod billing;
