@@ -8,6 +8,8 @@ mod members;
 mod migrations;
 mod referrals;
 mod sessions;
+// billing-pg
+mod billing;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;
