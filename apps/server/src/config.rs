@@ -12,6 +12,13 @@ use onboard_kernel::Region;
 use onboard_members::MembersConfig;
 use onboard_members::ports::OtpLimits;
 use secrecy::SecretString;
+// payments
+use std::sync::Arc;
+
+use onboard_kernel::Clock;
+use onboard_payments::PaymentsConfig;
+use onboard_payments::gateway::PaymentGateway;
+use onboard_payments::period::BillingClock;
 
 /// `ONBOARD_ENV`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +65,46 @@ pub struct Settings {
     pub sms: SmsSettings,
     /// HTTP workers; the number of cores by default.
     pub workers: Option<usize>,
+    // payments
+    /// `TRIAL_DAYS`, `BILLING_PAY_HOUR`, `BILLING_TZ`.
+    pub payments: PaymentsConfig,
+    /// `BILLING_TICK_MS`: how often this instance runs the periodic billing work (period ends,
+    /// reconciliation) when no job runner does (60 s).
+    pub billing_tick: Duration,
+    /// Test hooks, never read from the environment.
+    pub payments_overrides: PaymentsOverrides,
+}
+
+/// What tests may put in place of the payments domain's clock and gateway.
+#[derive(Clone, Default)]
+pub struct PaymentsOverrides {
+    /// The payments domain's clock (trial ends, periods, retries); the rest of the app keeps
+    /// the system clock.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// The payment gateway.
+    pub gateway: Option<Arc<dyn PaymentGateway>>,
+}
+
+impl std::fmt::Debug for PaymentsOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentsOverrides")
+            .field("clock", &self.clock.is_some())
+            .field("gateway", &self.gateway.is_some())
+            .finish()
+    }
+}
+
+/// `BILLING_TZ`: `Asia/Seoul` (or `KST`), `UTC`, or a fixed offset such as `+09:00`.
+fn parse_billing_tz(raw: &str) -> anyhow::Result<chrono::FixedOffset> {
+    let hours = |h: i32| chrono::FixedOffset::east_opt(h * 3600);
+    let offset = match raw {
+        "Asia/Seoul" | "KST" => hours(9),
+        "UTC" | "Etc/UTC" => hours(0),
+        other => other.parse::<chrono::FixedOffset>().ok(),
+    };
+    offset.with_context(|| {
+        format!("BILLING_TZ must be Asia/Seoul, UTC or an offset such as +09:00, not {raw:?}")
+    })
 }
 
 impl Settings {
@@ -209,6 +256,25 @@ impl Settings {
                 .map(|w| w.parse())
                 .transpose()
                 .context("ONBOARD_WORKERS must be a whole number")?,
+            // payments
+            payments: {
+                let defaults = PaymentsConfig::default();
+                let pay_hour = small("BILLING_PAY_HOUR", defaults.pay_hour)?;
+                if pay_hour > 23 {
+                    bail!("BILLING_PAY_HOUR must be between 0 and 23, not {pay_hour}");
+                }
+                PaymentsConfig {
+                    trial_days: i64::from(small("TRIAL_DAYS", 14)?),
+                    pay_hour,
+                    clock: match get("BILLING_TZ") {
+                        Some(tz) => BillingClock { tz: parse_billing_tz(&tz)? },
+                        None => defaults.clock,
+                    },
+                    ..defaults
+                }
+            },
+            billing_tick: Duration::from_millis(num("BILLING_TICK_MS", 60_000)?.max(10)),
+            payments_overrides: PaymentsOverrides::default(),
         })
     }
 }

@@ -46,6 +46,19 @@ pub enum ErrorCode {
     InvitePhoneMismatch,
     ServiceUnavailable,
     InternalError,
+    // payments
+    NoMainCard,
+    PaymentFailed,
+    IdempotencyKeyReused,
+    IdempotencyKeyInUse,
+    CardNotFoundAtGateway,
+    CardExists,
+    CardNotFound,
+    MainCardInUse,
+    GatewayUnavailable,
+    PlanLimitReached,
+    MetricNotFound,
+    BillingBusy,
 }
 
 impl ErrorCode {
@@ -81,6 +94,19 @@ impl ErrorCode {
             Self::InvitePhoneMismatch => "invite_phone_mismatch",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
+            // payments
+            Self::NoMainCard => "no_main_card",
+            Self::PaymentFailed => "payment_failed",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyKeyInUse => "idempotency_key_in_use",
+            Self::CardNotFoundAtGateway => "card_not_found_at_gateway",
+            Self::CardExists => "card_exists",
+            Self::CardNotFound => "card_not_found",
+            Self::MainCardInUse => "main_card_in_use",
+            Self::GatewayUnavailable => "gateway_unavailable",
+            Self::PlanLimitReached => "plan_limit_reached",
+            Self::MetricNotFound => "metric_not_found",
+            Self::BillingBusy => "billing_busy",
         }
     }
 }
@@ -110,6 +136,10 @@ pub struct Problem {
     /// Seconds to wait (`rate_limited`, `too_many_attempts`); also in `Retry-After`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// Further fields some answers add (payments: `usage`).
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub extra: std::collections::BTreeMap<&'static str, serde_json::Value>,
 }
 
 /// An error answer (boxed: handlers return it on every error path, and it is large).
@@ -137,6 +167,7 @@ impl ApiError {
                 errors: None,
                 attempts_left: None,
                 retry_after: None,
+                extra: std::collections::BTreeMap::new(),
             },
             cause: None,
         }))
@@ -184,6 +215,23 @@ impl ApiError {
 
     pub fn code(&self) -> ErrorCode {
         self.0.problem.code
+    }
+
+    // payments
+    /// The HTTP status of this answer.
+    pub fn status(&self) -> StatusCode {
+        self.0.status
+    }
+
+    /// The problem body as JSON (what the answer carries), to store for a replay.
+    pub fn problem_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.0.problem).unwrap_or_default()
+    }
+
+    /// Adds a field to the problem body (`usage` on `plan_limit_reached`).
+    pub fn with_extra(mut self, name: &'static str, value: serde_json::Value) -> Self {
+        self.0.problem.extra.insert(name, value);
+        self
     }
 }
 
@@ -585,4 +633,106 @@ pub fn payload_error(err: actix_web::error::PayloadError) -> ApiError {
         ),
         other => ApiError::bad_request(format!("invalid body: {other}")),
     }
+}
+
+// payments
+use onboard_payments as pay;
+
+fn gateway_unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        ErrorCode::GatewayUnavailable,
+        "the payment gateway is unavailable; nothing changed",
+    )
+}
+
+fn billing_busy(detail: &str) -> ApiError {
+    conflict(ErrorCode::BillingBusy, detail)
+}
+
+impl From<pay::PlanRefusal> for ApiError {
+    fn from(e: pay::PlanRefusal) -> Self {
+        use pay::PlanRefusal as R;
+        match e {
+            R::UnknownPlan => {
+                ApiError::invalid_field(ErrorCode::InvalidRequest, "plan", "no such plan")
+            }
+            R::UnknownAddon(a) => ApiError::invalid_field(
+                ErrorCode::InvalidRequest,
+                "addons",
+                format!("the plan offers no add-on {a}"),
+            ),
+            R::IntervalRequired => ApiError::invalid_field(
+                ErrorCode::InvalidRequest,
+                "interval",
+                "a paid plan needs month or year",
+            ),
+            R::NoMainCard => {
+                conflict(ErrorCode::NoMainCard, "the group has no main card: add a card first")
+            }
+            R::Busy => billing_busy("another plan change is being charged; try again"),
+        }
+    }
+}
+
+map_errors! {
+    pay::ViewBillingError { NotFound => group_not_found() }
+    pay::ChangePlanError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("changing billing needs the billing.manage permission"),
+        Refused(r) => r.into(),
+        PaymentFailed(reason) => ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            ErrorCode::PaymentFailed,
+            format!("the payment failed ({reason}); nothing changed"),
+        ),
+        Busy => billing_busy("the billing account changed meanwhile; nothing changed, try again"),
+        GatewayUnavailable => gateway_unavailable(),
+    }
+    pay::IdempotencyError {
+        Reused => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used with another request body",
+        ),
+        InUse => conflict(
+            ErrorCode::IdempotencyKeyInUse,
+            "a request with this Idempotency-Key is still running",
+        ),
+    }
+    pay::CardError {
+        NotFound => group_not_found(),
+        CardNotFound => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::CardNotFound, "no such card in this group"),
+        Forbidden => forbidden("managing cards needs the billing.manage permission"),
+        NotAtGateway => ApiError::invalid_field(
+            ErrorCode::CardNotFoundAtGateway,
+            "customer_uid",
+            "no card is registered at the gateway under this customer_uid for this group",
+        ),
+        Exists => conflict(ErrorCode::CardExists, "this card is already registered"),
+        InUse => conflict(
+            ErrorCode::MainCardInUse,
+            "a charge is scheduled on this card: make another card main first",
+        ),
+        Busy => billing_busy("another main-card change is under way; try again"),
+        GatewayUnavailable => gateway_unavailable(),
+    }
+    pay::UsageError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("recording usage needs the billing.manage permission or a service token"),
+        UnknownMetric(m) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::MetricNotFound,
+            format!("no plan limits a metric {m:?}"),
+        ),
+        LimitReached(u) => ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            ErrorCode::PlanLimitReached,
+            format!(
+                "the plan allows {} {} in this period; {} used; nothing counted",
+                u.limit.unwrap_or_default(), u.metric, u.used
+            ),
+        ).with_extra("usage", crate::routes::billing::UsageDto::from(u).to_json()),
+    }
+    pay::WebhookError { GatewayUnavailable => gateway_unavailable() }
 }

@@ -22,6 +22,8 @@ use crate::error::{ErrorCode, FieldError, Problem};
         (name = "groups", description = "Workspaces, role templates, members, join requests"),
         (name = "invites", description = "Invitations with single-use codes"),
         (name = "operations", description = "Health and metrics"),
+        // payments
+        (name = "payments", description = "Plans, billing, cards, receipts, usage, gateway webhooks"),
     )
 )]
 pub struct ApiDoc;

@@ -27,7 +27,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
-use crate::routes::{auth, groups, health, invites, members, referrals};
+use crate::routes::{auth, billing, groups, health, invites, members, referrals};
 use crate::state::{AppState, Backends};
 use crate::telemetry;
 
@@ -100,7 +100,21 @@ impl Application {
                         .service(invites::list_invites)
                         .service(invites::revoke_invite)
                         .service(invites::preview_invite)
-                        .service(invites::accept_invite),
+                        .service(invites::accept_invite)
+                        // payments
+                        .service(billing::plans)
+                        .service(billing::get_billing)
+                        .service(billing::preview_plan)
+                        .service(billing::change_plan)
+                        .service(billing::prepare_card)
+                        .service(billing::add_card)
+                        .service(billing::list_cards)
+                        .service(billing::set_main_card)
+                        .service(billing::delete_card)
+                        .service(billing::receipts)
+                        .service(billing::usage)
+                        .service(billing::record_usage)
+                        .service(billing::portone_webhook),
                 )
                 .service(health::live)
                 .service(health::ready)
@@ -253,6 +267,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     };
     let clock = ports.clock.clone();
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
+    // payments
+    let payments = build_payments(settings, groups.clone(), clock.clone()).await?;
     Ok(AppState {
         referrals: ReferralsService::new(repos.referrals, clock.clone()),
         invites: InvitesService::new(
@@ -269,6 +285,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         jwks: keys.jwks(),
         default_region: settings.default_region,
         trust_proxy: settings.trust_proxy,
+        payments,
     })
 }
 
@@ -278,4 +295,131 @@ struct Repositories {
     groups: Arc<dyn GroupRepository>,
     invites: Arc<dyn InviteRepository>,
     invite_codes: Arc<dyn InviteCodeStore>,
+}
+
+// payments
+
+/// The payments service on the settings' storage and gateway, recovered (unfinished main-card
+/// changes settled) and with its periodic work running on an interval.
+async fn build_payments(
+    settings: &Settings,
+    groups: GroupsService,
+    clock: Arc<dyn onboard_kernel::Clock>,
+) -> anyhow::Result<onboard_payments::PaymentsService> {
+    use onboard_payments::{PaymentsPorts, PaymentsService};
+
+    let clock = settings.payments_overrides.clock.clone().unwrap_or(clock);
+    // The Postgres adapter of the payments ports comes with the `billing-pg` branch; until it
+    // is merged both wirings keep billing in memory.
+    if matches!(settings.storage, Storage::External { .. }) {
+        tracing::warn!(
+            "billing storage: in memory (the Postgres billing adapter is not wired yet)"
+        );
+    }
+    let store = Arc::new(onboard_memory::MemoryBillingStore::default());
+    let gateway: Arc<dyn onboard_payments::gateway::PaymentGateway> =
+        match &settings.payments_overrides.gateway {
+            Some(g) => g.clone(),
+            None => Arc::new(UnconfiguredGateway),
+        };
+    let ports = PaymentsPorts {
+        billing: store.clone(),
+        cards: store.clone(),
+        usage: store.clone(),
+        idempotency: store,
+        gateway,
+    };
+    let payments = PaymentsService::new(ports, groups, clock, settings.payments.clone());
+    match payments.recover().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(settled = n, "main-card changes recovered"),
+        Err(e) => tracing::warn!(error = ?e, "main-card change recovery failed"),
+    }
+    let periodic = payments.clone();
+    let tick = settings.billing_tick;
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if let Err(e) = periodic.run_periodic().await {
+                tracing::warn!(error = ?e, "periodic billing work failed");
+            }
+        }
+    });
+    Ok(payments)
+}
+
+/// Hands the simulated gateway's notifications to the payments service, as the webhook route
+/// does for PortOne's.
+#[derive(Debug, Clone)]
+pub struct PaymentsWebhookSink(pub onboard_payments::PaymentsService);
+
+#[async_trait::async_trait]
+impl onboard_payments::gateway::WebhookSink for PaymentsWebhookSink {
+    async fn deliver(
+        &self,
+        notice: onboard_payments::gateway::WebhookNotice,
+    ) -> anyhow::Result<()> {
+        self.0.handle_webhook(&notice).await.map(|_| ()).map_err(anyhow::Error::from)
+    }
+}
+
+/// The gateway until one is configured: every call answers `Unavailable`.
+#[derive(Debug, Clone, Copy)]
+struct UnconfiguredGateway;
+
+#[async_trait::async_trait]
+impl onboard_payments::gateway::PaymentGateway for UnconfiguredGateway {
+    async fn billing_key(
+        &self,
+        _: &str,
+    ) -> Result<
+        Option<onboard_payments::gateway::BillingKey>,
+        onboard_payments::gateway::GatewayError,
+    > {
+        Err(unconfigured())
+    }
+    async fn delete_billing_key(
+        &self,
+        _: &str,
+    ) -> Result<(), onboard_payments::gateway::GatewayError> {
+        Err(unconfigured())
+    }
+    async fn charge(
+        &self,
+        _: &onboard_payments::gateway::ChargeRequest,
+    ) -> Result<onboard_payments::gateway::Payment, onboard_payments::gateway::GatewayError> {
+        Err(unconfigured())
+    }
+    async fn schedule(
+        &self,
+        _: &onboard_payments::gateway::ScheduleRequest,
+    ) -> Result<(), onboard_payments::gateway::GatewayError> {
+        Err(unconfigured())
+    }
+    async fn unschedule(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<onboard_payments::gateway::Unscheduled, onboard_payments::gateway::GatewayError>
+    {
+        Err(unconfigured())
+    }
+    async fn payment(
+        &self,
+        _: &str,
+    ) -> Result<Option<onboard_payments::gateway::Payment>, onboard_payments::gateway::GatewayError>
+    {
+        Err(unconfigured())
+    }
+    fn client_config(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+}
+
+fn unconfigured() -> onboard_payments::gateway::GatewayError {
+    onboard_payments::gateway::GatewayError::Unavailable(
+        "no payment gateway is configured".to_owned(),
+    )
 }

@@ -5,6 +5,8 @@ use onboard_invites::InvitesService;
 use onboard_kernel::Region;
 use onboard_members::MembersService;
 use onboard_referrals::ReferralsService;
+// payments
+use onboard_payments::PaymentsService;
 
 /// The backends, for readiness checks.
 #[derive(Clone)]
@@ -48,4 +50,6 @@ pub struct AppState {
     pub jwks: serde_json::Value,
     pub default_region: Option<Region>,
     pub trust_proxy: bool,
+    // payments
+    pub payments: PaymentsService,
 }

@@ -6,6 +6,8 @@ pub mod health;
 pub mod invites;
 pub mod members;
 pub mod referrals;
+// payments
+pub mod billing;
 
 use chrono::{DateTime, Utc};
 use onboard_members::{Member, MemberCard, TokenPair};

@@ -17,3 +17,5 @@ mod races;
 mod referrals;
 mod sessions;
 mod two_instances;
+// payments
+mod payments;

@@ -1,0 +1,861 @@
+//! Payments (`shared/spec/payments.md`) end to end: plans, trials, charges, webhooks, retries,
+//! main-card changes, idempotency keys and usage limits, with a settable clock and a fake
+//! gateway standing in for PortOne (it runs scheduled charges when a test says so and the test
+//! delivers the webhook, as PortOne would).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use futures_util::future::join_all;
+use onboard_kernel::Clock;
+use onboard_payments::gateway::{
+    BillingKey, ChargeRequest, GatewayError, Payment, PaymentGateway, PaymentStatus,
+    ScheduleRequest, Unscheduled,
+};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_wirings;
+use crate::helpers::{
+    SignedIn, TestApp, Wiring, assert_problem, expect_status, phone, spawn_app_with,
+};
+
+both_wirings!(
+    the_plan_catalogue_is_public,
+    a_trial_ends_in_a_first_charge_and_then_renews,
+    free_to_paid_after_a_used_trial_charges_at_once_and_a_decline_changes_nothing,
+    a_paid_plan_cancelled_stays_until_the_period_end_then_falls_to_free,
+    a_failed_renewal_is_retried_three_times_then_falls_back_to_free,
+    a_late_paid_retry_reactivates,
+    a_duplicated_webhook_changes_nothing,
+    a_forged_webhook_changes_nothing,
+    a_main_card_change_fails_whole_at_each_step_and_then_succeeds,
+    ten_parallel_plan_changes_with_one_idempotency_key_have_one_effect,
+    twenty_parallel_usage_increments_at_the_limit_edge_never_go_over,
+    card_rules_and_permissions_hold,
+    a_lost_webhook_is_caught_by_reconciliation,
+);
+
+// ---------------------------------------------------------------------------------------------
+// A settable clock and a fake gateway
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    fn new() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Utc::now().trunc_subsecs(6))))
+    }
+    fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap() = at;
+    }
+    fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Schedule,
+    Unschedule,
+    Charge,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ScheduleState {
+    Scheduled,
+    Cancelled,
+    Executed,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    /// customer_uid → (masked number, declines)
+    keys: HashMap<String, (String, bool)>,
+    schedules: HashMap<String, (ScheduleRequest, ScheduleState)>,
+    schedule_calls: usize,
+    payments: HashMap<String, Payment>,
+    fail_next: Vec<Op>,
+    counter: u64,
+}
+
+/// PortOne as the tests need it: test cards (a number ending in 0002 declines), schedules run on
+/// demand, injected faults.
+#[derive(Debug, Default)]
+struct FakeGateway(Mutex<FakeState>);
+
+impl FakeGateway {
+    fn register_card(&self, customer_uid: &str, number: &str) {
+        let masked = format!("{}******{}", &number[..6], &number[number.len() - 4..]);
+        self.0
+            .lock()
+            .unwrap()
+            .keys
+            .insert(customer_uid.to_owned(), (masked, number.ends_with("0002")));
+    }
+
+    fn fail_next(&self, op: Op) {
+        self.0.lock().unwrap().fail_next.push(op);
+    }
+
+    fn take_fault(&self, op: Op) -> Result<(), GatewayError> {
+        let mut s = self.0.lock().unwrap();
+        if let Some(i) = s.fail_next.iter().position(|o| *o == op) {
+            s.fail_next.remove(i);
+            return Err(GatewayError::Unavailable(format!("injected {op:?} failure")));
+        }
+        Ok(())
+    }
+
+    fn schedule_state(&self, merchant_uid: &str) -> Option<ScheduleState> {
+        self.0.lock().unwrap().schedules.get(merchant_uid).map(|(_, s)| s.clone())
+    }
+
+    fn active_schedules(&self) -> Vec<ScheduleRequest> {
+        let s = self.0.lock().unwrap();
+        s.schedules
+            .values()
+            .filter(|(_, st)| *st == ScheduleState::Scheduled)
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+
+    fn schedule_calls(&self) -> usize {
+        self.0.lock().unwrap().schedule_calls
+    }
+
+    /// Runs a scheduled charge now with this outcome; answers the payment's imp_uid.
+    fn execute(&self, merchant_uid: &str, paid: bool) -> String {
+        let mut s = self.0.lock().unwrap();
+        let (request, state) = s.schedules.get_mut(merchant_uid).expect("a scheduled charge");
+        assert_eq!(*state, ScheduleState::Scheduled, "{merchant_uid} is scheduled");
+        *state = ScheduleState::Executed;
+        let request = request.clone();
+        s.counter += 1;
+        let imp_uid = format!("imp_{}", s.counter);
+        s.payments.insert(
+            imp_uid.clone(),
+            Payment {
+                imp_uid: imp_uid.clone(),
+                merchant_uid: merchant_uid.to_owned(),
+                customer_uid: Some(request.customer_uid),
+                amount: request.amount,
+                status: if paid { PaymentStatus::Paid } else { PaymentStatus::Failed },
+                failure_reason: (!paid).then(|| "card declined (insufficient funds)".to_owned()),
+                paid_at: paid.then(Utc::now),
+            },
+        );
+        imp_uid
+    }
+
+    /// A payment the gateway knows, made up by the test.
+    fn insert_payment(&self, payment: Payment) {
+        self.0.lock().unwrap().payments.insert(payment.imp_uid.clone(), payment);
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for FakeGateway {
+    async fn billing_key(&self, customer_uid: &str) -> Result<Option<BillingKey>, GatewayError> {
+        Ok(self.0.lock().unwrap().keys.get(customer_uid).map(|(masked, _)| BillingKey {
+            customer_uid: customer_uid.to_owned(),
+            card_name: "Test Card".to_owned(),
+            number_masked: masked.clone(),
+        }))
+    }
+
+    async fn delete_billing_key(&self, customer_uid: &str) -> Result<(), GatewayError> {
+        self.0.lock().unwrap().keys.remove(customer_uid);
+        Ok(())
+    }
+
+    async fn charge(&self, request: &ChargeRequest) -> Result<Payment, GatewayError> {
+        self.take_fault(Op::Charge)?;
+        let mut s = self.0.lock().unwrap();
+        let declines = s.keys.get(&request.customer_uid).is_none_or(|(_, d)| *d);
+        s.counter += 1;
+        let payment = Payment {
+            imp_uid: format!("imp_{}", s.counter),
+            merchant_uid: request.merchant_uid.clone(),
+            customer_uid: Some(request.customer_uid.clone()),
+            amount: request.amount,
+            status: if declines { PaymentStatus::Failed } else { PaymentStatus::Paid },
+            failure_reason: declines.then(|| "card declined".to_owned()),
+            paid_at: (!declines).then(Utc::now),
+        };
+        s.payments.insert(payment.imp_uid.clone(), payment.clone());
+        Ok(payment)
+    }
+
+    async fn schedule(&self, request: &ScheduleRequest) -> Result<(), GatewayError> {
+        self.take_fault(Op::Schedule)?;
+        let mut s = self.0.lock().unwrap();
+        if s.schedules
+            .get(&request.merchant_uid)
+            .is_some_and(|(_, st)| *st != ScheduleState::Cancelled)
+        {
+            return Err(GatewayError::Rejected {
+                code: 1,
+                message: "merchant_uid already scheduled".into(),
+            });
+        }
+        s.schedule_calls += 1;
+        s.schedules
+            .insert(request.merchant_uid.clone(), (request.clone(), ScheduleState::Scheduled));
+        Ok(())
+    }
+
+    async fn unschedule(
+        &self,
+        _customer_uid: &str,
+        merchant_uid: &str,
+    ) -> Result<Unscheduled, GatewayError> {
+        self.take_fault(Op::Unschedule)?;
+        let mut s = self.0.lock().unwrap();
+        match s.schedules.get_mut(merchant_uid) {
+            Some((_, st)) if *st == ScheduleState::Scheduled => {
+                *st = ScheduleState::Cancelled;
+                Ok(Unscheduled::Cancelled)
+            }
+            _ => Ok(Unscheduled::NothingToCancel),
+        }
+    }
+
+    async fn payment(&self, imp_uid: &str) -> Result<Option<Payment>, GatewayError> {
+        Ok(self.0.lock().unwrap().payments.get(imp_uid).cloned())
+    }
+
+    async fn payment_by_merchant_uid(
+        &self,
+        merchant_uid: &str,
+    ) -> Result<Option<Payment>, GatewayError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .payments
+            .values()
+            .find(|p| p.merchant_uid == merchant_uid)
+            .cloned())
+    }
+
+    fn client_config(&self) -> Value {
+        json!({"merchant_id": "imp00000000", "pg": "fake"})
+    }
+}
+
+const PAYS: &str = "4242424242424242";
+const DECLINES: &str = "4000000000000002";
+
+// ---------------------------------------------------------------------------------------------
+// A billing test app
+// ---------------------------------------------------------------------------------------------
+
+struct Billed {
+    app: TestApp,
+    clock: Arc<TestClock>,
+    gateway: Arc<FakeGateway>,
+    owner: SignedIn,
+    slug: String,
+}
+
+async fn billed(wiring: Wiring) -> Billed {
+    let clock = TestClock::new();
+    let gateway = Arc::new(FakeGateway::default());
+    let (c, g) = (clock.clone(), gateway.clone());
+    let app = spawn_app_with(wiring, move |s| {
+        s.payments_overrides.clock = Some(c);
+        s.payments_overrides.gateway = Some(g);
+        s.billing_tick = StdDuration::from_millis(50);
+    })
+    .await;
+    let owner = app.sign_in(&phone(1)).await;
+    let body = json!({"name": "Acme", "slug": "acme"});
+    let group = expect_status(
+        app.call(Method::POST, "/api/v1/groups", &owner.access, Some(&body)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let slug = group["slug"].as_str().unwrap().to_owned();
+    Billed { app, clock, gateway, owner, slug }
+}
+
+impl Billed {
+    fn path(&self, rest: &str) -> String {
+        format!("/api/v1/groups/{}{rest}", self.slug)
+    }
+
+    async fn call(&self, method: Method, rest: &str, body: Option<&Value>) -> Response {
+        self.app.call(method, &self.path(rest), &self.owner.access, body).await
+    }
+
+    async fn billing(&self) -> Value {
+        expect_status(self.call(Method::GET, "/billing", None).await, StatusCode::OK).await
+    }
+
+    async fn receipts(&self) -> Vec<Value> {
+        let body =
+            expect_status(self.call(Method::GET, "/billing/receipts", None).await, StatusCode::OK)
+                .await;
+        body["items"].as_array().unwrap().clone()
+    }
+
+    /// Prepares, registers at the gateway and adds a card; answers it.
+    async fn add_card(&self, number: &str) -> Value {
+        let prepared = expect_status(
+            self.call(Method::POST, "/billing/cards/prepare", None).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let uid = prepared["customer_uid"].as_str().unwrap();
+        assert!(prepared["gateway"].is_object());
+        self.gateway.register_card(uid, number);
+        let body = json!({"customer_uid": uid});
+        expect_status(
+            self.call(Method::POST, "/billing/cards", Some(&body)).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    async fn change_plan(&self, body: &Value) -> Response {
+        self.call(Method::PUT, "/billing/plan", Some(body)).await
+    }
+
+    async fn change_plan_ok(&self, body: &Value) -> Value {
+        expect_status(self.change_plan(body).await, StatusCode::OK).await
+    }
+
+    /// Runs the pending charge at the gateway and delivers its webhook; answers the handler's
+    /// answer.
+    async fn run_next_charge(&self, paid: bool) -> Value {
+        let billing = self.billing().await;
+        let uid =
+            billing["next_charge"]["merchant_uid"].as_str().expect("a pending charge").to_owned();
+        let at: DateTime<Utc> = billing["next_charge"]["at"].as_str().unwrap().parse().unwrap();
+        self.clock.set(at + Duration::minutes(1));
+        let imp_uid = self.gateway.execute(&uid, paid);
+        self.webhook(&imp_uid, &uid, if paid { "paid" } else { "failed" }).await
+    }
+
+    async fn webhook(&self, imp_uid: &str, merchant_uid: &str, status: &str) -> Value {
+        let body = json!({"imp_uid": imp_uid, "merchant_uid": merchant_uid, "status": status});
+        expect_status(
+            self.app.post_json("/api/v1/billing/webhooks/portone", &body).await,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// Polls the billing status until it is `status` (the periodic work runs every 50 ms).
+    async fn wait_for_status(&self, status: &str) -> Value {
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+        loop {
+            let billing = self.billing().await;
+            if billing["status"] == status {
+                return billing;
+            }
+            assert!(std::time::Instant::now() < deadline, "still {billing} instead of {status}");
+            tokio::time::sleep(StdDuration::from_millis(20)).await;
+        }
+    }
+}
+
+fn pro_month() -> Value {
+    json!({"plan": "pro", "interval": "month"})
+}
+
+fn time(v: &Value) -> DateTime<Utc> {
+    v.as_str().unwrap_or_else(|| panic!("a time: {v}")).parse().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+async fn the_plan_catalogue_is_public(wiring: Wiring) {
+    let b = billed(wiring).await;
+    let plans = expect_status(b.app.get("/api/v1/plans").await, StatusCode::OK).await;
+    let items = plans["items"].as_array().unwrap();
+    let codes: Vec<&str> = items.iter().map(|p| p["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["free", "starter", "pro", "team", "company"]);
+    assert_eq!(items[2]["monthly_price"], 75_800);
+    assert_eq!(items[2]["yearly_price"], 68_000);
+    assert_eq!(items[2]["currency"], "KRW");
+    assert_eq!(items[0]["limits"]["consultations"], 3);
+    assert_eq!(items[1]["limits"]["forms"], Value::Null);
+    // A group that never chose a plan is on Free.
+    let billing = b.billing().await;
+    assert_eq!(billing["plan"], "free");
+    assert_eq!(billing["status"], "free");
+    assert_eq!(billing["next_charge"], Value::Null);
+    assert_eq!(billing["trial_used"], false);
+}
+
+async fn a_trial_ends_in_a_first_charge_and_then_renews(wiring: Wiring) {
+    let b = billed(wiring).await;
+    assert_problem(b.change_plan(&pro_month()).await, StatusCode::CONFLICT, "no_main_card").await;
+    let card = b.add_card(PAYS).await;
+    assert_eq!(card["main"], true, "the first card is main");
+    assert_eq!(card["number_masked"], "424242******4242");
+
+    let preview = expect_status(
+        b.call(Method::POST, "/billing/plan/preview", Some(&pro_month())).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(preview["status_after"], "trialing");
+    assert_eq!(preview["charge_now"], 0);
+    let billing = b.change_plan_ok(&pro_month()).await;
+    assert_eq!(billing["status"], "trialing");
+    assert_eq!(billing["plan"], "pro");
+    assert_eq!(billing["trial_used"], true);
+    let trial_end = time(&billing["trial_ends_at"]);
+    assert_eq!(billing["next_charge"]["at"], billing["trial_ends_at"]);
+    assert_eq!(billing["next_charge"]["amount"], 83_380, "75,800 + 10 % VAT");
+    assert_eq!(preview["next_charge"]["at"], billing["next_charge"]["at"], "preview = change");
+    assert_eq!(preview["next_charge"]["amount"], billing["next_charge"]["amount"]);
+    assert_eq!(billing["next_charge"]["card_id"], card["id"]);
+    let days = (trial_end - Utc::now()).num_days();
+    assert!((13..=14).contains(&days), "a 14-day trial, not {days}");
+    assert_eq!(b.gateway.active_schedules().len(), 1);
+
+    // Trial end: the first charge.
+    let first_uid = billing["next_charge"]["merchant_uid"].clone();
+    assert_eq!(b.run_next_charge(true).await["outcome"], "applied");
+    let billing = b.billing().await;
+    assert_eq!(billing["status"], "active");
+    assert_eq!(time(&billing["current_period_start"]), trial_end);
+    let period_end = time(&billing["current_period_end"]);
+    assert!((period_end - trial_end).num_days() >= 28);
+    assert_eq!(time(&billing["next_charge"]["at"]), period_end);
+    assert_ne!(billing["next_charge"]["merchant_uid"], first_uid);
+    let receipts = b.receipts().await;
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0]["status"], "paid");
+    assert_eq!(receipts[0]["amount"], 83_380);
+    assert_eq!(receipts[0]["vat"], 7_580);
+    assert_eq!(receipts[0]["kind"], "subscription");
+
+    // Renewal.
+    b.run_next_charge(true).await;
+    let renewed = b.billing().await;
+    assert_eq!(renewed["status"], "active");
+    assert_eq!(time(&renewed["current_period_start"]), period_end);
+    assert_eq!(b.receipts().await.len(), 2);
+    assert_eq!(b.gateway.active_schedules().len(), 1, "one pending charge at a time");
+}
+
+async fn free_to_paid_after_a_used_trial_charges_at_once_and_a_decline_changes_nothing(
+    wiring: Wiring,
+) {
+    let b = billed(wiring).await;
+    let declining = b.add_card(DECLINES).await;
+    b.change_plan_ok(&pro_month()).await;
+    let back = b.change_plan_ok(&json!({"plan": "free"})).await;
+    assert_eq!(back["status"], "free");
+    assert_eq!(back["trial_used"], true);
+    assert!(b.gateway.active_schedules().is_empty(), "the trial's charge is cancelled");
+
+    // The main card declines: 402, nothing changed.
+    assert_eq!(declining["main"], true);
+    let preview = expect_status(
+        b.call(Method::POST, "/billing/plan/preview", Some(&pro_month())).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(preview["charge_now"], 83_380);
+    assert_eq!(preview["status_after"], "active");
+    assert_problem(
+        b.change_plan(&pro_month()).await,
+        StatusCode::PAYMENT_REQUIRED,
+        "payment_failed",
+    )
+    .await;
+    let billing = b.billing().await;
+    assert_eq!(billing["status"], "free");
+    assert_eq!(billing["plan"], "free");
+    assert_eq!(billing["next_charge"], Value::Null);
+    assert!(b.gateway.active_schedules().is_empty());
+
+    // A paying card made main: charged at once, active, next charge at the period end.
+    let paying = b.add_card(PAYS).await;
+    expect_status(
+        b.call(
+            Method::PUT,
+            &format!("/billing/cards/{}/main", paying["id"].as_str().unwrap()),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let billing = b.change_plan_ok(&pro_month()).await;
+    assert_eq!(billing["status"], "active");
+    assert_eq!(billing["next_charge"]["at"], billing["current_period_end"]);
+    assert_eq!(billing["next_charge"]["card_id"], paying["id"]);
+    let receipts = b.receipts().await;
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0]["status"], "paid");
+    assert_eq!(receipts[0]["amount"], 83_380);
+    assert_eq!(b.gateway.active_schedules().len(), 1);
+}
+
+async fn a_paid_plan_cancelled_stays_until_the_period_end_then_falls_to_free(wiring: Wiring) {
+    let b = billed(wiring).await;
+    b.add_card(PAYS).await;
+    b.change_plan_ok(&pro_month()).await;
+    b.run_next_charge(true).await;
+    let canceling = b.change_plan_ok(&json!({"plan": "free"})).await;
+    assert_eq!(canceling["status"], "canceling");
+    assert_eq!(canceling["cancel_at_period_end"], true);
+    assert_eq!(canceling["plan"], "pro", "paid until the period end");
+    assert_eq!(canceling["next_charge"], Value::Null);
+    assert!(b.gateway.active_schedules().is_empty());
+
+    // Withdrawn and cancelled again.
+    let again = b.change_plan_ok(&pro_month()).await;
+    assert_eq!(again["status"], "active");
+    assert_eq!(b.gateway.active_schedules().len(), 1);
+    b.change_plan_ok(&json!({"plan": "free"})).await;
+
+    b.clock.set(time(&canceling["current_period_end"]) + Duration::minutes(1));
+    let free = b.wait_for_status("free").await;
+    assert_eq!(free["plan"], "free");
+    assert_eq!(free["trial_used"], true);
+}
+
+async fn a_failed_renewal_is_retried_three_times_then_falls_back_to_free(wiring: Wiring) {
+    let b = billed(wiring).await;
+    b.add_card(PAYS).await;
+    b.change_plan_ok(&pro_month()).await;
+    let due = time(&b.billing().await["next_charge"]["at"]);
+    let mut uids = vec![b.billing().await["next_charge"]["merchant_uid"].clone()];
+    for (attempt, days) in [1, 3, 7].into_iter().enumerate() {
+        assert_eq!(b.run_next_charge(false).await["outcome"], "applied");
+        let billing = b.billing().await;
+        assert_eq!(billing["status"], "past_due", "after failure {}", attempt + 1);
+        assert_eq!(time(&billing["next_charge"]["at"]), due + Duration::days(days));
+        assert!(
+            !uids.contains(&billing["next_charge"]["merchant_uid"]),
+            "a new merchant_uid each time"
+        );
+        uids.push(billing["next_charge"]["merchant_uid"].clone());
+    }
+    b.run_next_charge(false).await;
+    let billing = b.billing().await;
+    assert_eq!(billing["status"], "free");
+    assert_eq!(billing["plan"], "free");
+    assert_eq!(billing["next_charge"], Value::Null);
+    let receipts = b.receipts().await;
+    assert_eq!(receipts.len(), 4);
+    assert!(receipts.iter().all(|r| r["status"] == "failed"));
+    assert!(receipts[0]["failure_reason"].as_str().unwrap().contains("declined"));
+    assert!(b.gateway.active_schedules().is_empty());
+}
+
+async fn a_late_paid_retry_reactivates(wiring: Wiring) {
+    let b = billed(wiring).await;
+    b.add_card(PAYS).await;
+    b.change_plan_ok(&pro_month()).await;
+    b.run_next_charge(false).await;
+    assert_eq!(b.billing().await["status"], "past_due");
+    b.run_next_charge(true).await;
+    let billing = b.billing().await;
+    assert_eq!(billing["status"], "active");
+    assert_eq!(billing["plan"], "pro");
+    assert_eq!(b.gateway.active_schedules().len(), 1);
+}
+
+async fn a_duplicated_webhook_changes_nothing(wiring: Wiring) {
+    let b = billed(wiring).await;
+    b.add_card(PAYS).await;
+    let billing = b.change_plan_ok(&pro_month()).await;
+    let uid = billing["next_charge"]["merchant_uid"].as_str().unwrap().to_owned();
+    b.clock.set(time(&billing["next_charge"]["at"]) + Duration::minutes(1));
+    let imp_uid = b.gateway.execute(&uid, true);
+    let answers = join_all((0..4).map(|_| b.webhook(&imp_uid, &uid, "paid"))).await;
+    let applied = answers.iter().filter(|a| a["outcome"] == "applied").count();
+    assert_eq!(applied, 1, "{answers:?}");
+    let after = b.billing().await;
+    assert_eq!(b.webhook(&imp_uid, &uid, "paid").await["outcome"], "duplicate");
+    assert_eq!(b.billing().await, after);
+    assert_eq!(b.receipts().await.len(), 1);
+    assert_eq!(b.gateway.active_schedules().len(), 1);
+}
+
+async fn a_forged_webhook_changes_nothing(wiring: Wiring) {
+    let b = billed(wiring).await;
+    b.add_card(PAYS).await;
+    let before = b.change_plan_ok(&pro_month()).await;
+    let uid = before["next_charge"]["merchant_uid"].as_str().unwrap().to_owned();
+    // Unknown to the gateway.
+    assert_eq!(b.webhook("imp_forged", &uid, "paid").await["outcome"], "ignored");
+    // The gateway says failed, and for another merchant_uid.
+    b.gateway.insert_payment(Payment {
+        imp_uid: "imp_other".into(),
+        merchant_uid: "ob_someone_else".into(),
+        customer_uid: None,
+        amount: 83_380,
+        status: PaymentStatus::Failed,
+        failure_reason: Some("declined".into()),
+        paid_at: None,
+    });
+    assert_eq!(b.webhook("imp_other", &uid, "paid").await["outcome"], "ignored");
+    // The right merchant_uid with the wrong amount.
+    b.gateway.insert_payment(Payment {
+        imp_uid: "imp_cheap".into(),
+        merchant_uid: uid.clone(),
+        customer_uid: None,
+        amount: 100,
+        status: PaymentStatus::Paid,
+        failure_reason: None,
+        paid_at: Some(Utc::now()),
+    });
+    assert_eq!(b.webhook("imp_cheap", &uid, "paid").await["outcome"], "ignored");
+    // Malformed.
+    let resp = b.app.post_json("/api/v1/billing/webhooks/portone", &json!({"imp_uid": 1})).await;
+    assert_problem(resp, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_eq!(b.billing().await, before);
+    assert!(b.receipts().await.is_empty());
+}
+
+async fn a_main_card_change_fails_whole_at_each_step_and_then_succeeds(wiring: Wiring) {
+    let b = billed(wiring).await;
+    let first = b.add_card(PAYS).await;
+    let second = b.add_card(PAYS).await;
+    assert_eq!(second["main"], false);
+    let before = b.change_plan_ok(&pro_month()).await;
+    let old_uid = before["next_charge"]["merchant_uid"].as_str().unwrap().to_owned();
+    let path = format!("/billing/cards/{}/main", second["id"].as_str().unwrap());
+
+    for op in [Op::Unschedule, Op::Schedule] {
+        b.gateway.fail_next(op);
+        assert_problem(
+            b.call(Method::PUT, &path, None).await,
+            StatusCode::BAD_GATEWAY,
+            "gateway_unavailable",
+        )
+        .await;
+        let cards =
+            expect_status(b.call(Method::GET, "/billing/cards", None).await, StatusCode::OK).await;
+        let main: Vec<&Value> =
+            cards["items"].as_array().unwrap().iter().filter(|c| c["main"] == true).collect();
+        assert_eq!(main.len(), 1, "one main card after a {op:?} failure");
+        assert_eq!(main[0]["id"], first["id"], "the old card stays main after a {op:?} failure");
+        let billing = b.billing().await;
+        assert_eq!(
+            billing["next_charge"], before["next_charge"],
+            "the schedule is intact after a {op:?} failure"
+        );
+        assert_eq!(b.gateway.schedule_state(&old_uid), Some(ScheduleState::Scheduled));
+        assert_eq!(b.gateway.active_schedules().len(), 1);
+    }
+
+    let after = expect_status(b.call(Method::PUT, &path, None).await, StatusCode::OK).await;
+    assert_eq!(after["next_charge"]["card_id"], second["id"]);
+    assert_ne!(after["next_charge"]["merchant_uid"], before["next_charge"]["merchant_uid"]);
+    assert_eq!(after["next_charge"]["at"], before["next_charge"]["at"]);
+    assert_eq!(after["next_charge"]["amount"], before["next_charge"]["amount"]);
+    assert_eq!(b.gateway.schedule_state(&old_uid), Some(ScheduleState::Cancelled));
+    let active = b.gateway.active_schedules();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].merchant_uid, after["next_charge"]["merchant_uid"].as_str().unwrap());
+    // The old card is free to go now; the new main card is not.
+    let old = format!("/billing/cards/{}", first["id"].as_str().unwrap());
+    let new = format!("/billing/cards/{}", second["id"].as_str().unwrap());
+    assert_problem(
+        b.call(Method::DELETE, &new, None).await,
+        StatusCode::CONFLICT,
+        "main_card_in_use",
+    )
+    .await;
+    assert_eq!(b.call(Method::DELETE, &old, None).await.status(), StatusCode::NO_CONTENT);
+}
+
+async fn ten_parallel_plan_changes_with_one_idempotency_key_have_one_effect(wiring: Wiring) {
+    let b = billed(wiring).await;
+    b.add_card(PAYS).await;
+    let send = |body: Value, key: &'static str| {
+        let req = b
+            .app
+            .client
+            .put(b.app.url(&b.path("/billing/plan")))
+            .bearer_auth(&b.owner.access)
+            .header("Idempotency-Key", key)
+            .json(&body);
+        async move { req.send().await.unwrap() }
+    };
+    let answers = join_all((0..10).map(|_| send(pro_month(), "key-1"))).await;
+    let mut bodies = Vec::new();
+    for resp in answers {
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        match status {
+            StatusCode::OK => bodies.push(body),
+            StatusCode::CONFLICT => assert_eq!(body["code"], "idempotency_key_in_use", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(!bodies.is_empty());
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "one answer for all: {bodies:?}");
+    assert_eq!(b.gateway.schedule_calls(), 1, "one effect");
+    // Later repeats replay the first answer; another body is refused.
+    let replay: Value = send(pro_month(), "key-1").await.json().await.unwrap();
+    assert_eq!(replay, bodies[0]);
+    let other = send(json!({"plan": "team", "interval": "month"}), "key-1").await;
+    assert_problem(other, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused").await;
+    assert_eq!(b.billing().await["plan"], "pro");
+}
+
+async fn twenty_parallel_usage_increments_at_the_limit_edge_never_go_over(wiring: Wiring) {
+    let b = billed(wiring).await;
+    let path = "/usage/consultations";
+    let one = json!({"delta": 1});
+    let answers = join_all((0..20).map(|_| b.call(Method::POST, path, Some(&one)))).await;
+    let mut ok = 0;
+    for resp in answers {
+        match resp.status() {
+            StatusCode::OK => ok += 1,
+            StatusCode::PAYMENT_REQUIRED => {
+                let body: Value = resp.json().await.unwrap();
+                assert_eq!(body["code"], "plan_limit_reached");
+                assert_eq!(body["usage"]["limit"], 3);
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ok, 3, "Free allows 3 consultations a month");
+    let usage = expect_status(b.call(Method::GET, "/usage", None).await, StatusCode::OK).await;
+    let consultations = usage["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["metric"] == "consultations")
+        .unwrap()
+        .clone();
+    assert_eq!(consultations["used"], 3);
+    assert_eq!(consultations["limit"], 3);
+    assert!(time(&consultations["period_end"]) > Utc::now());
+    assert_problem(
+        b.call(Method::POST, "/usage/bananas", Some(&json!({"delta": 1}))).await,
+        StatusCode::NOT_FOUND,
+        "metric_not_found",
+    )
+    .await;
+    assert_problem(
+        b.call(Method::POST, path, Some(&json!({"delta": 0}))).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    // A paid plan's limits apply from the trial on.
+    b.add_card(PAYS).await;
+    b.change_plan_ok(&pro_month()).await;
+    let counted = expect_status(
+        b.call(Method::POST, path, Some(&json!({"delta": 10}))).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(counted["limit"], 100);
+    assert_eq!(counted["used"], 10, "a new period with the trial");
+}
+
+async fn card_rules_and_permissions_hold(wiring: Wiring) {
+    let b = billed(wiring).await;
+    // Unknown at the gateway, or issued to nobody.
+    let prepared = expect_status(
+        b.call(Method::POST, "/billing/cards/prepare", None).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let uid = prepared["customer_uid"].as_str().unwrap();
+    let body = json!({"customer_uid": uid});
+    assert_problem(
+        b.call(Method::POST, "/billing/cards", Some(&body)).await,
+        StatusCode::BAD_REQUEST,
+        "card_not_found_at_gateway",
+    )
+    .await;
+    b.gateway.register_card(uid, PAYS);
+    expect_status(b.call(Method::POST, "/billing/cards", Some(&body)).await, StatusCode::CREATED)
+        .await;
+    assert_problem(
+        b.call(Method::POST, "/billing/cards", Some(&body)).await,
+        StatusCode::CONFLICT,
+        "card_exists",
+    )
+    .await;
+    let forged = json!({"customer_uid": "cu_00000000000000000000000000000000"});
+    b.gateway.register_card("cu_00000000000000000000000000000000", PAYS);
+    assert_problem(
+        b.call(Method::POST, "/billing/cards", Some(&forged)).await,
+        StatusCode::BAD_REQUEST,
+        "card_not_found_at_gateway",
+    )
+    .await;
+
+    // Strangers see nothing; plain members read but do not change.
+    let stranger = b.app.sign_in(&phone(2)).await;
+    let resp = b.app.get_auth(&b.path("/billing"), &stranger.access).await;
+    assert_problem(resp, StatusCode::NOT_FOUND, "not_found").await;
+    expect_status(
+        b.app.call(Method::POST, &b.path("/join"), &stranger.access, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_status(b.app.get_auth(&b.path("/billing"), &stranger.access).await, StatusCode::OK)
+        .await;
+    expect_status(
+        b.app.get_auth(&b.path("/billing/cards"), &stranger.access).await,
+        StatusCode::OK,
+    )
+    .await;
+    let resp = b
+        .app
+        .call(Method::PUT, &b.path("/billing/plan"), &stranger.access, Some(&pro_month()))
+        .await;
+    assert_problem(resp, StatusCode::FORBIDDEN, "forbidden").await;
+    let resp =
+        b.app.call(Method::POST, &b.path("/billing/cards/prepare"), &stranger.access, None).await;
+    assert_problem(resp, StatusCode::FORBIDDEN, "forbidden").await;
+    let resp = b
+        .app
+        .call(Method::POST, &b.path("/usage/forms"), &stranger.access, Some(&json!({"delta": 1})))
+        .await;
+    assert_problem(resp, StatusCode::FORBIDDEN, "forbidden").await;
+    // Bad plan requests.
+    for bad in [
+        json!({"plan": "gold", "interval": "month"}),
+        json!({"plan": "pro"}),
+        json!({"plan": "pro", "interval": "week"}),
+        json!({"plan": "starter", "interval": "month", "addons": ["white_label"]}),
+    ] {
+        assert_problem(b.change_plan(&bad).await, StatusCode::BAD_REQUEST, "invalid_request").await;
+    }
+}
+
+async fn a_lost_webhook_is_caught_by_reconciliation(wiring: Wiring) {
+    let b = billed(wiring).await;
+    b.add_card(PAYS).await;
+    let billing = b.change_plan_ok(&pro_month()).await;
+    let uid = billing["next_charge"]["merchant_uid"].as_str().unwrap().to_owned();
+    b.gateway.execute(&uid, true);
+    // No webhook; ten minutes after the charge time, reconciliation reads it back.
+    b.clock.set(time(&billing["next_charge"]["at"]) + Duration::minutes(11));
+    let active = b.wait_for_status("active").await;
+    assert_ne!(active["next_charge"]["merchant_uid"], uid.as_str());
+    assert_eq!(b.receipts().await.len(), 1);
+    b.clock.advance(Duration::minutes(1));
+}
