@@ -14,6 +14,7 @@
 //!   [`InviteRepository`]).
 //!
 //! - [`MemoryBillingStore`]: the payments storage ports (billing, cards, usage, idempotency).
+//! - [`MemoryJobQueue`]: the job queue (`onboard_kernel::jobs::JobQueue`).
 //!
 //! [`GroupRepository`]: onboard_groups::ports::GroupRepository
 //! [`InviteRepository`]: onboard_invites::ports::InviteRepository
@@ -29,6 +30,8 @@ mod store;
 mod window;
 // payments
 mod billing;
+// billing-pg
+mod jobs;
 
 pub use invite_codes::MemoryInviteCodeStore;
 pub use otp::MemoryOtpStore;
@@ -37,3 +40,5 @@ pub use revocations::MemoryRevocationList;
 pub use store::MemoryStore;
 // payments
 pub use billing::MemoryBillingStore;
+// billing-pg
+pub use jobs::MemoryJobQueue;
