@@ -2,7 +2,8 @@
 //!
 //! PostgreSQL adapters for Onboard's ports, on diesel-async with a deadpool pool:
 //! [`PgMemberRepository`], [`PgSessionRepository`], [`PgReferralRepository`],
-//! [`PgGroupRepository`] and [`PgInviteRepository`], plus the schema migrations (embedded
+//! [`PgGroupRepository`] and [`PgInviteRepository`]; for payments [`PgBillingStore`] (the
+//! billing storage ports) and [`PgJobQueue`] (the job queue); plus the schema migrations (embedded
 //! from `migrations/` at the repository root) and a readiness probe.
 //!
 //! ```no_run
@@ -52,6 +53,7 @@ pub use repos::referrals::PgReferralRepository;
 pub use repos::sessions::PgSessionRepository;
 // billing-pg
 pub use repos::billing::PgBillingStore;
+pub use repos::jobs::PgJobQueue;
 
 /// A pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;

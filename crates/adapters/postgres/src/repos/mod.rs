@@ -7,3 +7,5 @@ pub(crate) mod referrals;
 pub(crate) mod sessions;
 // billing-pg
 pub(crate) mod billing;
+// billing-pg
+pub(crate) mod jobs;

@@ -10,6 +10,7 @@ mod referrals;
 mod sessions;
 // billing-pg
 mod billing;
+mod jobs;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;
