@@ -9,6 +9,8 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+// billing-pg
+pub mod jobs;
 
 pub use config::Settings;
 pub use startup::Application;
