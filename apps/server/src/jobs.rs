@@ -239,15 +239,15 @@ mod tests {
         let runner = JobRunner::new(queue.clone(), Arc::new(SystemClock))
             .every("tick", TimeDelta::hours(1), |_| async { anyhow::bail!("tick failed") })
             .on("once", |_| async { anyhow::bail!("once failed") });
-        runner.seed().await.unwrap();
+        runner.seed().await.expect("the queue answers");
         let once = NewJob {
             key: Some("once-1".into()),
             ..NewJob::once("once", serde_json::Value::Null, SystemClock.now())
         };
-        queue.enqueue(&once).await.unwrap();
-        assert_eq!(runner.run_due().await.unwrap(), 2);
+        queue.enqueue(&once).await.expect("the queue answers");
+        assert_eq!(runner.run_due().await.expect("the queue answers"), 2);
         // Neither is due again now; both recorded their error.
-        assert_eq!(runner.run_due().await.unwrap(), 0);
+        assert_eq!(runner.run_due().await.expect("the queue answers"), 0);
         assert_eq!(queue.last_error("tick").as_deref(), Some("tick failed"));
         assert_eq!(queue.last_error("once-1").as_deref(), Some("once failed"));
     }
@@ -258,9 +258,9 @@ mod tests {
         let runner = JobRunner::new(queue.clone(), Arc::new(SystemClock));
         let job =
             NewJob { key: Some("k".into()), ..NewJob::periodic("unknown", SystemClock.now()) };
-        queue.enqueue(&job).await.unwrap();
-        assert_eq!(runner.run_due().await.unwrap(), 1);
-        assert_eq!(runner.run_due().await.unwrap(), 0);
+        queue.enqueue(&job).await.expect("the queue answers");
+        assert_eq!(runner.run_due().await.expect("the queue answers"), 1);
+        assert_eq!(runner.run_due().await.expect("the queue answers"), 0);
         assert_eq!(queue.last_error("k").as_deref(), Some("no handler for \"unknown\""));
     }
 }

@@ -131,19 +131,45 @@ mod tests {
         assert!(queue.enqueue(&NewJob::periodic("tick", t0())).await.expect("enqueues"));
         assert!(!queue.enqueue(&NewJob::periodic("tick", t0())).await.expect("keyed"));
         let lease = TimeDelta::minutes(5);
-        assert!(queue.claim_due(t0() - TimeDelta::seconds(1), lease, 10).await.unwrap().is_empty());
-        let claimed = queue.claim_due(t0(), lease, 10).await.unwrap();
+        assert!(
+            queue
+                .claim_due(t0() - TimeDelta::seconds(1), lease, 10)
+                .await
+                .expect("the queue answers")
+                .is_empty()
+        );
+        let claimed = queue.claim_due(t0(), lease, 10).await.expect("the queue answers");
         assert_eq!(claimed.len(), 1);
-        assert!(queue.claim_due(t0() + TimeDelta::minutes(4), lease, 10).await.unwrap().is_empty());
+        assert!(
+            queue
+                .claim_due(t0() + TimeDelta::minutes(4), lease, 10)
+                .await
+                .expect("the queue answers")
+                .is_empty()
+        );
         // The lease ran out: another worker takes it over; the first may no longer end it.
-        let taken = queue.claim_due(t0() + TimeDelta::minutes(5), lease, 10).await.unwrap();
+        let taken = queue
+            .claim_due(t0() + TimeDelta::minutes(5), lease, 10)
+            .await
+            .expect("the queue answers");
         assert_eq!(taken[0].attempts, 2);
-        assert!(!queue.complete(&claimed[0]).await.unwrap());
+        assert!(!queue.complete(&claimed[0]).await.expect("the queue answers"));
         let next = t0() + TimeDelta::hours(1);
-        assert!(queue.reschedule(&taken[0], next, Some("boom".into())).await.unwrap());
+        assert!(
+            queue
+                .reschedule(&taken[0], next, Some("boom".into()))
+                .await
+                .expect("the queue answers")
+        );
         assert_eq!(queue.last_error("tick").as_deref(), Some("boom"));
-        let again = queue.claim_due(next, lease, 10).await.unwrap();
-        assert!(queue.complete(&again[0]).await.unwrap());
-        assert!(queue.claim_due(next + TimeDelta::days(1), lease, 10).await.unwrap().is_empty());
+        let again = queue.claim_due(next, lease, 10).await.expect("the queue answers");
+        assert!(queue.complete(&again[0]).await.expect("the queue answers"));
+        assert!(
+            queue
+                .claim_due(next + TimeDelta::days(1), lease, 10)
+                .await
+                .expect("the queue answers")
+                .is_empty()
+        );
     }
 }

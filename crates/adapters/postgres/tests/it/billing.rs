@@ -256,9 +256,9 @@ async fn receipts_are_listed_newest_first_in_pages() {
     let f = Fixture::new().await;
     let t = now();
     let (billing, card, _) = trial(&f, "acme", t).await;
-    let mut version = billing.version;
     for i in 0..5 {
         let c = charge(&card, t, t);
+        let version = billing.version + i;
         let commit = BillingCommit {
             billing: Billing { version, next_charge: None, ..billing.clone() },
             new_charges: vec![c.clone()],
@@ -266,7 +266,6 @@ async fn receipts_are_listed_newest_first_in_pages() {
             receipt: Some(receipt(&c, &format!("imp_{i}"), t + Duration::minutes(i))),
         };
         f.store.commit(&commit).await.expect("commits");
-        version += 1;
     }
     let first = f.store.receipts(billing.group, None, 3).await.unwrap();
     let imps: Vec<&str> = first.iter().map(|r| r.imp_uid.as_str()).collect();
