@@ -73,6 +73,9 @@ pub struct Settings {
     pub billing_tick: Duration,
     /// Test hooks, never read from the environment.
     pub payments_overrides: PaymentsOverrides,
+    /// `SERVICE_TOKENS`: comma-separated bearer tokens (at least 32 characters each) that other
+    /// services use to record usage (`POST .../usage/{metric}`) in any group. None by default.
+    pub service_tokens: Vec<SecretString>,
 }
 
 /// What tests may put in place of the payments domain's clock and gateway.
@@ -275,6 +278,18 @@ impl Settings {
             },
             billing_tick: Duration::from_millis(num("BILLING_TICK_MS", 60_000)?.max(10)),
             payments_overrides: PaymentsOverrides::default(),
+            service_tokens: {
+                let tokens: Vec<String> = get("SERVICE_TOKENS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                if tokens.iter().any(|t| t.len() < 32) {
+                    bail!("SERVICE_TOKENS: each token must be at least 32 characters");
+                }
+                tokens.into_iter().map(SecretString::from).collect()
+            },
         })
     }
 }
@@ -383,5 +398,21 @@ mod tests {
             s.sms,
             SmsSettings::Log { delay: Some(Duration::from_secs(1)..=Duration::from_secs(2)) }
         );
+    }
+
+    // payments
+    #[test]
+    fn billing_settings_read_their_defaults_and_refuse_bad_values() {
+        let s = settings(&[]).expect("defaults are valid");
+        assert_eq!(s.payments.trial_days, 14);
+        assert_eq!(s.payments.pay_hour, 10);
+        assert_eq!(s.payments.clock.tz.local_minus_utc(), 9 * 3600);
+        let s =
+            settings(&[("BILLING_TZ", "+05:30"), ("TRIAL_DAYS", "7"), ("BILLING_PAY_HOUR", "0")])
+                .expect("valid");
+        assert_eq!(s.payments.clock.tz.local_minus_utc(), 5 * 3600 + 1800);
+        assert_eq!((s.payments.trial_days, s.payments.pay_hour), (7, 0));
+        assert!(settings(&[("BILLING_TZ", "Mars/Olympus")]).is_err());
+        assert!(settings(&[("BILLING_PAY_HOUR", "24")]).is_err());
     }
 }

@@ -286,6 +286,9 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         default_region: settings.default_region,
         trust_proxy: settings.trust_proxy,
         payments,
+        service_tokens: crate::state::ServiceTokens::new(
+            settings.service_tokens.iter().map(|t| t.expose_secret()),
+        ),
     })
 }
 

@@ -52,4 +52,34 @@ pub struct AppState {
     pub trust_proxy: bool,
     // payments
     pub payments: PaymentsService,
+    /// `SERVICE_TOKENS`, as SHA-256 digests.
+    pub service_tokens: ServiceTokens,
+}
+
+/// The bearer tokens of other services, kept as SHA-256 digests and compared in constant time.
+#[derive(Clone, Default)]
+pub struct ServiceTokens(Vec<[u8; 32]>);
+
+impl std::fmt::Debug for ServiceTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServiceTokens({} tokens)", self.0.len())
+    }
+}
+
+impl ServiceTokens {
+    pub fn new<'a>(tokens: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(tokens.into_iter().map(digest).collect())
+    }
+
+    /// Whether `token` is one of them.
+    pub fn contains(&self, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let d = digest(token);
+        self.0.iter().fold(false, |found, t| found | bool::from(t.ct_eq(&d)))
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }

@@ -602,6 +602,15 @@ impl GroupsService {
         }
     }
 
+    // payments
+    /// The group with this slug, for callers authenticated by other means than a membership
+    /// (a service token); `None` when no group has it. Makes no permission decision.
+    pub async fn find_by_slug(&self, slug: &Slug) -> anyhow::Result<Option<Group>> {
+        // A member id nobody has: storage answers the group with no membership.
+        let nobody = MemberId::from_uuid(uuid::Uuid::nil());
+        Ok(self.repo.find_for_member(slug, nobody).await?.map(|(group, _)| group))
+    }
+
     /// Checks that a member holding `granter` in `group` may hand out `role` (by an invite, for
     /// instance), and answers the role with its permissions. `owner` is granted only by an
     /// owner; a role holding a permission the granter lacks is not theirs to give.

@@ -308,9 +308,9 @@ impl PaymentsService {
                 Ok(p) => p,
                 Err(e) => {
                     unavailable(&e);
-                    // The outcome is unknown: reconciliation reads it back by merchant_uid
-                    // later; the account stays as it was.
-                    self.close_marker(restore, now_charge, ChargeStatus::Cancelled).await?;
+                    // The outcome is unknown: the marker stays, so further changes wait
+                    // (`billing_busy`) until reconciliation reads the payment back by
+                    // merchant_uid and applies it, or finds none and drops the marker.
                     return Err(ChangePlanError::GatewayUnavailable);
                 }
             };
@@ -583,7 +583,9 @@ impl PaymentsService {
             .await
         {
             unavailable(&e);
-            self.ports.cards.roll_back_main_change(&change).await?;
+            // The gateway may have cancelled it before failing: restore it (a refusal means it
+            // is still there).
+            self.compensate_or_leave_to_recovery(&change).await;
             return Err(CardError::GatewayUnavailable);
         }
         self.ports.cards.advance_main_change(change.id, CardChangeStep::Unscheduled).await?;
@@ -591,7 +593,7 @@ impl PaymentsService {
         let moved = moved_charge(&old, card, &change.new_merchant_uid, self.now());
         if let Err(e) = self.ports.gateway.schedule(&schedule_request(&moved)).await {
             unavailable(&e);
-            self.compensate(&change).await?;
+            self.compensate_or_leave_to_recovery(&change).await;
             return Err(CardError::GatewayUnavailable);
         }
         self.ports.cards.advance_main_change(change.id, CardChangeStep::Scheduled).await?;
@@ -631,6 +633,14 @@ impl PaymentsService {
         self.ports.cards.finish_main_change(change.id, Some(commit)).await?;
         billing.version += 1;
         Ok(billing)
+    }
+
+    /// [`Self::compensate`]; when it cannot finish now, the journal row stays unfinished and
+    /// [`Self::recover`] settles it at the next start.
+    async fn compensate_or_leave_to_recovery(&self, change: &CardChange) {
+        if let Err(e) = self.compensate(change).await {
+            warn(&format!("main-card change {} left to recovery: {e:#}", change.id));
+        }
     }
 
     /// Undoes a main-card change: the old schedule restored (under its merchant_uid), the
@@ -837,11 +847,17 @@ impl PaymentsService {
             ));
             return Ok(WebhookOutcome::Ignored);
         }
-        self.apply_payment(&payment).await
+        self.apply_payment(&payment, false).await
     }
 
     /// Applies a payment read from the gateway to the charge it pays.
-    async fn apply_payment(&self, payment: &Payment) -> Result<WebhookOutcome, WebhookError> {
+    /// A charge made at once is recorded by the plan change that made it; only reconciliation
+    /// (`reconciling`) applies one whose plan change could not learn the outcome.
+    async fn apply_payment(
+        &self,
+        payment: &Payment,
+        reconciling: bool,
+    ) -> Result<WebhookOutcome, WebhookError> {
         let uid = MerchantUid::from_trusted(payment.merchant_uid.clone());
         let Some(charge) = self.ports.billing.charge(&uid).await? else {
             warn(&format!("payment {} pays no charge Onboard scheduled", payment.imp_uid));
@@ -856,7 +872,7 @@ impl PaymentsService {
             ));
             return Ok(WebhookOutcome::Ignored);
         }
-        if charge.kind == ChargeKind::Immediate {
+        if charge.kind == ChargeKind::Immediate && !reconciling {
             // Recorded by the plan change itself.
             return Ok(WebhookOutcome::Duplicate);
         }
@@ -880,11 +896,14 @@ impl PaymentsService {
                 });
             }
             let billing = self.load(fresh.group).await?;
-            let (commit, scheduled) = if payment.status == PaymentStatus::Paid {
-                self.on_paid(&billing, &fresh, payment).await?
-            } else {
-                self.on_failed(&billing, &fresh, payment).await?
-            };
+            let (commit, scheduled) =
+                if fresh.kind == ChargeKind::Immediate && payment.status == PaymentStatus::Failed {
+                    (drop_marker(billing, &fresh, ChargeStatus::Failed), None)
+                } else if payment.status == PaymentStatus::Paid {
+                    self.on_paid(&billing, &fresh, payment).await?
+                } else {
+                    self.on_failed(&billing, &fresh, payment).await?
+                };
             match self.ports.billing.commit(&commit).await {
                 Ok(()) => return Ok(WebhookOutcome::Applied),
                 Err(e) => {
@@ -907,11 +926,7 @@ impl PaymentsService {
         &self,
         group: GroupId,
         template: &Charge,
-        kind: ChargeKind,
-        at: DateTime<Utc>,
-        period_start: DateTime<Utc>,
-        attempt: u32,
-        money: crate::model::Money,
+        next: NextCharge,
     ) -> Result<Charge, WebhookError> {
         let card = match self.main_card(group).await? {
             Some(c) => (c.id, c.customer_uid),
@@ -922,14 +937,14 @@ impl PaymentsService {
             group,
             card_id: card.0,
             customer_uid: card.1,
-            money,
-            at,
+            money: next.money,
+            at: next.at,
             plan: template.plan.clone(),
             interval: template.interval,
             addons: template.addons.clone(),
-            period_start,
-            kind,
-            attempt,
+            period_start: next.period_start,
+            kind: next.kind,
+            attempt: next.attempt,
             status: ChargeStatus::Scheduled,
             created_at: self.now(),
         };
@@ -955,7 +970,17 @@ impl PaymentsService {
             .map(|p| crate::model::Money::with_vat(p.period_price(charge.interval, &charge.addons)))
             .unwrap_or(charge.money);
         let next = self
-            .schedule_next(billing.group, charge, ChargeKind::Renewal, end, end, 0, price)
+            .schedule_next(
+                billing.group,
+                charge,
+                NextCharge {
+                    kind: ChargeKind::Renewal,
+                    at: end,
+                    period_start: end,
+                    attempt: 0,
+                    money: price,
+                },
+            )
             .await?;
         let mut after = billing.clone();
         after.plan = charge.plan.clone();
@@ -1029,11 +1054,13 @@ impl PaymentsService {
                     .schedule_next(
                         billing.group,
                         charge,
-                        ChargeKind::Retry,
-                        at,
-                        charge.period_start,
-                        attempt,
-                        charge.money,
+                        NextCharge {
+                            kind: ChargeKind::Retry,
+                            at,
+                            period_start: charge.period_start,
+                            attempt,
+                            money: charge.money,
+                        },
                     )
                     .await?;
                 after.status = BillingStatus::PastDue;
@@ -1104,6 +1131,20 @@ impl PaymentsService {
                 .await
             {
                 Ok(Some(p)) => p,
+                Ok(None) if charge.kind == ChargeKind::Immediate => {
+                    // The charge made at once never reached the gateway: drop the marker.
+                    let billing = self.load(charge.group).await?;
+                    match self
+                        .ports
+                        .billing
+                        .commit(&drop_marker(billing, &charge, ChargeStatus::Cancelled))
+                        .await
+                    {
+                        Ok(()) | Err(CommitError::Stale | CommitError::DuplicateReceipt) => {}
+                        Err(CommitError::Unexpected(e)) => return Err(e),
+                    }
+                    continue;
+                }
                 Ok(None) => continue,
                 Err(e) => {
                     unavailable(&e);
@@ -1113,7 +1154,7 @@ impl PaymentsService {
             if self.ports.billing.receipt_exists(&payment.imp_uid).await? {
                 continue;
             }
-            match self.apply_payment(&payment).await {
+            match self.apply_payment(&payment, true).await {
                 Ok(WebhookOutcome::Applied) => done += 1,
                 Ok(_) => {}
                 Err(WebhookError::GatewayUnavailable) => {}
@@ -1128,6 +1169,29 @@ impl PaymentsService {
         let reconciled = self.reconcile().await.context("reconciliation")?;
         let expired = self.expire_periods().await.context("period ends")?;
         Ok(PeriodicReport { expired, reconciled })
+    }
+}
+
+/// What differs in a charge scheduled after another.
+struct NextCharge {
+    kind: ChargeKind,
+    at: DateTime<Utc>,
+    period_start: DateTime<Utc>,
+    attempt: u32,
+    money: crate::model::Money,
+}
+
+/// The account as it was before a charge made at once: its marker closed with `status`.
+fn drop_marker(billing: Billing, marker: &Charge, status: ChargeStatus) -> BillingCommit {
+    let mut restored = billing;
+    if restored.next_charge.as_ref().is_some_and(|c| c.merchant_uid == marker.merchant_uid) {
+        restored.next_charge = None;
+    }
+    BillingCommit {
+        billing: restored,
+        new_charges: vec![],
+        closed_charges: vec![(marker.merchant_uid.clone(), status)],
+        receipt: None,
     }
 }
 
@@ -1232,4 +1296,238 @@ async fn in_turn<A, B, C>(
     c: impl std::future::Future<Output = C>,
 ) -> (A, B, C) {
     (a.await, b.await, c.await)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::TimeZone;
+    use onboard_groups::ports::MockGroupRepository;
+    use onboard_groups::{GroupName, GroupsConfig, Membership, MembershipStatus, RoleName};
+    use onboard_kernel::MockClock;
+
+    use super::*;
+    use crate::gateway::{MockPaymentGateway, Unscheduled};
+    use crate::model::{Interval, Money};
+    use crate::ports::{
+        MockBillingRepository, MockCardRepository, MockIdempotencyRepository, MockUsageRepository,
+    };
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, 5, 0, 0).single().expect("a time")
+    }
+
+    fn group() -> Group {
+        Group {
+            id: GroupId::from_uuid(uuid::Uuid::nil()),
+            slug: Slug::from_trusted("acme"),
+            name: GroupName::parse("Acme").expect("a name"),
+            approval_required: false,
+            created_at: now(),
+        }
+    }
+
+    fn card() -> Card {
+        Card {
+            id: CardId::new(),
+            group: group().id,
+            customer_uid: CustomerUid::generate(),
+            card_name: "Test Card".into(),
+            number_masked: "424242******4242".into(),
+            main: true,
+            created_at: now(),
+        }
+    }
+
+    struct Mocks {
+        billing: MockBillingRepository,
+        cards: MockCardRepository,
+        gateway: MockPaymentGateway,
+    }
+
+    impl Mocks {
+        fn new() -> Self {
+            let mut billing = MockBillingRepository::new();
+            billing.expect_catalogue().returning(|| Ok(Catalogue::seed()));
+            Self { billing, cards: MockCardRepository::new(), gateway: MockPaymentGateway::new() }
+        }
+
+        fn service(self, role: RoleName) -> PaymentsService {
+            let mut groups = MockGroupRepository::new();
+            groups.expect_find_for_member().returning(move |_, _| {
+                Ok(Some((
+                    group(),
+                    Some(Membership {
+                        role: role.clone(),
+                        status: MembershipStatus::Active,
+                        role_permissions: BTreeSet::new(),
+                    }),
+                )))
+            });
+            let mut clock = MockClock::new();
+            clock.expect_now().returning(now);
+            let clock: Arc<dyn Clock> = Arc::new(clock);
+            let groups =
+                GroupsService::new(Arc::new(groups), GroupsConfig::default(), clock.clone());
+            let ports = PaymentsPorts {
+                billing: Arc::new(self.billing),
+                cards: Arc::new(self.cards),
+                usage: Arc::new(MockUsageRepository::new()),
+                idempotency: Arc::new(MockIdempotencyRepository::new()),
+                gateway: Arc::new(self.gateway),
+            };
+            PaymentsService::new(ports, groups, clock, PaymentsConfig::default())
+        }
+    }
+
+    fn pro() -> PlanRequest {
+        PlanRequest {
+            plan: PlanCode::from_trusted("pro"),
+            interval: Some(Interval::Month),
+            addons: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_records_exactly_what_the_preview_announced() {
+        let card = card();
+        let mut m = Mocks::new();
+        m.billing.expect_billing().returning(|_| Ok(None));
+        let c = card.clone();
+        m.cards.expect_cards().returning(move |_| Ok(vec![c.clone()]));
+        m.gateway.expect_schedule().times(1).returning(|_| Ok(()));
+        let recorded = Arc::new(std::sync::Mutex::new(None));
+        let r = recorded.clone();
+        m.billing.expect_commit().times(1).returning(move |commit| {
+            *r.lock().expect("lock") = Some(commit.clone());
+            Ok(())
+        });
+        let service = m.service(RoleName::OWNER);
+        let slug = Slug::from_trusted("acme");
+        let preview = service.preview(&slug, MemberId::new(), &pro()).await.expect("a preview");
+        let after = service.change_plan(&group(), &pro()).await.expect("changed");
+        let commit = recorded.lock().expect("lock").clone().expect("recorded");
+        assert_eq!(preview.billing.status, after.status);
+        assert_eq!(preview.billing.trial_ends_at, after.trial_ends_at);
+        let (p, c) = (preview.schedule.expect("scheduled"), commit.new_charges[0].clone());
+        assert_eq!((p.at, p.money, p.kind, p.card_id), (c.at, c.money, c.kind, c.card_id));
+        assert_eq!(commit.billing.next_charge.map(|n| n.merchant_uid), Some(c.merchant_uid));
+    }
+
+    #[tokio::test]
+    async fn a_plan_change_needs_billing_manage() {
+        let service = Mocks::new().service(RoleName::MEMBER);
+        let slug = Slug::from_trusted("acme");
+        let refused = service.preview(&slug, MemberId::new(), &pro()).await;
+        assert!(matches!(refused, Err(ChangePlanError::Forbidden)));
+    }
+
+    #[tokio::test]
+    async fn a_scheduling_failure_changes_nothing() {
+        let mut m = Mocks::new();
+        m.billing.expect_billing().returning(|_| Ok(None));
+        let c = card();
+        m.cards.expect_cards().returning(move |_| Ok(vec![c.clone()]));
+        m.gateway.expect_schedule().returning(|_| Err(GatewayError::Unavailable("down".into())));
+        m.billing.expect_commit().never();
+        let service = m.service(RoleName::OWNER);
+        let refused = service.change_plan(&group(), &pro()).await;
+        assert!(matches!(refused, Err(ChangePlanError::GatewayUnavailable)));
+    }
+
+    #[tokio::test]
+    async fn a_webhook_whose_payment_does_not_match_the_charge_changes_nothing() {
+        let mut m = Mocks::new();
+        let card = card();
+        let charge = Charge {
+            merchant_uid: MerchantUid::from_trusted("ob_1"),
+            group: group().id,
+            card_id: card.id,
+            customer_uid: card.customer_uid.clone(),
+            money: Money::with_vat(75_800),
+            at: now(),
+            plan: PlanCode::from_trusted("pro"),
+            interval: Interval::Month,
+            addons: vec![],
+            period_start: now(),
+            kind: ChargeKind::Renewal,
+            attempt: 0,
+            status: ChargeStatus::Scheduled,
+            created_at: now(),
+        };
+        m.billing.expect_receipt_exists().returning(|_| Ok(false));
+        m.billing.expect_charge().returning(move |_| Ok(Some(charge.clone())));
+        m.gateway.expect_payment().returning(|imp_uid| {
+            Ok(Some(Payment {
+                imp_uid: imp_uid.to_owned(),
+                merchant_uid: "ob_1".into(),
+                customer_uid: None,
+                amount: 1_000,
+                status: PaymentStatus::Paid,
+                failure_reason: None,
+                paid_at: None,
+            }))
+        });
+        m.billing.expect_commit().never();
+        m.gateway.expect_schedule().never();
+        let service = m.service(RoleName::OWNER);
+        let notice = WebhookNotice {
+            imp_uid: "imp_1".into(),
+            merchant_uid: "ob_1".into(),
+            status: "paid".into(),
+        };
+        assert_eq!(
+            service.handle_webhook(&notice).await.expect("handled"),
+            WebhookOutcome::Ignored
+        );
+    }
+
+    #[tokio::test]
+    async fn recovery_rolls_back_a_change_that_stopped_after_the_marks() {
+        let mut m = Mocks::new();
+        let card = card();
+        let old = Charge {
+            merchant_uid: MerchantUid::from_trusted("ob_old"),
+            group: group().id,
+            card_id: CardId::new(),
+            customer_uid: CustomerUid::generate(),
+            money: Money::with_vat(75_800),
+            at: now(),
+            plan: PlanCode::from_trusted("pro"),
+            interval: Interval::Month,
+            addons: vec![],
+            period_start: now(),
+            kind: ChargeKind::Renewal,
+            attempt: 0,
+            status: ChargeStatus::Scheduled,
+            created_at: now(),
+        };
+        let change = CardChange {
+            id: CardChangeId::new(),
+            group: group().id,
+            old_card: Some(old.card_id),
+            new_card: card.id,
+            old_charge: Some(old),
+            new_merchant_uid: MerchantUid::from_trusted("ob_new"),
+            step: CardChangeStep::Unscheduled,
+            created_at: now(),
+        };
+        let c = change.clone();
+        m.cards.expect_unfinished_main_changes().returning(move || Ok(vec![c.clone()]));
+        m.cards.expect_card().returning(move |_, _| Ok(Some(card.clone())));
+        m.gateway
+            .expect_unschedule()
+            .withf(|_, uid| uid == "ob_new")
+            .times(1)
+            .returning(|_, _| Ok(Unscheduled::NothingToCancel));
+        m.gateway
+            .expect_schedule()
+            .withf(|r| r.merchant_uid == "ob_old")
+            .times(1)
+            .returning(|_| Ok(()));
+        m.cards.expect_roll_back_main_change().times(1).returning(|_| Ok(()));
+        let service = m.service(RoleName::OWNER);
+        assert_eq!(service.recover().await.expect("recovered"), 1);
+    }
 }

@@ -123,7 +123,10 @@ pub struct BillingDto {
 
 fn pending(charge: Option<Charge>) -> Option<NextChargeDto> {
     charge
-        .filter(|c| c.status == onboard_payments::ChargeStatus::Scheduled)
+        .filter(|c| {
+            c.status == onboard_payments::ChargeStatus::Scheduled
+                && c.kind != onboard_payments::ChargeKind::Immediate
+        })
         .map(NextChargeDto::from)
 }
 
@@ -660,7 +663,8 @@ pub async fn usage(
     Ok(web::Json(UsageList { items: items.into_iter().map(UsageDto::from).collect() }))
 }
 
-/// Counts usage against the current plan's limit (needs `billing.manage`).
+/// Counts usage against the current plan's limit (needs `billing.manage`, or a service token
+/// of `SERVICE_TOKENS`).
 #[utoipa::path(
     tag = "payments",
     security(("bearer" = [])),
@@ -675,7 +679,7 @@ pub async fn usage(
 #[post("/groups/{slug}/usage/{metric}")]
 pub async fn record_usage(
     state: web::Data<AppState>,
-    Auth(caller): Auth,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
     body: JsonBody<UsageRequest>,
 ) -> Result<web::Json<UsageDto>, ApiError> {
@@ -688,11 +692,17 @@ pub async fn record_usage(
             "between 1 and 1000000",
         ));
     }
-    let group = state.payments.manager_of(&slug, caller.member_id).await.map_err(|e| match e {
-        onboard_groups::AuthorizeError::NotFound => onboard_payments::UsageError::NotFound,
-        onboard_groups::AuthorizeError::Forbidden(_) => onboard_payments::UsageError::Forbidden,
-        onboard_groups::AuthorizeError::Unexpected(e) => e.into(),
-    })?;
+    let token = crate::extract::bearer(&req).ok_or_else(ApiError::unauthorized)?;
+    let group = if state.service_tokens.contains(&token) {
+        state.groups.find_by_slug(&slug).await?.ok_or(onboard_payments::UsageError::NotFound)?
+    } else {
+        let caller = state.members.authenticate(&token).await?;
+        state.payments.manager_of(&slug, caller.member_id).await.map_err(|e| match e {
+            onboard_groups::AuthorizeError::NotFound => onboard_payments::UsageError::NotFound,
+            onboard_groups::AuthorizeError::Forbidden(_) => onboard_payments::UsageError::Forbidden,
+            onboard_groups::AuthorizeError::Unexpected(e) => e.into(),
+        })?
+    };
     let counted = state.payments.record_usage(&group, &metric, body.delta).await?;
     Ok(web::Json(counted.into()))
 }

@@ -156,7 +156,7 @@ impl BillingRepository for MemoryBillingStore {
             .filter(|r| after.is_none_or(|a| (r.created_at, r.id) < (a.created_at, a.id)))
             .cloned()
             .collect();
-        rows.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        rows.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
         rows.truncate(limit as usize);
         Ok(rows)
     }
