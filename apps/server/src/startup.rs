@@ -333,7 +333,16 @@ async fn build_payments(
         };
     let ports = store.ports(gateway);
     let payments = PaymentsService::new(ports, groups, clock, settings.payments.clone());
-    match payments.recover().await {
+    // billing-pg: one instance at a time settles the journal (the others then find it settled).
+    let recovered = match backends {
+        Backends::Memory => payments.recover().await,
+        Backends::External { pg, .. } => {
+            onboard_postgres::exclusively(pg, PAYMENTS_RECOVERY_LOCK, payments.recover())
+                .await
+                .and_then(|r| r)
+        }
+    };
+    match recovered {
         Ok(0) => {}
         Ok(n) => tracing::info!(settled = n, "main-card changes recovered"),
         Err(e) => tracing::warn!(error = ?e, "main-card change recovery failed"),
@@ -346,6 +355,10 @@ async fn build_payments(
 }
 
 // billing-pg
+/// The advisory lock key under which start-up recovery of main-card changes runs (the bytes of
+/// `onboard` and 0x10).
+const PAYMENTS_RECOVERY_LOCK: i64 = 0x6f6e_626f_6172_6410;
+
 /// The payments storage of one wiring: one value implements every storage port.
 enum BillingStore {
     Memory(Arc<onboard_memory::MemoryBillingStore>),

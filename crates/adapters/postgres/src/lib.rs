@@ -137,3 +137,30 @@ pub async fn ping(pool: &PgPool) -> bool {
     };
     matches!(tokio::time::timeout(PING_TIMEOUT, probe).await, Ok(Some(_)))
 }
+
+// billing-pg
+/// Runs `work` while holding the PostgreSQL advisory lock `key` (session level, on one pooled
+/// connection): of the server instances on one database, one runs it at a time; the others
+/// wait for their turn. The lock goes with the connection if the process dies.
+///
+/// # Errors
+/// When no connection can be had or the lock cannot be taken; `work` did not run then.
+pub async fn exclusively<T>(
+    pool: &PgPool,
+    key: i64,
+    work: impl std::future::Future<Output = T>,
+) -> anyhow::Result<T> {
+    use diesel_async::SimpleAsyncConnection as _;
+
+    let mut conn = pool.get().await.context("checking out a PostgreSQL connection")?;
+    conn.batch_execute(&format!("SELECT pg_advisory_lock({key})"))
+        .await
+        .context("taking an advisory lock")?;
+    let done = work.await;
+    if let Err(e) = conn.batch_execute(&format!("SELECT pg_advisory_unlock({key})")).await {
+        // A connection that cannot unlock is broken; dropping it from the pool releases the lock.
+        tracing::warn!(error = %e, "releasing an advisory lock");
+        let _ = diesel_async::pooled_connection::deadpool::Object::take(conn);
+    }
+    Ok(done)
+}

@@ -78,3 +78,34 @@ async fn a_lease_that_ran_out_is_taken_over_and_the_old_holder_changes_nothing()
     assert!(queue.complete(&after[0]).await.unwrap());
     assert_eq!(rows(&db.pool(), "jobs").await, 0);
 }
+
+#[tokio::test]
+async fn work_under_an_advisory_lock_never_overlaps_across_pools() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let db = TestDatabase::new().await;
+    let pools = [db.pool(), onboard_postgres::connect(db.url(), 2).await.unwrap()];
+    let running = Arc::new(AtomicUsize::new(0));
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let pool = pools[i % 2].clone();
+            let (running, overlaps) = (running.clone(), overlaps.clone());
+            tokio::spawn(async move {
+                onboard_postgres::exclusively(&pool, 42, async {
+                    if running.fetch_add(1, Ordering::SeqCst) > 0 {
+                        overlaps.fetch_add(1, Ordering::SeqCst);
+                    }
+                    tokio::task::yield_now().await;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("runs");
+    }
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+}
