@@ -19,6 +19,8 @@ use onboard_kernel::Clock;
 use onboard_payments::PaymentsConfig;
 use onboard_payments::gateway::PaymentGateway;
 use onboard_payments::period::BillingClock;
+// gateway
+use onboard_gateway::PortOneConfig;
 
 /// `ONBOARD_ENV`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,11 +38,15 @@ pub enum Storage {
     External { database_url: SecretString, redis_url: SecretString },
 }
 
-/// Which SMS provider delivers codes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which SMS provider delivers codes (`SMS_PROVIDER`).
+#[derive(Debug, Clone)]
 pub enum SmsSettings {
     /// Print each message in the log, optionally after a simulated delivery delay.
     Log { delay: Option<RangeInclusive<Duration>> },
+    /// Naver Cloud SENS (`SENS_*`).
+    Sens(onboard_sms::SensSettings),
+    /// Twilio (`TWILIO_*`).
+    Twilio(onboard_sms::TwilioSettings),
 }
 
 /// Everything the server needs to start.
@@ -76,6 +82,9 @@ pub struct Settings {
     /// `SERVICE_TOKENS`: comma-separated bearer tokens (at least 32 characters each) that other
     /// services use to record usage (`POST .../usage/{metric}`) in any group. None by default.
     pub service_tokens: Vec<SecretString>,
+    // gateway
+    /// The payment gateway (`PAYMENT_GATEWAY`).
+    pub gateway: GatewaySettings,
 }
 
 /// What tests may put in place of the payments domain's clock and gateway.
@@ -232,8 +241,13 @@ impl Settings {
 
         let sms = match get("SMS_PROVIDER").as_deref().unwrap_or("log") {
             "log" => SmsSettings::Log { delay: parse_delay(get("SMS_LOG_DELAY_MS").as_deref())? },
-            other => bail!("SMS_PROVIDER {other:?} is not available in this build (use log)"),
+            "sens" => SmsSettings::Sens(sens_settings(&get)?),
+            "twilio" => SmsSettings::Twilio(twilio_settings(&get)?),
+            other => bail!("SMS_PROVIDER {other:?} is not one of log, sens, twilio"),
         };
+
+        // gateway
+        let gateway = GatewaySettings::read(env, &get)?;
 
         Ok(Self {
             addr: get("ONBOARD_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
@@ -290,6 +304,8 @@ impl Settings {
                 }
                 tokens.into_iter().map(SecretString::from).collect()
             },
+            // gateway
+            gateway,
         })
     }
 }
@@ -319,6 +335,121 @@ fn parse_delay(raw: Option<&str>) -> anyhow::Result<Option<RangeInclusive<Durati
         bail!("SMS_LOG_DELAY_MS: {raw:?} is an empty range");
     }
     Ok(Some(lo..=hi))
+}
+
+/// How long a request to an SMS provider may take (`SMS_TIMEOUT_MS`, 5 s by default).
+fn sms_timeout(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Duration> {
+    get("SMS_TIMEOUT_MS").map_or(Ok(Duration::from_secs(5)), |raw| {
+        Ok(Duration::from_millis(
+            raw.trim()
+                .parse()
+                .with_context(|| format!("SMS_TIMEOUT_MS: {raw:?} is not milliseconds"))?,
+        ))
+    })
+}
+
+fn required(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    why: &str,
+) -> anyhow::Result<String> {
+    match get(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        _ => bail!("{name} is required with {why}"),
+    }
+}
+
+/// `SENS_ACCESS_KEY`, `SENS_SECRET_KEY`, `SENS_SERVICE_ID` (SMS), `SENS_FROM` (the registered
+/// caller number), optional `SENS_ALIMTALK_SERVICE_ID` with `SENS_PLUS_FRIEND_ID`, `SENS_API_URL`.
+fn sens_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<onboard_sms::SensSettings> {
+    let why = "SMS_PROVIDER=sens";
+    let alimtalk = match (get("SENS_ALIMTALK_SERVICE_ID"), get("SENS_PLUS_FRIEND_ID")) {
+        (Some(service_id), Some(plus_friend_id)) => {
+            Some(onboard_sms::AlimtalkSettings { service_id, plus_friend_id })
+        }
+        (None, None) => None,
+        _ => bail!("SENS_ALIMTALK_SERVICE_ID and SENS_PLUS_FRIEND_ID go together"),
+    };
+    Ok(onboard_sms::SensSettings {
+        api_url: get("SENS_API_URL").unwrap_or_else(|| onboard_sms::sens::SENS_API_URL.to_owned()),
+        access_key: required(get, "SENS_ACCESS_KEY", why)?,
+        secret_key: required(get, "SENS_SECRET_KEY", why)?.into(),
+        sms_service_id: required(get, "SENS_SERVICE_ID", why)?,
+        from: required(get, "SENS_FROM", why)?.chars().filter(char::is_ascii_digit).collect(),
+        alimtalk,
+        timeout: sms_timeout(get)?,
+    })
+}
+
+/// `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_FROM` (an E.164 number or a messaging
+/// service sid), optional `TWILIO_API_URL`.
+fn twilio_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<onboard_sms::TwilioSettings> {
+    let why = "SMS_PROVIDER=twilio";
+    Ok(onboard_sms::TwilioSettings {
+        api_url: get("TWILIO_API_URL").unwrap_or_else(|| onboard_sms::TWILIO_API_URL.to_owned()),
+        account_sid: required(get, "TWILIO_ACCOUNT_SID", why)?,
+        auth_token: required(get, "TWILIO_AUTH_TOKEN", why)?.into(),
+        from: required(get, "TWILIO_FROM", why)?,
+        timeout: sms_timeout(get)?,
+    })
+}
+
+// gateway
+/// Which payment gateway serves billing.
+#[derive(Debug, Clone)]
+pub enum GatewaySettings {
+    /// The in-process simulated gateway with test cards (`PAYMENT_GATEWAY=simulated`): the
+    /// default outside production, refused in production.
+    Simulated,
+    /// PortOne v1 REST (`PAYMENT_GATEWAY=portone`, the default in production):
+    /// `PORTONE_API_URL` (default `https://api.iamport.kr`), `PORTONE_IMP_KEY`,
+    /// `PORTONE_IMP_SECRET`, `PORTONE_MERCHANT_ID` (required), `PORTONE_PG` (optional).
+    PortOne(PortOneConfig),
+}
+
+impl GatewaySettings {
+    fn read(env: Environment, get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let production = env == Environment::Production;
+        let choice = get("PAYMENT_GATEWAY").map(|v| v.to_ascii_lowercase());
+        match choice.as_deref() {
+            Some("simulated") if production => bail!(
+                "PAYMENT_GATEWAY=simulated while ONBOARD_ENV=production: test cards would stand in for real payments (use portone)"
+            ),
+            Some("simulated") => Ok(Self::Simulated),
+            None if !production => Ok(Self::Simulated),
+            None | Some("portone") => {
+                let required = |name: &str| {
+                    get(name).with_context(|| {
+                        format!("{name} is required with the PortOne payment gateway (PAYMENT_GATEWAY=portone, the default in production)")
+                    })
+                };
+                let api_url = get("PORTONE_API_URL")
+                    .unwrap_or_else(|| PortOneConfig::DEFAULT_BASE_URL.to_owned());
+                if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+                    bail!("PORTONE_API_URL must be an http(s) URL, not {api_url:?}");
+                }
+                let merchant_id = required("PORTONE_MERCHANT_ID")?;
+                if !merchant_id.starts_with("imp") {
+                    bail!(
+                        "PORTONE_MERCHANT_ID is the merchant identification code (imp12345678), not {merchant_id:?}"
+                    );
+                }
+                let mut config = PortOneConfig::new(
+                    required("PORTONE_IMP_KEY")?,
+                    SecretString::from(required("PORTONE_IMP_SECRET")?),
+                    merchant_id,
+                );
+                config.base_url = api_url;
+                config.pg = get("PORTONE_PG");
+                Ok(Self::PortOne(config))
+            }
+            Some(other) => bail!("PAYMENT_GATEWAY must be simulated or portone, not {other:?}"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -376,7 +507,11 @@ mod tests {
             settings(&[
                 ("ONBOARD_ENV", "production"),
                 ("OTP_ECHO", "false"),
-                ("JWT_PRIVATE_KEY_FILE", "/k.pem")
+                ("JWT_PRIVATE_KEY_FILE", "/k.pem"),
+                // gateway: production pays through PortOne
+                ("PORTONE_IMP_KEY", "key"),
+                ("PORTONE_IMP_SECRET", "secret"),
+                ("PORTONE_MERCHANT_ID", "imp12345678"),
             ])
             .is_ok()
         );
@@ -394,10 +529,127 @@ mod tests {
     #[test]
     fn the_log_sender_delay_reads_as_a_range_of_milliseconds() {
         let s = settings(&[("SMS_LOG_DELAY_MS", "1000-2000")]).expect("valid");
-        assert_eq!(
+        assert!(matches!(
             s.sms,
-            SmsSettings::Log { delay: Some(Duration::from_secs(1)..=Duration::from_secs(2)) }
-        );
+            SmsSettings::Log { delay: Some(d) } if d == (Duration::from_secs(1)..=Duration::from_secs(2))
+        ));
+    }
+
+    #[test]
+    fn sens_needs_its_keys_service_and_caller_number() {
+        let err = settings(&[("SMS_PROVIDER", "sens"), ("SENS_ACCESS_KEY", "ak")])
+            .expect_err("incomplete");
+        assert!(err.to_string().contains("SENS_SECRET_KEY"), "{err}");
+        let s = settings(&[
+            ("SMS_PROVIDER", "sens"),
+            ("SENS_ACCESS_KEY", "ak"),
+            ("SENS_SECRET_KEY", "sk"),
+            ("SENS_SERVICE_ID", "ncp:sms:kr:1:x"),
+            ("SENS_FROM", "02-1234-5678"),
+        ])
+        .expect("valid");
+        let SmsSettings::Sens(sens) = s.sms else { panic!("SENS expected") };
+        assert_eq!(sens.from, "0212345678");
+        assert_eq!(sens.api_url, "https://sens.apigw.ntruss.com");
+        assert!(sens.alimtalk.is_none());
+        let half_alimtalk = settings(&[
+            ("SMS_PROVIDER", "sens"),
+            ("SENS_ACCESS_KEY", "ak"),
+            ("SENS_SECRET_KEY", "sk"),
+            ("SENS_SERVICE_ID", "ncp:sms:kr:1:x"),
+            ("SENS_FROM", "0212345678"),
+            ("SENS_PLUS_FRIEND_ID", "@x"),
+        ]);
+        assert!(half_alimtalk.is_err());
+    }
+
+    #[test]
+    fn twilio_needs_its_account_token_and_sender() {
+        assert!(settings(&[("SMS_PROVIDER", "twilio"), ("TWILIO_ACCOUNT_SID", "AC1")]).is_err());
+        let s = settings(&[
+            ("SMS_PROVIDER", "twilio"),
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("TWILIO_FROM", "+15005550006"),
+            ("SMS_TIMEOUT_MS", "1500"),
+        ])
+        .expect("valid");
+        let SmsSettings::Twilio(twilio) = s.sms else { panic!("Twilio expected") };
+        assert_eq!(twilio.timeout, Duration::from_millis(1500));
+        assert_eq!(twilio.api_url, "https://api.twilio.com");
+    }
+
+    // gateway
+    #[test]
+    fn the_simulated_gateway_is_the_default_outside_production() {
+        let s = settings(&[]).expect("defaults are valid");
+        assert!(matches!(s.gateway, GatewaySettings::Simulated));
+        let s = settings(&[("PAYMENT_GATEWAY", "Simulated")]).expect("valid");
+        assert!(matches!(s.gateway, GatewaySettings::Simulated));
+    }
+
+    #[test]
+    fn portone_reads_its_credentials_and_defaults_its_url() {
+        let s = settings(&[
+            ("PAYMENT_GATEWAY", "portone"),
+            ("PORTONE_IMP_KEY", "key"),
+            ("PORTONE_IMP_SECRET", "s3cr3t-value"),
+            ("PORTONE_MERCHANT_ID", "imp12345678"),
+            ("PORTONE_PG", "nice.nictest04m"),
+        ])
+        .expect("valid");
+        let GatewaySettings::PortOne(config) = s.gateway else { panic!("expected PortOne") };
+        assert_eq!(config.base_url, "https://api.iamport.kr");
+        assert_eq!(config.imp_key, "key");
+        assert_eq!(config.merchant_id, "imp12345678");
+        assert_eq!(config.pg.as_deref(), Some("nice.nictest04m"));
+        assert!(!format!("{config:?}").contains("s3cr3t-value"), "the secret stays hidden");
+    }
+
+    #[test]
+    fn portone_without_its_credentials_is_refused_naming_the_variable() {
+        let err = settings(&[
+            ("PAYMENT_GATEWAY", "portone"),
+            ("PORTONE_IMP_KEY", "key"),
+            ("PORTONE_MERCHANT_ID", "imp12345678"),
+        ])
+        .expect_err("no secret");
+        assert!(err.to_string().contains("PORTONE_IMP_SECRET"), "{err}");
+        let err = settings(&[
+            ("PAYMENT_GATEWAY", "portone"),
+            ("PORTONE_IMP_KEY", "key"),
+            ("PORTONE_IMP_SECRET", "secret"),
+            ("PORTONE_MERCHANT_ID", "imp12345678"),
+            ("PORTONE_API_URL", "ftp://api.iamport.kr"),
+        ])
+        .expect_err("not http");
+        assert!(err.to_string().contains("PORTONE_API_URL"), "{err}");
+        assert!(settings(&[("PAYMENT_GATEWAY", "stripe")]).is_err());
+    }
+
+    #[test]
+    fn production_refuses_the_simulated_gateway_and_defaults_to_portone() {
+        let production = [
+            ("ONBOARD_ENV", "production"),
+            ("OTP_ECHO", "false"),
+            ("JWT_PRIVATE_KEY_FILE", "/k.pem"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = production.to_vec();
+            vars.extend_from_slice(extra);
+            settings(&vars)
+        };
+        let err = with(&[("PAYMENT_GATEWAY", "simulated")]).expect_err("simulated in production");
+        assert!(err.to_string().contains("PAYMENT_GATEWAY"), "{err}");
+        let err = with(&[]).expect_err("PortOne without credentials");
+        assert!(err.to_string().contains("PORTONE_"), "{err}");
+        let s = with(&[
+            ("PORTONE_IMP_KEY", "key"),
+            ("PORTONE_IMP_SECRET", "secret"),
+            ("PORTONE_MERCHANT_ID", "imp12345678"),
+        ])
+        .expect("valid");
+        assert!(matches!(s.gateway, GatewaySettings::PortOne(_)));
     }
 
     // payments

@@ -675,6 +675,23 @@ impl From<pay::PlanRefusal> for ApiError {
     }
 }
 
+// gateway
+impl From<onboard_gateway::RegisterCardError> for ApiError {
+    fn from(e: onboard_gateway::RegisterCardError) -> Self {
+        use onboard_gateway::RegisterCardError as E;
+        match e {
+            E::Invalid { field, message } => {
+                Self::invalid_field(ErrorCode::InvalidRequest, field, message)
+            }
+            E::Declined => Self::invalid_field(
+                ErrorCode::InvalidRequest,
+                "card_number",
+                E::Declined.to_string(),
+            ),
+        }
+    }
+}
+
 map_errors! {
     pay::ViewBillingError { NotFound => group_not_found() }
     pay::ChangePlanError {
@@ -735,4 +752,14 @@ map_errors! {
         ).with_extra("usage", crate::routes::billing::UsageDto::from(u).to_json()),
     }
     pay::WebhookError { GatewayUnavailable => gateway_unavailable() }
+}
+
+impl From<onboard_gateway::ExecuteError> for ApiError {
+    fn from(e: onboard_gateway::ExecuteError) -> Self {
+        match e {
+            onboard_gateway::ExecuteError::NotScheduled => Self::not_found(
+                "no charge is scheduled under this merchant_uid (never, cancelled, or already run)",
+            ),
+        }
+    }
 }

@@ -9,6 +9,8 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+// gateway
+pub mod gateway;
 // billing-pg
 pub mod jobs;
 

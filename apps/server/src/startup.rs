@@ -16,7 +16,7 @@ use onboard_members::ports::SmsSender;
 use onboard_members::{MembersPorts, MembersService, Secrets};
 use onboard_referrals::ReferralsService;
 use onboard_referrals::ports::ReferralRepository;
-use onboard_sms::{LogSmsSender, QueuedSmsSender};
+use onboard_sms::{LogSmsSender, QueuedSmsSender, SensClient, TwilioSmsSender};
 use onboard_tokens::{JwtAccessTokens, SigningKeys};
 use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
@@ -140,6 +140,12 @@ impl Application {
                         .config(utoipa_swagger_ui::Config::from(OPENAPI_PATH)),
                 )
                 .service(web::redirect("/docs", "/docs/"))
+                // payments: the simulated gateway's test calls, only with it
+                .configure(|cfg| {
+                    if let Some(sim) = state.sim_gateway.clone() {
+                        crate::routes::sim::configure(cfg, sim);
+                    }
+                })
                 .default_service(web::to(not_found))
                 .wrap(from_fn(telemetry::observe))
                 .wrap(TracingLogger::default())
@@ -195,6 +201,13 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         SmsSettings::Log { delay } => {
             Arc::new(QueuedSmsSender::spawn(Arc::new(LogSmsSender::new(delay.clone())), 10_000))
         }
+        SmsSettings::Sens(sens) => {
+            Arc::new(QueuedSmsSender::spawn(Arc::new(SensClient::new(sens.clone())?), 10_000))
+        }
+        SmsSettings::Twilio(twilio) => Arc::new(QueuedSmsSender::spawn(
+            Arc::new(TwilioSmsSender::new(twilio.clone())?),
+            10_000,
+        )),
     };
     let clock = Arc::new(SystemClock);
 
@@ -268,7 +281,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     let clock = ports.clock.clone();
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
     // payments
-    let payments = build_payments(settings, groups.clone(), clock.clone(), &backends).await?;
+    let (payments, sim_gateway) =
+        build_payments(settings, groups.clone(), clock.clone(), &backends).await?;
     Ok(AppState {
         referrals: ReferralsService::new(repos.referrals, clock.clone()),
         invites: InvitesService::new(
@@ -289,6 +303,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         service_tokens: crate::state::ServiceTokens::new(
             settings.service_tokens.iter().map(|t| t.expose_secret()),
         ),
+        sim_gateway,
     })
 }
 
@@ -309,7 +324,10 @@ async fn build_payments(
     groups: GroupsService,
     clock: Arc<dyn onboard_kernel::Clock>,
     backends: &Backends,
-) -> anyhow::Result<onboard_payments::PaymentsService> {
+) -> anyhow::Result<(
+    onboard_payments::PaymentsService,
+    Option<Arc<onboard_gateway::SimulatedGateway>>,
+)> {
     use onboard_payments::PaymentsService;
 
     // The job queue keeps the wall clock (see `crate::jobs`).
@@ -326,11 +344,10 @@ async fn build_payments(
             Arc::new(onboard_postgres::PgJobQueue::new(pg.clone())),
         ),
     };
-    let gateway: Arc<dyn onboard_payments::gateway::PaymentGateway> =
-        match &settings.payments_overrides.gateway {
-            Some(g) => g.clone(),
-            None => Arc::new(UnconfiguredGateway),
-        };
+    let (gateway, sim) = match &settings.payments_overrides.gateway {
+        Some(g) => (g.clone(), None),
+        None => crate::gateway::build_gateway(&settings.gateway, clock.clone())?,
+    };
     let ports = store.ports(gateway);
     let payments = PaymentsService::new(ports, groups, clock, settings.payments.clone());
     // billing-pg: one instance at a time settles the journal (the others then find it settled).
@@ -347,12 +364,19 @@ async fn build_payments(
         Ok(n) => tracing::info!(settled = n, "main-card changes recovered"),
         Err(e) => tracing::warn!(error = ?e, "main-card change recovery failed"),
     }
+    if let Some(sim) = &sim {
+        sim.set_webhook_sink(Arc::new(PaymentsWebhookSink(payments.clone())));
+        sim.spawn_executor(SIM_EXECUTOR_PERIOD);
+    }
     // billing-pg: the periodic work runs once across instances, through the job queue.
     let tick = settings.billing_tick;
     let every = chrono::TimeDelta::from_std(tick).unwrap_or(chrono::TimeDelta::minutes(1));
     crate::jobs::payments_runner(queue, queue_clock, payments.clone(), every).spawn(tick);
-    Ok(payments)
+    Ok((payments, sim))
 }
+
+/// How often the simulated gateway runs the charges that are due.
+const SIM_EXECUTOR_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
 // billing-pg
 /// The advisory lock key under which start-up recovery of main-card changes runs (the bytes of
@@ -402,63 +426,4 @@ impl onboard_payments::gateway::WebhookSink for PaymentsWebhookSink {
     ) -> anyhow::Result<()> {
         self.0.handle_webhook(&notice).await.map(|_| ()).map_err(anyhow::Error::from)
     }
-}
-
-/// The gateway until one is configured: every call answers `Unavailable`.
-#[derive(Debug, Clone, Copy)]
-struct UnconfiguredGateway;
-
-#[async_trait::async_trait]
-impl onboard_payments::gateway::PaymentGateway for UnconfiguredGateway {
-    async fn billing_key(
-        &self,
-        _: &str,
-    ) -> Result<
-        Option<onboard_payments::gateway::BillingKey>,
-        onboard_payments::gateway::GatewayError,
-    > {
-        Err(unconfigured())
-    }
-    async fn delete_billing_key(
-        &self,
-        _: &str,
-    ) -> Result<(), onboard_payments::gateway::GatewayError> {
-        Err(unconfigured())
-    }
-    async fn charge(
-        &self,
-        _: &onboard_payments::gateway::ChargeRequest,
-    ) -> Result<onboard_payments::gateway::Payment, onboard_payments::gateway::GatewayError> {
-        Err(unconfigured())
-    }
-    async fn schedule(
-        &self,
-        _: &onboard_payments::gateway::ScheduleRequest,
-    ) -> Result<(), onboard_payments::gateway::GatewayError> {
-        Err(unconfigured())
-    }
-    async fn unschedule(
-        &self,
-        _: &str,
-        _: &str,
-    ) -> Result<onboard_payments::gateway::Unscheduled, onboard_payments::gateway::GatewayError>
-    {
-        Err(unconfigured())
-    }
-    async fn payment(
-        &self,
-        _: &str,
-    ) -> Result<Option<onboard_payments::gateway::Payment>, onboard_payments::gateway::GatewayError>
-    {
-        Err(unconfigured())
-    }
-    fn client_config(&self) -> serde_json::Value {
-        serde_json::json!({})
-    }
-}
-
-fn unconfigured() -> onboard_payments::gateway::GatewayError {
-    onboard_payments::gateway::GatewayError::Unavailable(
-        "no payment gateway is configured".to_owned(),
-    )
 }

@@ -54,6 +54,8 @@ pub struct AppState {
     pub payments: PaymentsService,
     /// `SERVICE_TOKENS`, as SHA-256 digests.
     pub service_tokens: ServiceTokens,
+    /// The simulated gateway, when it is the one in use (its `/sim/portone` test calls).
+    pub sim_gateway: Option<std::sync::Arc<onboard_gateway::SimulatedGateway>>,
 }
 
 /// The bearer tokens of other services, kept as SHA-256 digests and compared in constant time.

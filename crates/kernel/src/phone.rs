@@ -81,6 +81,19 @@ impl PhoneNumber {
         let hidden = national.len() - keep;
         format!("+{}{}{}", &digits[..cc_len], "*".repeat(hidden), &national[hidden..])
     }
+
+    /// The country calling code, digits only: `82` for `+821012345678`.
+    pub fn country_code(&self) -> &str {
+        let digits = &self.0[1..];
+        &digits[..country_code_len(digits)]
+    }
+
+    /// The national significant number, digits only, without the country code or a trunk
+    /// prefix: `1012345678` for `+821012345678`.
+    pub fn national_number(&self) -> &str {
+        let digits = &self.0[1..];
+        &digits[country_code_len(digits)..]
+    }
 }
 
 /// Length of the E.164 country calling code at the start of `digits` (ITU-T E.164 assignments).
@@ -127,6 +140,16 @@ mod tests {
     fn national_input_is_read_with_the_default_region() {
         let p = PhoneNumber::parse("010-1234-5678", kr()).expect("valid");
         assert_eq!(p.as_e164(), "+821012345678");
+    }
+
+    #[test]
+    fn a_number_splits_into_country_code_and_national_number() {
+        let kr = PhoneNumber::parse("+821012345678", None).expect("valid");
+        assert_eq!((kr.country_code(), kr.national_number()), ("82", "1012345678"));
+        let us = PhoneNumber::parse("+12025550143", None).expect("valid");
+        assert_eq!((us.country_code(), us.national_number()), ("1", "2025550143"));
+        let ru = PhoneNumber::parse("+79174445566", None).expect("valid");
+        assert_eq!((ru.country_code(), ru.national_number()), ("7", "9174445566"));
     }
 
     #[test]

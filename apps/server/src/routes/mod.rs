@@ -8,6 +8,8 @@ pub mod members;
 pub mod referrals;
 // payments
 pub mod billing;
+// gateway
+pub mod sim;
 
 use chrono::{DateTime, Utc};
 use onboard_members::{Member, MemberCard, TokenPair};

@@ -16,6 +16,7 @@ mod operations;
 mod races;
 mod referrals;
 mod sessions;
+mod sms_providers;
 mod two_instances;
 // payments
 mod payments;

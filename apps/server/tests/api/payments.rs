@@ -39,6 +39,7 @@ both_wirings!(
     a_lost_webhook_is_caught_by_reconciliation,
     a_charge_with_an_unknown_outcome_holds_changes_until_reconciled,
     a_service_token_records_usage_in_any_group,
+    the_simulated_gateway_serves_a_trial_through_its_test_calls,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -921,4 +922,241 @@ async fn a_service_token_records_usage_in_any_group(wiring: Wiring) {
         .await
         .unwrap();
     assert_problem(resp, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// With the simulated gateway (the default outside production) and its /sim/portone test calls
+// ---------------------------------------------------------------------------------------------
+
+const CARD_NUMBER: &str = "4242 4242 4242 4242";
+const BIRTH: &str = "870615";
+
+/// Registers a test card under a prepared customer_uid as the client SDK would (through the
+/// simulated gateway's stand-in for PortOne's billing-key call), adds it, and answers it.
+async fn sim_card(client: &reqwest::Client, base: &str, token: &str, slug: &str) -> Value {
+    let url = |p: &str| format!("{base}/api/v1/groups/{slug}{p}");
+    let prepared: Value = expect_status(
+        client.post(url("/billing/cards/prepare")).bearer_auth(token).send().await.unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    let uid = prepared["customer_uid"].as_str().unwrap();
+    assert_eq!(prepared["gateway"]["pg"], "simulated");
+    let card = json!({"card_number": CARD_NUMBER, "expiry": "2030-12", "birth": BIRTH, "pwd_2digit": "12"});
+    let registered: Value = expect_status(
+        client
+            .post(format!("{base}/sim/portone/subscribe/customers/{uid}"))
+            .json(&card)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(registered["code"], 0);
+    expect_status(
+        client
+            .post(url("/billing/cards"))
+            .bearer_auth(token)
+            .json(&json!({"customer_uid": uid}))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+async fn the_simulated_gateway_serves_a_trial_through_its_test_calls(wiring: Wiring) {
+    let clock = TestClock::new();
+    let c = clock.clone();
+    let app = spawn_app_with(wiring, move |s| {
+        s.payments_overrides.clock = Some(c);
+        s.billing_tick = StdDuration::from_millis(50);
+    })
+    .await;
+    let owner = app.sign_in(&phone(1)).await;
+    let body = json!({"name": "Acme", "slug": "acme"});
+    expect_status(
+        app.call(Method::POST, "/api/v1/groups", &owner.access, Some(&body)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let card = sim_card(&app.client, &app.address, &owner.access, "acme").await;
+    assert_eq!(card["number_masked"], "424242******4242");
+    assert_eq!(card["main"], true);
+    let billing = expect_status(
+        app.call(
+            Method::PUT,
+            "/api/v1/groups/acme/billing/plan",
+            &owner.access,
+            Some(&pro_month()),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(billing["status"], "trialing");
+    let uid = billing["next_charge"]["merchant_uid"].as_str().unwrap();
+
+    // A schedule fault makes a main-card change answer 502 and change nothing.
+    let second = sim_card(&app.client, &app.address, &owner.access, "acme").await;
+    let faults = json!({"fail_next": "schedule"});
+    app.post_json("/sim/portone/faults", &faults).await;
+    let path = format!("/api/v1/groups/acme/billing/cards/{}/main", second["id"].as_str().unwrap());
+    assert_problem(
+        app.call(Method::PUT, &path, &owner.access, None).await,
+        StatusCode::BAD_GATEWAY,
+        "gateway_unavailable",
+    )
+    .await;
+    let same = expect_status(
+        app.get_auth("/api/v1/groups/acme/billing", &owner.access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(same["next_charge"], billing["next_charge"]);
+
+    // The simulated gateway runs the charge and delivers the webhook itself.
+    let executed = app
+        .post_json(&format!("/sim/portone/schedules/{uid}/execute"), &json!({"outcome": "paid"}))
+        .await;
+    expect_status(executed, StatusCode::OK).await;
+    let active = expect_status(
+        app.get_auth("/api/v1/groups/acme/billing", &owner.access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(active["status"], "active");
+    assert_ne!(active["next_charge"]["merchant_uid"], uid);
+    let receipts = expect_status(
+        app.get_auth("/api/v1/groups/acme/billing/receipts", &owner.access).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(receipts["items"].as_array().unwrap().len(), 1);
+
+    // Its executor runs the renewal when it is due (by the same clock).
+    clock.set(time(&active["next_charge"]["at"]) + Duration::minutes(1));
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+    loop {
+        let receipts = expect_status(
+            app.get_auth("/api/v1/groups/acme/billing/receipts", &owner.access).await,
+            StatusCode::OK,
+        )
+        .await;
+        if receipts["items"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the renewal did not run: {receipts}");
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+}
+
+/// The `onboard` binary on Postgres + Redis with every log on: the card number, expiry, birth
+/// date and PIN digits go through it (the simulated gateway's billing-key call) and must show
+/// up neither in its logs nor in a dump of its database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_card_number_or_birth_date_is_stored_or_logged() {
+    use std::process::{Command, Stdio};
+
+    let db = onboard_postgres::testing::TestDatabase::new().await;
+    let redis = crate::helpers::RedisPrefix::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::env::temp_dir().join(format!("onboard-pan-{}.log", uuid::Uuid::now_v7()));
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onboard"))
+        .arg("serve")
+        .env_clear()
+        .current_dir(std::env::temp_dir())
+        .env("DATABASE_URL", db.url())
+        .env("REDIS_URL", &redis.url)
+        .env("REDIS_KEY_PREFIX", &redis.prefix)
+        .env("ONBOARD_ADDR", format!("127.0.0.1:{port}"))
+        .env("OTP_ECHO", "true")
+        .env("MIGRATE_ON_START", "true")
+        .env("ONBOARD_WORKERS", "1")
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(60);
+    while !client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+
+    let phone = phone(1);
+    let sent: Value = client
+        .post(format!("{base}/api/v1/auth/otp"))
+        .json(&json!({"phone": phone}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verified: Value = client
+        .post(format!("{base}/api/v1/auth/otp/verify"))
+        .json(&json!({"phone": phone, "code": sent["dev_code"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = verified["access_token"].as_str().unwrap().to_owned();
+    let group = json!({"name": "Acme", "slug": "acme"});
+    client
+        .post(format!("{base}/api/v1/groups"))
+        .bearer_auth(&token)
+        .json(&group)
+        .send()
+        .await
+        .unwrap();
+    sim_card(&client, &base, &token, "acme").await;
+    let plan = client
+        .put(format!("{base}/api/v1/groups/acme/billing/plan"))
+        .bearer_auth(&token)
+        .json(&pro_month())
+        .send()
+        .await
+        .unwrap();
+    let billing = expect_status(plan, StatusCode::OK).await;
+    let uid = billing["next_charge"]["merchant_uid"].as_str().unwrap();
+    let executed = client
+        .post(format!("{base}/sim/portone/schedules/{uid}/execute"))
+        .json(&json!({"outcome": "paid"}))
+        .send()
+        .await
+        .unwrap();
+    expect_status(executed, StatusCode::OK).await;
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let dump =
+        Command::new("pg_dump").arg("--data-only").arg(db.url()).output().expect("pg_dump runs");
+    assert!(dump.status.success(), "pg_dump: {}", String::from_utf8_lossy(&dump.stderr));
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    assert!(dump.contains("acme"), "the dump holds the data");
+    assert!(logs.contains("TRACE") && logs.contains("simulated"), "the log is the trace-level run");
+    for secret in [CARD_NUMBER, &CARD_NUMBER.replace(' ', ""), BIRTH, "2030-12"] {
+        assert!(!logs.contains(secret), "{secret:?} is in the logs");
+        assert!(!dump.contains(secret), "{secret:?} is in the database");
+    }
 }

@@ -4,9 +4,22 @@
 //!   simulated delivery delay: the sender for development and the embedded mode.
 //! - [`QueuedSmsSender`] puts any sender behind a bounded queue, so that a request never waits
 //!   for the provider.
+//! - [`SensClient`] sends SMS/LMS and KakaoTalk alimtalk through Naver Cloud SENS (signed
+//!   requests), and checks alimtalk delivery.
+//! - [`TwilioSmsSender`] sends SMS through Twilio.
+//!
+//! [`TextKind::of`] decides SMS or LMS by the text's EUC-KR length (90 and 2,000 bytes).
 
+mod error;
 mod log;
 mod queued;
+pub mod sens;
+mod text;
+mod twilio;
 
+pub use error::ProviderError;
 pub use log::LogSmsSender;
 pub use queued::QueuedSmsSender;
+pub use sens::{AlimtalkSettings, SensClient, SensSettings};
+pub use text::{LMS_MAX_BYTES, SMS_MAX_BYTES, TextKind, TextTooLong, euc_kr_len};
+pub use twilio::{TWILIO_API_URL, TwilioSettings, TwilioSmsSender};
