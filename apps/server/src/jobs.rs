@@ -23,7 +23,8 @@ use chrono::TimeDelta;
 use onboard_kernel::Clock;
 use onboard_kernel::jobs::{Job, JobQueue, NewJob};
 
-/// The name of the payments domain's periodic job ([`onboard_payments::PaymentsService::run_periodic`]).
+/// The name of the payments domain's periodic job
+/// ([`onboard_payments::PaymentsService::run_periodic`]).
 pub const PAYMENTS_PERIODIC: &str = "payments.periodic";
 
 /// A one-off job is dropped after this many failed attempts.
