@@ -13,6 +13,8 @@ pub mod telemetry;
 pub mod gateway;
 // admin
 pub mod admin_cli;
+// billing-pg
+pub mod jobs;
 
 pub use config::Settings;
 pub use startup::Application;

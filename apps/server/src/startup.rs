@@ -392,7 +392,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     crate::notify_worker::spawn(notifications.clone());
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
     // payments
-    let (payments, sim_gateway) = build_payments(settings, groups.clone(), clock.clone()).await?;
+    let (payments, sim_gateway) =
+        build_payments(settings, groups.clone(), clock.clone(), &backends).await?;
     Ok(AppState {
         referrals: ReferralsService::new(repos.referrals, clock.clone()),
         invites: InvitesService::new(
@@ -493,34 +494,43 @@ async fn build_payments(
     settings: &Settings,
     groups: GroupsService,
     clock: Arc<dyn onboard_kernel::Clock>,
+    backends: &Backends,
 ) -> anyhow::Result<(
     onboard_payments::PaymentsService,
     Option<Arc<onboard_gateway::SimulatedGateway>>,
 )> {
-    use onboard_payments::{PaymentsPorts, PaymentsService};
+    use onboard_payments::PaymentsService;
 
+    // The job queue keeps the wall clock (see `crate::jobs`).
+    let queue_clock = clock.clone();
     let clock = settings.payments_overrides.clock.clone().unwrap_or(clock);
-    // The Postgres adapter of the payments ports comes with the `billing-pg` branch; until it
-    // is merged both wirings keep billing in memory.
-    if matches!(settings.storage, Storage::External { .. }) {
-        tracing::warn!(
-            "billing storage: in memory (the Postgres billing adapter is not wired yet)"
-        );
-    }
-    let store = Arc::new(onboard_memory::MemoryBillingStore::default());
+    // billing-pg: billing storage and the job queue on the wiring's backends.
+    let (store, queue): (_, Arc<dyn onboard_kernel::jobs::JobQueue>) = match backends {
+        Backends::Memory => (
+            BillingStore::Memory(Arc::new(onboard_memory::MemoryBillingStore::default())),
+            Arc::new(onboard_memory::MemoryJobQueue::default()),
+        ),
+        Backends::External { pg, .. } => (
+            BillingStore::Pg(Arc::new(onboard_postgres::PgBillingStore::new(pg.clone()))),
+            Arc::new(onboard_postgres::PgJobQueue::new(pg.clone())),
+        ),
+    };
     let (gateway, sim) = match &settings.payments_overrides.gateway {
         Some(g) => (g.clone(), None),
         None => crate::gateway::build_gateway(&settings.gateway, clock.clone())?,
     };
-    let ports = PaymentsPorts {
-        billing: store.clone(),
-        cards: store.clone(),
-        usage: store.clone(),
-        idempotency: store,
-        gateway,
-    };
+    let ports = store.ports(gateway);
     let payments = PaymentsService::new(ports, groups, clock, settings.payments.clone());
-    match payments.recover().await {
+    // billing-pg: one instance at a time settles the journal (the others then find it settled).
+    let recovered = match backends {
+        Backends::Memory => payments.recover().await,
+        Backends::External { pg, .. } => {
+            onboard_postgres::exclusively(pg, PAYMENTS_RECOVERY_LOCK, payments.recover())
+                .await
+                .and_then(|r| r)
+        }
+    };
+    match recovered {
         Ok(0) => {}
         Ok(n) => tracing::info!(settled = n, "main-card changes recovered"),
         Err(e) => tracing::warn!(error = ?e, "main-card change recovery failed"),
@@ -529,23 +539,50 @@ async fn build_payments(
         sim.set_webhook_sink(Arc::new(PaymentsWebhookSink(payments.clone())));
         sim.spawn_executor(SIM_EXECUTOR_PERIOD);
     }
-    let periodic = payments.clone();
+    // billing-pg: the periodic work runs once across instances, through the job queue.
     let tick = settings.billing_tick;
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            if let Err(e) = periodic.run_periodic().await {
-                tracing::warn!(error = ?e, "periodic billing work failed");
-            }
-        }
-    });
+    let every = chrono::TimeDelta::from_std(tick).unwrap_or(chrono::TimeDelta::minutes(1));
+    crate::jobs::payments_runner(queue, queue_clock, payments.clone(), every).spawn(tick);
     Ok((payments, sim))
 }
 
 /// How often the simulated gateway runs the charges that are due.
 const SIM_EXECUTOR_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+// billing-pg
+/// The advisory lock key under which start-up recovery of main-card changes runs (the bytes of
+/// `onboard` and 0x10).
+const PAYMENTS_RECOVERY_LOCK: i64 = 0x6f6e_626f_6172_6410;
+
+/// The payments storage of one wiring: one value implements every storage port.
+enum BillingStore {
+    Memory(Arc<onboard_memory::MemoryBillingStore>),
+    Pg(Arc<onboard_postgres::PgBillingStore>),
+}
+
+impl BillingStore {
+    fn ports(
+        self,
+        gateway: Arc<dyn onboard_payments::gateway::PaymentGateway>,
+    ) -> onboard_payments::PaymentsPorts {
+        match self {
+            Self::Memory(s) => onboard_payments::PaymentsPorts {
+                billing: s.clone(),
+                cards: s.clone(),
+                usage: s.clone(),
+                idempotency: s,
+                gateway,
+            },
+            Self::Pg(s) => onboard_payments::PaymentsPorts {
+                billing: s.clone(),
+                cards: s.clone(),
+                usage: s.clone(),
+                idempotency: s,
+                gateway,
+            },
+        }
+    }
+}
 
 /// Hands the simulated gateway's notifications to the payments service, as the webhook route
 /// does for PortOne's.

@@ -19,6 +19,8 @@ mod ids;
 mod phone;
 mod referral_code;
 mod secret;
+// billing-pg
+pub mod jobs;
 
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;

@@ -16,6 +16,7 @@
 //!   [`MemoryStore`] is also the single sign-on `IdentityRepository` (provider identities).
 //!
 //! - [`MemoryBillingStore`]: the payments storage ports (billing, cards, usage, idempotency).
+//! - [`MemoryJobQueue`]: the job queue (`onboard_kernel::jobs::JobQueue`).
 //!
 //! [`GroupRepository`]: onboard_groups::ports::GroupRepository
 //! [`InviteRepository`]: onboard_invites::ports::InviteRepository
@@ -33,6 +34,8 @@ mod window;
 mod billing;
 // sso
 mod sso_states;
+// billing-pg
+mod jobs;
 
 pub use invite_codes::MemoryInviteCodeStore;
 pub use otp::MemoryOtpStore;
@@ -46,3 +49,5 @@ pub use sso_states::MemorySsoStateStore;
 // notify
 mod notification_bus;
 pub use notification_bus::{MemoryNotificationBus, MemoryStreamTicketStore};
+// billing-pg
+pub use jobs::MemoryJobQueue;

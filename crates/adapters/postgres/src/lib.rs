@@ -3,7 +3,8 @@
 //! PostgreSQL adapters for Onboard's ports, on diesel-async with a deadpool pool:
 //! [`PgMemberRepository`], [`PgSessionRepository`], [`PgReferralRepository`],
 //! [`PgGroupRepository`], [`PgInviteRepository`] and [`PgIdentityRepository`] (single
-//! sign-on links), plus the schema migrations (embedded
+//! sign-on links); for payments [`PgBillingStore`] (the billing storage ports) and
+//! [`PgJobQueue`] (the job queue); plus the schema migrations (embedded
 //! from `migrations/` at the repository root) and a readiness probe.
 //!
 //! ```no_run
@@ -62,6 +63,9 @@ pub use repos::notifications::PgNotificationRepository;
 pub mod notifications {
     pub use crate::repos::notifications::{insert_notifications, notify_group_permission};
 }
+// billing-pg
+pub use repos::billing::PgBillingStore;
+pub use repos::jobs::PgJobQueue;
 
 /// A pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;
@@ -144,4 +148,31 @@ pub async fn ping(pool: &PgPool) -> bool {
         diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
     };
     matches!(tokio::time::timeout(PING_TIMEOUT, probe).await, Ok(Some(_)))
+}
+
+// billing-pg
+/// Runs `work` while holding the PostgreSQL advisory lock `key` (session level, on one pooled
+/// connection): of the server instances on one database, one runs it at a time; the others
+/// wait for their turn. The lock goes with the connection if the process dies.
+///
+/// # Errors
+/// When no connection can be had or the lock cannot be taken; `work` did not run then.
+pub async fn exclusively<T>(
+    pool: &PgPool,
+    key: i64,
+    work: impl std::future::Future<Output = T>,
+) -> anyhow::Result<T> {
+    use diesel_async::SimpleAsyncConnection as _;
+
+    let mut conn = pool.get().await.context("checking out a PostgreSQL connection")?;
+    conn.batch_execute(&format!("SELECT pg_advisory_lock({key})"))
+        .await
+        .context("taking an advisory lock")?;
+    let done = work.await;
+    if let Err(e) = conn.batch_execute(&format!("SELECT pg_advisory_unlock({key})")).await {
+        // A connection that cannot unlock is broken; dropping it from the pool releases the lock.
+        tracing::warn!(error = %e, "releasing an advisory lock");
+        let _ = diesel_async::pooled_connection::deadpool::Object::take(conn);
+    }
+    Ok(done)
 }

@@ -11,3 +11,7 @@ pub(crate) mod sso;
 pub(crate) mod admin;
 // notify
 pub(crate) mod notifications;
+// billing-pg
+pub(crate) mod billing;
+// billing-pg
+pub(crate) mod jobs;

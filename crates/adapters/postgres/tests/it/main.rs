@@ -12,6 +12,9 @@ mod migrations;
 mod notifications;
 mod referrals;
 mod sessions;
+// billing-pg
+mod billing;
+mod jobs;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;

@@ -1,0 +1,11 @@
+DROP TABLE billing_card_changes;
+DROP TABLE billing_idempotency_keys;
+DROP TABLE billing_usage;
+DROP TABLE billing_receipts;
+DROP TABLE billing_accounts;
+DROP TABLE billing_charges;
+DROP TABLE billing_cards;
+DROP TABLE billing_customer_uids;
+DROP TABLE billing_plan_addons;
+DROP TABLE billing_plan_limits;
+DROP TABLE billing_plans;
