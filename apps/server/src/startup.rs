@@ -244,6 +244,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     };
     let clock = Arc::new(SystemClock);
 
+    // payments: the embedded wiring's billing store (beside the memory store it shares data with).
+    let mut memory_billing = None;
     let (ports, repos, backends) = match &settings.storage {
         Storage::Memory => {
             tracing::warn!(
@@ -254,6 +256,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 onboard_memory::MemoryStore::default()
                     .with_notification_ttl(settings.notifications.ttl),
             );
+            memory_billing = Some(store.billing());
             // admin: the OTP store also counts traffic for the admin stats.
             let otp = Arc::new(onboard_memory::MemoryOtpStore::default());
             let ports = MembersPorts {
@@ -393,7 +396,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
     // payments
     let (payments, sim_gateway) =
-        build_payments(settings, groups.clone(), clock.clone(), &backends).await?;
+        build_payments(settings, groups.clone(), clock.clone(), &backends, memory_billing).await?;
     Ok(AppState {
         referrals: ReferralsService::new(repos.referrals, clock.clone()),
         invites: InvitesService::new(
@@ -495,6 +498,7 @@ async fn build_payments(
     groups: GroupsService,
     clock: Arc<dyn onboard_kernel::Clock>,
     backends: &Backends,
+    memory_billing: Option<Arc<onboard_memory::MemoryBillingStore>>,
 ) -> anyhow::Result<(
     onboard_payments::PaymentsService,
     Option<Arc<onboard_gateway::SimulatedGateway>>,
@@ -507,7 +511,7 @@ async fn build_payments(
     // billing-pg: billing storage and the job queue on the wiring's backends.
     let (store, queue): (_, Arc<dyn onboard_kernel::jobs::JobQueue>) = match backends {
         Backends::Memory => (
-            BillingStore::Memory(Arc::new(onboard_memory::MemoryBillingStore::default())),
+            BillingStore::Memory(memory_billing.unwrap_or_default()),
             Arc::new(onboard_memory::MemoryJobQueue::default()),
         ),
         Backends::External { pg, .. } => (

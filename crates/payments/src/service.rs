@@ -896,6 +896,13 @@ impl PaymentsService {
                 });
             }
             let billing = self.load(fresh.group).await?;
+            // A late paid retry while another charge is pending: that one goes, cancelled at
+            // the gateway only once the commit holds (a refused commit must leave it intact).
+            let superseded = billing.next_charge.clone().filter(|other| {
+                payment.status == PaymentStatus::Paid
+                    && other.merchant_uid != fresh.merchant_uid
+                    && other.status == ChargeStatus::Scheduled
+            });
             let (commit, scheduled) =
                 if fresh.kind == ChargeKind::Immediate && payment.status == PaymentStatus::Failed {
                     (drop_marker(billing, &fresh, ChargeStatus::Failed), None)
@@ -905,7 +912,12 @@ impl PaymentsService {
                     self.on_failed(&billing, &fresh, payment).await?
                 };
             match self.ports.billing.commit(&commit).await {
-                Ok(()) => return Ok(WebhookOutcome::Applied),
+                Ok(()) => {
+                    if let Some(other) = &superseded {
+                        self.unschedule_quietly(other).await;
+                    }
+                    return Ok(WebhookOutcome::Applied);
+                }
                 Err(e) => {
                     if let Some(s) = &scheduled {
                         self.unschedule_quietly(s).await;
@@ -992,12 +1004,12 @@ impl PaymentsService {
         after.cancel_at_period_end = false;
         after.next_charge = Some(next.clone());
         let mut closed = vec![(charge.merchant_uid.clone(), ChargeStatus::Paid)];
-        // A late paid retry while another charge is pending: that one goes.
+        // A late paid retry while another charge is pending: that one goes (the caller
+        // cancels it at the gateway once this commit holds).
         if let Some(other) = &billing.next_charge
             && other.merchant_uid != charge.merchant_uid
             && other.status == ChargeStatus::Scheduled
         {
-            self.unschedule_quietly(other).await;
             closed.push((other.merchant_uid.clone(), ChargeStatus::Cancelled));
         }
         let commit = BillingCommit {

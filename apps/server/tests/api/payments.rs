@@ -40,6 +40,7 @@ both_wirings!(
     a_charge_with_an_unknown_outcome_holds_changes_until_reconciled,
     a_service_token_records_usage_in_any_group,
     the_simulated_gateway_serves_a_trial_through_its_test_calls,
+    the_admin_group_list_shows_each_groups_plan,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -283,6 +284,7 @@ async fn billed(wiring: Wiring) -> Billed {
         s.payments_overrides.gateway = Some(g);
         s.billing_tick = StdDuration::from_millis(50);
         s.service_tokens = vec![SERVICE_TOKEN.to_owned().into()];
+        s.admin_phones = vec![onboard_kernel::PhoneNumber::parse(&phone(9_000_009), None).unwrap()];
     })
     .await;
     let owner = app.sign_in(&phone(1)).await;
@@ -1159,4 +1161,23 @@ async fn no_card_number_or_birth_date_is_stored_or_logged() {
         assert!(!logs.contains(secret), "{secret:?} is in the logs");
         assert!(!dump.contains(secret), "{secret:?} is in the database");
     }
+}
+
+async fn the_admin_group_list_shows_each_groups_plan(wiring: Wiring) {
+    let b = billed(wiring).await;
+    let admin = b.app.sign_in(&phone(9_000_009)).await;
+    let plans = || async {
+        let list = expect_status(
+            b.app.get_auth("/api/v1/admin/groups?q=acme", &admin.access).await,
+            StatusCode::OK,
+        )
+        .await;
+        let items = list["items"].as_array().unwrap().clone();
+        assert_eq!(items.len(), 1, "{list}");
+        items[0]["plan"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(plans().await, "free");
+    b.add_card(PAYS).await;
+    b.change_plan_ok(&pro_month()).await;
+    assert_eq!(plans().await, "pro");
 }

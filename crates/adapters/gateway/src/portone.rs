@@ -534,6 +534,25 @@ impl PaymentGateway for PortOneGateway {
         }
     }
 
+    /// `GET /payments/find/{merchant_uid}`: PortOne's latest payment under that id.
+    async fn payment_by_merchant_uid(
+        &self,
+        merchant_uid: &str,
+    ) -> Result<Option<Payment>, GatewayError> {
+        if merchant_uid.is_empty() {
+            return Ok(None);
+        }
+        let answer: Answer<PaymentAnswer> =
+            self.call(Req::Get, &["payments", "find", merchant_uid], true).await?;
+        match answer {
+            Answer::Done(p) => p.into_payment().map(Some),
+            Answer::Refused(r) if r.status == StatusCode::NOT_FOUND || says_absent(&r.message) => {
+                Ok(None)
+            }
+            Answer::Refused(r) => Err(r.into_error()),
+        }
+    }
+
     fn client_config(&self) -> Value {
         let mut config = json!({ "merchant_id": self.config.merchant_id });
         if let Some(pg) = &self.config.pg {

@@ -598,3 +598,25 @@ fn a_base_url_that_is_not_http_is_refused() {
     config.base_url = "mailto:ops@example.com".into();
     assert!(PortOneGateway::new(config).is_err());
 }
+
+#[tokio::test]
+async fn a_scheduled_charge_is_read_back_by_its_merchant_uid() {
+    let server = MockServer::start().await;
+    get_token().respond_with(token_answer("tok_1", 1800)).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/payments/find/m_1"))
+        .respond_with(ok(payment("imp_9", "m_1", "paid", 1764200000, None)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/payments/find/m_never"))
+        .respond_with(refused(404, -1, "존재하지 않는 결제정보입니다."))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let portone = gateway(&server);
+    let found = portone.payment_by_merchant_uid("m_1").await.expect("answers").expect("known");
+    assert_eq!((found.imp_uid.as_str(), found.merchant_uid.as_str()), ("imp_9", "m_1"));
+    assert_eq!(portone.payment_by_merchant_uid("m_never").await.expect("answers"), None);
+}

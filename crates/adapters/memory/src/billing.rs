@@ -65,6 +65,11 @@ struct KeyRow {
 const KEY_TTL_HOURS: i64 = 24;
 
 impl MemoryBillingStore {
+    /// The plan a group is on (`None`: no billing account, the free plan).
+    pub fn plan_code(&self, group: GroupId) -> Option<String> {
+        self.lock().accounts.get(&group).map(|(b, _)| b.plan.as_str().to_owned())
+    }
+
     fn lock(&self) -> MutexGuard<'_, BillingState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -73,6 +73,9 @@ use invites::InviteRow;
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// The billing store beside it: the admin group listing reads plans from it (its lock is
+    /// only ever taken after this store's, never the other way round).
+    billing: std::sync::Arc<crate::MemoryBillingStore>,
 }
 
 #[derive(Debug, Default)]
@@ -216,6 +219,12 @@ impl State {
 }
 
 impl MemoryStore {
+    /// The billing store that shares this store's data (the payments ports of the embedded
+    /// wiring).
+    pub fn billing(&self) -> std::sync::Arc<crate::MemoryBillingStore> {
+        self.billing.clone()
+    }
+
     /// An empty store.
     pub fn new() -> Self {
         Self::default()

@@ -246,8 +246,8 @@ impl AdminRepository for MemoryStore {
             .map(|g| AdminGroup {
                 group: g.group.clone(),
                 members_count: count(g.members.values().filter(|m| m.is_active()).count()),
-                // No billing in the embedded store: every group is on the free plan.
-                plan: "free".to_owned(),
+                // A group without a billing account is on the free plan.
+                plan: self.billing.plan_code(g.group.id).unwrap_or_else(|| "free".to_owned()),
             })
             .collect())
     }

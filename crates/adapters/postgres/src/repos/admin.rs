@@ -150,15 +150,15 @@ const UNBLOCK: &str = "
 
 /// Groups after `$1` (or from the newest), at most `$2`, with active member counts and plans.
 ///
-/// `plan`: a group without a billing account is on `free`; the billing migration joins its
-/// accounts table here (`COALESCE(b.plan, 'free')`).
+/// `plan`: the billing account's plan; a group without a billing account is on `free`.
 macro_rules! group_search {
     ($condition:literal) => {
         concat!(
             "SELECT g.id, g.slug, g.name, g.approval_required, g.created_at,
                 (SELECT count(*) FROM group_members gm
                     WHERE gm.group_id = g.id AND gm.status = 'active') AS members_count,
-                'free'::text AS plan
+                COALESCE((SELECT b.plan_code FROM billing_accounts b WHERE b.group_id = g.id),
+                    'free') AS plan
             FROM groups g
             WHERE ($1::uuid IS NULL OR g.id < $1) AND ",
             $condition,
