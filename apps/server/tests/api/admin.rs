@@ -379,9 +379,20 @@ async fn stats_count_members_groups_sign_ins_and_code_traffic(wiring: Wiring) {
     let wrong = app.verify(&phone(12), "000000").await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 
-    let stats =
-        expect_status(app.admin_get("/api/v1/admin/stats", &admin.access).await, StatusCode::OK)
-            .await;
+    // The code traffic is counted in the background (Redis): wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let stats = loop {
+        let stats = expect_status(
+            app.admin_get("/api/v1/admin/stats", &admin.access).await,
+            StatusCode::OK,
+        )
+        .await;
+        let counted = stats["otp_sends_24h"] == 4 && stats["otp_failures_24h"] == 1;
+        if counted || std::time::Instant::now() > deadline {
+            break stats;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(stats["members"], 3, "{stats}");
     assert_eq!(stats["groups"], 3, "personal workspaces: {stats}");
     assert_eq!(stats["sign_ins_24h"], 3, "{stats}");

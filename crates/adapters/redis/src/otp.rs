@@ -23,10 +23,11 @@ use crate::{
 /// attempts, burned flag; expires with the code), `…:sends` (send times, rolling hour),
 /// `…:next` (present during the resend interval) and `…:fails` (failure times, rolling hour).
 ///
-/// It also counts, in the same scripts (no extra round trip), the codes sent and the wrong
-/// codes presented per hour, for the admin stats ([`OtpStats`]): `{prefix}otp-stats:{<hour>}`
-/// (a hash, `s` and `f`, hours since the epoch, kept 25 hours). That key is the one exception
-/// to one slot per script: on a Redis Cluster it would have to move to a pipelined command.
+/// It also counts the codes sent and the wrong codes presented per hour, for the admin stats
+/// ([`OtpStats`]): `{prefix}otp-stats:{<hour>}` (a hash, `s` and `f`, hours since the epoch,
+/// kept 25 hours). That key lives in another slot than the phone's, so it is never touched by
+/// the scripts (which stay valid on a Redis Cluster): a background task increments it after the
+/// script answered, off the request's path. The counts are eventually consistent.
 pub struct RedisOtpStore {
     pool: Pool,
     prefix: String,
@@ -54,6 +55,40 @@ impl RedisOtpStore {
         stats_key(&self.prefix, now.timestamp().div_euclid(3600))
     }
 }
+
+impl RedisOtpStore {
+    /// Adds one to `field` of the hour's traffic counters, in the background: the request
+    /// does not wait for it, and a failure only loses a count (logged).
+    fn count_traffic(&self, now: DateTime<Utc>, field: &'static str) {
+        let pool = self.pool.clone();
+        let key = self.stats_key(now);
+        tokio::spawn(async move {
+            let counted: anyhow::Result<()> = async {
+                let mut conn = connection(&pool).await?;
+                deadpool_redis::redis::pipe()
+                    .cmd("HINCRBY")
+                    .arg(&key)
+                    .arg(field)
+                    .arg(1)
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(STATS_TTL_MS)
+                    .ignore()
+                    .query_async::<()>(&mut conn)
+                    .await?;
+                Ok(())
+            }
+            .await;
+            if let Err(error) = counted {
+                tracing::warn!(?error, "Redis: an OTP traffic count was lost");
+            }
+        });
+    }
+}
+
+/// How long an hour's traffic counters are kept: 25 hours.
+const STATS_TTL_MS: i64 = 25 * 3_600_000;
 
 /// The traffic counters of hour `hour` (since the epoch).
 fn stats_key(prefix: &str, hour: i64) -> String {
@@ -110,7 +145,6 @@ impl OtpStore for RedisOtpStore {
             .key(self.key(phone, "code"))
             .key(self.key(phone, "sends"))
             .key(self.key(phone, "next"))
-            .key(self.stats_key(now))
             .arg(millis(now))
             .arg(hex(code))
             .arg(positive_millis(limits.ttl_secs))
@@ -121,6 +155,7 @@ impl OtpStore for RedisOtpStore {
             .await
             .context("Redis: issuing a one-time code")?;
         Ok(if issued == 1 {
+            self.count_traffic(now, "s");
             IssueOutcome::Issued
         } else {
             IssueOutcome::Limited { retry_after_secs: retry_after_secs(retry_ms) }
@@ -135,11 +170,10 @@ impl OtpStore for RedisOtpStore {
         limits: &OtpLimits,
     ) -> anyhow::Result<VerifyOutcome> {
         let mut conn = connection(&self.pool).await?;
-        let (kind, value): (i64, i64) = self
+        let (kind, value, wrong): (i64, i64, i64) = self
             .verify
             .key(self.key(phone, "code"))
             .key(self.key(phone, "fails"))
-            .key(self.stats_key(now))
             .arg(millis(now))
             .arg(hex(candidate))
             .arg(limits.max_attempts)
@@ -148,6 +182,9 @@ impl OtpStore for RedisOtpStore {
             .invoke_async(&mut conn)
             .await
             .context("Redis: verifying a one-time code")?;
+        if wrong == 1 {
+            self.count_traffic(now, "f");
+        }
         Ok(match kind {
             0 => VerifyOutcome::Valid,
             1 => VerifyOutcome::Invalid { attempts_left: u32::try_from(value).unwrap_or(0) },

@@ -3,7 +3,6 @@
 -- KEYS[1] code  (hash: h = code hash, a = wrong attempts, b = 1 when burned)
 -- KEYS[2] sends (zset of send times in ms, rolling hour)
 -- KEYS[3] next  (resend interval marker, PX)
--- KEYS[4] stats (admin: hash of this hour's traffic, s = codes sent; kept 25 hours)
 -- ARGV[1] now (ms since the epoch; scores of the zset)
 -- ARGV[2] code hash (hex)
 -- ARGV[3] code TTL (ms, > 0)
@@ -46,6 +45,4 @@ if resend > 0 then
 end
 redis.call('ZADD', sends, now, ARGV[6])
 redis.call('PEXPIRE', sends, hour)
-redis.call('HINCRBY', KEYS[4], 's', 1)
-redis.call('PEXPIRE', KEYS[4], 25 * hour)
 return {1, 0}

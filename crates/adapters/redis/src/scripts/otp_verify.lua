@@ -2,15 +2,15 @@
 --
 -- KEYS[1] code  (hash: h = code hash, a = wrong attempts, b = 1 when burned)
 -- KEYS[2] fails (zset of failure times in ms, rolling hour)
--- KEYS[3] stats (admin: hash of this hour's traffic, f = wrong codes; kept 25 hours)
 -- ARGV[1] now (ms since the epoch; scores of the zset)
 -- ARGV[2] candidate hash (hex)
 -- ARGV[3] max wrong attempts per code
 -- ARGV[4] max failures per phone per rolling hour
 -- ARGV[5] unique member for a failure
 --
--- Returns {kind, value}: {0, 0} valid (the code is deleted), {1, attempts_left} invalid,
--- {2, 0} no code, {3, 0} burned, {4, retry_after_ms} locked.
+-- Returns {kind, value, wrong}: {0, 0} valid (the code is deleted), {1, attempts_left} invalid,
+-- {2, 0} no code, {3, 0} burned, {4, retry_after_ms} locked; `wrong` is 1 when this call
+-- counted a wrong code (for the admin traffic stats), else 0.
 local code, fails = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
 local candidate = ARGV[2]
@@ -36,32 +36,30 @@ redis.call('ZREMRANGEBYSCORE', fails, '-inf', now - hour)
 if redis.call('ZCARD', fails) >= max_failures then
   local oldest = redis.call('ZRANGE', fails, 0, 0, 'WITHSCORES')
   if oldest[2] then
-    return {4, math.max(tonumber(oldest[2]) + hour - now, 1)}
+    return {4, math.max(tonumber(oldest[2]) + hour - now, 1), 0}
   end
-  return {4, hour}
+  return {4, hour, 0}
 end
 
 local stored = redis.call('HMGET', code, 'h', 'b')
 if not stored[1] then
-  return {2, 0}
+  return {2, 0, 0}
 end
 if stored[2] == '1' then
-  return {3, 0}
+  return {3, 0, 0}
 end
 
 if same(stored[1], candidate) then
   redis.call('DEL', code)
-  return {0, 0}
+  return {0, 0, 0}
 end
 
 local attempts = redis.call('HINCRBY', code, 'a', 1)
 redis.call('ZADD', fails, now, ARGV[5])
 redis.call('PEXPIRE', fails, hour)
-redis.call('HINCRBY', KEYS[3], 'f', 1)
-redis.call('PEXPIRE', KEYS[3], 25 * hour)
 if attempts >= max_attempts then
   -- HSET keeps the key's TTL: a burned code goes away when the code would have.
   redis.call('HSET', code, 'b', 1)
-  return {3, 0}
+  return {3, 0, 1}
 end
-return {1, max_attempts - attempts}
+return {1, max_attempts - attempts, 1}

@@ -70,11 +70,20 @@ async fn the_right_code_is_valid_and_every_key_carries_the_phone_hash_tag() {
             format!("{p}otp:{{{PHONE}}}:fails"),
             format!("{p}otp:{{{PHONE}}}:next"),
             format!("{p}otp:{{{PHONE}}}:sends"),
-            // admin: this hour's traffic counters
-            format!("{p}otp-stats:{{{}}}", now.timestamp().div_euclid(3600)),
         ];
+        // admin: this hour's traffic counters, written in the background.
+        let stats = format!("{p}otp-stats:{{{}}}", now.timestamp().div_euclid(3600));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let keys = loop {
+            let mut keys = redis.keys().await;
+            if keys.contains(&stats) || std::time::Instant::now() > deadline {
+                keys.retain(|k| k != &stats);
+                break keys;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
         expected.sort();
-        assert_eq!(redis.keys().await, expected);
+        assert_eq!(keys, expected);
 
         let code_ttl = redis.pttl(&format!("{p}otp:{{{PHONE}}}:code")).await;
         assert!(code_ttl > 290_000 && code_ttl <= 300_000, "code TTL {code_ttl} ms");
@@ -313,7 +322,15 @@ async fn sends_and_wrong_codes_are_counted_per_hour_for_the_last_day() {
         assert_eq!(verify(&store, 2, now, &limits()).await, VerifyOutcome::Valid);
         assert_eq!(verify(&store, 2, now, &limits()).await, VerifyOutcome::NoCode);
 
-        let counts = store.last_24h(now).await.expect("stats");
+        // The counts are written in the background: wait for them.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let counts = loop {
+            let counts = store.last_24h(now).await.expect("stats");
+            if (counts.sends, counts.failures) == (2, 1) || std::time::Instant::now() > deadline {
+                break counts;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
         assert_eq!((counts.sends, counts.failures), (2, 1));
         let key = format!("{}otp-stats:{{{}}}", redis.prefix, now.timestamp().div_euclid(3600));
         let ttl = redis.pttl(&key).await;
