@@ -224,11 +224,21 @@ impl ApiError {
     }
 
     pub fn unexpected(cause: anyhow::Error) -> Self {
-        let mut e = Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::InternalError,
-            "an unexpected error occurred",
-        );
+        let mut e = if is_saturation(&cause) {
+            let mut e = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ServiceUnavailable,
+                "the service is busy: try again shortly",
+            );
+            e.0.problem.retry_after = Some(1);
+            e
+        } else {
+            Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::InternalError,
+                "an unexpected error occurred",
+            )
+        };
         e.0.cause = Some(cause);
         e
     }
@@ -289,6 +299,19 @@ impl ResponseError for ApiError {
         }
         response.body(serde_json::to_vec(&self.0.problem).unwrap_or_default())
     }
+}
+
+/// Whether a fault is the backends being saturated: no pooled Redis or PostgreSQL connection
+/// came within the pool's wait. That is answered 503 `service_unavailable` with `Retry-After`, not 500: the
+/// request was fine and may simply be tried again.
+fn is_saturation(cause: &anyhow::Error) -> bool {
+    use diesel_async::pooled_connection::deadpool::PoolError as PgPoolError;
+    cause.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<deadpool_redis::PoolError>(),
+            Some(deadpool_redis::PoolError::Timeout(_))
+        ) || matches!(e.downcast_ref::<PgPoolError>(), Some(PgPoolError::Timeout(_)))
+    })
 }
 
 impl From<anyhow::Error> for ApiError {
@@ -889,5 +912,31 @@ map_errors! {
             ErrorCode::StreamTicketInvalid,
             "the stream ticket is unknown, used or expired",
         ),
+    }
+}
+
+#[cfg(test)]
+mod saturation_tests {
+    use actix_web::ResponseError;
+    use anyhow::Context;
+
+    use super::*;
+
+    #[test]
+    fn no_pooled_connection_in_time_is_a_503_to_retry_not_a_500() {
+        let waited: Result<(), _> =
+            Err(deadpool_redis::PoolError::Timeout(deadpool_redis::TimeoutType::Wait));
+        let error = ApiError::from(waited.context("no Redis connection").expect_err("a timeout"));
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code(), ErrorCode::ServiceUnavailable);
+        let response = error.error_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).expect("Retry-After"), "1");
+    }
+
+    #[test]
+    fn other_faults_stay_internal_errors() {
+        let error = ApiError::from(anyhow::anyhow!("the disk is on fire"));
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.code(), ErrorCode::InternalError);
     }
 }
