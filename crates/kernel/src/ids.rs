@@ -1,29 +1,30 @@
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
+/// Declares a UUID v7 id newtype: `new` (time-ordered), `from_uuid`, `as_uuid`, `Default`,
+/// `Display`, `FromStr`, `From<Uuid>`, and transparent serde. Other domain crates declare their
+/// ids with it too (`onboard_kernel::id_type!(CardId);`); they need `serde` as a dependency.
+#[macro_export]
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            ::serde::Serialize, ::serde::Deserialize,
+        )]
         #[serde(transparent)]
-        pub struct $name(Uuid);
+        pub struct $name($crate::__private::Uuid);
 
         impl $name {
             /// A new, time-ordered (v7) id.
             pub fn new() -> Self {
-                Self(Uuid::now_v7())
+                Self($crate::__private::Uuid::now_v7())
             }
 
             /// Wraps an id read back from storage.
-            pub const fn from_uuid(id: Uuid) -> Self {
+            pub const fn from_uuid(id: $crate::__private::Uuid) -> Self {
                 Self(id)
             }
 
             /// The underlying UUID.
-            pub const fn as_uuid(&self) -> Uuid {
+            pub const fn as_uuid(&self) -> $crate::__private::Uuid {
                 self.0
             }
         }
@@ -34,21 +35,21 @@ macro_rules! id_type {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 self.0.fmt(f)
             }
         }
 
-        impl FromStr for $name {
-            type Err = uuid::Error;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::__private::uuid::Error;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self)
+                $crate::__private::Uuid::parse_str(s).map(Self)
             }
         }
 
-        impl From<Uuid> for $name {
-            fn from(id: Uuid) -> Self {
+        impl From<$crate::__private::Uuid> for $name {
+            fn from(id: $crate::__private::Uuid) -> Self {
                 Self(id)
             }
         }

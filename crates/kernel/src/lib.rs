@@ -30,3 +30,9 @@ pub use ids::{GroupId, MemberId, SessionId};
 pub use phone::{PhoneNumber, PhoneNumberError, Region, RegionError};
 pub use referral_code::{ReferralCode, ReferralCodeError};
 pub use secret::random_bytes;
+
+/// What [`id_type!`] expands to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use uuid::{self, Uuid};
+}

@@ -15,51 +15,15 @@ use uuid::Uuid;
 // Ids
 // ---------------------------------------------------------------------------------------------
 
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            /// A new, time-ordered (v7) id.
-            pub fn new() -> Self {
-                Self(Uuid::now_v7())
-            }
-            /// Wraps an id read back from storage or a path.
-            pub const fn from_uuid(id: Uuid) -> Self {
-                Self(id)
-            }
-            /// The underlying UUID.
-            pub const fn as_uuid(&self) -> Uuid {
-                self.0
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
-}
-
-uuid_id!(
+onboard_kernel::id_type!(
     /// Identifies a card (a billing key held for a group).
     CardId
 );
-uuid_id!(
+onboard_kernel::id_type!(
     /// Identifies a receipt.
     ReceiptId
 );
-uuid_id!(
+onboard_kernel::id_type!(
     /// Identifies one main-card change (its journal row).
     CardChangeId
 );
