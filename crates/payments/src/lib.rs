@@ -42,6 +42,8 @@ mod config;
 mod error;
 pub mod gateway;
 pub mod model;
+// billnote
+pub mod notices;
 pub mod period;
 pub mod plan_change;
 pub mod ports;

@@ -15,6 +15,8 @@ mod sessions;
 // billing-pg
 mod billing;
 mod jobs;
+// billnote
+mod billing_notices;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;
