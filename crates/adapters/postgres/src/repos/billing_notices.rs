@@ -27,11 +27,13 @@ const RECORD_USAGE_NOTICE: &str = "
     ON CONFLICT ON CONSTRAINT billing_usage_notices_pkey DO NOTHING";
 
 /// Records that the trial of group `$1` ending at `$2` was noticed `$3` days before, when the
-/// account is still trialing with that end; a row only the first time.
+/// account is still trialing with that end (its row share-locked, so a concurrent change of the
+/// account is seen); a row only the first time.
 const RECORD_TRIAL_NOTICE: &str = "
     INSERT INTO billing_trial_notices (group_id, trial_ends_at, days)
     SELECT $1, $2, $3 FROM billing_accounts
     WHERE group_id = $1 AND status = 'trialing' AND trial_ends_at = $2
+    FOR SHARE
     ON CONFLICT ON CONSTRAINT billing_trial_notices_pkey DO NOTHING";
 
 /// Up to `$4` trialing accounts whose trial ends in (`$1`, `$2`], after (`$3` end, `$5`
