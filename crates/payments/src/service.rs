@@ -1712,6 +1712,66 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_declined_charge_made_at_once_tells_of_the_failure_and_changes_nothing_else() {
+        let mut m = Mocks::new();
+        let mut used = Billing::free(group().id, 10);
+        used.trial_used = true;
+        used.version = 2;
+        m.billing.expect_billing().returning(move |_| Ok(Some(used.clone())));
+        let c = card();
+        m.cards.expect_cards().returning(move |_| Ok(vec![c.clone()]));
+        m.gateway.expect_charge().returning(|request| {
+            Ok(Payment {
+                imp_uid: "imp_declined".into(),
+                merchant_uid: request.merchant_uid.clone(),
+                customer_uid: None,
+                amount: request.amount,
+                status: PaymentStatus::Failed,
+                failure_reason: Some("card declined".into()),
+                paid_at: None,
+            })
+        });
+        let recorded = recording(&mut m);
+        let service = m.service(RoleName::OWNER);
+        let refused = service.change_plan(&group(), &pro()).await;
+        assert!(matches!(refused, Err(ChangePlanError::PaymentFailed(_))));
+        let commits = recorded.lock().expect("lock").clone();
+        // The marker (nothing to tell), then its closing with the failure.
+        assert_eq!(commits.len(), 2);
+        assert_eq!(commits[0].notices, vec![]);
+        assert_eq!(commits[1].billing.status, BillingStatus::Free);
+        assert_eq!(
+            commits[1].notices,
+            vec![BillingNotice::PaymentFailed {
+                plan: "Pro".into(),
+                amount: 83_380,
+                reason: "card declined".into(),
+                retry_on: None,
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancellation_taking_effect_tells_of_the_fall_to_free() {
+        let mut m = Mocks::new();
+        let mut canceling = Billing::free(group().id, 10);
+        canceling.plan = PlanCode::from_trusted("team");
+        canceling.interval = Some(Interval::Year);
+        canceling.status = BillingStatus::Canceling;
+        canceling.cancel_at_period_end = true;
+        canceling.current_period_start = Some(now() - chrono::Duration::days(365));
+        canceling.current_period_end = Some(now() - chrono::Duration::hours(1));
+        canceling.version = 7;
+        m.billing.expect_expired_billings().returning(move |_, _| Ok(vec![canceling.clone()]));
+        let recorded = recording(&mut m);
+        let service = m.service(RoleName::OWNER);
+        assert_eq!(service.expire_periods().await.expect("ran"), 1);
+        let commit = recorded.lock().expect("lock")[0].clone();
+        assert_eq!(commit.billing.status, BillingStatus::Free);
+        assert_eq!(commit.notices, vec![BillingNotice::Downgraded { from: "Team".into() }]);
+    }
+
+    #[tokio::test]
     async fn the_trial_ending_job_asks_storage_for_the_due_notice_of_each_near_trial() {
         let mut m = Mocks::new();
         let trial = |ends: DateTime<Utc>| {
