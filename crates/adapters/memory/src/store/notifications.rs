@@ -21,7 +21,7 @@ use super::{MemoryStore, State};
 #[derive(Debug)]
 pub(super) struct Notifications {
     rows: BTreeMap<NotificationId, Row>,
-    ttl: TimeDelta,
+    pub(super) ttl: TimeDelta,
 }
 
 impl Default for Notifications {
@@ -38,7 +38,7 @@ struct Row {
 }
 
 impl Notifications {
-    fn insert(&mut self, new: NewNotification) {
+    pub(super) fn insert(&mut self, new: NewNotification) {
         let id = new.id;
         self.rows.insert(
             id,
@@ -102,7 +102,7 @@ impl State {
     }
 
     /// The active members of `group` whose role holds `permission` (owner and admin hold all).
-    fn holders_of(&self, group: GroupId, permission: &Permission) -> Vec<MemberId> {
+    pub(super) fn holders_of(&self, group: GroupId, permission: &Permission) -> Vec<MemberId> {
         let Some(g) = self.groups.get(&group) else {
             return Vec::new();
         };

@@ -15,3 +15,5 @@ pub(crate) mod notifications;
 pub(crate) mod billing;
 // billing-pg
 pub(crate) mod jobs;
+// sms-credit
+pub(crate) mod sms_credit;
