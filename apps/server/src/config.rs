@@ -96,6 +96,12 @@ pub struct Settings {
     pub compat_apis: CompatApis,
     /// Notifications (notify): `NOTIFICATION_TTL` seconds (14 days).
     pub notifications: onboard_notifications::NotificationsConfig,
+    // sms-credit
+    /// `SMS_PRICE_SMS`, `SMS_PRICE_LMS`, `SMS_PRICE_ALIMTALK`: unit prices in KRW debited from a
+    /// group's SMS credit (11, 37, 10).
+    pub sms_prices: onboard_payments::sms_credit::SmsPrices,
+    /// `BILL_INVITE_SMS`: invite SMS are debited from the inviting group's SMS credit (false).
+    pub bill_invite_sms: bool,
 }
 
 /// What tests may put in place of the payments domain's clock and gateway.
@@ -333,6 +339,22 @@ impl Settings {
                 ),
                 ..onboard_notifications::NotificationsConfig::default()
             },
+            // sms-credit
+            sms_prices: {
+                let defaults = onboard_payments::sms_credit::SmsPrices::default();
+                let price = |name: &str, default: i64| -> anyhow::Result<i64> {
+                    let price = num(name, u64::try_from(default).unwrap_or(0))?;
+                    i64::try_from(price).ok().filter(|p| *p > 0).with_context(|| {
+                        format!("{name} must be a whole number of KRW above 0, not {price}")
+                    })
+                };
+                onboard_payments::sms_credit::SmsPrices {
+                    sms: price("SMS_PRICE_SMS", defaults.sms)?,
+                    lms: price("SMS_PRICE_LMS", defaults.lms)?,
+                    alimtalk: price("SMS_PRICE_ALIMTALK", defaults.alimtalk)?,
+                }
+            },
+            bill_invite_sms: flag("BILL_INVITE_SMS", false)?,
         })
     }
 }

@@ -51,6 +51,7 @@ pub mod period;
 pub mod plan_change;
 pub mod ports;
 mod service;
+pub mod sms_credit;
 
 pub use config::PaymentsConfig;
 pub use error::{

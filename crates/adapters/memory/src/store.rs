@@ -29,6 +29,8 @@ mod sso;
 mod admin;
 // notify
 mod notifications;
+// sms-credit
+mod sms_credit;
 // billnote
 pub(crate) mod billing_notices;
 
@@ -108,6 +110,9 @@ struct State {
     admin_audit: Vec<onboard_admin::AuditEntry>,
     /// Members' notifications (notify).
     notifications: notifications::Notifications,
+    // sms-credit
+    /// Groups' SMS credit wallets and ledgers.
+    sms_credit: sms_credit::SmsCredit,
 }
 
 #[derive(Debug, Clone)]

@@ -63,6 +63,11 @@ pub use repos::notifications::PgNotificationRepository;
 pub mod notifications {
     pub use crate::repos::notifications::{insert_notifications, notify_group_permission};
 }
+// sms-credit
+/// Changing a group's SMS credit from inside another repository's transaction.
+pub mod sms_credit {
+    pub use crate::repos::sms_credit::apply;
+}
 // billing-pg
 pub use repos::billing::PgBillingStore;
 pub use repos::jobs::PgJobQueue;

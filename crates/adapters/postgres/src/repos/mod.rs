@@ -15,5 +15,7 @@ pub(crate) mod notifications;
 pub(crate) mod billing;
 // billing-pg
 pub(crate) mod jobs;
+// sms-credit
+pub(crate) mod sms_credit;
 // billnote
 pub(crate) mod billing_notices;

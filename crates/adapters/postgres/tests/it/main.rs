@@ -15,6 +15,8 @@ mod sessions;
 // billing-pg
 mod billing;
 mod jobs;
+// sms-credit
+mod sms_credit;
 // billnote
 mod billing_notices;
 

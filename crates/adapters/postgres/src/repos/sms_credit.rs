@@ -1,0 +1,53 @@
+//! SMS credit statements that run inside other repositories' transactions: the one way any
+//! code changes a group's balance (see `sms_credit_apply` in the migration).
+
+use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
+use onboard_kernel::GroupId;
+use onboard_payments::sms_credit::CreditReason;
+
+use crate::cached::CachedExt;
+
+/// Applies a delta and appends its ledger entry; NULL when a debit is not covered.
+const APPLY: &str = "
+    SELECT sms_credit_apply($1, $2, $3, $4, $5, $6 * interval '1 second') AS balance";
+
+#[derive(QueryableByName)]
+struct BalanceRow {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    balance: Option<i64>,
+}
+
+/// Applies `delta` KRW to `group`'s SMS credit on `conn`, inside its transaction, and appends
+/// the ledger entry (`reason`, `reference`, `at`). Answers the new balance, or `None` when a
+/// debit is more than the balance (nothing changed: refuse what it would have paid for).
+///
+/// A debit that crosses below 1,000 KRW notifies the holders of `billing.manage`
+/// (`sms_credit.low`, kept `notification_ttl_secs`); one that crosses below the wallet's auto
+/// top-up threshold marks the wallet for the top-up job. A credit creates the wallet if needed.
+///
+/// # Errors
+/// When the database refuses (a zero `delta` included).
+pub async fn apply(
+    conn: &mut AsyncPgConnection,
+    group: GroupId,
+    delta: i64,
+    reason: CreditReason,
+    reference: Option<&str>,
+    at: DateTime<Utc>,
+    notification_ttl_secs: i64,
+) -> diesel::QueryResult<Option<i64>> {
+    let row: BalanceRow = diesel::sql_query(APPLY)
+        .bind::<Uuid, _>(group.as_uuid())
+        .bind::<BigInt, _>(delta)
+        .bind::<Text, _>(reason.as_str())
+        .bind::<Nullable<Text>, _>(reference)
+        .bind::<Timestamptz, _>(at)
+        .bind::<BigInt, _>(notification_ttl_secs)
+        .cached()
+        .get_result(conn)
+        .await?;
+    Ok(row.balance)
+}
