@@ -144,6 +144,25 @@ pub trait BillingRepository: Send + Sync {
         days: u32,
         notice: &BillingNotice,
     ) -> anyhow::Result<bool>;
+
+    // leftovers
+    /// Up to `limit` gateway leftovers of deleted groups, oldest first: what storage recorded
+    /// when a group went (with its cards, its issued customer_uids and its scheduled charges)
+    /// and the gateway still holds. Deleting a group records them in the same transaction.
+    async fn gateway_leftovers(&self, limit: u32) -> anyhow::Result<Vec<GatewayLeftover>>;
+
+    /// Forgets a leftover once the gateway no longer holds it.
+    async fn forget_leftover(&self, id: i64) -> anyhow::Result<()>;
+}
+
+/// What a deleted group left at the gateway: a billing key (`merchant_uid` `None`: delete
+/// it) or a scheduled charge on it (cancel the schedule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayLeftover {
+    /// Storage's id for it.
+    pub id: i64,
+    pub customer_uid: String,
+    pub merchant_uid: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------

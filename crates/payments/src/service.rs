@@ -84,6 +84,8 @@ pub struct PeriodicReport {
     pub reconciled: usize,
     /// Trial-ending notices sent (billnote).
     pub trials_noticed: usize,
+    /// Schedules and billing keys of deleted groups removed from the gateway.
+    pub leftovers_cleaned: usize,
 }
 
 /// A page of receipts.
@@ -1232,7 +1234,41 @@ impl PaymentsService {
         let expired = self.expire_periods().await.context("period ends")?;
         // billnote
         let trials_noticed = self.notify_trials_ending().await.context("trial-ending notices")?;
-        Ok(PeriodicReport { expired, reconciled, trials_noticed })
+        let leftovers_cleaned = self.clean_up_gateway().await.context("gateway clean-up")?;
+        Ok(PeriodicReport { expired, reconciled, trials_noticed, leftovers_cleaned })
+    }
+
+    /// Cancels the scheduled charges and deletes the billing keys that deleted groups left at
+    /// the gateway (recorded by storage when the group went), so a deleted workspace is never
+    /// charged. Schedules go before keys. A leftover the gateway refuses now stays for the next
+    /// run. Answers how many were removed.
+    pub async fn clean_up_gateway(&self) -> anyhow::Result<usize> {
+        let mut leftovers = self.ports.billing.gateway_leftovers(100).await?;
+        // Schedules first: a key is deleted only once nothing is scheduled on it.
+        leftovers.sort_by_key(|l| (l.merchant_uid.is_none(), l.id));
+        let mut done = 0;
+        for leftover in leftovers {
+            let outcome = match &leftover.merchant_uid {
+                Some(merchant_uid) => self
+                    .ports
+                    .gateway
+                    .unschedule(&leftover.customer_uid, merchant_uid)
+                    .await
+                    .map(|_| ()),
+                None => self.ports.gateway.delete_billing_key(&leftover.customer_uid).await,
+            };
+            match outcome {
+                Ok(()) => {
+                    self.ports.billing.forget_leftover(leftover.id).await?;
+                    done += 1;
+                }
+                Err(e) => warn(&format!(
+                    "a deleted group's {} stays at the gateway for now: {e}",
+                    leftover.merchant_uid.as_deref().unwrap_or(&leftover.customer_uid)
+                )),
+            }
+        }
+        Ok(done)
     }
 
     // billnote
@@ -1809,6 +1845,48 @@ mod tests {
             .returning(|_, _, _, _| Ok(true));
         let service = m.service(RoleName::OWNER);
         assert_eq!(service.notify_trials_ending().await.expect("ran"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_groups_schedule_is_cancelled_before_its_key_goes_and_a_refusal_stays() {
+        use crate::gateway::Unscheduled;
+        use crate::ports::GatewayLeftover;
+        let mut m = Mocks::new();
+        let leftover = |id, customer: &str, merchant: Option<&str>| GatewayLeftover {
+            id,
+            customer_uid: customer.to_owned(),
+            merchant_uid: merchant.map(str::to_owned),
+        };
+        let found = vec![
+            leftover(1, "cu_a", None),
+            leftover(2, "cu_b", None),
+            leftover(3, "cu_a", Some("mu_next")),
+        ];
+        m.billing.expect_gateway_leftovers().times(1).returning(move |_| Ok(found.clone()));
+        let mut seq = mockall::Sequence::new();
+        m.gateway
+            .expect_unschedule()
+            .withf(|c, mu| c == "cu_a" && mu == "mu_next")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(Unscheduled::Cancelled));
+        m.gateway
+            .expect_delete_billing_key()
+            .withf(|c| c == "cu_a")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        m.gateway
+            .expect_delete_billing_key()
+            .withf(|c| c == "cu_b")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Err(GatewayError::Unavailable("down".to_owned())));
+        // Forgotten: the two the gateway agreed to, not the refused one.
+        m.billing.expect_forget_leftover().withf(|id| *id == 3).times(1).returning(|_| Ok(()));
+        m.billing.expect_forget_leftover().withf(|id| *id == 1).times(1).returning(|_| Ok(()));
+        let service = m.service(RoleName::OWNER);
+        assert_eq!(service.clean_up_gateway().await.expect("ran"), 2);
     }
 
     #[tokio::test]

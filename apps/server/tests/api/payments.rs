@@ -122,6 +122,11 @@ impl FakeGateway {
         Ok(())
     }
 
+    /// How many billing keys the gateway holds (leftovers).
+    fn key_count(&self) -> usize {
+        self.0.lock().unwrap().keys.len()
+    }
+
     fn schedule_state(&self, merchant_uid: &str) -> Option<ScheduleState> {
         self.0.lock().unwrap().schedules.get(merchant_uid).map(|(_, s)| s.clone())
     }
@@ -1354,4 +1359,33 @@ async fn usage_notifies_the_billing_managers_at_fifty_and_eighty_percent_once(wi
     expect_status(counted, StatusCode::OK).await;
     assert_eq!(b.notices(&b.owner, "usage.threshold", &b.slug).await.len(), 3);
     assert!(b.notices(&plain, "usage.threshold", &b.slug).await.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// leftovers: a deleted group leaves nothing at the gateway
+// ---------------------------------------------------------------------------------------------
+
+both_wirings!(a_deleted_group_is_never_charged_its_schedule_is_cancelled_and_its_key_deleted);
+
+async fn a_deleted_group_is_never_charged_its_schedule_is_cancelled_and_its_key_deleted(
+    wiring: Wiring,
+) {
+    let b = billed(wiring).await;
+    let billing = b.start_trial_of(&b.slug).await;
+    let uid = billing["next_charge"]["merchant_uid"].as_str().expect("a pending charge").to_owned();
+    assert_eq!(b.gateway.schedule_state(&uid), Some(ScheduleState::Scheduled));
+    assert_eq!(b.gateway.key_count(), 1);
+
+    let path = format!("/api/v1/groups/{}", b.slug);
+    let deleted = b.app.call(Method::DELETE, &path, &b.owner.access, None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+
+    // The periodic work (every 50 ms here) cleans up after the deletion.
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+    while b.gateway.schedule_state(&uid) != Some(ScheduleState::Cancelled)
+        || b.gateway.key_count() != 0
+    {
+        assert!(std::time::Instant::now() < deadline, "the gateway still holds the group's charge");
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
 }

@@ -13,7 +13,8 @@ use onboard_payments::model::{
 use onboard_payments::notices::{BillingNotice, usage_notices};
 use onboard_payments::ports::{
     AddCardError, BeginCardChangeError, BillingCommit, BillingRepository, CardRepository, Claim,
-    CommitError, DeleteCardError, IdempotencyRepository, IncrementError, UsageRepository,
+    CommitError, DeleteCardError, GatewayLeftover, IdempotencyRepository, IncrementError,
+    UsageRepository,
 };
 
 /// The payments storage ports behind one mutex: each call is one atomic change, like the
@@ -66,6 +67,10 @@ struct BillingState {
     usage_notices: HashSet<(GroupId, String, DateTime<Utc>, u8)>,
     /// The trial-ending notices sent: (group, trial end, days).
     trial_notices: HashSet<(GroupId, DateTime<Utc>, u32)>,
+    // leftovers
+    /// What deleted groups left at the gateway, oldest first.
+    leftovers: Vec<GatewayLeftover>,
+    next_leftover: i64,
 }
 
 /// A change's answer and the notices it brings, by group.
@@ -291,6 +296,59 @@ impl BillingRepository for MemoryBillingStore {
                 (false, Vec::new())
             }
         }))
+    }
+
+    // leftovers
+    async fn gateway_leftovers(&self, limit: u32) -> anyhow::Result<Vec<GatewayLeftover>> {
+        Ok(self.lock().leftovers.iter().take(limit as usize).cloned().collect())
+    }
+
+    async fn forget_leftover(&self, id: i64) -> anyhow::Result<()> {
+        self.lock().leftovers.retain(|l| l.id != id);
+        Ok(())
+    }
+}
+
+// leftovers
+impl MemoryBillingStore {
+    /// Forgets a deleted group's billing data, as PostgreSQL's cascade does, and records what
+    /// it leaves at the gateway (its scheduled charges, then every customer_uid issued to it)
+    /// for [`BillingRepository::gateway_leftovers`]. Called by the member store under its lock
+    /// when it deletes a group.
+    pub fn group_deleted(&self, group: GroupId) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let mut left: Vec<(String, Option<String>)> = state
+            .charges
+            .values()
+            .filter(|c| c.group == group && c.status == ChargeStatus::Scheduled)
+            .map(|c| (c.customer_uid.as_str().to_owned(), Some(c.merchant_uid.as_str().to_owned())))
+            .collect();
+        left.sort();
+        let mut keys: Vec<String> = state
+            .prepared
+            .iter()
+            .filter(|(_, g)| **g == group)
+            .map(|(uid, _)| uid.as_str().to_owned())
+            .collect();
+        keys.sort();
+        left.extend(keys.into_iter().map(|uid| (uid, None)));
+        for (customer_uid, merchant_uid) in left {
+            state.next_leftover += 1;
+            state.leftovers.push(GatewayLeftover {
+                id: state.next_leftover,
+                customer_uid,
+                merchant_uid,
+            });
+        }
+        state.accounts.remove(&group);
+        state.charges.retain(|_, c| c.group != group);
+        state.receipts.retain(|r| r.group != group);
+        state.prepared.retain(|_, g| *g != group);
+        state.cards.retain(|c| c.group != group);
+        state.changes.retain(|c| c.group != group);
+        state.usage.retain(|(g, _, _), _| *g != group);
+        state.keys.retain(|(g, _), _| *g != group);
     }
 }
 

@@ -428,6 +428,8 @@ impl MemberRepository for MemoryStore {
         };
         for group in solo {
             state.delete_group(group);
+            // leftovers: the billing lock is taken after this store's, as everywhere.
+            self.billing.group_deleted(group);
         }
         state.remove_memberships(id);
         let Some(row) = state.members.get_mut(&id) else {

@@ -39,7 +39,8 @@ use onboard_payments::model::{
 };
 use onboard_payments::ports::{
     AddCardError, BeginCardChangeError, BillingCommit, BillingRepository, CardRepository, Claim,
-    CommitError, DeleteCardError, IdempotencyRepository, IncrementError, UsageRepository,
+    CommitError, DeleteCardError, GatewayLeftover, IdempotencyRepository, IncrementError,
+    UsageRepository,
 };
 
 use crate::PgPool;
@@ -1003,6 +1004,53 @@ impl BillingRepository for PgBillingStore {
         .await
         .context("notifying a trial's end")
     }
+
+    // leftovers
+    async fn gateway_leftovers(&self, limit: u32) -> anyhow::Result<Vec<GatewayLeftover>> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<LeftoverRow> = diesel::sql_query(LEFTOVERS)
+            .bind::<BigInt, _>(i64::from(limit))
+            .cached()
+            .load(&mut conn)
+            .await
+            .context("listing gateway leftovers")?;
+        Ok(rows
+            .into_iter()
+            .map(|r| GatewayLeftover {
+                id: r.id,
+                customer_uid: r.customer_uid,
+                merchant_uid: r.merchant_uid,
+            })
+            .collect())
+    }
+
+    async fn forget_leftover(&self, id: i64) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        diesel::sql_query(FORGET_LEFTOVER)
+            .bind::<BigInt, _>(id)
+            .cached()
+            .execute(&mut conn)
+            .await
+            .context("forgetting a gateway leftover")?;
+        Ok(())
+    }
+}
+
+// leftovers
+/// The oldest gateway leftovers of deleted groups.
+const LEFTOVERS: &str = "
+    SELECT id, customer_uid, merchant_uid FROM billing_gateway_leftovers ORDER BY id LIMIT $1";
+
+const FORGET_LEFTOVER: &str = "DELETE FROM billing_gateway_leftovers WHERE id = $1";
+
+#[derive(QueryableByName)]
+struct LeftoverRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    customer_uid: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    merchant_uid: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
