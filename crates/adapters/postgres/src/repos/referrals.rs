@@ -6,9 +6,7 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DbError};
-use diesel::sql_types::{
-    BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid,
-};
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid};
 use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
