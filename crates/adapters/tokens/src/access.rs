@@ -36,7 +36,7 @@ const VERIFIED_CAPACITY: usize = 8192;
 /// # Cost
 /// An Ed25519 verification is most of the CPU an authenticated request costs, and a client
 /// presents the same access token on every request for its whole life. So a token that
-/// verified is remembered (by its SHA-256, with its claims, up to [`VERIFIED_CAPACITY`]
+/// verified is remembered (by its SHA-256, with its claims, up to 8,192
 /// tokens): presented again, only its expiry is checked again. Everything else the
 /// verification checks (signature, header, issuer, audience, claim types) depends only on the
 /// token's bytes and this key, so it cannot have changed. Revocation is not part of this check

@@ -265,7 +265,7 @@ impl InviteeRow {
 ///    and the representatives a of R's set and b of O's set. a = b → `Cycle`. Each of these
 ///    answers stays true once read (R's referrer never changes once set, and sets only
 ///    merge), so a refusal needs no lock and no transaction.
-/// 2. in one READ COMMITTED statement (its own transaction, [`LOCK_AND_UNITE`]), locks R, a
+/// 2. in one READ COMMITTED statement (its own transaction, `LOCK_AND_UNITE`), locks R, a
 ///    and b (`FOR NO KEY UPDATE`, in id order) and re-reads them: R must still be live with no
 ///    referrer (else a concurrent redeem of R's won: `AlreadyRedeemed`), and a and b must
 ///    still be representatives. If either joined another set while we read or waited, the
@@ -289,7 +289,7 @@ impl InviteeRow {
 /// starts over, at most 16 times in all.
 ///
 /// Round trips: a refusal costs one statement; a redeem, two (the probe, then steps 2 and 3
-/// in one statement, [`LOCK_AND_UNITE`]; they were five: probe, BEGIN, lock, unite, COMMIT).
+/// in one statement, `LOCK_AND_UNITE`; they were five: probe, BEGIN, lock, unite, COMMIT).
 /// None of them grows with the depth of the tree.
 #[derive(Clone)]
 pub struct PgReferralRepository {
