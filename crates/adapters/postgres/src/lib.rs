@@ -40,7 +40,7 @@ use anyhow::Context as _;
 use diesel::Connection as _;
 use diesel::connection::SimpleConnection as _;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
@@ -105,8 +105,10 @@ pub async fn connect(url: &str, max_size: usize) -> anyhow::Result<PgPool> {
         .await
         .context("timed out connecting to PostgreSQL")?
         .context("connecting to PostgreSQL")?;
-    // Back to the pool, ready for the first request.
-    drop(first);
+    // Closed, not pooled: a connection is driven by a task on the runtime that opened it, and
+    // this one would live on the start-up runtime, not on the HTTP workers' that use the pool,
+    // so every query on it would hop threads twice (see `docs/performance.md`).
+    drop(Object::take(first));
     Ok(pool)
 }
 

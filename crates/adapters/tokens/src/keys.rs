@@ -96,17 +96,9 @@ impl SigningKeys {
         self.key.verifying_key().to_bytes()
     }
 
-    /// The private key as PKCS#8 v1 DER, for the JWT encoder.
-    pub(crate) fn pkcs8_der(&self) -> Vec<u8> {
-        // RFC 8410 §7: SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING {
-        // OCTET STRING (32 bytes) } }; only the seed varies.
-        const PREFIX: [u8; 16] = [
-            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
-            0x04, 0x20,
-        ];
-        let mut der = PREFIX.to_vec();
-        der.extend_from_slice(&self.key.to_bytes());
-        der
+    /// The decoded signing key, for the JWT encoder (decoded once, not per token).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
     }
 
     fn public_x(&self) -> String {
@@ -163,11 +155,12 @@ MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC
     }
 
     #[test]
-    fn the_encoder_gets_the_same_der_as_the_pem() {
+    fn the_encoder_gets_the_key_of_the_pem() {
         let keys = SigningKeys::from_pem(RFC8410_PEM).expect("valid key");
         let body: String = RFC8410_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
         let der = base64::engine::general_purpose::STANDARD.decode(body).expect("base64");
-        assert_eq!(keys.pkcs8_der(), der);
+        // RFC 8410 §7: the 32-byte seed ends the PKCS#8 v1 DER.
+        assert_eq!(keys.signing_key().to_bytes()[..], der[der.len() - 32..]);
     }
 
     #[test]

@@ -83,12 +83,17 @@ const OPEN_SESSION: &str = concat!(
 /// Creates the member of phone `$2` unless the phone is taken, with `referred_by` set to the
 /// live owner of code `$4` when `$4` is given; creates nothing when `$4` names no live member.
 /// When `$6` is given, the new member's personal workspace comes with it: group `$6` (slug
-/// `$7`, name `$8`), the member its active owner and the group their current one. Answers a
-/// row when it created the member.
+/// `$7`, name `$8`), the member its active owner and the group their current one. With the
+/// member comes their first session: `$9` (refresh hash `$10`, user agent `$11`, expiry
+/// `$12`). Answers the new member (as [`OPEN_SESSION`] does) when it created them; no row
+/// when it created nothing.
 ///
-/// The foreign keys from the member to the group and back are checked at the end of the
-/// statement, when both rows exist.
-const CREATE_MEMBER: &str = "
+/// One statement for the whole sign-up (it used to be a transaction of two statements after
+/// the session lookup: five round trips, now two). The foreign keys from the member to the
+/// group and back, and from the session to the member, are checked at the end of the
+/// statement, when all rows exist. The new rows are this statement's own, so nobody can block
+/// or delete the member before it commits, which is what [`OPEN_SESSION`]'s share lock is for.
+const SIGN_UP: &str = "
     WITH m AS (
         INSERT INTO members
             (id, phone, referral_code, referred_by, referred_at, current_group_id, created_at)
@@ -97,16 +102,26 @@ const CREATE_MEMBER: &str = "
         LEFT JOIN members r ON r.referral_code = c.code AND r.deleted_at IS NULL
         WHERE c.code IS NULL OR r.id IS NOT NULL
         ON CONFLICT ON CONSTRAINT members_phone_key DO NOTHING
-        RETURNING id
+        RETURNING id, phone, first_name, last_name, email, referral_code, referred_by,
+            current_group_id, created_at
     ), g AS (
         INSERT INTO groups (id, slug, name, approval_required, created_at)
         SELECT $6, $7, $8, false, $5 FROM m WHERE $6::uuid IS NOT NULL
-        RETURNING id
+        RETURNING id, slug
     ), o AS (
         INSERT INTO group_members (group_id, member_id, role, status, joined_at)
         SELECT g.id, m.id, 'owner', 'active', $5 FROM g CROSS JOIN m
+    ), s AS (
+        INSERT INTO sessions
+            (id, member_id, refresh_hash, user_agent, created_at, last_used_at, expires_at)
+        SELECT $9, m.id, $10, $11, $5, $5, $12 FROM m
     )
-    SELECT id FROM m";
+    SELECT m.id, m.phone, m.first_name, m.last_name, m.email, m.referral_code,
+        r.referral_code AS referred_by_code, m.created_at, g.slug AS current_group,
+        false AS blocked
+    FROM m
+    LEFT JOIN members r ON r.id = m.referred_by
+    LEFT JOIN g ON g.id = m.current_group_id";
 
 /// How many slugs a sign-up tries for the personal workspace before it gives up (a clash of
 /// random 10-character slugs is already a rarity).
@@ -351,10 +366,14 @@ async fn open_session(
         .optional()
 }
 
-/// Runs [`CREATE_MEMBER`] for the request; answers whether it created the member.
-async fn create_member(conn: &mut AsyncPgConnection, request: &SignInRequest) -> QueryResult<bool> {
+/// Runs [`SIGN_UP`] for the request: the new member, when it created them.
+async fn create_member(
+    conn: &mut AsyncPgConnection,
+    request: &SignInRequest,
+) -> QueryResult<Option<SignInRow>> {
     let workspace = request.personal_workspace.as_ref();
-    let inserted = diesel::sql_query(CREATE_MEMBER)
+    let session = &request.session;
+    diesel::sql_query(SIGN_UP)
         .bind::<Uuid, _>(request.new_member_id.as_uuid())
         .bind::<Text, _>(request.phone.as_e164())
         .bind::<Text, _>(request.new_referral_code.as_str())
@@ -363,32 +382,37 @@ async fn create_member(conn: &mut AsyncPgConnection, request: &SignInRequest) ->
         .bind::<Nullable<Uuid>, _>(workspace.map(|w| w.id.as_uuid()))
         .bind::<Nullable<Text>, _>(workspace.map(|w| w.slug.as_str()))
         .bind::<Nullable<Text>, _>(workspace.map(|w| w.name.as_str()))
+        .bind::<Uuid, _>(session.id.as_uuid())
+        .bind::<Bytea, _>(&session.refresh_hash.0[..])
+        .bind::<Nullable<Text>, _>(session.user_agent.as_deref())
+        .bind::<Timestamptz, _>(session.expires_at)
         .cached()
-        .execute(conn)
-        .await?;
-    Ok(inserted == 1)
+        .get_result(conn)
+        .await
+        .optional()
 }
 
-/// Creates the member of a new phone (with their personal workspace, if asked) unless a
-/// concurrent sign-in just did, then opens the session for whichever member holds the phone.
+/// Creates the member of a new phone (with their personal workspace, if asked) and their
+/// session in one statement; when it created nothing (a concurrent sign-in just took the
+/// phone, or the referral code names no live member), opens the session for whichever member
+/// holds the phone now, in a statement of its own that sees the other sign-in's commit.
 async fn sign_up(
     conn: &mut AsyncPgConnection,
     request: &SignInRequest,
 ) -> Result<SignInRecord, TxError<SignInStoreError>> {
-    conn.transaction(async |conn| {
-        let created = create_member(conn, request).await?;
-        match open_session(conn, request).await? {
-            Some(row) if row.blocked => Err(TxError::Refused(SignInStoreError::Blocked)),
-            Some(row) => Ok(SignInRecord { member: row.member.into(), created }),
-            None if request.referred_by.is_some() => {
-                Err(TxError::Refused(SignInStoreError::ReferralCodeNotFound))
-            }
-            None => Err(TxError::Refused(SignInStoreError::Unexpected(anyhow::anyhow!(
-                "the member holding the phone was deleted during sign-in"
-            )))),
+    if let Some(row) = create_member(conn, request).await? {
+        return Ok(SignInRecord { member: row.member.into(), created: true });
+    }
+    match open_session(conn, request).await? {
+        Some(row) if row.blocked => Err(TxError::Refused(SignInStoreError::Blocked)),
+        Some(row) => Ok(SignInRecord { member: row.member.into(), created: false }),
+        None if request.referred_by.is_some() => {
+            Err(TxError::Refused(SignInStoreError::ReferralCodeNotFound))
         }
-    })
-    .await
+        None => Err(TxError::Refused(SignInStoreError::Unexpected(anyhow::anyhow!(
+            "the member holding the phone was deleted during sign-in"
+        )))),
+    }
 }
 
 /// What a member's deletion does to the groups they are active in.

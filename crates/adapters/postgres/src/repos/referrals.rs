@@ -1,15 +1,12 @@
 //! [`ReferralRepository`] on PostgreSQL.
 
-use std::cmp::Ordering;
 use std::fmt;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DbError};
-use diesel::sql_types::{
-    Array, BigInt, Bool, Integer, Nullable, SmallInt, Text, Timestamptz, Uuid,
-};
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid};
 use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
@@ -20,7 +17,7 @@ use onboard_referrals::{Cursor, ReferralSummary, Referrer};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
-use crate::rows::CurrentMemberRow;
+use crate::rows::{CurrentMemberRow, MemberRow};
 
 /// The most `ref_parent` steps a lookup of a representative follows before it gives up with an
 /// error. Union by rank keeps every path under 64 steps; only rows written by hand (into a
@@ -58,37 +55,67 @@ const PROBE: &str = "
         (SELECT up.id FROM up JOIN owner ON up.start = owner.id WHERE up.parent IS NULL)
             AS owner_set";
 
-/// Locks the redeemer `$1` and the representatives `$2` and `$3` (fewer rows when some are
-/// the same member), in id order so that redeems locking overlapping rows never wait for each
-/// other in a circle, and answers each one's state as of now.
-const LOCK: &str = "
-    SELECT id, deleted_at IS NULL AS is_live, referred_by IS NULL AS is_root,
-        ref_parent IS NULL AS is_representative, ref_rank
-    FROM members
-    WHERE id IN ($1, $2, $3)
-    ORDER BY id
-    FOR NO KEY UPDATE";
-
-/// Merges two sets and makes `$2` the referrer of `$1` at `$3`, touching only the rows `$7`:
-/// representative `$4` joins representative `$5`'s set, whose rank becomes `$6`. Answers the
-/// redeemer as [`CurrentMemberRow`] (the columns the members repository reads).
-const UNITE: &str = "
-    WITH m AS (
+/// A redeem's second step, in one statement (its own transaction): locks the redeemer `$1`
+/// and the representatives `$2` (of the redeemer's set) and `$3` (of the owner's) in id order
+/// (fewer rows when some are the same member), so that redeems locking overlapping rows never
+/// wait for each other in a circle, and re-reads them as of now. If the redeemer is still
+/// live with no referrer and both are still representatives, unites the sets by rank and
+/// makes `$4` the redeemer's referrer at `$5`, touching only the redeemer, the representative
+/// that joins the other set, and that other one if its rank grows. Answers one row: the
+/// outcome (`redeemed`, `gone`: the redeemer is no longer live, `already`: a concurrent
+/// redeem of theirs won, `moved`: a representative joined another set meanwhile) and, when
+/// redeemed, the redeemer as [`CurrentMemberRow`] reads them.
+///
+/// Why one statement sees and writes the rows as of now: in READ COMMITTED, a row locked by
+/// `FOR NO KEY UPDATE` is the newest committed version (re-read after waiting for the lock),
+/// and the UPDATE of a row changed since the statement's snapshot updates that newest version
+/// (which this statement holds locked, so it is the one judged).
+const LOCK_AND_UNITE: &str = "
+    WITH locked AS MATERIALIZED (
+        SELECT id, deleted_at IS NULL AS is_live, referred_by IS NULL AS is_root,
+            ref_parent IS NULL AS is_representative, ref_rank
+        FROM members
+        WHERE id IN ($1, $2, $3)
+        ORDER BY id
+        FOR NO KEY UPDATE
+    ), plan AS (
+        SELECT
+            CASE WHEN a.ref_rank <= b.ref_rank THEN a.id ELSE b.id END AS child,
+            CASE WHEN a.ref_rank <= b.ref_rank THEN b.id ELSE a.id END AS parent,
+            a.ref_rank = b.ref_rank AS taller,
+            (greatest(a.ref_rank, b.ref_rank)
+                + CASE WHEN a.ref_rank = b.ref_rank THEN 1 ELSE 0 END)::smallint AS parent_rank
+        FROM locked a, locked b
+        WHERE a.id = $2 AND a.is_representative AND b.id = $3 AND b.is_representative
+            AND EXISTS (SELECT FROM locked r WHERE r.id = $1 AND r.is_live AND r.is_root)
+    ), m AS (
         UPDATE members
-        SET referred_by = CASE WHEN id = $1 THEN $2 ELSE referred_by END,
-            referred_at = CASE WHEN id = $1 THEN $3 ELSE referred_at END,
-            ref_parent = CASE WHEN id = $4 THEN $5 ELSE ref_parent END,
-            ref_rank = CASE WHEN id = $5 THEN $6 ELSE ref_rank END
-        WHERE id = ANY ($7)
-        RETURNING id, phone, first_name, last_name, email, referral_code, referred_by,
-            current_group_id, created_at
+        SET referred_by = CASE WHEN members.id = $1 THEN $4 ELSE members.referred_by END,
+            referred_at = CASE WHEN members.id = $1 THEN $5 ELSE members.referred_at END,
+            ref_parent = CASE WHEN members.id = plan.child THEN plan.parent
+                ELSE members.ref_parent END,
+            ref_rank = CASE WHEN members.id = plan.parent AND plan.taller THEN plan.parent_rank
+                ELSE members.ref_rank END
+        FROM plan
+        WHERE members.id = ANY (CASE WHEN plan.taller THEN ARRAY[$1, plan.child, plan.parent]
+            ELSE ARRAY[$1, plan.child] END)
+        RETURNING members.id, members.phone, members.first_name, members.last_name,
+            members.email, members.referral_code, members.referred_by,
+            members.current_group_id, members.created_at
     )
-    SELECT m.id, m.phone, m.first_name, m.last_name, m.email, m.referral_code,
+    SELECT
+        CASE
+            WHEN NOT EXISTS (SELECT FROM locked WHERE id = $1 AND is_live) THEN 'gone'
+            WHEN NOT EXISTS (SELECT FROM locked WHERE id = $1 AND is_root) THEN 'already'
+            WHEN NOT EXISTS (SELECT FROM m) THEN 'moved'
+            ELSE 'redeemed'
+        END AS outcome,
+        m.id, m.phone, m.first_name, m.last_name, m.email, m.referral_code,
         r.referral_code AS referred_by_code, m.created_at, g.slug AS current_group
-    FROM m
+    FROM (SELECT) AS one
+    LEFT JOIN m ON m.id = $1
     LEFT JOIN members r ON r.id = m.referred_by
-    LEFT JOIN groups g ON g.id = m.current_group_id
-    WHERE m.id = $1";
+    LEFT JOIN groups g ON g.id = m.current_group_id";
 
 /// The live member `$1`'s code, their referrer (live or not: who referred them stays true),
 /// and the count of their live invitees.
@@ -131,18 +158,48 @@ struct ProbeRow {
     owner_set: Option<uuid::Uuid>,
 }
 
+/// What [`LOCK_AND_UNITE`] answers: the outcome and, when redeemed, the redeemer.
 #[derive(Debug, QueryableByName)]
-struct LockedRow {
-    #[diesel(sql_type = Uuid)]
-    id: uuid::Uuid,
-    #[diesel(sql_type = Bool)]
-    is_live: bool,
-    #[diesel(sql_type = Bool)]
-    is_root: bool,
-    #[diesel(sql_type = Bool)]
-    is_representative: bool,
-    #[diesel(sql_type = SmallInt)]
-    ref_rank: i16,
+struct UniteRow {
+    #[diesel(sql_type = Text)]
+    outcome: String,
+    #[diesel(sql_type = Nullable<Uuid>)]
+    id: Option<uuid::Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    phone: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    first_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    referral_code: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    referred_by_code: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    created_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    current_group: Option<String>,
+}
+
+impl UniteRow {
+    /// The redeemer, when the row has them.
+    fn redeemer(self) -> Option<CurrentMemberRow> {
+        Some(CurrentMemberRow {
+            member: MemberRow {
+                id: self.id?,
+                phone: self.phone,
+                first_name: self.first_name,
+                last_name: self.last_name,
+                email: self.email,
+                referral_code: self.referral_code?,
+                referred_by_code: self.referred_by_code,
+                created_at: self.created_at?,
+            },
+            current_group: self.current_group,
+        })
+    }
 }
 
 #[derive(Debug, QueryableByName)]
@@ -208,14 +265,14 @@ impl InviteeRow {
 ///    and the representatives a of R's set and b of O's set. a = b → `Cycle`. Each of these
 ///    answers stays true once read (R's referrer never changes once set, and sets only
 ///    merge), so a refusal needs no lock and no transaction.
-/// 2. in one READ COMMITTED transaction, locks R, a and b (`FOR NO KEY UPDATE`, in one
-///    statement, in id order) and re-reads them: R must still be live with no referrer (else
-///    a concurrent redeem of R's won: `AlreadyRedeemed`), and a and b must still be
-///    representatives. If either joined another set while we read or waited, the transaction
-///    ends and the redeem starts over from step 1.
-/// 3. in one statement, unites the sets by rank (the representative of lower rank points at
-///    the other; on a tie, a points at b and b's rank grows by one) and sets R's referrer to O
-///    (`referred_at` = now), then commits, answering the updated member.
+/// 2. in one READ COMMITTED statement (its own transaction, `LOCK_AND_UNITE`), locks R, a
+///    and b (`FOR NO KEY UPDATE`, in id order) and re-reads them: R must still be live with no
+///    referrer (else a concurrent redeem of R's won: `AlreadyRedeemed`), and a and b must
+///    still be representatives. If either joined another set while we read or waited, the
+///    statement changes nothing and the redeem starts over from step 1.
+/// 3. in the same statement, unites the sets by rank (the representative of lower rank points
+///    at the other; on a tie, a points at b and b's rank grows by one) and sets R's referrer
+///    to O (`referred_at` = now), then commits, answering the updated member.
 ///
 /// Why this is race-safe: a member's `ref_parent` changes only when a representative joins
 /// another set, and only a redeem does that, holding that representative's row lock until it
@@ -231,8 +288,9 @@ impl InviteeRow {
 /// another; should the database still abort one (deadlock or serialization failure), it
 /// starts over, at most 16 times in all.
 ///
-/// Round trips: a refusal costs one statement; a redeem, five (probe, BEGIN, lock, unite,
-/// COMMIT). None of them grows with the depth of the tree.
+/// Round trips: a refusal costs one statement; a redeem, two (the probe, then steps 2 and 3
+/// in one statement, `LOCK_AND_UNITE`; they were five: probe, BEGIN, lock, unite, COMMIT).
+/// None of them grows with the depth of the tree.
 #[derive(Clone)]
 pub struct PgReferralRepository {
     pool: PgPool,
@@ -289,8 +347,8 @@ struct Sets {
     owner: uuid::Uuid,
 }
 
-/// Locks the redeemer and both representatives, re-checks them, and when they still allow it
-/// unites the sets and sets the referrer.
+/// Runs [`LOCK_AND_UNITE`]: locks the redeemer and both representatives, re-checks them, and
+/// when they still allow it unites the sets and sets the referrer.
 async fn locked_attempt(
     conn: &mut AsyncPgConnection,
     member: uuid::Uuid,
@@ -298,55 +356,24 @@ async fn locked_attempt(
     sets: Sets,
     now: DateTime<Utc>,
 ) -> Result<Attempt, DbError> {
-    conn.build_transaction()
-        .read_committed()
-        .run(async |conn| {
-            let locked: Vec<LockedRow> = diesel::sql_query(LOCK)
-                .bind::<Uuid, _>(member)
-                .bind::<Uuid, _>(sets.redeemer)
-                .bind::<Uuid, _>(sets.owner)
-                .cached()
-                .load(conn)
-                .await?;
-            let row = |id| locked.iter().find(|r| r.id == id);
-            let Some(redeemer) = row(member).filter(|r| r.is_live) else {
-                return Ok(Attempt::RedeemerGone);
-            };
-            if !redeemer.is_root {
-                return Ok(Attempt::AlreadyRedeemed);
-            }
-            let (Some(a), Some(b)) = (
-                row(sets.redeemer).filter(|r| r.is_representative),
-                row(sets.owner).filter(|r| r.is_representative),
-            ) else {
-                return Ok(Attempt::SetsMoved);
-            };
-            // Union by rank: the lower set joins the higher; on a tie, the redeemer's set
-            // joins the owner's, which grows one rank taller.
-            let (child, parent, taller) = match a.ref_rank.cmp(&b.ref_rank) {
-                Ordering::Less => (a, b, false),
-                Ordering::Greater => (b, a, false),
-                Ordering::Equal => (a, b, true),
-            };
-            let mut touched = vec![member, child.id];
-            if taller {
-                touched.push(parent.id);
-            }
-            let parent_rank = parent.ref_rank.saturating_add(i16::from(taller));
-            let redeemed: CurrentMemberRow = diesel::sql_query(UNITE)
-                .bind::<Uuid, _>(member)
-                .bind::<Uuid, _>(owner)
-                .bind::<Timestamptz, _>(now)
-                .bind::<Uuid, _>(child.id)
-                .bind::<Uuid, _>(parent.id)
-                .bind::<SmallInt, _>(parent_rank)
-                .bind::<Array<Uuid>, _>(touched)
-                .cached()
-                .get_result(conn)
-                .await?;
-            Ok(Attempt::Redeemed(Box::new(redeemed)))
-        })
-        .await
+    let row: UniteRow = diesel::sql_query(LOCK_AND_UNITE)
+        .bind::<Uuid, _>(member)
+        .bind::<Uuid, _>(sets.redeemer)
+        .bind::<Uuid, _>(sets.owner)
+        .bind::<Uuid, _>(owner)
+        .bind::<Timestamptz, _>(now)
+        .cached()
+        .get_result(conn)
+        .await?;
+    Ok(match row.outcome.as_str() {
+        "gone" => Attempt::RedeemerGone,
+        "already" => Attempt::AlreadyRedeemed,
+        "moved" => Attempt::SetsMoved,
+        _ => match row.redeemer() {
+            Some(redeemed) => Attempt::Redeemed(Box::new(redeemed)),
+            None => Attempt::RedeemerGone,
+        },
+    })
 }
 
 /// Whether the database aborted the transaction only to resolve a conflict, so that running

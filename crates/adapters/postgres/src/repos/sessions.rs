@@ -32,6 +32,15 @@ use crate::schema::sessions;
 ///   changes (a block revokes every session of the member anyway).
 ///
 /// No row: nothing changed, and no live or used token is `$1` in this statement's snapshot.
+///
+/// A rotation (and only a rotation: not a revocation on reuse) commits without waiting for
+/// its WAL to reach the disk (`synchronous_commit = off` for this transaction alone, set by
+/// the `rotated` row): refresh is the busiest write, and a flush per rotation made it wait
+/// for the disk several milliseconds each time. Losing it is harmless: only a crash of
+/// PostgreSQL itself within a fraction of a second (three `wal_writer_delay`s at most) can
+/// undo a rotation, and then the session simply keeps its previous refresh token, the
+/// database stays consistent, and the client, whose new token is now unknown, signs in
+/// again. See `docs/performance.md`.
 const ROTATE: &str = "
     WITH blocked AS (
         SELECT s.id, s.member_id
@@ -66,6 +75,7 @@ const ROTATE: &str = "
     FROM live
     LEFT JOIN members m ON m.id = live.member_id
     LEFT JOIN groups g ON g.id = m.current_group_id
+    WHERE set_config('synchronous_commit', 'off', true) = 'off'
     UNION ALL
     SELECT CASE WHEN grace THEN 'grace' ELSE 'reused' END, used.session_id, used.member_id,
         g.slug

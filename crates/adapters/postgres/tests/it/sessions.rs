@@ -226,3 +226,48 @@ async fn a_refresh_carries_the_current_group_as_it_is_now() {
     };
     assert_eq!(refreshed.current_group, None);
 }
+
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    value: String,
+}
+
+async fn synchronous_commit(pool: &onboard_postgres::PgPool) -> String {
+    use diesel_async::RunQueryDsl as _;
+    let mut conn = pool.get().await.expect("a connection");
+    let row: Setting = diesel::sql_query("SELECT current_setting('synchronous_commit') AS value")
+        .get_result(&mut conn)
+        .await
+        .expect("reads the setting");
+    row.value
+}
+
+#[tokio::test]
+async fn a_rotation_commits_and_leaves_its_pooled_connection_durable() {
+    let db = TestDatabase::new().await;
+    let signed = signed_in(&db).await;
+    // One connection: the rotation and the checks below share it.
+    let pool = connect(db.url(), 1).await.expect("connects");
+    let sessions = PgSessionRepository::new(pool.clone());
+    let (old, new) = (signed.session.refresh_hash, token());
+    let t = signed.now + Duration::minutes(5);
+    let expires = t + Duration::days(14);
+
+    let rotated = sessions.rotate(&old, &new, t, GRACE, expires).await.expect("rotates");
+    assert!(matches!(rotated, RotateOutcome::Rotated(_)), "{rotated:?}");
+    assert_eq!(
+        synchronous_commit(&pool).await,
+        "on",
+        "the relaxed commit was that rotation's only"
+    );
+
+    // Committed: another connection sees the new token live and the old one used.
+    let others = PgSessionRepository::new(db.pool());
+    let later = t + Duration::minutes(1);
+    let next = others.rotate(&new, &token(), later, GRACE, expires).await.expect("answers");
+    assert!(matches!(next, RotateOutcome::Rotated(_)), "{next:?}");
+    let reused = sessions.rotate(&old, &token(), later, GRACE, expires).await.expect("answers");
+    assert!(matches!(reused, RotateOutcome::Reused { .. }), "{reused:?}");
+    assert_eq!(synchronous_commit(&pool).await, "on");
+}

@@ -338,3 +338,37 @@ async fn sends_and_wrong_codes_are_counted_per_hour_for_the_last_day() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_concurrent_sends_is_counted_in_full() {
+    use onboard_admin::ports::OtpStats as _;
+    with_redis(|redis| async move {
+        let store = Arc::new(store(&redis));
+        let now = Utc::now();
+        let sends: Vec<_> = (0..40u32)
+            .map(|n| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let phone = PhoneNumber::parse(&format!("+7917444{n:04}"), None)
+                        .expect("a valid phone");
+                    store.issue(&phone, &hash(1), now, &limits()).await.expect("issue")
+                })
+            })
+            .collect();
+        for send in sends {
+            assert_eq!(send.await.expect("the task ran"), IssueOutcome::Issued);
+        }
+
+        // Gathered in the process, written in the background: wait for all of them.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let counts = loop {
+            let counts = store.last_24h(now).await.expect("stats");
+            if counts.sends >= 40 || std::time::Instant::now() > deadline {
+                break counts;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!((counts.sends, counts.failures), (40, 0));
+    })
+    .await;
+}

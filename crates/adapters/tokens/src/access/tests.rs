@@ -336,3 +336,64 @@ fn debug_output_names_the_key_but_not_its_secret() {
     assert!(shown.contains(f.keys.kid()));
     assert!(!shown.contains(&URL_SAFE_NO_PAD.encode(f.keys.master_secret())));
 }
+
+#[test]
+fn a_token_presented_again_verifies_to_the_same_claims() {
+    let f = fixture();
+    let c = claims(Some("acme"));
+    let token = f.tokens.issue(&c).expect("signs");
+    for _ in 0..3 {
+        assert_eq!(f.tokens.verify(&token), Ok(c.clone()));
+    }
+}
+
+#[test]
+fn a_remembered_token_is_rejected_once_it_expires() {
+    let mut f = fixture();
+    let mut c = claims(None);
+    c.exp = now() + 60;
+    let token = f.tokens.issue(&c).expect("signs");
+    assert_eq!(f.tokens.verify(&token), Ok(c.clone()));
+    // The clock moves past `exp`: the remembered token is refused like a fresh one would be.
+    fn later() -> i64 {
+        now() + 120
+    }
+    f.tokens.now = later;
+    assert_eq!(f.tokens.verify(&token), Err(InvalidToken));
+    assert!(f.tokens.verified.lock().expect("not poisoned").is_empty(), "forgotten once expired");
+}
+
+#[test]
+fn a_remembered_token_does_not_vouch_for_a_tampered_copy() {
+    let f = fixture();
+    let c = claims(None);
+    let token = f.tokens.issue(&c).expect("signs");
+    assert_eq!(f.tokens.verify(&token), Ok(c.clone()));
+    let (input, _) = token.rsplit_once('.').expect("three parts");
+    let other = claims(None);
+    let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode([7u8; 64]));
+    assert_eq!(f.tokens.verify(&forged), Err(InvalidToken));
+    let swapped = ed_token(
+        &ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]),
+        &our_header(&f),
+        &payload(&other),
+    );
+    assert_eq!(f.tokens.verify(&swapped), Err(InvalidToken));
+    assert_eq!(f.tokens.verify(&token), Ok(c));
+}
+
+#[test]
+fn a_full_memory_of_tokens_starts_over_and_still_verifies() {
+    let f = fixture();
+    let remembered = claims(None);
+    for n in 0..VERIFIED_CAPACITY {
+        let mut digest = [0u8; 32];
+        digest[..8].copy_from_slice(&(n as u64).to_le_bytes());
+        f.tokens.remember(digest, &remembered);
+    }
+    let c = claims(None);
+    let token = f.tokens.issue(&c).expect("signs");
+    assert_eq!(f.tokens.verify(&token), Ok(c.clone()));
+    assert_eq!(f.tokens.verified.lock().expect("not poisoned").len(), 1);
+    assert_eq!(f.tokens.verify(&token), Ok(c));
+}
