@@ -39,6 +39,8 @@
 //! ```
 
 mod config;
+// credit
+pub mod credit;
 mod error;
 pub mod gateway;
 pub mod model;
