@@ -31,6 +31,8 @@ mod admin;
 mod notifications;
 // sms-credit
 mod sms_credit;
+// credit
+mod sms_credit_repo;
 
 use groups::{GroupRow, GroupsOfDeleted};
 use invites::InviteRow;
