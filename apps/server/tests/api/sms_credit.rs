@@ -449,3 +449,18 @@ async fn a_billed_invite_with_credit_is_debited_and_created(wiring: Wiring) {
         .await;
     assert_eq!(c.balance().await, 89);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_the_sms_credit_calls() {
+    let app = crate::helpers::spawn_app(Wiring::Memory).await;
+    let doc = expect_status(app.get("/api/v1/openapi.json").await, StatusCode::OK).await;
+    for path in [
+        "/api/v1/groups/{slug}/billing/sms-credit",
+        "/api/v1/groups/{slug}/billing/sms-credit/auto-topup",
+        "/api/v1/groups/{slug}/billing/sms-credit/ledger",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+    let codes = doc["components"]["schemas"]["ErrorCode"]["enum"].to_string();
+    assert!(codes.contains("insufficient_sms_credit"), "{codes}");
+}
