@@ -32,6 +32,7 @@ both_wirings!(
     a_declined_card_answers_402_and_adds_nothing,
     purchases_need_billing_manage_a_main_card_and_at_least_100_krw,
     an_auto_top_up_runs_once_after_the_balance_crosses_its_threshold,
+    a_purchase_charged_while_its_answer_was_lost_is_credited_by_reconciliation,
     a_billed_invite_without_credit_is_refused_and_no_sms_leaves,
     a_billed_invite_with_credit_is_debited_and_created,
 );
@@ -46,6 +47,8 @@ struct FakeGateway {
     /// customer_uid → declines
     keys: Mutex<HashMap<String, bool>>,
     charges: Mutex<Vec<Payment>>,
+    /// The next charge is made but its answer is lost (a timeout after the gateway acted).
+    lose_next_answer: Mutex<bool>,
 }
 
 impl FakeGateway {
@@ -86,6 +89,9 @@ impl PaymentGateway for FakeGateway {
             paid_at: (!declines).then(Utc::now),
         };
         charges.push(payment.clone());
+        if std::mem::take(&mut *self.lose_next_answer.lock().unwrap()) {
+            return Err(GatewayError::Unavailable("timed out".to_owned()));
+        }
         Ok(payment)
     }
 
@@ -116,7 +122,18 @@ impl PaymentGateway for FakeGateway {
 const PAYS: &str = "4242424242424242";
 const DECLINES: &str = "4000000000000002";
 
+/// A clock the test moves (the payments domain's; the job runner keeps the wall clock).
+#[derive(Debug)]
+struct TestClock(Mutex<chrono::DateTime<Utc>>);
+
+impl onboard_kernel::Clock for TestClock {
+    fn now(&self) -> chrono::DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
 struct Credit {
+    clock: Arc<TestClock>,
     app: TestApp,
     gateway: Arc<FakeGateway>,
     sms: MockServer,
@@ -134,9 +151,11 @@ async fn credit(wiring: Wiring, bill_invite_sms: bool) -> Credit {
         )
         .mount(&sms)
         .await;
-    let (g, uri) = (gateway.clone(), sms.uri());
+    let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
+    let (g, uri, cl) = (gateway.clone(), sms.uri(), clock.clone());
     let app = spawn_app_with(wiring, move |s| {
         s.payments_overrides.gateway = Some(g);
+        s.payments_overrides.clock = Some(cl);
         s.billing_tick = Duration::from_millis(50);
         s.bill_invite_sms = bill_invite_sms;
         s.sms = SmsSettings::Twilio(TwilioSettings {
@@ -156,7 +175,7 @@ async fn credit(wiring: Wiring, bill_invite_sms: bool) -> Credit {
     )
     .await;
     let slug = group["slug"].as_str().unwrap().to_owned();
-    Credit { app, gateway, sms, owner, slug }
+    Credit { clock, app, gateway, sms, owner, slug }
 }
 
 impl Credit {
@@ -376,6 +395,40 @@ async fn purchases_need_billing_manage_a_main_card_and_at_least_100_krw(wiring: 
         "invalid_request",
     )
     .await;
+}
+
+async fn a_purchase_charged_while_its_answer_was_lost_is_credited_by_reconciliation(
+    wiring: Wiring,
+) {
+    let c = credit(wiring, false).await;
+    c.add_card(PAYS).await;
+    *c.gateway.lose_next_answer.lock().unwrap() = true;
+    assert_problem(
+        c.buy(7_000, Some("lost")).await,
+        StatusCode::BAD_GATEWAY,
+        "gateway_unavailable",
+    )
+    .await;
+    assert_eq!(c.balance().await, 0, "nothing credited while the outcome is unknown");
+    // A repeat with the key does not charge again.
+    assert_problem(
+        c.buy(7_000, Some("lost")).await,
+        StatusCode::BAD_GATEWAY,
+        "gateway_unavailable",
+    )
+    .await;
+    assert_eq!(c.gateway.charges().len(), 1);
+
+    // Past the reconciliation delay the payment is read back and credited, once.
+    {
+        let mut now = c.clock.0.lock().unwrap();
+        *now += chrono::Duration::minutes(11);
+    }
+    c.wait_for_balance(7_000).await;
+    let ledger = c.ledger().await;
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0]["reason"], "purchase");
+    assert_eq!(c.gateway.charges().len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------

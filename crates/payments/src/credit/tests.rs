@@ -260,3 +260,57 @@ fn the_vat_of_an_amount_that_includes_it_is_one_eleventh_rounded() {
     assert_eq!(vat_included(5_000), 455);
     assert_eq!(vat_included(100), 9);
 }
+
+fn pending(reason: CreditReason) -> CreditPurchase {
+    CreditPurchase {
+        merchant_uid: MerchantUid::from_trusted("ob_pending"),
+        group: group().id,
+        amount: 3_000,
+        reason,
+        card: Some((card().id, card().customer_uid)),
+        status: PurchaseStatus::Pending,
+        created_at: now() - Duration::minutes(30),
+    }
+}
+
+#[tokio::test]
+async fn reconciliation_credits_a_pending_purchase_the_gateway_charged() {
+    let mut m = Mocks::new();
+    m.credit
+        .expect_pending_purchases()
+        .withf(|before, _| *before == now() - Duration::minutes(10))
+        .returning(|_, _| Ok(vec![pending(CreditReason::Purchase)]));
+    m.gateway.expect_payment_by_merchant_uid().returning(|uid| {
+        let request = ChargeRequest {
+            customer_uid: "cu".into(),
+            merchant_uid: uid.to_owned(),
+            amount: 3_000,
+            name: String::new(),
+        };
+        Ok(Some(payment(&request, PaymentStatus::Paid)))
+    });
+    m.gateway.expect_charge().never();
+    m.credit.expect_complete_purchase().times(1).returning(|_, _| Ok(3_000));
+    assert_eq!(m.service(RoleName::OWNER).reconcile().await.expect("runs"), 1);
+}
+
+#[tokio::test]
+async fn reconciliation_fails_a_purchase_the_gateway_never_saw() {
+    let mut m = Mocks::new();
+    m.credit.expect_pending_purchases().returning(|_, _| Ok(vec![pending(CreditReason::Purchase)]));
+    m.gateway.expect_payment_by_merchant_uid().returning(|_| Ok(None));
+    m.credit.expect_complete_purchase().never();
+    m.credit.expect_fail_purchase().times(1).returning(|_, _, _| Ok(true));
+    assert_eq!(m.service(RoleName::OWNER).reconcile().await.expect("runs"), 1);
+}
+
+#[tokio::test]
+async fn reconciliation_leaves_an_unseen_top_up_to_the_top_up_run() {
+    let mut m = Mocks::new();
+    m.credit
+        .expect_pending_purchases()
+        .returning(|_, _| Ok(vec![pending(CreditReason::AutoTopup)]));
+    m.gateway.expect_payment_by_merchant_uid().returning(|_| Ok(None));
+    m.credit.expect_fail_purchase().never();
+    assert_eq!(m.service(RoleName::OWNER).reconcile().await.expect("runs"), 0);
+}
