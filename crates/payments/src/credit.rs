@@ -536,7 +536,18 @@ impl SmsCreditService {
             };
             // A purchase found pending was begun by a run that stopped: the gateway may have
             // charged it already.
-            let known = if fresh { None } else { self.read_back(&uid).await? };
+            let known = if fresh {
+                None
+            } else {
+                match self.read_back(&uid).await {
+                    Ok(known) => known,
+                    Err(e) => {
+                        // Unknown yet: the request stays, the next run tries again.
+                        tracing::warn!(error = %e, "auto top-up");
+                        continue;
+                    }
+                }
+            };
             let payment = match known {
                 Some(p) => p,
                 None => match self.charge(&purchase, &customer_uid).await {

@@ -314,3 +314,35 @@ async fn reconciliation_leaves_an_unseen_top_up_to_the_top_up_run() {
     m.credit.expect_fail_purchase().never();
     assert_eq!(m.service(RoleName::OWNER).reconcile().await.expect("runs"), 0);
 }
+
+#[tokio::test]
+async fn a_top_up_whose_payment_cannot_be_read_back_waits_for_the_next_run() {
+    let requested_at = now();
+    let mut m = Mocks::new().with_main_card();
+    m.credit.expect_due_topups().returning(move |_| {
+        Ok(vec![
+            DueTopup { group: group().id, amount: 2_000, requested_at },
+            DueTopup { group: group().id, amount: 2_000, requested_at },
+        ])
+    });
+    m.credit.expect_begin_purchase().returning(|_| Ok(false));
+    m.credit.expect_purchase().returning(move |uid| {
+        Ok(Some(CreditPurchase {
+            merchant_uid: uid.clone(),
+            group: group().id,
+            amount: 2_000,
+            reason: CreditReason::AutoTopup,
+            card: Some((card().id, card().customer_uid)),
+            status: PurchaseStatus::Pending,
+            created_at: now(),
+        }))
+    });
+    m.gateway
+        .expect_payment_by_merchant_uid()
+        .times(2)
+        .returning(|_| Err(GatewayError::Unavailable("down".into())));
+    m.gateway.expect_charge().never();
+    m.credit.expect_fail_purchase().never();
+    let report = m.service(RoleName::OWNER).run_topups().await.expect("runs on");
+    assert_eq!(report, CreditReport::default());
+}
