@@ -199,3 +199,46 @@ async fn concurrent_debits_never_take_the_balance_below_zero() {
     let store = PgSmsCreditStore::new(f.db.pool());
     assert_eq!(store.wallet(group.id).await.unwrap().balance, 1);
 }
+
+#[tokio::test]
+async fn a_billed_invite_is_debited_with_its_row_refused_without_credit_and_refunded() {
+    use onboard_invites::ports::{InviteRepository, NewInvite};
+    use onboard_invites::{CreateInviteRefusal, InviteId, InviteeName};
+    use onboard_postgres::PgInviteRepository;
+
+    let f = Fixture::new().await;
+    let owner = f.member(1).await;
+    let group = f.group("acme", owner).await;
+    let pool = f.db.pool();
+    let invites = PgInviteRepository::new(pool.clone());
+    let store = PgSmsCreditStore::new(pool.clone());
+    let invite = |n: u32| NewInvite {
+        id: InviteId::new(),
+        group: group.id,
+        name: InviteeName::parse("Ann Lee").unwrap(),
+        phone: Some(crate::phone(100 + n)),
+        email: None,
+        role: onboard_groups::RoleName::MEMBER,
+        invited_by: owner,
+        created_at: f.t,
+        expires_at: f.t + Duration::days(1),
+        sms_charge: Some(11),
+    };
+
+    let refused = invites.create(&invite(1)).await;
+    assert!(matches!(refused, Err(CreateInviteRefusal::InsufficientCredit)), "{refused:?}");
+    assert_eq!(rows(&pool, "invites").await, 0, "no invite row without credit");
+
+    let mut conn = pool.get().await.unwrap();
+    apply(&mut conn, group.id, 20, CreditReason::Purchase, None, f.t, TTL).await.unwrap();
+    drop(conn);
+    let paid = invite(2);
+    invites.create(&paid).await.unwrap();
+    assert_eq!(store.wallet(group.id).await.unwrap().balance, 9);
+    invites.refund_sms(group.id, paid.id, 11, f.t).await.unwrap();
+    assert_eq!(store.wallet(group.id).await.unwrap().balance, 20);
+    let ledger = store.ledger(group.id, None, 10).await.unwrap();
+    let reasons: Vec<_> = ledger.iter().map(|e| e.reason).collect();
+    assert_eq!(reasons, [CreditReason::Refund, CreditReason::InviteSms, CreditReason::Purchase]);
+    assert_eq!(ledger[1].reference.as_deref(), Some(paid.id.to_string().as_str()));
+}
