@@ -31,6 +31,8 @@ mod admin;
 mod notifications;
 // sms-credit
 mod sms_credit;
+// billnote
+pub(crate) mod billing_notices;
 // credit
 mod sms_credit_repo;
 
@@ -74,9 +76,10 @@ use invites::InviteRow;
 ///   appends its audit entry in the same call; a block revokes the member's live sessions,
 ///   and while it holds `sign_in` answers [`SignInStoreError::Blocked`] and `rotate`
 ///   [`RotateOutcome::Blocked`] for their tokens.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
-    state: Mutex<State>,
+    /// Shared with the billing store (billnote), which notifies under this lock.
+    state: std::sync::Arc<Mutex<State>>,
     /// The billing store beside it: the admin group listing reads plans from it (its lock is
     /// only ever taken after this store's, never the other way round).
     billing: std::sync::Arc<crate::MemoryBillingStore>,
@@ -222,6 +225,18 @@ impl State {
                 revoked_at: None,
             },
         );
+    }
+}
+
+// billnote
+impl Default for MemoryStore {
+    fn default() -> Self {
+        let state = std::sync::Arc::new(Mutex::new(State::default()));
+        // The billing store creates its notifications under this store's lock, taken before
+        // its own (the one lock order of the two).
+        let notifier = billing_notices::BillingNotifier::new(state.clone());
+        let billing = std::sync::Arc::new(crate::MemoryBillingStore::notifying(notifier));
+        Self { state, billing }
     }
 }
 
@@ -415,6 +430,8 @@ impl MemberRepository for MemoryStore {
         };
         for group in solo {
             state.delete_group(group);
+            // leftovers: the billing lock is taken after this store's, as everywhere.
+            self.billing.group_deleted(group);
         }
         state.remove_memberships(id);
         let Some(row) = state.members.get_mut(&id) else {

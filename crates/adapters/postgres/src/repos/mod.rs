@@ -17,5 +17,7 @@ pub(crate) mod billing;
 pub(crate) mod jobs;
 // sms-credit
 pub(crate) mod sms_credit;
+// billnote
+pub(crate) mod billing_notices;
 // credit
 pub(crate) mod credit;

@@ -17,6 +17,8 @@ mod billing;
 mod jobs;
 // sms-credit
 mod sms_credit;
+// billnote
+mod billing_notices;
 // credit
 mod credit;
 
