@@ -69,6 +69,8 @@ pub enum ErrorCode {
     MemberBlocked,
     // notify
     StreamTicketInvalid,
+    // credit
+    InsufficientSmsCredit,
 }
 
 impl ErrorCode {
@@ -127,6 +129,8 @@ impl ErrorCode {
             Self::MemberBlocked => "member_blocked",
             // notify
             Self::StreamTicketInvalid => "stream_ticket_invalid",
+            // credit
+            Self::InsufficientSmsCredit => "insufficient_sms_credit",
         }
     }
 }
@@ -609,6 +613,12 @@ map_errors! {
         UnknownRole => ApiError::invalid_field(ErrorCode::InvalidRequest, "role", "the group has no such role"),
         AlreadyMember => conflict(ErrorCode::AlreadyMember, "this person is already a member of the group"),
         InvitePending => conflict(ErrorCode::InvitePending, "this person already has a pending invite to the group"),
+        // credit
+        InsufficientSmsCredit => ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            ErrorCode::InsufficientSmsCredit,
+            "the group's SMS credit does not cover the invite SMS; nothing was created or sent",
+        ),
     }
     inv::ListInvitesError {
         NotFound => group_not_found(),
@@ -938,5 +948,28 @@ mod saturation_tests {
         let error = ApiError::from(anyhow::anyhow!("the disk is on fire"));
         assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(error.code(), ErrorCode::InternalError);
+    }
+}
+
+// credit
+map_errors! {
+    pay::credit::SmsCreditError {
+        NotFound => group_not_found(),
+        Forbidden => forbidden("SMS credit needs the billing.manage permission"),
+        Invalid(message) => {
+            let (field, message) = message.split_once(": ").unwrap_or(("amount", message));
+            ApiError::invalid_field(ErrorCode::InvalidRequest, field, message)
+        },
+        NoMainCard => conflict(ErrorCode::NoMainCard, "the group has no main card: add a card first"),
+        PaymentFailed(reason) => ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            ErrorCode::PaymentFailed,
+            format!("the payment failed ({reason}); nothing was added"),
+        ),
+        GatewayUnavailable => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::GatewayUnavailable,
+            "the payment gateway is unavailable; if the card was charged, the credit is added once the payment is confirmed",
+        ),
     }
 }

@@ -27,6 +27,11 @@ use onboard_kernel::jobs::{Job, JobQueue, NewJob};
 /// ([`onboard_payments::PaymentsService::run_periodic`]).
 pub const PAYMENTS_PERIODIC: &str = "payments.periodic";
 
+// credit
+/// The name of the SMS credit periodic job (reconciliation of purchases, then the due auto
+/// top-ups: [`onboard_payments::credit::SmsCreditService::run_periodic`]).
+pub const SMS_CREDIT_PERIODIC: &str = "sms_credit.periodic";
+
 /// A one-off job is dropped after this many failed attempts.
 pub const MAX_ATTEMPTS: u32 = 5;
 

@@ -35,6 +35,8 @@ use crate::openapi::ApiDoc;
 use crate::routes::{
     admin, auth, billing, groups, health, invites, members, notifications, referrals, sso,
 };
+// credit
+use crate::routes::sms_credit;
 use crate::state::{AppState, Backends};
 use crate::telemetry;
 // admin
@@ -127,6 +129,12 @@ impl Application {
                         .service(billing::usage)
                         .service(billing::record_usage)
                         .service(billing::portone_webhook)
+                        // credit
+                        .service(sms_credit::get_sms_credit)
+                        .service(sms_credit::purchase_sms_credit)
+                        .service(sms_credit::set_auto_topup)
+                        .service(sms_credit::delete_auto_topup)
+                        .service(sms_credit::sms_credit_ledger)
                         // sso
                         .service(sso::sso_start)
                         .service(sso::sso_callback)
@@ -246,6 +254,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
 
     // payments: the embedded wiring's billing store (beside the memory store it shares data with).
     let mut memory_billing = None;
+    // credit: the embedded wiring's SMS credit store (the memory store itself).
+    let mut memory_store = None;
     let (ports, repos, backends) = match &settings.storage {
         Storage::Memory => {
             tracing::warn!(
@@ -257,6 +267,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                     .with_notification_ttl(settings.notifications.ttl),
             );
             memory_billing = Some(store.billing());
+            // credit
+            memory_store = Some(store.clone());
             // admin: the OTP store also counts traffic for the admin stats.
             let otp = Arc::new(onboard_memory::MemoryOtpStore::default());
             let ports = MembersPorts {
@@ -395,8 +407,15 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     crate::notify_worker::spawn(notifications.clone());
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
     // payments
-    let (payments, sim_gateway) =
-        build_payments(settings, groups.clone(), clock.clone(), &backends, memory_billing).await?;
+    let (payments, sim_gateway, sms_credit) = build_payments(
+        settings,
+        groups.clone(),
+        clock.clone(),
+        &backends,
+        memory_billing,
+        memory_store, // credit
+    )
+    .await?;
     Ok(AppState {
         referrals: ReferralsService::new(repos.referrals, clock.clone()),
         invites: InvitesService::new(
@@ -405,7 +424,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             groups.clone(),
             sms,
             clock,
-            settings.invites.clone(),
+            crate::credit::invites_config(settings), // credit
         ),
         groups,
         members,
@@ -424,6 +443,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         admin,
         // notify
         notifications,
+        // credit
+        sms_credit,
     })
 }
 
@@ -499,9 +520,11 @@ async fn build_payments(
     clock: Arc<dyn onboard_kernel::Clock>,
     backends: &Backends,
     memory_billing: Option<Arc<onboard_memory::MemoryBillingStore>>,
+    memory_store: Option<Arc<onboard_memory::MemoryStore>>, // credit
 ) -> anyhow::Result<(
     onboard_payments::PaymentsService,
     Option<Arc<onboard_gateway::SimulatedGateway>>,
+    onboard_payments::credit::SmsCreditService, // credit
 )> {
     use onboard_payments::PaymentsService;
 
@@ -528,6 +551,15 @@ async fn build_payments(
         None => crate::gateway::build_gateway(&settings.gateway, clock.clone())?,
     };
     let ports = store.ports(gateway);
+    // credit: SMS credit on the same cards and gateway.
+    let sms_credit = crate::credit::build(
+        settings,
+        &ports,
+        groups.clone(),
+        clock.clone(),
+        backends,
+        memory_store,
+    );
     let payments = PaymentsService::new(ports, groups, clock, settings.payments.clone());
     // billing-pg: one instance at a time settles the journal (the others then find it settled).
     let recovered = match backends {
@@ -550,8 +582,10 @@ async fn build_payments(
     // billing-pg: the periodic work runs once across instances, through the job queue.
     let tick = settings.billing_tick;
     let every = chrono::TimeDelta::from_std(tick).unwrap_or(chrono::TimeDelta::minutes(1));
-    crate::jobs::payments_runner(queue, queue_clock, payments.clone(), every).spawn(tick);
-    Ok((payments, sim))
+    crate::jobs::payments_runner(queue, queue_clock, payments.clone(), every)
+        .every(crate::jobs::SMS_CREDIT_PERIODIC, every, crate::credit::periodic(sms_credit.clone())) // credit
+        .spawn(tick);
+    Ok((payments, sim, sms_credit))
 }
 
 /// How often the simulated gateway runs the charges that are due.

@@ -62,6 +62,9 @@ pub struct AppState {
     pub admin: onboard_admin::AdminService,
     /// notify
     pub notifications: onboard_notifications::NotificationsService,
+    // credit
+    /// SMS credit: balance, purchases, auto top-up, ledger.
+    pub sms_credit: onboard_payments::credit::SmsCreditService,
 }
 
 /// The bearer tokens of other services, kept as SHA-256 digests and compared in constant time.

@@ -54,6 +54,7 @@
 //! let config = InvitesConfig {
 //!     ttl_secs: 24 * 3600,
 //!     sms_text: "Join {group}: https://example.com/join/{code}".to_owned(),
+//!     sms_billing: None,
 //! };
 //! let service =
 //!     InvitesService::new(repo, codes, groups, Arc::new(PrintSms), Arc::new(SystemClock), config);
@@ -149,7 +150,7 @@ pub mod model;
 pub mod ports;
 mod service;
 
-pub use config::InvitesConfig;
+pub use config::{InviteSmsPrices, InvitesConfig};
 pub use error::*;
 pub use model::*;
 pub use service::InvitesService;

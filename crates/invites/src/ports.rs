@@ -35,6 +35,10 @@ pub struct NewInvite {
     /// Now: the invite's creation time.
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    // credit
+    /// KRW to debit from the group's SMS credit for the invite SMS, in the transaction that
+    /// stores the invite (`BILL_INVITE_SMS=true`); `None`: nothing is debited.
+    pub sms_charge: Option<i64>,
 }
 
 /// Invite storage: the record of truth.
@@ -59,7 +63,23 @@ pub trait InviteRepository: Send + Sync {
     /// and names the same phone or the same e-mail. Two concurrent creates naming one phone
     /// (or e-mail) end in one invite and one `InvitePending` (a partial unique index, or a
     /// lock); an expired invite never blocks a new one.
+    ///
+    /// With `invite.sms_charge`, the amount is debited from the group's SMS credit (ledger
+    /// reason `invite_sms`, reference the invite id) in the same transaction;
+    /// [`CreateInviteRefusal::InsufficientCredit`] (checked after the two above) when the
+    /// balance does not cover it.
     async fn create(&self, invite: &NewInvite) -> Result<(), CreateInviteRefusal>;
+
+    // credit
+    /// Gives `amount` KRW back to the group's SMS credit for the invite's SMS that could not be
+    /// sent (ledger reason `refund`, reference the invite id).
+    async fn refund_sms(
+        &self,
+        group: GroupId,
+        invite: InviteId,
+        amount: i64,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
 
     /// Up to `limit` of the group's invites, newest first (`created_at` descending, then id
     /// descending), strictly after `after`, each with the cursor that points at it.

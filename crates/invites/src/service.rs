@@ -83,6 +83,13 @@ impl InvitesService {
         self.groups.grantable_role(&group, &caller_role, &role).await?;
 
         let now = self.clock.now();
+        let code = InviteCode::generate();
+        let sms_text = request.phone.as_ref().map(|_| {
+            self.config
+                .sms_text
+                .replace("{group}", group.name.as_str())
+                .replace("{code}", code.as_str())
+        });
         let new = NewInvite {
             id: InviteId::new(),
             group: group.id,
@@ -95,8 +102,13 @@ impl InvitesService {
             expires_at: now
                 .checked_add_signed(secs(self.config.ttl_secs))
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            // credit
+            sms_charge: self
+                .config
+                .sms_billing
+                .zip(sms_text.as_deref())
+                .map(|(prices, text)| prices.of(text)),
         };
-        let code = InviteCode::generate();
         // The code first: once the invite is stored it always has one. A code whose invite
         // was never stored names nothing, and expires.
         self.codes.put(&code, new.id, self.config.ttl_secs).await?;
@@ -104,6 +116,10 @@ impl InvitesService {
             Ok(()) => None,
             Err(CreateInviteRefusal::AlreadyMember) => Some(CreateInviteError::AlreadyMember),
             Err(CreateInviteRefusal::InvitePending) => Some(CreateInviteError::InvitePending),
+            // credit
+            Err(CreateInviteRefusal::InsufficientCredit) => {
+                Some(CreateInviteError::InsufficientSmsCredit)
+            }
             // The invite may or may not have been written: the code stays, as it may be its.
             Err(CreateInviteRefusal::Unexpected(e)) => return Err(e.into()),
         };
@@ -113,20 +129,15 @@ impl InvitesService {
             return Err(refused);
         }
 
-        if let Some(phone) = &new.phone {
-            let text = self
-                .config
-                .sms_text
-                .replace("{group}", group.name.as_str())
-                .replace("{code}", code.as_str());
-            if let Err(e) = self.sms.send(phone, &text).await {
-                let e = e.context("sending the invite SMS");
-                return Err(match self.withdraw(&new, now).await {
-                    Ok(()) => e,
-                    Err(undo) => e.context(format!("and withdrawing the invite failed: {undo:#}")),
-                }
-                .into());
+        if let (Some(phone), Some(text)) = (&new.phone, &sms_text)
+            && let Err(e) = self.sms.send(phone, text).await
+        {
+            let e = e.context("sending the invite SMS");
+            return Err(match self.withdraw(&new, now).await {
+                Ok(()) => e,
+                Err(undo) => e.context(format!("and withdrawing the invite failed: {undo:#}")),
             }
+            .into());
         }
 
         let invite = Invite {
@@ -246,6 +257,10 @@ impl InvitesService {
     /// Undoes a created invite whose SMS could not be sent.
     async fn withdraw(&self, invite: &NewInvite, now: DateTime<Utc>) -> anyhow::Result<()> {
         self.repo.revoke(invite.group, invite.id, now).await?;
+        // credit: the SMS was paid for and not sent.
+        if let Some(amount) = invite.sms_charge {
+            self.repo.refund_sms(invite.group, invite.id, amount, now).await?;
+        }
         self.codes.delete(invite.id).await
     }
 

@@ -42,6 +42,8 @@
 //! ```
 
 mod config;
+// credit
+pub mod credit;
 mod error;
 pub mod gateway;
 pub mod model;

@@ -121,6 +121,12 @@ impl From<CreateInviteError> for SpringError {
                 "ACCOUNT_ALREADY_REGISTERED",
                 "this person already has a pending invite to the group",
             ),
+            // credit
+            CreateInviteError::InsufficientSmsCredit => Self::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "INSUFFICIENT_SMS_CREDIT",
+                "the group's SMS credit does not cover the invite SMS",
+            ),
             CreateInviteError::Unexpected(e) => Self::unexpected(e),
         }
     }

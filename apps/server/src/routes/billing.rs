@@ -397,7 +397,7 @@ pub async fn preview_plan(
 /// The longest `Idempotency-Key` accepted.
 const MAX_KEY_LEN: usize = 255;
 
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
     let key = value.to_str().ok().map(str::trim).filter(|k| {
         !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic())
@@ -412,7 +412,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn stored(status: StatusCode, body: serde_json::Value) -> HttpResponse {
+pub(crate) fn stored(status: StatusCode, body: serde_json::Value) -> HttpResponse {
     let mut response = HttpResponse::build(status);
     if status.is_client_error() || status.is_server_error() {
         response.insert_header((

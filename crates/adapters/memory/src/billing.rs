@@ -92,6 +92,24 @@ impl MemoryBillingStore {
         self.lock().accounts.get(&group).map(|(b, _)| b.plan.as_str().to_owned())
     }
 
+    // credit
+    /// Inserts a receipt unless one with its `imp_uid` exists (answers whether it did): the
+    /// SMS credit store calls it under its own lock, which is always taken first.
+    pub(crate) fn insert_receipt(&self, receipt: &Receipt) -> bool {
+        let mut state = self.lock();
+        if state.receipts.iter().any(|r| r.imp_uid == receipt.imp_uid) {
+            return false;
+        }
+        state.receipts.push(receipt.clone());
+        true
+    }
+
+    /// How many receipts are stored (tests).
+    #[cfg(test)]
+    pub(crate) fn lock_receipts_len(&self) -> usize {
+        self.lock().receipts.len()
+    }
+
     fn lock(&self) -> MutexGuard<'_, BillingState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -33,6 +33,8 @@ mod notifications;
 mod sms_credit;
 // billnote
 pub(crate) mod billing_notices;
+// credit
+mod sms_credit_repo;
 
 use groups::{GroupRow, GroupsOfDeleted};
 use invites::InviteRow;

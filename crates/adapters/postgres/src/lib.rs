@@ -68,6 +68,8 @@ pub mod notifications {
 pub mod sms_credit {
     pub use crate::repos::sms_credit::apply;
 }
+// credit
+pub use repos::credit::PgSmsCreditStore;
 // billing-pg
 pub use repos::billing::PgBillingStore;
 pub use repos::jobs::PgJobQueue;

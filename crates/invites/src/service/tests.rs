@@ -348,7 +348,8 @@ async fn an_invite_is_stored_pending_for_the_ttl_with_its_code_and_the_code_goes
 #[tokio::test]
 async fn the_role_defaults_to_member_and_the_ttl_and_text_follow_the_configuration() {
     let mut fx = Fixture::new();
-    fx.config = InvitesConfig { ttl_secs: 60, sms_text: "{code}@{group}".to_owned() };
+    fx.config =
+        InvitesConfig { ttl_secs: 60, sms_text: "{code}@{group}".to_owned(), sms_billing: None };
     fx.caller_is(RoleName::OWNER);
     let puts = fx.codes_put();
     let stored = fx.invites_stored();
@@ -593,6 +594,80 @@ async fn when_the_sms_cannot_be_sent_the_invite_is_withdrawn_so_a_retry_can_succ
     let id = puts.one().1;
     assert_eq!(revoked.one(), (group_id(), id, now()));
     assert_eq!(deleted.one(), id);
+}
+
+// credit ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn with_billed_invite_sms_the_invite_carries_the_price_of_its_text() {
+    let mut fx = Fixture::new();
+    fx.config.sms_billing = Some(crate::InviteSmsPrices { sms: 11, lms: 37 });
+    fx.caller_is(RoleName::ADMIN);
+    fx.codes_put();
+    let stored = fx.invites_stored();
+    fx.sms.expect_send().times(1).returning(|_, _| Ok(()));
+    let service = fx.service();
+
+    service.create(&slug(), caller(), request(Some(phone()), None, None)).await.expect("201");
+
+    assert_eq!(stored.one().sms_charge, Some(11));
+}
+
+#[tokio::test]
+async fn an_invite_by_e_mail_only_costs_nothing_even_with_billed_invite_sms() {
+    let mut fx = Fixture::new();
+    fx.config.sms_billing = Some(crate::InviteSmsPrices { sms: 11, lms: 37 });
+    fx.caller_is(RoleName::ADMIN);
+    fx.codes_put();
+    let stored = fx.invites_stored();
+    let service = fx.service();
+
+    service.create(&slug(), caller(), request(None, Some(email()), None)).await.expect("201");
+
+    assert_eq!(stored.one().sms_charge, None);
+}
+
+#[tokio::test]
+async fn without_sms_credit_the_invite_is_refused_and_no_sms_is_sent() {
+    let mut fx = Fixture::new();
+    fx.config.sms_billing = Some(crate::InviteSmsPrices { sms: 11, lms: 37 });
+    fx.caller_is(RoleName::ADMIN);
+    fx.codes_put();
+    fx.repo.expect_create().times(1).returning(|_| Err(CreateInviteRefusal::InsufficientCredit));
+    fx.codes.expect_delete().times(1).returning(|_| Ok(()));
+    fx.sms.expect_send().never();
+    let service = fx.service();
+
+    let err = service
+        .create(&slug(), caller(), request(Some(phone()), None, None))
+        .await
+        .expect_err("402");
+
+    assert!(matches!(err, CreateInviteError::InsufficientSmsCredit), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_paid_invite_sms_that_cannot_be_sent_is_refunded() {
+    let mut fx = Fixture::new();
+    fx.config.sms_billing = Some(crate::InviteSmsPrices { sms: 11, lms: 37 });
+    fx.config.sms_text = format!("{{code}} {}", "x".repeat(100));
+    fx.caller_is(RoleName::ADMIN);
+    let puts = fx.codes_put();
+    fx.invites_stored();
+    fx.sms.expect_send().times(1).returning(|_, _| Err(anyhow::anyhow!("queue full")));
+    fx.repo.expect_revoke().times(1).returning(|_, _, _| Ok(true));
+    fx.codes.expect_delete().times(1).returning(|_| Ok(()));
+    let refunded = Captured::new();
+    let sink = refunded.clone();
+    fx.repo.expect_refund_sms().times(1).returning(move |g, id, amount, _| {
+        sink.push((g, id, amount));
+        Ok(())
+    });
+    let service = fx.service();
+
+    service.create(&slug(), caller(), request(Some(phone()), None, None)).await.expect_err("500");
+
+    assert_eq!(refunded.one(), (group_id(), puts.one().1, 37), "an LMS was charged");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -127,6 +127,20 @@ impl InviteRepository for MemoryStore {
         if state.invites.values().any(|i| same_person(i) && i.expires_at > created_at) {
             return Err(CreateInviteRefusal::InvitePending);
         }
+        // credit: the invite SMS is paid under the same lock as the invite row.
+        if let Some(charge) = invite.sms_charge {
+            let reference = invite.id.to_string();
+            let debited = state.apply_sms_credit(
+                invite.group,
+                -charge,
+                onboard_payments::sms_credit::CreditReason::InviteSms,
+                Some(&reference),
+                invite.created_at,
+            );
+            if debited.is_none() {
+                return Err(CreateInviteRefusal::InsufficientCredit);
+            }
+        }
         for stale in state.invites.values_mut().filter(|i| same_person(i)) {
             stale.status = InviteStatus::Expired;
         }
@@ -178,6 +192,28 @@ impl InviteRepository for MemoryStore {
     async fn get(&self, invite: InviteId) -> anyhow::Result<Option<Invite>> {
         let state = self.state();
         Ok(state.invites.get(&invite).and_then(|row| state.invite(row)))
+    }
+
+    // credit
+    async fn refund_sms(
+        &self,
+        group: GroupId,
+        invite: InviteId,
+        amount: i64,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let reference = invite.to_string();
+        let mut state = self.state();
+        state
+            .apply_sms_credit(
+                group,
+                amount,
+                onboard_payments::sms_credit::CreditReason::Refund,
+                Some(&reference),
+                now,
+            )
+            .ok_or_else(|| anyhow::anyhow!("a refund was refused"))?;
+        Ok(())
     }
 
     async fn revoke(

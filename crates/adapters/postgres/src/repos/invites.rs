@@ -352,6 +352,7 @@ fn status_of(raw: &str) -> anyhow::Result<InviteStatus> {
 async fn create_tx(
     conn: &mut AsyncPgConnection,
     invite: &NewInvite,
+    ttl_secs: i64,
 ) -> Result<(), TxError<CreateInviteRefusal>> {
     conn.transaction(async |conn| {
         let phone = invite.phone.as_ref().map(PhoneNumber::as_e164);
@@ -386,6 +387,23 @@ async fn create_tx(
                 }
                 _ => TxError::Db(e),
             })?;
+        // credit: the invite SMS is paid in the invite's transaction.
+        if let Some(charge) = invite.sms_charge {
+            let reference = invite.id.to_string();
+            let debited = crate::repos::sms_credit::apply(
+                conn,
+                invite.group,
+                -charge,
+                onboard_payments::sms_credit::CreditReason::InviteSms,
+                Some(&reference),
+                invite.created_at,
+                ttl_secs,
+            )
+            .await?;
+            if debited.is_none() {
+                return Err(TxError::Refused(CreateInviteRefusal::InsufficientCredit));
+            }
+        }
         Ok(())
     })
     .await
@@ -501,7 +519,8 @@ async fn accept_tx(
 impl InviteRepository for PgInviteRepository {
     async fn create(&self, invite: &NewInvite) -> Result<(), CreateInviteRefusal> {
         let mut conn = self.conn().await?;
-        retrying!("creating an invite", create_tx(&mut conn, invite))
+        let ttl = self.notification_ttl_secs;
+        retrying!("creating an invite", create_tx(&mut conn, invite, ttl))
     }
 
     async fn list(
@@ -537,6 +556,30 @@ impl InviteRepository for PgInviteRepository {
             .optional()
             .context("getting an invite")?;
         Ok(row.map(InviteRow::into_domain).transpose()?.map(|(invite, _)| invite))
+    }
+
+    // credit
+    async fn refund_sms(
+        &self,
+        group: GroupId,
+        invite: InviteId,
+        amount: i64,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        let reference = invite.to_string();
+        crate::repos::sms_credit::apply(
+            &mut conn,
+            group,
+            amount,
+            onboard_payments::sms_credit::CreditReason::Refund,
+            Some(&reference),
+            now,
+            self.notification_ttl_secs,
+        )
+        .await
+        .context("refunding an invite SMS")?;
+        Ok(())
     }
 
     async fn revoke(

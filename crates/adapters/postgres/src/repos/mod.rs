@@ -19,3 +19,5 @@ pub(crate) mod jobs;
 pub(crate) mod sms_credit;
 // billnote
 pub(crate) mod billing_notices;
+// credit
+pub(crate) mod credit;

@@ -113,6 +113,7 @@ fn new_invite(
         invited_by: by,
         created_at: at,
         expires_at: at + Duration::days(1),
+        sms_charge: None,
     }
 }
 

@@ -19,6 +19,8 @@ mod jobs;
 mod sms_credit;
 // billnote
 mod billing_notices;
+// credit
+mod credit;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;
