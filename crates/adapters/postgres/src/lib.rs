@@ -71,6 +71,8 @@ pub mod sms_credit {
 // billing-pg
 pub use repos::billing::PgBillingStore;
 pub use repos::jobs::PgJobQueue;
+// messaging
+pub use repos::messages::PgMessageRepository;
 
 /// A pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;

@@ -17,3 +17,5 @@ pub(crate) mod billing;
 pub(crate) mod jobs;
 // sms-credit
 pub(crate) mod sms_credit;
+// messaging
+pub(crate) mod messages;
