@@ -23,3 +23,5 @@ pub use startup::Application;
 pub mod compat;
 // notify
 pub mod notify_worker;
+// messaging
+pub mod messaging_worker;

@@ -35,6 +35,8 @@ use crate::openapi::ApiDoc;
 use crate::routes::{
     admin, auth, billing, groups, health, invites, members, notifications, referrals, sso,
 };
+// messaging
+use crate::routes::messages;
 use crate::state::{AppState, Backends};
 use crate::telemetry;
 // admin
@@ -145,7 +147,11 @@ impl Application {
                         .service(notifications::snooze)
                         .service(notifications::delete)
                         .service(notifications::stream_ticket)
-                        .service(notifications::stream),
+                        .service(notifications::stream)
+                        // messaging
+                        .service(messages::send_messages)
+                        .service(messages::list_messages)
+                        .service(messages::get_message),
                 )
                 .service(health::live)
                 .service(health::ready)
@@ -252,10 +258,13 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 "embedded mode: data lives in memory and is lost when the server stops (set DATABASE_URL and REDIS_URL for Postgres + Redis)"
             );
             // One store for every repository: memberships, current groups and deletions span them.
-            let store = Arc::new(
-                onboard_memory::MemoryStore::default()
-                    .with_notification_ttl(settings.notifications.ttl),
-            );
+            // messaging: a test may hand in the store (to share it, or to top up SMS credit).
+            let store = settings.messaging_overrides.memory_store.clone().unwrap_or_else(|| {
+                Arc::new(
+                    onboard_memory::MemoryStore::default()
+                        .with_notification_ttl(settings.notifications.ttl),
+                )
+            });
             memory_billing = Some(store.billing());
             // admin: the OTP store also counts traffic for the admin stats.
             let otp = Arc::new(onboard_memory::MemoryOtpStore::default());
@@ -281,6 +290,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 admin: store.clone(),
                 otp_stats: otp,
                 notifications: store.clone(),
+                // messaging
+                messages: store.clone(),
                 notification_outbox: store,
                 notification_bus: Arc::new(onboard_memory::MemoryNotificationBus::default()),
                 stream_tickets: Arc::new(onboard_memory::MemoryStreamTicketStore::default()),
@@ -342,6 +353,11 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 )),
                 notifications: notification_store.clone(),
                 notification_outbox: notification_store,
+                // messaging
+                messages: Arc::new(
+                    onboard_postgres::PgMessageRepository::new(pg.clone())
+                        .with_notification_ttl(settings.notifications.ttl),
+                ),
                 notification_bus: Arc::new(
                     onboard_redis::RedisNotificationBus::start(
                         redis_url.expose_secret(),
@@ -394,6 +410,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     );
     crate::notify_worker::spawn(notifications.clone());
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
+    // messaging
+    let messaging = build_messaging(settings, repos.messages, groups.clone(), clock.clone())?;
     // payments
     let (payments, sim_gateway) =
         build_payments(settings, groups.clone(), clock.clone(), &backends, memory_billing).await?;
@@ -424,7 +442,47 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         admin,
         // notify
         notifications,
+        // messaging
+        messaging,
     })
+}
+
+// messaging
+
+/// Group messages on the wiring's repository and the configured provider, with this
+/// instance's outbox worker running.
+fn build_messaging(
+    settings: &Settings,
+    repo: Arc<dyn onboard_messaging::ports::MessageRepository>,
+    groups: GroupsService,
+    clock: Arc<dyn onboard_kernel::Clock>,
+) -> anyhow::Result<onboard_messaging::MessagingService> {
+    use onboard_messaging::ports::MessageProvider;
+
+    let provider: Arc<dyn MessageProvider> = match &settings.messaging_overrides.provider {
+        Some(provider) => provider.clone(),
+        None => match &settings.sms {
+            SmsSettings::Log { delay } => Arc::new(onboard_sms::LogMessageProvider::new(
+                delay.as_ref().map_or(std::time::Duration::ZERO, |d| *d.end()),
+                settings.messaging.log_alimtalk_failure.clone(),
+            )),
+            SmsSettings::Sens(sens) => Arc::new(SensClient::new(sens.clone())?),
+            SmsSettings::Twilio(twilio) => Arc::new(TwilioSmsSender::new(twilio.clone())?),
+        },
+    };
+    let messaging = onboard_messaging::MessagingService::new(
+        onboard_messaging::MessagingPorts { repo, provider, gate: Arc::new(groups), clock },
+        onboard_messaging::MessagingConfig {
+            prices: settings.sms_prices,
+            check_delay: settings.messaging.check_delay,
+            lease: settings.messaging.lease,
+            ..onboard_messaging::MessagingConfig::default()
+        },
+    );
+    if !settings.messaging_overrides.no_worker {
+        crate::messaging_worker::spawn(messaging.clone(), settings.messaging.poll);
+    }
+    Ok(messaging)
 }
 
 /// The repositories of the domains beyond members, from one wiring.
@@ -444,6 +502,8 @@ struct Repositories {
     notification_outbox: Arc<dyn NotificationOutbox>,
     notification_bus: Arc<dyn NotificationBus>,
     stream_tickets: Arc<dyn StreamTicketStore>,
+    // messaging
+    messages: Arc<dyn onboard_messaging::ports::MessageRepository>,
 }
 
 // sso

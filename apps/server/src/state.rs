@@ -62,6 +62,9 @@ pub struct AppState {
     pub admin: onboard_admin::AdminService,
     /// notify
     pub notifications: onboard_notifications::NotificationsService,
+    // messaging
+    /// Group messages.
+    pub messaging: onboard_messaging::MessagingService,
 }
 
 /// The bearer tokens of other services, kept as SHA-256 digests and compared in constant time.

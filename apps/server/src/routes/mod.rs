@@ -16,6 +16,8 @@ pub mod sso;
 pub mod admin;
 // notify
 pub mod notifications;
+// messaging
+pub mod messages;
 
 use chrono::{DateTime, Utc};
 use onboard_members::{Member, MemberCard, TokenPair};
