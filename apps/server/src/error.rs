@@ -929,32 +929,6 @@ map_errors! {
     }
 }
 
-#[cfg(test)]
-mod saturation_tests {
-    use actix_web::ResponseError;
-    use anyhow::Context;
-
-    use super::*;
-
-    #[test]
-    fn no_pooled_connection_in_time_is_a_503_to_retry_not_a_500() {
-        let waited: Result<(), _> =
-            Err(deadpool_redis::PoolError::Timeout(deadpool_redis::TimeoutType::Wait));
-        let error = ApiError::from(waited.context("no Redis connection").expect_err("a timeout"));
-        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(error.code(), ErrorCode::ServiceUnavailable);
-        let response = error.error_response();
-        assert_eq!(response.headers().get(header::RETRY_AFTER).expect("Retry-After"), "1");
-    }
-
-    #[test]
-    fn other_faults_stay_internal_errors() {
-        let error = ApiError::from(anyhow::anyhow!("the disk is on fire"));
-        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(error.code(), ErrorCode::InternalError);
-    }
-}
-
 // messaging
 impl From<onboard_messaging::SendError> for ApiError {
     fn from(e: onboard_messaging::SendError) -> Self {
@@ -992,5 +966,31 @@ impl From<onboard_messaging::GetMessageError> for ApiError {
             E::Forbidden => forbidden("reading messages needs messages.send or group.manage"),
             E::Unexpected(e) => Self::unexpected(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod saturation_tests {
+    use actix_web::ResponseError;
+    use anyhow::Context;
+
+    use super::*;
+
+    #[test]
+    fn no_pooled_connection_in_time_is_a_503_to_retry_not_a_500() {
+        let waited: Result<(), _> =
+            Err(deadpool_redis::PoolError::Timeout(deadpool_redis::TimeoutType::Wait));
+        let error = ApiError::from(waited.context("no Redis connection").expect_err("a timeout"));
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code(), ErrorCode::ServiceUnavailable);
+        let response = error.error_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).expect("Retry-After"), "1");
+    }
+
+    #[test]
+    fn other_faults_stay_internal_errors() {
+        let error = ApiError::from(anyhow::anyhow!("the disk is on fire"));
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.code(), ErrorCode::InternalError);
     }
 }

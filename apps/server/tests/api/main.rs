@@ -31,3 +31,5 @@ mod compat_member_invitation;
 mod compat_referral_api;
 // notify
 mod notifications;
+// messaging
+mod messages;
