@@ -4,7 +4,8 @@
 //! [`PgMemberRepository`], [`PgSessionRepository`], [`PgReferralRepository`],
 //! [`PgGroupRepository`], [`PgInviteRepository`] and [`PgIdentityRepository`] (single
 //! sign-on links); for payments [`PgBillingStore`] (the billing storage ports) and
-//! [`PgJobQueue`] (the job queue); plus the schema migrations (embedded
+//! [`PgJobQueue`] (the job queue); [`PgMessageRepository`] (group messages and their outbox);
+//! plus the schema migrations (embedded
 //! from `migrations/` at the repository root) and a readiness probe.
 //!
 //! ```no_run
