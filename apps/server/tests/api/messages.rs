@@ -34,6 +34,7 @@ both_wirings!(
     fifty_parallel_sends_against_credit_for_twenty_send_exactly_twenty,
     a_worker_killed_mid_send_leaves_the_rest_to_the_next_and_each_message_goes_once,
     two_instances_sending_from_one_outbox_send_each_message_once,
+    an_aborted_worker_task_is_replaced_by_a_new_one_and_each_message_goes_once,
 );
 
 /// Every message a provider took: `(to, channel)`.
@@ -443,4 +444,96 @@ async fn two_instances_sending_from_one_outbox_send_each_message_once(wiring: Wi
     assert_eq!((sent.len(), distinct.len()), (120, 120), "each of the 120 sent once");
     assert_eq!(s.credit.ledger(s.group).await.1, 10_000 - 120 * 11);
     drop(b);
+}
+
+/// The worker's steps need no gate.
+struct NoGate;
+
+#[async_trait]
+impl onboard_messaging::ports::SenderGate for NoGate {
+    async fn sender_group(
+        &self,
+        _: &onboard_groups::Slug,
+        _: onboard_kernel::MemberId,
+    ) -> Result<GroupId, onboard_messaging::GateError> {
+        Err(onboard_messaging::GateError::Forbidden)
+    }
+}
+
+async fn an_aborted_worker_task_is_replaced_by_a_new_one_and_each_message_goes_once(
+    wiring: Wiring,
+) {
+    // The app queues (its own worker is off); the test runs the workers on the same storage.
+    let provider = Arc::new(FakeProvider::default());
+    let store = (wiring == Wiring::Memory).then(|| Arc::new(MemoryStore::default()));
+    let (p, st) = (provider.clone(), store.clone());
+    let app = spawn_app_with(wiring, move |settings| {
+        quick(settings, p, st);
+        settings.messaging_overrides.no_worker = true;
+    })
+    .await;
+    let repo: Arc<dyn onboard_messaging::ports::MessageRepository> = match &store {
+        Some(store) => store.clone(),
+        None => Arc::new(onboard_postgres::PgMessageRepository::new(
+            onboard_postgres::connect(app.database_url().expect("a database"), 2).await.unwrap(),
+        )),
+    };
+    let credit = match &store {
+        Some(store) => Credit::Memory(store.clone()),
+        None => Credit::Pg(
+            onboard_postgres::connect(app.database_url().expect("a database"), 2).await.unwrap(),
+        ),
+    };
+    let owner = app.sign_in(&phone(1)).await;
+    let body = json!({ "name": "Acme", "slug": "acme" });
+    let resp = app.call(Method::POST, "/api/v1/groups", &owner.access, Some(&body)).await;
+    let group = expect_status(resp, StatusCode::CREATED).await;
+    let group = GroupId::from_uuid(group["id"].as_str().unwrap().parse().unwrap());
+    credit.top_up(group, 1_000).await;
+    let to: Vec<String> = (0..8).map(korean).collect();
+    let body = json!({ "to": to, "channel": "sms", "text": "Hi" });
+    let resp = app.call(Method::POST, MESSAGES, &owner.access, Some(&body)).await;
+    let queued = ids(&expect_status(resp, StatusCode::ACCEPTED).await);
+
+    let worker = |provider: Arc<FakeProvider>| {
+        let service = onboard_messaging::MessagingService::new(
+            onboard_messaging::MessagingPorts {
+                repo: repo.clone(),
+                provider,
+                gate: Arc::new(NoGate),
+                clock: Arc::new(onboard_kernel::SystemClock),
+            },
+            onboard_messaging::MessagingConfig {
+                lease: Duration::from_millis(500),
+                ..onboard_messaging::MessagingConfig::default()
+            },
+        );
+        onboard_server::messaging_worker::spawn(service, Duration::from_millis(20))
+    };
+    // The first worker takes two messages and is aborted inside its third provider call.
+    let first = Arc::new(FakeProvider {
+        log: provider.log.clone(),
+        stall_after: Some(2),
+        ..FakeProvider::default()
+    });
+    let task = worker(first.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *first.started.lock().unwrap() < 3 {
+        assert!(Instant::now() < deadline, "the first worker never reached its third send");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+
+    let second = Arc::new(FakeProvider { log: provider.log.clone(), ..FakeProvider::default() });
+    let task = worker(second.clone());
+    let s = Setup { app, owner, group, credit, provider, store };
+    for id in &queued {
+        s.until_status(id, "sent").await;
+    }
+    task.abort();
+    let sent = s.provider.sent();
+    let distinct: std::collections::HashSet<&String> = sent.iter().map(|(to, _)| to).collect();
+    assert_eq!((sent.len(), distinct.len()), (8, 8), "each of the eight sent once: {sent:?}");
+    assert_eq!(*second.started.lock().unwrap(), 6);
 }
