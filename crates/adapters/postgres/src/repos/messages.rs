@@ -63,7 +63,7 @@ const CLAIM: &str = concat!(
     WHERE id IN (
         SELECT id FROM messages
         WHERE due_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1)
-        ORDER BY due_at LIMIT $4
+        ORDER BY due_at, id LIMIT $4
         FOR UPDATE SKIP LOCKED
     )
     RETURNING ",

@@ -17,6 +17,8 @@ mod billing;
 mod jobs;
 // sms-credit
 mod sms_credit;
+// messaging
+mod messages;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;
