@@ -11,6 +11,7 @@ pub enum GateError {
     /// An active member holding neither `messages.send` nor `group.manage`.
     #[error("sending messages needs messages.send or group.manage")]
     Forbidden,
+    /// Storage (or another adapter) failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -21,6 +22,7 @@ pub enum QueueError {
     /// The group's SMS credit does not cover the batch: nothing was stored or debited.
     #[error("the SMS credit does not cover these messages")]
     InsufficientCredit,
+    /// Storage (or another adapter) failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -36,7 +38,12 @@ pub enum SendError {
     Forbidden,
     /// No recipients, or more than the limit.
     #[error("between 1 and {max} recipients, not {given}")]
-    Recipients { given: usize, max: usize },
+    Recipients {
+        /// How many the request named.
+        given: usize,
+        /// The most a send may name.
+        max: usize,
+    },
     /// An empty text.
     #[error("the text is empty")]
     EmptyText,
@@ -49,6 +56,7 @@ pub enum SendError {
     /// The group's SMS credit does not cover the messages: nothing was queued.
     #[error("the SMS credit does not cover these messages")]
     InsufficientCredit,
+    /// Storage (or another adapter) failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -62,6 +70,7 @@ pub enum GetMessageError {
     /// The caller holds neither `messages.send` nor `group.manage`.
     #[error("reading messages needs messages.send or group.manage")]
     Forbidden,
+    /// Storage (or another adapter) failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

@@ -86,11 +86,15 @@ impl MessageStatus {
 /// A message to store: paid for and queued in the same step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
+    /// Its id (chosen before it is stored).
     pub id: MessageId,
+    /// The group that sends and pays for it.
     pub group: GroupId,
+    /// The recipient.
     pub to: PhoneNumber,
     /// The channel it goes by (an SMS text longer than 90 bytes is an LMS).
     pub channel: Channel,
+    /// The text (an alimtalk's, filled from its template).
     pub text: String,
     /// The alimtalk template (alimtalk only).
     pub template_code: Option<String>,
@@ -105,15 +109,23 @@ pub struct NewMessage {
 /// A stored message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// Its id.
     pub id: MessageId,
+    /// The group that sent and paid for it.
     pub group: GroupId,
+    /// The recipient.
     pub to: PhoneNumber,
+    /// The channel it goes by.
     pub channel: Channel,
+    /// The text.
     pub text: String,
+    /// The alimtalk template (alimtalk only).
     pub template_code: Option<String>,
+    /// Resend it as SMS/LMS if the alimtalk does not arrive.
     pub failover: bool,
     /// KRW debited for it (refunded when it failed or failed over).
     pub price: i64,
+    /// Where it stands.
     pub status: MessageStatus,
     /// The provider's result code: of the refusal, or of the alimtalk delivery check
     /// (`0000` delivered, `3018` not deliverable, …).
@@ -124,7 +136,9 @@ pub struct Message {
     pub failover_of: Option<MessageId>,
     /// The SMS/LMS that resent this alimtalk.
     pub failover_id: Option<MessageId>,
+    /// When it was queued.
     pub created_at: DateTime<Utc>,
+    /// When its status last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -156,6 +170,7 @@ impl NewMessage {
 /// its next step is due (send it when `queued`, check its delivery when a `sent` alimtalk).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
+    /// The message as claimed.
     pub message: Message,
     /// This claim's token: only its holder may record the step's outcome.
     pub lease: uuid::Uuid,
@@ -168,7 +183,9 @@ pub struct Claim {
 pub struct SendRequest {
     /// The recipients (one message each).
     pub to: Vec<PhoneNumber>,
+    /// The channel asked for.
     pub channel: Channel,
+    /// The text.
     pub text: String,
     /// Required for alimtalk.
     pub template_code: Option<String>,

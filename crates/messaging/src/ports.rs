@@ -115,7 +115,10 @@ pub enum DeliveryStatus {
     /// It arrived.
     Delivered,
     /// It will not arrive; the provider's code.
-    Failed { code: String },
+    Failed {
+        /// The provider's code (`3018`, …).
+        code: String,
+    },
 }
 
 /// The provider did not take the message, or could not answer.
@@ -123,7 +126,12 @@ pub enum DeliveryStatus {
 pub enum ProviderError {
     /// The provider answered and refused, with its code.
     #[error("the provider refused the message ({code}): {message}")]
-    Rejected { code: String, message: String },
+    Rejected {
+        /// The provider's code.
+        code: String,
+        /// The provider's words.
+        message: String,
+    },
     /// No answer, a timeout, a 5xx: the message may or may not have been taken.
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),

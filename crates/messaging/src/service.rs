@@ -23,9 +23,13 @@ pub const CHECK_GAVE_UP: &str = "check_timeout";
 /// The adapters the service works with.
 #[derive(Clone)]
 pub struct MessagingPorts {
+    /// Messages, their outbox and the credit they are paid from.
     pub repo: Arc<dyn MessageRepository>,
+    /// The SMS/LMS/alimtalk provider.
     pub provider: Arc<dyn MessageProvider>,
+    /// Who may send in a group.
     pub gate: Arc<dyn SenderGate>,
+    /// The time of queueing, sending and checks.
     pub clock: Arc<dyn Clock>,
 }
 
@@ -57,10 +61,12 @@ impl MessagingService {
     /// The largest page a list answers.
     pub const MAX_PAGE: u32 = 100;
 
+    /// The service over `ports`, configured by `config`.
     pub fn new(ports: MessagingPorts, config: MessagingConfig) -> Self {
         Self { ports, config }
     }
 
+    /// Its configuration.
     pub fn config(&self) -> &MessagingConfig {
         &self.config
     }
