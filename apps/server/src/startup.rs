@@ -575,7 +575,11 @@ async fn build_payments(
             Arc::new(onboard_memory::MemoryJobQueue::default()),
         ),
         Backends::External { pg, .. } => (
-            BillingStore::Pg(Arc::new(onboard_postgres::PgBillingStore::new(pg.clone()))),
+            // billnote: its billing notifications live NOTIFICATION_TTL.
+            BillingStore::Pg(Arc::new(
+                onboard_postgres::PgBillingStore::new(pg.clone())
+                    .with_notification_ttl(settings.notifications.ttl),
+            )),
             Arc::new(onboard_postgres::PgJobQueue::new(pg.clone())),
         ),
     };

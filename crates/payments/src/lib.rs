@@ -17,6 +17,9 @@
 //!   conditional on the account's version, so races end in one consistent result.
 //! - Webhooks are never trusted: the payment is read back from the gateway and must match a
 //!   charge Onboard scheduled; it is applied once (unique `imp_uid`).
+//! - Billing notifications ([`notices`]) are decided here and created by storage in the
+//!   transaction of the change they report; trial-ending ones by the periodic run, once per
+//!   (group, trial end, days).
 //!
 //! ```
 //! use chrono::{TimeZone, Utc};
@@ -42,6 +45,8 @@ mod config;
 mod error;
 pub mod gateway;
 pub mod model;
+// billnote
+pub mod notices;
 pub mod period;
 pub mod plan_change;
 pub mod ports;

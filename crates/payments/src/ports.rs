@@ -19,6 +19,7 @@ use crate::model::{
     Billing, Card, CardChange, CardChangeId, CardChangeStep, CardId, Catalogue, Charge,
     ChargeStatus, CustomerUid, MerchantUid, Receipt, ReceiptCursor, StoredResponse,
 };
+use crate::notices::BillingNotice;
 
 // ---------------------------------------------------------------------------------------------
 // Billing: the account, its charges and receipts
@@ -39,6 +40,9 @@ pub struct BillingCommit {
     pub closed_charges: Vec<(MerchantUid, ChargeStatus)>,
     /// A receipt to insert.
     pub receipt: Option<Receipt>,
+    /// Notifications to the group's members with `billing.manage`, created in the same
+    /// transaction (decided by the service; see [`crate::notices`]).
+    pub notices: Vec<BillingNotice>,
 }
 
 /// Why [`BillingRepository::commit`] wrote nothing.
@@ -68,7 +72,9 @@ pub trait BillingRepository: Send + Sync {
     async fn billing(&self, group: GroupId) -> anyhow::Result<Option<Billing>>;
 
     /// Writes one change in ONE transaction: inserts the new charges, closes the closed ones,
-    /// inserts the receipt, and writes the account (insert when `billing.version` is 0, else
+    /// inserts the receipt, notifies the group's active members holding `billing.manage` of
+    /// each of `notices` (texts of [`BillingNotice::text`], `{group}` and `{slug}` filled in),
+    /// and writes the account (insert when `billing.version` is 0, else
     /// `UPDATE … WHERE group_id = $1 AND version = $billing.version`), setting its version to
     /// `billing.version + 1`.
     ///
@@ -113,6 +119,50 @@ pub trait BillingRepository: Send + Sync {
         now: DateTime<Utc>,
         limit: u32,
     ) -> anyhow::Result<Vec<Billing>>;
+
+    // billnote
+    /// Up to `limit` accounts (with their `next_charge`) that are `trialing` with
+    /// `trial_ends_at` in (`now`, `until`], in (`trial_ends_at`, group) order, strictly after
+    /// `after` in that order: the trials whose end is near.
+    async fn trials_ending(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, GroupId)>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<Billing>>;
+
+    /// In ONE transaction: records that the trial of `group` ending at `trial_ends_at` was
+    /// noticed `days` before its end, and notifies as [`Self::commit`] does with `notice`;
+    /// only when that was never recorded (a unique key on (group, trial end, days): `INSERT …
+    /// ON CONFLICT DO NOTHING`) and the account is still `trialing` with that trial end.
+    /// Answers whether it notified. Of concurrent calls for one key at most one notifies.
+    async fn notify_trial_ending(
+        &self,
+        group: GroupId,
+        trial_ends_at: DateTime<Utc>,
+        days: u32,
+        notice: &BillingNotice,
+    ) -> anyhow::Result<bool>;
+
+    // leftovers
+    /// Up to `limit` gateway leftovers of deleted groups, oldest first: what storage recorded
+    /// when a group went (with its cards, its issued customer_uids and its scheduled charges)
+    /// and the gateway still holds. Deleting a group records them in the same transaction.
+    async fn gateway_leftovers(&self, limit: u32) -> anyhow::Result<Vec<GatewayLeftover>>;
+
+    /// Forgets a leftover once the gateway no longer holds it.
+    async fn forget_leftover(&self, id: i64) -> anyhow::Result<()>;
+}
+
+/// What a deleted group left at the gateway: a billing key (`merchant_uid` `None`: delete
+/// it) or a scheduled charge on it (cancel the schedule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayLeftover {
+    /// Storage's id for it.
+    pub id: i64,
+    pub customer_uid: String,
+    pub merchant_uid: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -257,6 +307,10 @@ pub trait UsageRepository: Send + Sync {
     /// statement: `INSERT … ON CONFLICT DO UPDATE SET used = used + $delta WHERE used + $delta
     /// <= $limit RETURNING used`, with the insert itself refused when `delta > limit`), and
     /// answers the new count. Concurrent increments never take the count over the limit.
+    ///
+    /// In the same transaction it notifies (as [`BillingRepository::commit`] does) of each
+    /// notice of [`crate::notices::usage_notices`]`(metric, new count - delta, new count,
+    /// limit)`, each at most once per (group, metric, period_start, percent) (a unique key).
     ///
     /// # Errors
     /// [`IncrementError::LimitReached`] with the current count; nothing is counted then.

@@ -26,6 +26,7 @@ use crate::model::{
     Charge, ChargeKind, ChargeStatus, CustomerUid, MerchantUid, PlanCode, Receipt, ReceiptCursor,
     ReceiptId, ReceiptKind, ReceiptStatus, StoredResponse, Usage,
 };
+use crate::notices::{BillingNotice, TRIAL_ENDING_DAYS, status_notices, trial_ending_due};
 use crate::plan_change::{
     NewIds, PlanChange, PlanRequest, first_attempt_at, plan_change, retry_at,
 };
@@ -81,6 +82,10 @@ pub struct PeriodicReport {
     pub expired: usize,
     /// Overdue charges whose outcome was read back from the gateway and applied.
     pub reconciled: usize,
+    /// Trial-ending notices sent (billnote).
+    pub trials_noticed: usize,
+    /// Schedules and billing keys of deleted groups removed from the gateway.
+    pub leftovers_cleaned: usize,
 }
 
 /// A page of receipts.
@@ -264,7 +269,7 @@ impl PaymentsService {
             if change.unchanged {
                 return Ok(current);
             }
-            match self.carry_out(current, change).await {
+            match self.carry_out(current, change, &catalogue).await {
                 Err(ChangePlanError::Busy) => continue,
                 other => return other,
             }
@@ -278,6 +283,7 @@ impl PaymentsService {
         &self,
         current: Billing,
         change: PlanChange,
+        catalogue: &Catalogue,
     ) -> Result<Billing, ChangePlanError> {
         let mut version = current.version;
         if let Some(now_charge) = &change.charge_now {
@@ -289,6 +295,7 @@ impl PaymentsService {
                 new_charges: vec![now_charge.clone()],
                 closed_charges: vec![],
                 receipt: None,
+                notices: vec![],
             };
             self.commit(&commit).await?;
             version += 1;
@@ -317,7 +324,13 @@ impl PaymentsService {
             if payment.status != PaymentStatus::Paid || payment.amount != now_charge.money.amount {
                 let reason =
                     payment.failure_reason.clone().unwrap_or_else(|| "declined".to_owned());
-                self.close_marker(restore, now_charge, ChargeStatus::Failed).await?;
+                let failed = BillingNotice::PaymentFailed {
+                    plan: plan_name(catalogue, &now_charge.plan),
+                    amount: now_charge.money.amount,
+                    reason: reason.clone(),
+                    retry_on: None,
+                };
+                self.close_marker(restore, now_charge, ChargeStatus::Failed, vec![failed]).await?;
                 return Err(ChangePlanError::PaymentFailed(reason));
             }
             // Paid: record the receipt with the new account below.
@@ -332,11 +345,17 @@ impl PaymentsService {
                 after.next_charge = None;
             }
             let scheduled_ok = after.next_charge.is_some();
+            let mut notices = self.status_notices(&current, &after, catalogue);
+            notices.push(BillingNotice::PaymentSucceeded {
+                plan: plan_name(catalogue, &now_charge.plan),
+                amount: now_charge.money.amount,
+            });
             let commit = BillingCommit {
                 billing: after.clone(),
                 new_charges: change.schedule.clone().filter(|_| scheduled_ok).into_iter().collect(),
                 closed_charges: vec![(now_charge.merchant_uid.clone(), ChargeStatus::Paid)],
                 receipt: Some(paid_receipt(now_charge, &payment, self.now())),
+                notices,
             };
             self.ports.billing.commit(&commit).await.map_err(|e| match e {
                 CommitError::Unexpected(e) => ChangePlanError::Unexpected(e),
@@ -378,6 +397,7 @@ impl PaymentsService {
                 .map(|c| (c.merchant_uid.clone(), ChargeStatus::Cancelled))
                 .collect(),
             receipt: None,
+            notices: self.status_notices(&current, &change.billing, catalogue),
         };
         match self.commit(&commit).await {
             Ok(()) => {
@@ -416,12 +436,14 @@ impl PaymentsService {
         restore: Billing,
         marker: &Charge,
         status: ChargeStatus,
+        notices: Vec<BillingNotice>,
     ) -> Result<(), ChangePlanError> {
         let commit = BillingCommit {
             billing: restore,
             new_charges: vec![],
             closed_charges: vec![(marker.merchant_uid.clone(), status)],
             receipt: None,
+            notices,
         };
         self.ports
             .billing
@@ -629,6 +651,7 @@ impl PaymentsService {
             new_charges: vec![moved],
             closed_charges: vec![(old.merchant_uid.clone(), ChargeStatus::Cancelled)],
             receipt: None,
+            notices: vec![],
         };
         self.ports.cards.finish_main_change(change.id, Some(commit)).await?;
         billing.version += 1;
@@ -905,7 +928,13 @@ impl PaymentsService {
             });
             let (commit, scheduled) =
                 if fresh.kind == ChargeKind::Immediate && payment.status == PaymentStatus::Failed {
-                    (drop_marker(billing, &fresh, ChargeStatus::Failed), None)
+                    let failed = BillingNotice::PaymentFailed {
+                        plan: plan_name(&self.catalogue().await?, &fresh.plan),
+                        amount: fresh.money.amount,
+                        reason: failure_reason(payment),
+                        retry_on: None,
+                    };
+                    (drop_marker(billing, &fresh, ChargeStatus::Failed, vec![failed]), None)
                 } else if payment.status == PaymentStatus::Paid {
                     self.on_paid(&billing, &fresh, payment).await?
                 } else {
@@ -1012,11 +1041,17 @@ impl PaymentsService {
         {
             closed.push((other.merchant_uid.clone(), ChargeStatus::Cancelled));
         }
+        let mut notices = self.status_notices(billing, &after, &catalogue);
+        notices.push(BillingNotice::PaymentSucceeded {
+            plan: plan_name(&catalogue, &charge.plan),
+            amount: charge.money.amount,
+        });
         let commit = BillingCommit {
             billing: after,
             new_charges: vec![next.clone()],
             closed_charges: closed,
             receipt: Some(paid_receipt(charge, payment, self.now())),
+            notices,
         };
         Ok((commit, Some(next)))
     }
@@ -1037,10 +1072,15 @@ impl PaymentsService {
             merchant_uid: charge.merchant_uid.clone(),
             card_id: Some(charge.card_id),
             paid_at: None,
-            failure_reason: Some(
-                payment.failure_reason.clone().unwrap_or_else(|| "declined".to_owned()),
-            ),
+            failure_reason: Some(failure_reason(payment)),
             created_at: self.now(),
+        };
+        let catalogue = self.catalogue().await?;
+        let failed = |retry_on| BillingNotice::PaymentFailed {
+            plan: plan_name(&catalogue, &charge.plan),
+            amount: charge.money.amount,
+            reason: failure_reason(payment),
+            retry_on,
         };
         let closed = vec![(charge.merchant_uid.clone(), ChargeStatus::Failed)];
         let attempt = charge.attempt + 1;
@@ -1055,6 +1095,7 @@ impl PaymentsService {
                     new_charges: vec![],
                     closed_charges: closed,
                     receipt: Some(receipt),
+                    notices: vec![failed(None)],
                 },
                 None,
             ));
@@ -1077,12 +1118,14 @@ impl PaymentsService {
                     .await?;
                 after.status = BillingStatus::PastDue;
                 after.next_charge = Some(retry.clone());
+                let retry_on = self.config.clock.day_of(retry.at);
                 Ok((
                     BillingCommit {
                         billing: after,
                         new_charges: vec![retry.clone()],
                         closed_charges: closed,
                         receipt: Some(receipt),
+                        notices: vec![failed(Some(retry_on))],
                     },
                     Some(retry),
                 ))
@@ -1090,12 +1133,15 @@ impl PaymentsService {
             None => {
                 // The last retry failed: back to Free.
                 to_free(&mut after);
+                let mut notices = vec![failed(None)];
+                notices.extend(self.status_notices(billing, &after, &catalogue));
                 Ok((
                     BillingCommit {
                         billing: after,
                         new_charges: vec![],
                         closed_charges: closed,
                         receipt: Some(receipt),
+                        notices,
                     },
                     None,
                 ))
@@ -1112,10 +1158,16 @@ impl PaymentsService {
     pub async fn expire_periods(&self) -> anyhow::Result<usize> {
         let now = self.now();
         let mut done = 0;
-        for billing in self.ports.billing.expired_billings(now, 100).await? {
+        let expired = self.ports.billing.expired_billings(now, 100).await?;
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let catalogue = self.catalogue().await?;
+        for billing in expired {
             let mut after = billing.clone();
             to_free(&mut after);
             let commit = BillingCommit {
+                notices: self.status_notices(&billing, &after, &catalogue),
                 billing: after,
                 new_charges: vec![],
                 closed_charges: vec![],
@@ -1149,7 +1201,7 @@ impl PaymentsService {
                     match self
                         .ports
                         .billing
-                        .commit(&drop_marker(billing, &charge, ChargeStatus::Cancelled))
+                        .commit(&drop_marker(billing, &charge, ChargeStatus::Cancelled, vec![]))
                         .await
                     {
                         Ok(()) | Err(CommitError::Stale | CommitError::DuplicateReceipt) => {}
@@ -1180,7 +1232,102 @@ impl PaymentsService {
     pub async fn run_periodic(&self) -> anyhow::Result<PeriodicReport> {
         let reconciled = self.reconcile().await.context("reconciliation")?;
         let expired = self.expire_periods().await.context("period ends")?;
-        Ok(PeriodicReport { expired, reconciled })
+        // billnote
+        let trials_noticed = self.notify_trials_ending().await.context("trial-ending notices")?;
+        let leftovers_cleaned = self.clean_up_gateway().await.context("gateway clean-up")?;
+        Ok(PeriodicReport { expired, reconciled, trials_noticed, leftovers_cleaned })
+    }
+
+    /// Cancels the scheduled charges and deletes the billing keys that deleted groups left at
+    /// the gateway (recorded by storage when the group went), so a deleted workspace is never
+    /// charged. Schedules go before keys. A leftover the gateway refuses now stays for the next
+    /// run. Answers how many were removed.
+    pub async fn clean_up_gateway(&self) -> anyhow::Result<usize> {
+        let mut leftovers = self.ports.billing.gateway_leftovers(100).await?;
+        // Schedules first: a key is deleted only once nothing is scheduled on it.
+        leftovers.sort_by_key(|l| (l.merchant_uid.is_none(), l.id));
+        let mut done = 0;
+        for leftover in leftovers {
+            let outcome = match &leftover.merchant_uid {
+                Some(merchant_uid) => self
+                    .ports
+                    .gateway
+                    .unschedule(&leftover.customer_uid, merchant_uid)
+                    .await
+                    .map(|_| ()),
+                None => self.ports.gateway.delete_billing_key(&leftover.customer_uid).await,
+            };
+            match outcome {
+                Ok(()) => {
+                    self.ports.billing.forget_leftover(leftover.id).await?;
+                    done += 1;
+                }
+                Err(e) => warn(&format!(
+                    "a deleted group's {} stays at the gateway for now: {e}",
+                    leftover.merchant_uid.as_deref().unwrap_or(&leftover.customer_uid)
+                )),
+            }
+        }
+        Ok(done)
+    }
+
+    // billnote
+    /// What a change of the account tells by itself (see [`status_notices`]).
+    fn status_notices(
+        &self,
+        before: &Billing,
+        after: &Billing,
+        catalogue: &Catalogue,
+    ) -> Vec<BillingNotice> {
+        status_notices(
+            before,
+            after,
+            |code| plan_name(catalogue, &PlanCode::from_trusted(code)),
+            &self.config.clock,
+        )
+    }
+
+    /// Tells the billing managers of every trial whose end is near (`billing.trial_ending`, 30,
+    /// 7 and 1 days before; see [`trial_ending_due`]), each (trial, days) once however often
+    /// and on however many instances this runs: storage records each one it notified.
+    /// Answers how many it notified now.
+    pub async fn notify_trials_ending(&self) -> anyhow::Result<usize> {
+        const PAGE: u32 = 100;
+        let now = self.now();
+        let horizon = TRIAL_ENDING_DAYS.into_iter().max().unwrap_or_default();
+        let until = now + chrono::Duration::days(i64::from(horizon));
+        let mut after = None;
+        let mut catalogue = None;
+        let mut notified = 0;
+        loop {
+            let page = self.ports.billing.trials_ending(now, until, after, PAGE).await?;
+            for billing in &page {
+                let (Some(days), Some(end)) =
+                    (trial_ending_due(billing, now), billing.trial_ends_at)
+                else {
+                    continue;
+                };
+                let catalogue = match &catalogue {
+                    Some(c) => c,
+                    None => catalogue.insert(self.catalogue().await?),
+                };
+                let notice = BillingNotice::TrialEnding {
+                    plan: plan_name(catalogue, &billing.plan),
+                    days,
+                    ends_on: self.config.clock.day_of(end),
+                };
+                if self.ports.billing.notify_trial_ending(billing.group, end, days, &notice).await?
+                {
+                    notified += 1;
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE as usize => {
+                    after = last.trial_ends_at.map(|end| (end, last.group));
+                }
+                _ => return Ok(notified),
+            }
+        }
     }
 }
 
@@ -1194,7 +1341,12 @@ struct NextCharge {
 }
 
 /// The account as it was before a charge made at once: its marker closed with `status`.
-fn drop_marker(billing: Billing, marker: &Charge, status: ChargeStatus) -> BillingCommit {
+fn drop_marker(
+    billing: Billing,
+    marker: &Charge,
+    status: ChargeStatus,
+    notices: Vec<BillingNotice>,
+) -> BillingCommit {
     let mut restored = billing;
     if restored.next_charge.as_ref().is_some_and(|c| c.merchant_uid == marker.merchant_uid) {
         restored.next_charge = None;
@@ -1204,7 +1356,18 @@ fn drop_marker(billing: Billing, marker: &Charge, status: ChargeStatus) -> Billi
         new_charges: vec![],
         closed_charges: vec![(marker.merchant_uid.clone(), status)],
         receipt: None,
+        notices,
     }
+}
+
+/// The display name of a plan (its code when the catalogue lacks it).
+fn plan_name(catalogue: &Catalogue, code: &PlanCode) -> String {
+    catalogue.plan(code).map_or_else(|| code.as_str().to_owned(), |p| p.name.clone())
+}
+
+/// Why the gateway says a payment failed.
+fn failure_reason(payment: &Payment) -> String {
+    payment.failure_reason.clone().unwrap_or_else(|| "declined".to_owned())
 }
 
 fn to_free(b: &mut Billing) {
@@ -1425,6 +1588,305 @@ mod tests {
         let (p, c) = (preview.schedule.expect("scheduled"), commit.new_charges[0].clone());
         assert_eq!((p.at, p.money, p.kind, p.card_id), (c.at, c.money, c.kind, c.card_id));
         assert_eq!(commit.billing.next_charge.map(|n| n.merchant_uid), Some(c.merchant_uid));
+    }
+
+    /// The commits the service hands to storage, in order.
+    type Recorded = Arc<std::sync::Mutex<Vec<BillingCommit>>>;
+
+    fn recording(m: &mut Mocks) -> Recorded {
+        let recorded: Recorded = Arc::default();
+        let r = recorded.clone();
+        m.billing.expect_commit().returning(move |commit| {
+            r.lock().expect("lock").push(commit.clone());
+            Ok(())
+        });
+        recorded
+    }
+
+    fn pending(card: &Card, kind: ChargeKind, attempt: u32) -> Charge {
+        Charge {
+            merchant_uid: MerchantUid::from_trusted("ob_pending"),
+            group: group().id,
+            card_id: card.id,
+            customer_uid: card.customer_uid.clone(),
+            money: Money::with_vat(75_800),
+            at: now() - chrono::Duration::hours(1),
+            plan: PlanCode::from_trusted("pro"),
+            interval: Interval::Month,
+            addons: vec![],
+            period_start: now() - chrono::Duration::hours(1),
+            kind,
+            attempt,
+            status: ChargeStatus::Scheduled,
+            created_at: now(),
+        }
+    }
+
+    /// Mocks for a webhook of `outcome` paying `charge`, the account's pending charge.
+    fn webhook_of(m: &mut Mocks, card: &Card, charge: &Charge, status: BillingStatus, paid: bool) {
+        let mut billing = Billing::free(group().id, 10);
+        billing.plan = PlanCode::from_trusted("pro");
+        billing.interval = Some(Interval::Month);
+        billing.status = status;
+        billing.trial_used = true;
+        billing.current_period_start = Some(charge.period_start);
+        billing.current_period_end = Some(charge.period_start);
+        billing.next_charge = Some(charge.clone());
+        billing.version = 3;
+        m.billing.expect_receipt_exists().returning(|_| Ok(false));
+        let c = charge.clone();
+        m.billing.expect_charge().returning(move |_| Ok(Some(c.clone())));
+        m.billing.expect_billing().returning(move |_| Ok(Some(billing.clone())));
+        let main = card.clone();
+        m.cards.expect_cards().returning(move |_| Ok(vec![main.clone()]));
+        m.gateway.expect_schedule().returning(|_| Ok(()));
+        let (uid, amount) = (charge.merchant_uid.to_string(), charge.money.amount);
+        m.gateway.expect_payment().returning(move |imp_uid| {
+            Ok(Some(Payment {
+                imp_uid: imp_uid.to_owned(),
+                merchant_uid: uid.clone(),
+                customer_uid: None,
+                amount,
+                status: if paid { PaymentStatus::Paid } else { PaymentStatus::Failed },
+                failure_reason: (!paid).then(|| "card declined".to_owned()),
+                paid_at: None,
+            }))
+        });
+    }
+
+    fn notice_of(uid: &MerchantUid, status: &str) -> WebhookNotice {
+        WebhookNotice {
+            imp_uid: "imp_1".into(),
+            merchant_uid: uid.to_string(),
+            status: status.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn starting_a_trial_tells_the_billing_managers_in_the_same_commit() {
+        let mut m = Mocks::new();
+        m.billing.expect_billing().returning(|_| Ok(None));
+        let c = card();
+        m.cards.expect_cards().returning(move |_| Ok(vec![c.clone()]));
+        m.gateway.expect_schedule().returning(|_| Ok(()));
+        let recorded = recording(&mut m);
+        let service = m.service(RoleName::OWNER);
+        let after = service.change_plan(&group(), &pro()).await.expect("changed");
+        let commits = recorded.lock().expect("lock").clone();
+        assert_eq!(commits.len(), 1);
+        let ends_on = PaymentsConfig::default().clock.day_of(after.trial_ends_at.expect("a trial"));
+        assert_eq!(
+            commits[0].notices,
+            vec![BillingNotice::TrialStarted { plan: "Pro".into(), ends_on }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_paid_first_charge_tells_of_the_payment_only() {
+        let mut m = Mocks::new();
+        let card = card();
+        let charge = pending(&card, ChargeKind::TrialEnd, 0);
+        webhook_of(&mut m, &card, &charge, BillingStatus::Trialing, true);
+        let recorded = recording(&mut m);
+        let service = m.service(RoleName::OWNER);
+        let outcome = service.handle_webhook(&notice_of(&charge.merchant_uid, "paid")).await;
+        assert_eq!(outcome.expect("handled"), WebhookOutcome::Applied);
+        let commits = recorded.lock().expect("lock").clone();
+        assert_eq!(
+            commits[0].notices,
+            vec![BillingNotice::PaymentSucceeded { plan: "Pro".into(), amount: 83_380 }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_renewal_tells_of_the_failure_and_the_retry_day() {
+        let mut m = Mocks::new();
+        let card = card();
+        let charge = pending(&card, ChargeKind::Renewal, 0);
+        webhook_of(&mut m, &card, &charge, BillingStatus::Active, false);
+        let recorded = recording(&mut m);
+        let service = m.service(RoleName::OWNER);
+        let outcome = service.handle_webhook(&notice_of(&charge.merchant_uid, "failed")).await;
+        assert_eq!(outcome.expect("handled"), WebhookOutcome::Applied);
+        let commit = recorded.lock().expect("lock")[0].clone();
+        let retry = commit.new_charges[0].at;
+        assert_eq!(
+            commit.notices,
+            vec![BillingNotice::PaymentFailed {
+                plan: "Pro".into(),
+                amount: 83_380,
+                reason: "card declined".into(),
+                retry_on: Some(PaymentsConfig::default().clock.day_of(retry)),
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_last_failed_retry_tells_of_the_failure_and_the_fall_to_free() {
+        let mut m = Mocks::new();
+        let card = card();
+        let charge = pending(&card, ChargeKind::Retry, 3);
+        webhook_of(&mut m, &card, &charge, BillingStatus::PastDue, false);
+        let recorded = recording(&mut m);
+        let service = m.service(RoleName::OWNER);
+        let outcome = service.handle_webhook(&notice_of(&charge.merchant_uid, "failed")).await;
+        assert_eq!(outcome.expect("handled"), WebhookOutcome::Applied);
+        let commit = recorded.lock().expect("lock")[0].clone();
+        assert_eq!(commit.billing.status, BillingStatus::Free);
+        assert_eq!(
+            commit.notices,
+            vec![
+                BillingNotice::PaymentFailed {
+                    plan: "Pro".into(),
+                    amount: 83_380,
+                    reason: "card declined".into(),
+                    retry_on: None,
+                },
+                BillingNotice::Downgraded { from: "Pro".into() },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_declined_charge_made_at_once_tells_of_the_failure_and_changes_nothing_else() {
+        let mut m = Mocks::new();
+        let mut used = Billing::free(group().id, 10);
+        used.trial_used = true;
+        used.version = 2;
+        m.billing.expect_billing().returning(move |_| Ok(Some(used.clone())));
+        let c = card();
+        m.cards.expect_cards().returning(move |_| Ok(vec![c.clone()]));
+        m.gateway.expect_charge().returning(|request| {
+            Ok(Payment {
+                imp_uid: "imp_declined".into(),
+                merchant_uid: request.merchant_uid.clone(),
+                customer_uid: None,
+                amount: request.amount,
+                status: PaymentStatus::Failed,
+                failure_reason: Some("card declined".into()),
+                paid_at: None,
+            })
+        });
+        let recorded = recording(&mut m);
+        let service = m.service(RoleName::OWNER);
+        let refused = service.change_plan(&group(), &pro()).await;
+        assert!(matches!(refused, Err(ChangePlanError::PaymentFailed(_))));
+        let commits = recorded.lock().expect("lock").clone();
+        // The marker (nothing to tell), then its closing with the failure.
+        assert_eq!(commits.len(), 2);
+        assert_eq!(commits[0].notices, vec![]);
+        assert_eq!(commits[1].billing.status, BillingStatus::Free);
+        assert_eq!(
+            commits[1].notices,
+            vec![BillingNotice::PaymentFailed {
+                plan: "Pro".into(),
+                amount: 83_380,
+                reason: "card declined".into(),
+                retry_on: None,
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancellation_taking_effect_tells_of_the_fall_to_free() {
+        let mut m = Mocks::new();
+        let mut canceling = Billing::free(group().id, 10);
+        canceling.plan = PlanCode::from_trusted("team");
+        canceling.interval = Some(Interval::Year);
+        canceling.status = BillingStatus::Canceling;
+        canceling.cancel_at_period_end = true;
+        canceling.current_period_start = Some(now() - chrono::Duration::days(365));
+        canceling.current_period_end = Some(now() - chrono::Duration::hours(1));
+        canceling.version = 7;
+        m.billing.expect_expired_billings().returning(move |_, _| Ok(vec![canceling.clone()]));
+        let recorded = recording(&mut m);
+        let service = m.service(RoleName::OWNER);
+        assert_eq!(service.expire_periods().await.expect("ran"), 1);
+        let commit = recorded.lock().expect("lock")[0].clone();
+        assert_eq!(commit.billing.status, BillingStatus::Free);
+        assert_eq!(commit.notices, vec![BillingNotice::Downgraded { from: "Team".into() }]);
+    }
+
+    #[tokio::test]
+    async fn the_trial_ending_job_asks_storage_for_the_due_notice_of_each_near_trial() {
+        let mut m = Mocks::new();
+        let trial = |ends: DateTime<Utc>| {
+            let mut b = Billing::free(GroupId::new(), 10);
+            b.plan = PlanCode::from_trusted("pro");
+            b.status = BillingStatus::Trialing;
+            b.trial_ends_at = Some(ends);
+            b.current_period_start = Some(ends - chrono::Duration::days(14));
+            b.current_period_end = Some(ends);
+            b
+        };
+        // Ends in 6.5 days: the 7-day notice. Ends in 10 days: nothing yet.
+        let soon = trial(now() + chrono::Duration::hours(156));
+        let later = trial(now() + chrono::Duration::days(10));
+        let found = vec![soon.clone(), later];
+        m.billing
+            .expect_trials_ending()
+            .withf(|from, until, after, _| {
+                *from == now() && *until == now() + chrono::Duration::days(30) && after.is_none()
+            })
+            .times(1)
+            .returning(move |_, _, _, _| Ok(found.clone()));
+        let (group, end) = (soon.group, soon.trial_ends_at.expect("an end"));
+        let ends_on = PaymentsConfig::default().clock.day_of(end);
+        m.billing
+            .expect_notify_trial_ending()
+            .withf(move |g, e, days, notice| {
+                *g == group
+                    && *e == end
+                    && *days == 7
+                    && *notice
+                        == BillingNotice::TrialEnding { plan: "Pro".into(), days: 7, ends_on }
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(true));
+        let service = m.service(RoleName::OWNER);
+        assert_eq!(service.notify_trials_ending().await.expect("ran"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_groups_schedule_is_cancelled_before_its_key_goes_and_a_refusal_stays() {
+        use crate::gateway::Unscheduled;
+        use crate::ports::GatewayLeftover;
+        let mut m = Mocks::new();
+        let leftover = |id, customer: &str, merchant: Option<&str>| GatewayLeftover {
+            id,
+            customer_uid: customer.to_owned(),
+            merchant_uid: merchant.map(str::to_owned),
+        };
+        let found = vec![
+            leftover(1, "cu_a", None),
+            leftover(2, "cu_b", None),
+            leftover(3, "cu_a", Some("mu_next")),
+        ];
+        m.billing.expect_gateway_leftovers().times(1).returning(move |_| Ok(found.clone()));
+        let mut seq = mockall::Sequence::new();
+        m.gateway
+            .expect_unschedule()
+            .withf(|c, mu| c == "cu_a" && mu == "mu_next")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(Unscheduled::Cancelled));
+        m.gateway
+            .expect_delete_billing_key()
+            .withf(|c| c == "cu_a")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        m.gateway
+            .expect_delete_billing_key()
+            .withf(|c| c == "cu_b")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Err(GatewayError::Unavailable("down".to_owned())));
+        // Forgotten: the two the gateway agreed to, not the refused one.
+        m.billing.expect_forget_leftover().withf(|id| *id == 3).times(1).returning(|_| Ok(()));
+        m.billing.expect_forget_leftover().withf(|id| *id == 1).times(1).returning(|_| Ok(()));
+        let service = m.service(RoleName::OWNER);
+        assert_eq!(service.clean_up_gateway().await.expect("ran"), 2);
     }
 
     #[tokio::test]

@@ -122,6 +122,11 @@ impl FakeGateway {
         Ok(())
     }
 
+    /// How many billing keys the gateway holds (leftovers).
+    fn key_count(&self) -> usize {
+        self.0.lock().unwrap().keys.len()
+    }
+
     fn schedule_state(&self, merchant_uid: &str) -> Option<ScheduleState> {
         self.0.lock().unwrap().schedules.get(merchant_uid).map(|(_, s)| s.clone())
     }
@@ -1180,4 +1185,207 @@ async fn the_admin_group_list_shows_each_groups_plan(wiring: Wiring) {
     b.add_card(PAYS).await;
     b.change_plan_ok(&pro_month()).await;
     assert_eq!(plans().await, "pro");
+}
+
+// ---------------------------------------------------------------------------------------------
+// billnote: billing notifications (messaging.md, "Notifications")
+// ---------------------------------------------------------------------------------------------
+
+both_wirings!(
+    a_trial_start_notifies_the_billing_managers_and_not_plain_members,
+    a_failing_charge_notifies_payment_failed,
+    a_trial_ending_notice_comes_once_seven_days_before_however_often_the_job_runs,
+    usage_notifies_the_billing_managers_at_fifty_and_eighty_percent_once,
+);
+
+impl Billed {
+    /// A member who joins the group (active, role `member`).
+    async fn plain_member(&self, n: u32) -> SignedIn {
+        let who = self.app.sign_in(&phone(n)).await;
+        let joined =
+            self.app.call(Method::POST, &self.path("/join"), &who.access, Some(&json!({}))).await;
+        assert!(joined.status().is_success(), "joins: {}", joined.status());
+        who
+    }
+
+    /// A member who joins the group and is made admin (admins hold `billing.manage`).
+    async fn admin_member(&self, n: u32) -> SignedIn {
+        let who = self.plain_member(n).await;
+        let path = self.path(&format!("/members/{}", who.id()));
+        let body = json!({"role": "admin"});
+        let made = self.app.call(Method::PUT, &path, &self.owner.access, Some(&body)).await;
+        expect_status(made, StatusCode::OK).await;
+        who
+    }
+
+    /// Starts the trial of group `slug` (owned by the owner) on a new paying card; answers the
+    /// account.
+    async fn start_trial_of(&self, slug: &str) -> Value {
+        let path = |rest: &str| format!("/api/v1/groups/{slug}{rest}");
+        let token = &self.owner.access;
+        let prepare = path("/billing/cards/prepare");
+        let prepared = self.app.call(Method::POST, &prepare, token, None).await;
+        let prepared = expect_status(prepared, StatusCode::CREATED).await;
+        let uid = prepared["customer_uid"].as_str().unwrap();
+        self.gateway.register_card(uid, PAYS);
+        let body = json!({"customer_uid": uid});
+        let cards = path("/billing/cards");
+        let added = self.app.call(Method::POST, &cards, token, Some(&body)).await;
+        expect_status(added, StatusCode::CREATED).await;
+        let plan = path("/billing/plan");
+        let changed = self.app.call(Method::PUT, &plan, token, Some(&pro_month())).await;
+        expect_status(changed, StatusCode::OK).await
+    }
+
+    /// `who`'s notifications of type `kind` about group `slug`, newest first.
+    async fn notices(&self, who: &SignedIn, kind: &str, slug: &str) -> Vec<Value> {
+        let resp = self.app.get_auth("/api/v1/notifications?limit=100", &who.access).await;
+        let page = expect_status(resp, StatusCode::OK).await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] == kind && n["group"] == slug)
+            .cloned()
+            .collect()
+    }
+
+    /// Polls (the periodic work runs every 50 ms) until `who` has a notification of type `kind`
+    /// about group `slug`; answers them all.
+    async fn wait_for_notice(&self, who: &SignedIn, kind: &str, slug: &str) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+        loop {
+            let found = self.notices(who, kind, slug).await;
+            if !found.is_empty() {
+                return found;
+            }
+            assert!(std::time::Instant::now() < deadline, "no {kind} about {slug}");
+            tokio::time::sleep(StdDuration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn a_trial_start_notifies_the_billing_managers_and_not_plain_members(wiring: Wiring) {
+    let b = billed(wiring).await;
+    let plain = b.plain_member(2).await;
+    let admin = b.admin_member(3).await;
+    let billing = b.start_trial_of(&b.slug).await;
+    assert_eq!(billing["status"], "trialing");
+    for who in [&b.owner, &admin] {
+        let started = b.notices(who, "billing.trial_started", &b.slug).await;
+        assert_eq!(started.len(), 1, "made with the change, before its answer");
+        assert_eq!(started[0]["title"], "Trial started");
+        let body = started[0]["body"].as_str().unwrap();
+        assert!(body.starts_with("Acme is trying Pro until "), "{body}");
+        assert_eq!(started[0]["link"], "/groups/acme/billing");
+        assert_eq!(started[0]["read"], false);
+    }
+    assert!(b.notices(&plain, "billing.trial_started", &b.slug).await.is_empty());
+}
+
+async fn a_failing_charge_notifies_payment_failed(wiring: Wiring) {
+    let b = billed(wiring).await;
+    let plain = b.plain_member(2).await;
+    b.start_trial_of(&b.slug).await;
+    assert_eq!(b.run_next_charge(false).await["outcome"], "applied");
+    assert_eq!(b.billing().await["status"], "past_due");
+    let failed = b.notices(&b.owner, "billing.payment_failed", &b.slug).await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["title"], "Payment failed");
+    let body = failed[0]["body"].as_str().unwrap();
+    assert!(
+        body.starts_with("A charge of 83,380 KRW for Pro of Acme failed: card declined"),
+        "{body}"
+    );
+    assert!(body.contains("it is tried again on"), "{body}");
+    assert!(b.notices(&plain, "billing.payment_failed", &b.slug).await.is_empty());
+    // The retry pays: a payment_succeeded follows.
+    assert_eq!(b.run_next_charge(true).await["outcome"], "applied");
+    assert_eq!(b.notices(&b.owner, "billing.payment_succeeded", &b.slug).await.len(), 1);
+}
+
+async fn a_trial_ending_notice_comes_once_seven_days_before_however_often_the_job_runs(
+    wiring: Wiring,
+) {
+    let b = billed(wiring).await;
+    // Two trials a day apart: acme's ends first.
+    let acme_end = time(&b.start_trial_of("acme").await["trial_ends_at"]);
+    let body = json!({"name": "Beta", "slug": "beta"});
+    let created = b.app.call(Method::POST, "/api/v1/groups", &b.owner.access, Some(&body));
+    expect_status(created.await, StatusCode::CREATED).await;
+    b.clock.advance(Duration::days(1));
+    let beta_end = time(&b.start_trial_of("beta").await["trial_ends_at"]);
+    assert_eq!(beta_end - acme_end, Duration::days(1));
+    assert!(b.notices(&b.owner, "billing.trial_ending", "acme").await.is_empty());
+
+    // 7 days before acme's end: its notice, not yet beta's.
+    b.clock.set(acme_end - Duration::days(7) + Duration::hours(1));
+    let ending = b.wait_for_notice(&b.owner, "billing.trial_ending", "acme").await;
+    assert_eq!(ending[0]["title"], "Trial ending soon");
+    let text = ending[0]["body"].as_str().unwrap();
+    assert!(text.starts_with("The Pro trial of Acme ends in 7 days, on "), "{text}");
+    assert!(b.notices(&b.owner, "billing.trial_ending", "beta").await.is_empty());
+
+    // 7 days before beta's end: the runs that notify beta find acme's notice due again and
+    // send it no second time.
+    b.clock.set(beta_end - Duration::days(7) + Duration::hours(1));
+    b.wait_for_notice(&b.owner, "billing.trial_ending", "beta").await;
+    assert_eq!(b.notices(&b.owner, "billing.trial_ending", "acme").await.len(), 1);
+    assert_eq!(b.notices(&b.owner, "billing.trial_ending", "beta").await.len(), 1);
+}
+
+async fn usage_notifies_the_billing_managers_at_fifty_and_eighty_percent_once(wiring: Wiring) {
+    let b = billed(wiring).await;
+    let plain = b.plain_member(2).await;
+    // Free allows 10 customers a month: 8 reach 50 % and 80 %.
+    let path = "/usage/customers";
+    let counted = b.call(Method::POST, path, Some(&json!({"delta": 8}))).await;
+    assert_eq!(expect_status(counted, StatusCode::OK).await["used"], 8);
+    let mut titles: Vec<String> = b
+        .notices(&b.owner, "usage.threshold", &b.slug)
+        .await
+        .iter()
+        .map(|n| n["title"].as_str().unwrap().to_owned())
+        .collect();
+    titles.sort();
+    assert_eq!(titles, ["Usage at 50 %", "Usage at 80 %"]);
+    let eighty = b.notices(&b.owner, "usage.threshold", &b.slug).await;
+    assert!(eighty.iter().any(|n| n["body"] == "Acme has used 8 of 10 customers this period"));
+    // 9 crosses nothing; 10 reaches 100 %.
+    let counted = b.call(Method::POST, path, Some(&json!({"delta": 1}))).await;
+    expect_status(counted, StatusCode::OK).await;
+    assert_eq!(b.notices(&b.owner, "usage.threshold", &b.slug).await.len(), 2);
+    let counted = b.call(Method::POST, path, Some(&json!({"delta": 1}))).await;
+    expect_status(counted, StatusCode::OK).await;
+    assert_eq!(b.notices(&b.owner, "usage.threshold", &b.slug).await.len(), 3);
+    assert!(b.notices(&plain, "usage.threshold", &b.slug).await.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// leftovers: a deleted group leaves nothing at the gateway
+// ---------------------------------------------------------------------------------------------
+
+both_wirings!(a_deleted_group_is_never_charged_its_schedule_is_cancelled_and_its_key_deleted);
+
+async fn a_deleted_group_is_never_charged_its_schedule_is_cancelled_and_its_key_deleted(
+    wiring: Wiring,
+) {
+    let b = billed(wiring).await;
+    let billing = b.start_trial_of(&b.slug).await;
+    let uid = billing["next_charge"]["merchant_uid"].as_str().expect("a pending charge").to_owned();
+    assert_eq!(b.gateway.schedule_state(&uid), Some(ScheduleState::Scheduled));
+    assert_eq!(b.gateway.key_count(), 1);
+
+    let path = format!("/api/v1/groups/{}", b.slug);
+    let deleted = b.app.call(Method::DELETE, &path, &b.owner.access, None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+
+    // The periodic work (every 50 ms here) cleans up after the deletion.
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+    while b.gateway.schedule_state(&uid) != Some(ScheduleState::Cancelled)
+        || b.gateway.key_count() != 0
+    {
+        assert!(std::time::Instant::now() < deadline, "the gateway still holds the group's charge");
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
 }

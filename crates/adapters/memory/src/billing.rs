@@ -1,6 +1,6 @@
 //! Billing accounts, cards, charges, receipts, usage counters and idempotency keys in memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -10,9 +10,11 @@ use onboard_payments::model::{
     Billing, BillingStatus, Card, CardChange, CardChangeId, CardChangeStep, CardId, Catalogue,
     Charge, ChargeStatus, CustomerUid, MerchantUid, Receipt, ReceiptCursor, StoredResponse,
 };
+use onboard_payments::notices::{BillingNotice, usage_notices};
 use onboard_payments::ports::{
     AddCardError, BeginCardChangeError, BillingCommit, BillingRepository, CardRepository, Claim,
-    CommitError, DeleteCardError, IdempotencyRepository, IncrementError, UsageRepository,
+    CommitError, DeleteCardError, GatewayLeftover, IdempotencyRepository, IncrementError,
+    UsageRepository,
 };
 
 /// The payments storage ports behind one mutex: each call is one atomic change, like the
@@ -24,9 +26,16 @@ use onboard_payments::ports::{
 /// - A customer_uid becomes a card only for the group it was prepared for, once; a group has
 ///   at most one main card, and its first card is main.
 /// - Usage counters never exceed their limit; idempotency keys live 24 hours.
+/// - Notifications (billnote): the store made by [`crate::MemoryStore`] (its `billing()`)
+///   creates the notices of a commit, of a usage increment (each threshold once per group,
+///   metric, period and percent) and of a trial's end (each (group, trial end, days) once)
+///   under the member store's lock, in the same critical section as the change. A store made
+///   on its own (`default`) has no members to notify and drops them.
 #[derive(Debug)]
 pub struct MemoryBillingStore {
     state: Mutex<BillingState>,
+    // billnote
+    notifier: Option<crate::store::billing_notices::BillingNotifier>,
 }
 
 impl Default for MemoryBillingStore {
@@ -36,6 +45,7 @@ impl Default for MemoryBillingStore {
                 catalogue: Some(Catalogue::seed()),
                 ..BillingState::default()
             }),
+            notifier: None,
         }
     }
 }
@@ -52,7 +62,19 @@ struct BillingState {
     changes: Vec<CardChange>,
     usage: HashMap<(GroupId, String, DateTime<Utc>), i64>,
     keys: HashMap<(GroupId, String), KeyRow>,
+    // billnote
+    /// The usage thresholds notified: (group, metric, period start, percent).
+    usage_notices: HashSet<(GroupId, String, DateTime<Utc>, u8)>,
+    /// The trial-ending notices sent: (group, trial end, days).
+    trial_notices: HashSet<(GroupId, DateTime<Utc>, u32)>,
+    // leftovers
+    /// What deleted groups left at the gateway, oldest first.
+    leftovers: Vec<GatewayLeftover>,
+    next_leftover: i64,
 }
+
+/// A change's answer and the notices it brings, by group.
+type Noticed<T> = (T, Vec<(GroupId, BillingNotice)>);
 
 #[derive(Debug, Clone)]
 struct KeyRow {
@@ -73,6 +95,21 @@ impl MemoryBillingStore {
     fn lock(&self) -> MutexGuard<'_, BillingState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    // billnote
+    /// A store whose notices go to the members of the store behind `notifier`.
+    pub(crate) fn notifying(notifier: crate::store::billing_notices::BillingNotifier) -> Self {
+        Self { notifier: Some(notifier), ..Self::default() }
+    }
+
+    /// Runs `change` on the state and creates the notices it answers, atomically (see the
+    /// type's docs): the member store's lock first, then this one.
+    fn atomically<T>(&self, change: impl FnOnce(&mut BillingState) -> Noticed<T>) -> T {
+        match &self.notifier {
+            Some(notifier) => notifier.atomically(|| change(&mut self.lock())),
+            None => change(&mut self.lock()).0,
+        }
+    }
 }
 
 impl BillingState {
@@ -81,6 +118,17 @@ impl BillingState {
         let mut billing = billing.clone();
         billing.next_charge = next.as_ref().and_then(|m| self.charges.get(m)).cloned();
         Some(billing)
+    }
+
+    /// [`Self::commit`] with the commit's notices when it holds.
+    fn commit_noticed(&mut self, commit: &BillingCommit) -> Noticed<Result<(), CommitError>> {
+        match self.commit(commit) {
+            Ok(()) => {
+                let group = commit.billing.group;
+                (Ok(()), commit.notices.iter().map(|n| (group, n.clone())).collect())
+            }
+            Err(e) => (Err(e), Vec::new()),
+        }
     }
 
     fn commit(&mut self, commit: &BillingCommit) -> Result<(), CommitError> {
@@ -136,7 +184,7 @@ impl BillingRepository for MemoryBillingStore {
     }
 
     async fn commit(&self, commit: &BillingCommit) -> Result<(), CommitError> {
-        self.lock().commit(commit)
+        self.atomically(|state| state.commit_noticed(commit))
     }
 
     async fn charge(&self, merchant_uid: &MerchantUid) -> anyhow::Result<Option<Charge>> {
@@ -205,6 +253,102 @@ impl BillingRepository for MemoryBillingStore {
         rows.sort_by_key(|b| b.current_period_end);
         rows.truncate(limit as usize);
         Ok(rows)
+    }
+
+    // billnote
+    async fn trials_ending(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, GroupId)>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<Billing>> {
+        let state = self.lock();
+        let mut rows: Vec<(DateTime<Utc>, Billing)> = state
+            .accounts
+            .keys()
+            .filter_map(|g| state.account(*g))
+            .filter(|b| b.status == BillingStatus::Trialing)
+            .filter_map(|b| b.trial_ends_at.map(|end| (end, b)))
+            .filter(|(end, b)| {
+                *end > now && *end <= until && after.is_none_or(|a| (*end, b.group) > a)
+            })
+            .collect();
+        rows.sort_by_key(|(end, b)| (*end, b.group));
+        rows.truncate(limit as usize);
+        Ok(rows.into_iter().map(|(_, b)| b).collect())
+    }
+
+    async fn notify_trial_ending(
+        &self,
+        group: GroupId,
+        trial_ends_at: DateTime<Utc>,
+        days: u32,
+        notice: &BillingNotice,
+    ) -> anyhow::Result<bool> {
+        Ok(self.atomically(|state| {
+            let still = state.accounts.get(&group).is_some_and(|(b, _)| {
+                b.status == BillingStatus::Trialing && b.trial_ends_at == Some(trial_ends_at)
+            });
+            if still && state.trial_notices.insert((group, trial_ends_at, days)) {
+                (true, vec![(group, notice.clone())])
+            } else {
+                (false, Vec::new())
+            }
+        }))
+    }
+
+    // leftovers
+    async fn gateway_leftovers(&self, limit: u32) -> anyhow::Result<Vec<GatewayLeftover>> {
+        Ok(self.lock().leftovers.iter().take(limit as usize).cloned().collect())
+    }
+
+    async fn forget_leftover(&self, id: i64) -> anyhow::Result<()> {
+        self.lock().leftovers.retain(|l| l.id != id);
+        Ok(())
+    }
+}
+
+// leftovers
+impl MemoryBillingStore {
+    /// Forgets a deleted group's billing data, as PostgreSQL's cascade does, and records what
+    /// it leaves at the gateway (its scheduled charges, then every customer_uid issued to it)
+    /// for [`BillingRepository::gateway_leftovers`]. Called by the member store under its lock
+    /// when it deletes a group.
+    pub fn group_deleted(&self, group: GroupId) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let mut left: Vec<(String, Option<String>)> = state
+            .charges
+            .values()
+            .filter(|c| c.group == group && c.status == ChargeStatus::Scheduled)
+            .map(|c| (c.customer_uid.as_str().to_owned(), Some(c.merchant_uid.as_str().to_owned())))
+            .collect();
+        left.sort();
+        let mut keys: Vec<String> = state
+            .prepared
+            .iter()
+            .filter(|(_, g)| **g == group)
+            .map(|(uid, _)| uid.as_str().to_owned())
+            .collect();
+        keys.sort();
+        left.extend(keys.into_iter().map(|uid| (uid, None)));
+        for (customer_uid, merchant_uid) in left {
+            state.next_leftover += 1;
+            state.leftovers.push(GatewayLeftover {
+                id: state.next_leftover,
+                customer_uid,
+                merchant_uid,
+            });
+        }
+        state.accounts.remove(&group);
+        state.charges.retain(|_, c| c.group != group);
+        state.receipts.retain(|r| r.group != group);
+        state.prepared.retain(|_, g| *g != group);
+        state.cards.retain(|c| c.group != group);
+        state.changes.retain(|c| c.group != group);
+        state.usage.retain(|(g, _, _), _| *g != group);
+        state.keys.retain(|(g, _), _| *g != group);
     }
 }
 
@@ -292,14 +436,20 @@ impl CardRepository for MemoryBillingStore {
         id: CardChangeId,
         commit: Option<BillingCommit>,
     ) -> Result<(), CommitError> {
-        let mut state = self.lock();
-        if let Some(commit) = &commit {
-            state.commit(commit)?;
-        }
-        if let Some(c) = state.changes.iter_mut().find(|c| c.id == id) {
-            c.step = CardChangeStep::Done;
-        }
-        Ok(())
+        self.atomically(|state| {
+            let mut notices = Vec::new();
+            if let Some(commit) = &commit {
+                let (done, noticed) = state.commit_noticed(commit);
+                if let Err(e) = done {
+                    return (Err(e), Vec::new());
+                }
+                notices = noticed;
+            }
+            if let Some(c) = state.changes.iter_mut().find(|c| c.id == id) {
+                c.step = CardChangeStep::Done;
+            }
+            (Ok(()), notices)
+        })
     }
 
     async fn roll_back_main_change(&self, change: &CardChange) -> anyhow::Result<()> {
@@ -336,13 +486,28 @@ impl UsageRepository for MemoryBillingStore {
         delta: i64,
         limit: Option<i64>,
     ) -> Result<i64, IncrementError> {
-        let mut state = self.lock();
-        let used = state.usage.entry((group, metric.to_owned(), period_start)).or_insert(0);
-        if limit.is_some_and(|l| *used + delta > l) {
-            return Err(IncrementError::LimitReached { used: *used });
-        }
-        *used += delta;
-        Ok(*used)
+        self.atomically(|state| {
+            let used = state.usage.entry((group, metric.to_owned(), period_start)).or_insert(0);
+            if limit.is_some_and(|l| *used + delta > l) {
+                return (Err(IncrementError::LimitReached { used: *used }), Vec::new());
+            }
+            let before = *used;
+            *used += delta;
+            let after = *used;
+            // billnote: each threshold once per (group, metric, period, percent).
+            let notices =
+                usage_notices(metric, before, after, limit)
+                    .into_iter()
+                    .filter(|n| match n {
+                        BillingNotice::UsageThreshold { percent, .. } => state
+                            .usage_notices
+                            .insert((group, metric.to_owned(), period_start, *percent)),
+                        _ => true,
+                    })
+                    .map(|n| (group, n))
+                    .collect();
+            (Ok(after), notices)
+        })
     }
 
     async fn usage(
@@ -477,8 +642,13 @@ mod tests {
         let store = MemoryBillingStore::default();
         let group = GroupId::new();
         let billing = Billing::free(group, 10);
-        let commit =
-            BillingCommit { billing, new_charges: vec![], closed_charges: vec![], receipt: None };
+        let commit = BillingCommit {
+            billing,
+            new_charges: vec![],
+            closed_charges: vec![],
+            receipt: None,
+            notices: vec![],
+        };
         store.commit(&commit).await.expect("the first write");
         assert!(matches!(store.commit(&commit).await, Err(CommitError::Stale)));
         assert_eq!(store.billing(group).await.expect("read").expect("stored").version, 1);

@@ -33,6 +33,8 @@ mod notifications;
 mod sms_credit;
 // messaging
 mod messages;
+// billnote
+pub(crate) mod billing_notices;
 
 use groups::{GroupRow, GroupsOfDeleted};
 use invites::InviteRow;
@@ -74,9 +76,10 @@ use invites::InviteRow;
 ///   appends its audit entry in the same call; a block revokes the member's live sessions,
 ///   and while it holds `sign_in` answers [`SignInStoreError::Blocked`] and `rotate`
 ///   [`RotateOutcome::Blocked`] for their tokens.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
-    state: Mutex<State>,
+    /// Shared with the billing store (billnote), which notifies under this lock.
+    state: std::sync::Arc<Mutex<State>>,
     /// The billing store beside it: the admin group listing reads plans from it (its lock is
     /// only ever taken after this store's, never the other way round).
     billing: std::sync::Arc<crate::MemoryBillingStore>,
@@ -225,6 +228,18 @@ impl State {
                 revoked_at: None,
             },
         );
+    }
+}
+
+// billnote
+impl Default for MemoryStore {
+    fn default() -> Self {
+        let state = std::sync::Arc::new(Mutex::new(State::default()));
+        // The billing store creates its notifications under this store's lock, taken before
+        // its own (the one lock order of the two).
+        let notifier = billing_notices::BillingNotifier::new(state.clone());
+        let billing = std::sync::Arc::new(crate::MemoryBillingStore::notifying(notifier));
+        Self { state, billing }
     }
 }
 
@@ -418,6 +433,8 @@ impl MemberRepository for MemoryStore {
         };
         for group in solo {
             state.delete_group(group);
+            // leftovers: the billing lock is taken after this store's, as everywhere.
+            self.billing.group_deleted(group);
         }
         state.remove_memberships(id);
         let Some(row) = state.members.get_mut(&id) else {

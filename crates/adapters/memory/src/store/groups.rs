@@ -252,7 +252,13 @@ impl GroupRepository for MemoryStore {
     }
 
     async fn delete(&self, group: GroupId) -> anyhow::Result<bool> {
-        Ok(self.state().delete_group(group))
+        let mut state = self.state();
+        let deleted = state.delete_group(group);
+        if deleted {
+            // leftovers: the billing lock is taken after this store's, as everywhere.
+            self.billing.group_deleted(group);
+        }
+        Ok(deleted)
     }
 
     async fn custom_roles(&self, group: GroupId) -> anyhow::Result<Vec<Role>> {

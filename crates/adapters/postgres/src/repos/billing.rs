@@ -39,7 +39,8 @@ use onboard_payments::model::{
 };
 use onboard_payments::ports::{
     AddCardError, BeginCardChangeError, BillingCommit, BillingRepository, CardRepository, Claim,
-    CommitError, DeleteCardError, IdempotencyRepository, IncrementError, UsageRepository,
+    CommitError, DeleteCardError, GatewayLeftover, IdempotencyRepository, IncrementError,
+    UsageRepository,
 };
 
 use crate::PgPool;
@@ -638,6 +639,9 @@ fn codes(codes: &[PlanCode]) -> Vec<&str> {
 #[derive(Clone)]
 pub struct PgBillingStore {
     pool: PgPool,
+    // billnote
+    /// How long the notifications it creates are kept, in seconds (`NOTIFICATION_TTL`).
+    notification_ttl_secs: i64,
 }
 
 impl fmt::Debug for PgBillingStore {
@@ -649,7 +653,16 @@ impl fmt::Debug for PgBillingStore {
 impl PgBillingStore {
     /// A store on `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, notification_ttl_secs: crate::repos::notifications::DEFAULT_TTL_SECS }
+    }
+
+    // billnote
+    /// Keeps the notifications this store creates for `ttl` (`NOTIFICATION_TTL`; 14 days by
+    /// default).
+    #[must_use]
+    pub fn with_notification_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.notification_ttl_secs = crate::repos::notifications::ttl_secs(ttl);
+        self
     }
 
     async fn conn(&self) -> anyhow::Result<Object<AsyncPgConnection>> {
@@ -688,6 +701,7 @@ async fn with_next_charges(
 async fn commit_in(
     conn: &mut AsyncPgConnection,
     commit: &BillingCommit,
+    ttl_secs: i64,
 ) -> Result<(), TxError<CommitError>> {
     let billing = &commit.billing;
     let group = billing.group.as_uuid();
@@ -797,14 +811,17 @@ async fn commit_in(
     if written == 0 {
         return Err(TxError::Refused(CommitError::Stale));
     }
+    // billnote: the change's notifications, in its transaction.
+    crate::repos::billing_notices::notify(conn, billing.group, &commit.notices, ttl_secs).await?;
     Ok(())
 }
 
 async fn commit_tx(
     conn: &mut AsyncPgConnection,
     commit: &BillingCommit,
+    ttl_secs: i64,
 ) -> Result<(), TxError<CommitError>> {
-    conn.transaction(async |conn| commit_in(conn, commit).await).await
+    conn.transaction(async |conn| commit_in(conn, commit, ttl_secs).await).await
 }
 
 #[async_trait]
@@ -864,7 +881,8 @@ impl BillingRepository for PgBillingStore {
 
     async fn commit(&self, commit: &BillingCommit) -> Result<(), CommitError> {
         let mut conn = self.conn().await?;
-        retrying!("writing a billing change", commit_tx(&mut conn, commit))
+        let ttl = self.notification_ttl_secs;
+        retrying!("writing a billing change", commit_tx(&mut conn, commit, ttl))
     }
 
     async fn charge(&self, merchant_uid: &MerchantUid) -> anyhow::Result<Option<Charge>> {
@@ -940,6 +958,99 @@ impl BillingRepository for PgBillingStore {
             .context("listing expired billing accounts")?;
         with_next_charges(&mut conn, rows).await
     }
+
+    // billnote
+    async fn trials_ending(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, GroupId)>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<Billing>> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<AccountRow> = diesel::sql_query(crate::repos::billing_notices::TRIALS_ENDING)
+            .bind::<Timestamptz, _>(now)
+            .bind::<Timestamptz, _>(until)
+            .bind::<Nullable<Timestamptz>, _>(after.map(|(end, _)| end))
+            .bind::<BigInt, _>(i64::from(limit))
+            .bind::<Nullable<Uuid>, _>(after.map(|(_, group)| group.as_uuid()))
+            .cached()
+            .load(&mut conn)
+            .await
+            .context("listing trials ending")?;
+        with_next_charges(&mut conn, rows).await
+    }
+
+    async fn notify_trial_ending(
+        &self,
+        group: GroupId,
+        trial_ends_at: DateTime<Utc>,
+        days: u32,
+        notice: &onboard_payments::notices::BillingNotice,
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.conn().await?;
+        let ttl = self.notification_ttl_secs;
+        conn.transaction(async |conn| {
+            crate::repos::billing_notices::notify_trial_ending(
+                conn,
+                group,
+                trial_ends_at,
+                days,
+                notice,
+                ttl,
+            )
+            .await
+        })
+        .await
+        .context("notifying a trial's end")
+    }
+
+    // leftovers
+    async fn gateway_leftovers(&self, limit: u32) -> anyhow::Result<Vec<GatewayLeftover>> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<LeftoverRow> = diesel::sql_query(LEFTOVERS)
+            .bind::<BigInt, _>(i64::from(limit))
+            .cached()
+            .load(&mut conn)
+            .await
+            .context("listing gateway leftovers")?;
+        Ok(rows
+            .into_iter()
+            .map(|r| GatewayLeftover {
+                id: r.id,
+                customer_uid: r.customer_uid,
+                merchant_uid: r.merchant_uid,
+            })
+            .collect())
+    }
+
+    async fn forget_leftover(&self, id: i64) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        diesel::sql_query(FORGET_LEFTOVER)
+            .bind::<BigInt, _>(id)
+            .cached()
+            .execute(&mut conn)
+            .await
+            .context("forgetting a gateway leftover")?;
+        Ok(())
+    }
+}
+
+// leftovers
+/// The oldest gateway leftovers of deleted groups.
+const LEFTOVERS: &str = "
+    SELECT id, customer_uid, merchant_uid FROM billing_gateway_leftovers ORDER BY id LIMIT $1";
+
+const FORGET_LEFTOVER: &str = "DELETE FROM billing_gateway_leftovers WHERE id = $1";
+
+#[derive(QueryableByName)]
+struct LeftoverRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    customer_uid: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    merchant_uid: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1090,10 +1201,11 @@ async fn finish_tx(
     conn: &mut AsyncPgConnection,
     id: CardChangeId,
     commit: Option<&BillingCommit>,
+    ttl_secs: i64,
 ) -> Result<(), TxError<CommitError>> {
     conn.transaction(async |conn| {
         if let Some(commit) = commit {
-            commit_in(conn, commit).await?;
+            commit_in(conn, commit, ttl_secs).await?;
         }
         set_step(conn, id, CardChangeStep::Done).await?;
         Ok(())
@@ -1205,7 +1317,8 @@ impl CardRepository for PgBillingStore {
         commit: Option<BillingCommit>,
     ) -> Result<(), CommitError> {
         let mut conn = self.conn().await?;
-        retrying!("finishing a main-card change", finish_tx(&mut conn, id, commit.as_ref()))
+        let ttl = self.notification_ttl_secs;
+        retrying!("finishing a main-card change", finish_tx(&mut conn, id, commit.as_ref(), ttl))
     }
 
     async fn roll_back_main_change(&self, change: &CardChange) -> anyhow::Result<()> {
@@ -1275,16 +1388,36 @@ impl UsageRepository for PgBillingStore {
         limit: Option<i64>,
     ) -> Result<i64, IncrementError> {
         let mut conn = self.conn().await?;
-        let counted: Option<UsedRow> = diesel::sql_query(INCREMENT)
-            .bind::<Uuid, _>(group.as_uuid())
-            .bind::<Text, _>(metric)
-            .bind::<Timestamptz, _>(period_start)
-            .bind::<BigInt, _>(delta)
-            .bind::<Nullable<BigInt>, _>(limit)
-            .cached()
-            .get_result(&mut conn)
+        let ttl = self.notification_ttl_secs;
+        // billnote: the thresholds it crosses are notified in the increment's transaction.
+        let counted: Option<UsedRow> = conn
+            .transaction(async |conn| {
+                let counted: Option<UsedRow> = diesel::sql_query(INCREMENT)
+                    .bind::<Uuid, _>(group.as_uuid())
+                    .bind::<Text, _>(metric)
+                    .bind::<Timestamptz, _>(period_start)
+                    .bind::<BigInt, _>(delta)
+                    .bind::<Nullable<BigInt>, _>(limit)
+                    .cached()
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                if let Some(row) = &counted {
+                    crate::repos::billing_notices::notify_usage(
+                        conn,
+                        group,
+                        metric,
+                        period_start,
+                        row.used - delta,
+                        row.used,
+                        limit,
+                        ttl,
+                    )
+                    .await?;
+                }
+                diesel::QueryResult::Ok(counted)
+            })
             .await
-            .optional()
             .context("counting usage")?;
         if let Some(row) = counted {
             return Ok(row.used);

@@ -19,3 +19,5 @@ pub(crate) mod jobs;
 pub(crate) mod sms_credit;
 // messaging
 pub(crate) mod messages;
+// billnote
+pub(crate) mod billing_notices;

@@ -19,6 +19,8 @@ mod jobs;
 mod sms_credit;
 // messaging
 mod messages;
+// billnote
+mod billing_notices;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;
