@@ -70,6 +70,7 @@ pub enum ErrorCode {
     // notify
     StreamTicketInvalid,
     // credit
+    // messaging
     InsufficientSmsCredit,
 }
 
@@ -130,6 +131,7 @@ impl ErrorCode {
             // notify
             Self::StreamTicketInvalid => "stream_ticket_invalid",
             // credit
+            // messaging
             Self::InsufficientSmsCredit => "insufficient_sms_credit",
         }
     }
@@ -206,6 +208,16 @@ impl ApiError {
         let message = message.into();
         let mut e = Self::new(StatusCode::BAD_REQUEST, code, format!("{field}: {message}"));
         e.0.problem.errors = Some(vec![FieldError { field: field.to_owned(), message }]);
+        e
+    }
+
+    // messaging
+    /// A 400 naming each field at fault.
+    pub fn invalid_fields(code: ErrorCode, errors: Vec<FieldError>) -> Self {
+        let detail =
+            errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>();
+        let mut e = Self::new(StatusCode::BAD_REQUEST, code, detail.join("; "));
+        e.0.problem.errors = Some(errors);
         e
     }
 
@@ -922,6 +934,46 @@ map_errors! {
             ErrorCode::StreamTicketInvalid,
             "the stream ticket is unknown, used or expired",
         ),
+    }
+}
+
+// messaging
+impl From<onboard_messaging::SendError> for ApiError {
+    fn from(e: onboard_messaging::SendError) -> Self {
+        use onboard_messaging::SendError as E;
+        match e {
+            E::NotFound => group_not_found(),
+            E::Forbidden => forbidden("sending messages needs messages.send or group.manage"),
+            E::Recipients { .. } => {
+                Self::invalid_field(ErrorCode::InvalidRequest, "to", e.to_string())
+            }
+            E::EmptyText => Self::invalid_field(ErrorCode::InvalidRequest, "text", "empty"),
+            E::TextTooLong(t) => {
+                Self::invalid_field(ErrorCode::InvalidRequest, "text", t.to_string())
+            }
+            E::TemplateRequired => Self::invalid_field(
+                ErrorCode::InvalidRequest,
+                "template_code",
+                "an alimtalk needs its template_code",
+            ),
+            E::InsufficientCredit => Self::new(
+                StatusCode::PAYMENT_REQUIRED,
+                ErrorCode::InsufficientSmsCredit,
+                "the group's SMS credit does not cover these messages; nothing was queued",
+            ),
+            E::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
+impl From<onboard_messaging::GetMessageError> for ApiError {
+    fn from(e: onboard_messaging::GetMessageError) -> Self {
+        use onboard_messaging::GetMessageError as E;
+        match e {
+            E::NotFound => Self::not_found("no such group or message"),
+            E::Forbidden => forbidden("reading messages needs messages.send or group.manage"),
+            E::Unexpected(e) => Self::unexpected(e),
+        }
     }
 }
 

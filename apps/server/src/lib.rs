@@ -25,3 +25,5 @@ pub mod compat;
 pub mod notify_worker;
 // credit
 pub mod credit;
+// messaging
+pub mod messaging_worker;

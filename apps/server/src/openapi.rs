@@ -27,6 +27,8 @@ use crate::error::{ErrorCode, FieldError, Problem};
         // admin
         (name = "admin", description = "Platform administration (platform admins only)"),
         (name = "notifications", description = "In-app notifications and their live stream"),
+        // messaging
+        (name = "messages", description = "Messages a group sends (SMS, LMS, alimtalk), paid from its SMS credit"),
     )
 )]
 pub struct ApiDoc;

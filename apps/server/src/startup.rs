@@ -37,6 +37,8 @@ use crate::routes::{
 };
 // credit
 use crate::routes::sms_credit;
+// messaging
+use crate::routes::messages;
 use crate::state::{AppState, Backends};
 use crate::telemetry;
 // admin
@@ -153,7 +155,11 @@ impl Application {
                         .service(notifications::snooze)
                         .service(notifications::delete)
                         .service(notifications::stream_ticket)
-                        .service(notifications::stream),
+                        .service(notifications::stream)
+                        // messaging
+                        .service(messages::send_messages)
+                        .service(messages::list_messages)
+                        .service(messages::get_message),
                 )
                 .service(health::live)
                 .service(health::ready)
@@ -262,10 +268,13 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 "embedded mode: data lives in memory and is lost when the server stops (set DATABASE_URL and REDIS_URL for Postgres + Redis)"
             );
             // One store for every repository: memberships, current groups and deletions span them.
-            let store = Arc::new(
-                onboard_memory::MemoryStore::default()
-                    .with_notification_ttl(settings.notifications.ttl),
-            );
+            // messaging: a test may hand in the store (to share it, or to top up SMS credit).
+            let store = settings.messaging_overrides.memory_store.clone().unwrap_or_else(|| {
+                Arc::new(
+                    onboard_memory::MemoryStore::default()
+                        .with_notification_ttl(settings.notifications.ttl),
+                )
+            });
             memory_billing = Some(store.billing());
             // credit
             memory_store = Some(store.clone());
@@ -293,6 +302,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 admin: store.clone(),
                 otp_stats: otp,
                 notifications: store.clone(),
+                // messaging
+                messages: store.clone(),
                 notification_outbox: store,
                 notification_bus: Arc::new(onboard_memory::MemoryNotificationBus::default()),
                 stream_tickets: Arc::new(onboard_memory::MemoryStreamTicketStore::default()),
@@ -354,6 +365,11 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 )),
                 notifications: notification_store.clone(),
                 notification_outbox: notification_store,
+                // messaging
+                messages: Arc::new(
+                    onboard_postgres::PgMessageRepository::new(pg.clone())
+                        .with_notification_ttl(settings.notifications.ttl),
+                ),
                 notification_bus: Arc::new(
                     onboard_redis::RedisNotificationBus::start(
                         redis_url.expose_secret(),
@@ -406,6 +422,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     );
     crate::notify_worker::spawn(notifications.clone());
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
+    // messaging
+    let messaging = build_messaging(settings, repos.messages, groups.clone(), clock.clone())?;
     // payments
     let (payments, sim_gateway, sms_credit) = build_payments(
         settings,
@@ -445,7 +463,47 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         notifications,
         // credit
         sms_credit,
+        // messaging
+        messaging,
     })
+}
+
+// messaging
+
+/// Group messages on the wiring's repository and the configured provider, with this
+/// instance's outbox worker running.
+fn build_messaging(
+    settings: &Settings,
+    repo: Arc<dyn onboard_messaging::ports::MessageRepository>,
+    groups: GroupsService,
+    clock: Arc<dyn onboard_kernel::Clock>,
+) -> anyhow::Result<onboard_messaging::MessagingService> {
+    use onboard_messaging::ports::MessageProvider;
+
+    let provider: Arc<dyn MessageProvider> = match &settings.messaging_overrides.provider {
+        Some(provider) => provider.clone(),
+        None => match &settings.sms {
+            SmsSettings::Log { delay } => Arc::new(onboard_sms::LogMessageProvider::new(
+                delay.as_ref().map_or(std::time::Duration::ZERO, |d| *d.end()),
+                settings.messaging.log_alimtalk_failure.clone(),
+            )),
+            SmsSettings::Sens(sens) => Arc::new(SensClient::new(sens.clone())?),
+            SmsSettings::Twilio(twilio) => Arc::new(TwilioSmsSender::new(twilio.clone())?),
+        },
+    };
+    let messaging = onboard_messaging::MessagingService::new(
+        onboard_messaging::MessagingPorts { repo, provider, gate: Arc::new(groups), clock },
+        onboard_messaging::MessagingConfig {
+            prices: settings.sms_prices,
+            check_delay: settings.messaging.check_delay,
+            lease: settings.messaging.lease,
+            ..onboard_messaging::MessagingConfig::default()
+        },
+    );
+    if !settings.messaging_overrides.no_worker {
+        crate::messaging_worker::spawn(messaging.clone(), settings.messaging.poll);
+    }
+    Ok(messaging)
 }
 
 /// The repositories of the domains beyond members, from one wiring.
@@ -465,6 +523,8 @@ struct Repositories {
     notification_outbox: Arc<dyn NotificationOutbox>,
     notification_bus: Arc<dyn NotificationBus>,
     stream_tickets: Arc<dyn StreamTicketStore>,
+    // messaging
+    messages: Arc<dyn onboard_messaging::ports::MessageRepository>,
 }
 
 // sso

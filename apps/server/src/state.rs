@@ -65,6 +65,9 @@ pub struct AppState {
     // credit
     /// SMS credit: balance, purchases, auto top-up, ledger.
     pub sms_credit: onboard_payments::credit::SmsCreditService,
+    // messaging
+    /// Group messages.
+    pub messaging: onboard_messaging::MessagingService,
 }
 
 /// The bearer tokens of other services, kept as SHA-256 digests and compared in constant time.

@@ -18,6 +18,8 @@ pub mod admin;
 pub mod notifications;
 // credit
 pub mod sms_credit;
+// messaging
+pub mod messages;
 
 use chrono::{DateTime, Utc};
 use onboard_members::{Member, MemberCard, TokenPair};

@@ -33,3 +33,5 @@ mod compat_referral_api;
 mod notifications;
 // credit
 mod sms_credit;
+// messaging
+mod messages;

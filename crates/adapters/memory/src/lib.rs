@@ -17,6 +17,8 @@
 //!
 //! - [`MemoryBillingStore`]: the payments storage ports (billing, cards, usage, idempotency).
 //! - [`MemoryJobQueue`]: the job queue (`onboard_kernel::jobs::JobQueue`).
+//! - The [`MemoryStore`] is also the messaging `MessageRepository` (group messages and their
+//!   outbox, paid from the SMS credit under the same lock).
 //!
 //! [`GroupRepository`]: onboard_groups::ports::GroupRepository
 //! [`InviteRepository`]: onboard_invites::ports::InviteRepository

@@ -31,6 +31,8 @@ mod admin;
 mod notifications;
 // sms-credit
 mod sms_credit;
+// messaging
+mod messages;
 // billnote
 pub(crate) mod billing_notices;
 // credit
@@ -115,6 +117,9 @@ struct State {
     // sms-credit
     /// Groups' SMS credit wallets and ledgers.
     sms_credit: sms_credit::SmsCredit,
+    // messaging
+    /// Groups' messages and their outbox.
+    messages: messages::Messages,
 }
 
 #[derive(Debug, Clone)]

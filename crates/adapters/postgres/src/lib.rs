@@ -4,7 +4,8 @@
 //! [`PgMemberRepository`], [`PgSessionRepository`], [`PgReferralRepository`],
 //! [`PgGroupRepository`], [`PgInviteRepository`] and [`PgIdentityRepository`] (single
 //! sign-on links); for payments [`PgBillingStore`] (the billing storage ports) and
-//! [`PgJobQueue`] (the job queue); plus the schema migrations (embedded
+//! [`PgJobQueue`] (the job queue); [`PgMessageRepository`] (group messages and their outbox);
+//! plus the schema migrations (embedded
 //! from `migrations/` at the repository root) and a readiness probe.
 //!
 //! ```no_run
@@ -73,6 +74,8 @@ pub use repos::credit::PgSmsCreditStore;
 // billing-pg
 pub use repos::billing::PgBillingStore;
 pub use repos::jobs::PgJobQueue;
+// messaging
+pub use repos::messages::PgMessageRepository;
 
 /// A pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;

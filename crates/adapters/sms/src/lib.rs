@@ -8,10 +8,15 @@
 //!   requests), and checks alimtalk delivery.
 //! - [`TwilioSmsSender`] sends SMS through Twilio.
 //!
+//! - Each of them (the log one as [`LogMessageProvider`]) is also the messaging domain's
+//!   `MessageProvider` (group messages: SMS, LMS, alimtalk and its delivery check).
+//!
 //! [`TextKind::of`] decides SMS or LMS by the text's EUC-KR length (90 and 2,000 bytes).
 
 mod error;
 mod log;
+// messaging
+mod messages;
 mod queued;
 pub mod sens;
 mod text;
@@ -19,6 +24,8 @@ mod twilio;
 
 pub use error::ProviderError;
 pub use log::LogSmsSender;
+// messaging
+pub use messages::LogMessageProvider;
 pub use queued::QueuedSmsSender;
 pub use sens::{AlimtalkSettings, SensClient, SensSettings};
 pub use text::{LMS_MAX_BYTES, SMS_MAX_BYTES, TextKind, TextTooLong, euc_kr_len};

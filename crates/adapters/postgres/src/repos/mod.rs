@@ -17,6 +17,8 @@ pub(crate) mod billing;
 pub(crate) mod jobs;
 // sms-credit
 pub(crate) mod sms_credit;
+// messaging
+pub(crate) mod messages;
 // billnote
 pub(crate) mod billing_notices;
 // credit

@@ -17,6 +17,8 @@ mod billing;
 mod jobs;
 // sms-credit
 mod sms_credit;
+// messaging
+mod messages;
 // billnote
 mod billing_notices;
 // credit
