@@ -120,7 +120,7 @@ impl SendMessagesRequest {
                 Ok(phone) => to.push(phone),
                 Err(e) => bad.push(FieldError {
                     field: format!("to[{i}]"),
-                    message: format!("{raw:?} is not a phone number: {e}"),
+                    message: format!("{raw:?}: {e}"),
                 }),
             }
         }
