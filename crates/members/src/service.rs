@@ -6,9 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hmac::{Hmac, Mac};
-use onboard_kernel::{
-    Clock, GroupId, MemberId, PhoneNumber, ReferralCode, SessionId, random_bytes,
-};
+use onboard_kernel::{Clock, MemberId, PhoneNumber, ReferralCode, SessionId};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
@@ -23,9 +21,8 @@ use crate::model::{
     TokenPair,
 };
 use crate::ports::{
-    AccessTokens, IssueOutcome, MemberRepository, NewSession, NewWorkspace, OtpStore, RateDecision,
-    RateLimiter, RevocationList, RotateOutcome, SessionRepository, SignInRequest, SmsSender,
-    VerifyOutcome,
+    AccessTokens, IssueOutcome, MemberRepository, OtpStore, RateDecision, RateLimiter,
+    RevocationList, RotateOutcome, SessionRepository, SignInRequest, SmsSender, VerifyOutcome,
 };
 
 /// Makes the referral code of a new member. [`ReferralCode::generate`] unless a test says
@@ -187,61 +184,30 @@ impl MembersService {
             }
         }
 
-        let refresh = RefreshToken::new(URL_SAFE_NO_PAD.encode(random_bytes::<32>()));
-        let session = NewSession {
-            id: SessionId::new(),
-            refresh_hash: token_hash(&refresh),
-            user_agent: client.user_agent.clone(),
-            expires_at: now + secs(self.config.refresh_ttl_secs),
-        };
-        let mut request = SignInRequest {
-            phone: request.phone,
-            new_member_id: MemberId::new(),
-            new_referral_code: (self.referral_codes)(),
-            referred_by: request.referral_code,
-            session,
-            personal_workspace: self.config.personal_workspace.then(|| NewWorkspace {
-                id: GroupId::new(),
-                slug: personal_slug(),
-                name: self.config.personal_workspace_name.clone(),
-            }),
-            now,
-        };
-        let mut attempt = 1;
-        let record = loop {
-            match self.ports.members.sign_in(request.clone()).await {
-                Ok(record) => break record,
-                Err(SignInStoreError::ReferralCodeCollision) if attempt < CODE_ATTEMPTS => {
-                    attempt += 1;
-                    request.new_referral_code = (self.referral_codes)();
-                }
-                Err(SignInStoreError::ReferralCodeCollision) => {
-                    return Err(anyhow::anyhow!(
-                        "no free referral code after {CODE_ATTEMPTS} attempts"
-                    )
-                    .into());
-                }
-                Err(SignInStoreError::ReferralCodeNotFound) => {
-                    return Err(VerifyOtpError::ReferralCodeNotFound);
-                }
-                Err(SignInStoreError::Unexpected(e)) => return Err(e.into()),
-                Err(SignInStoreError::Blocked) => return Err(VerifyOtpError::Blocked),
+        // The session, tokens and referral-code retries are those of every sign-in.
+        let (phone, referred_by) = (request.phone, request.referral_code);
+        let members = &self.ports.members;
+        let signed_in = self
+            .sign_in_with(client, |draft| {
+                let request = SignInRequest {
+                    phone: phone.clone(),
+                    new_member_id: draft.new_member_id,
+                    new_referral_code: draft.new_referral_code,
+                    referred_by: referred_by.clone(),
+                    session: draft.session,
+                    personal_workspace: draft.personal_workspace,
+                    now: draft.now,
+                };
+                async move { members.sign_in(request).await }
+            })
+            .await;
+        signed_in.map_err(|e| match e {
+            SignInStoreError::ReferralCodeNotFound => VerifyOtpError::ReferralCodeNotFound,
+            SignInStoreError::Blocked => VerifyOtpError::Blocked,
+            SignInStoreError::Unexpected(e) => e.into(),
+            SignInStoreError::ReferralCodeCollision => {
+                anyhow::anyhow!("a referral code collision reached verify_otp").into()
             }
-        };
-        let access = self.access_token(
-            record.member.id,
-            request.session.id,
-            record.member.current_group.clone(),
-            now,
-        )?;
-        Ok(SignIn {
-            tokens: TokenPair {
-                access_token: access,
-                refresh_token: refresh,
-                expires_in: self.config.access_ttl_secs,
-            },
-            member: record.member,
-            created: record.created,
         })
     }
 
