@@ -115,8 +115,14 @@ pub trait InviteRepository: Send + Sync {
     /// the expiry and the stored status. `None` when there is no such invite.
     async fn preview(&self, invite: InviteId) -> anyhow::Result<Option<InvitePreview>>;
 
-    /// The phone of the live member `member`; `None` when they have none (or do not exist).
-    async fn member_phone(&self, member: MemberId) -> anyhow::Result<Option<PhoneNumber>>;
+    /// What accepting checks, in one read: the invite with this id as [`Self::get`] reads it,
+    /// and the phone of the live member `member` (`None` when they have none or do not
+    /// exist). `None` when there is no such invite.
+    async fn for_accept(
+        &self,
+        invite: InviteId,
+        member: MemberId,
+    ) -> anyhow::Result<Option<(Invite, Option<PhoneNumber>)>>;
 
     /// Accepts the invite for `member`, in ONE transaction: the invite row is locked (`FOR
     /// UPDATE`) and must still be pending with `expires_at > now`; it becomes accepted (by

@@ -226,12 +226,15 @@ impl InvitesService {
     ) -> Result<AcceptRecord, AcceptInviteError> {
         let now = self.clock.now();
         let id = self.codes.get(code).await?.ok_or(AcceptInviteError::NotFound)?;
-        let invite = self.repo.get(id).await?.ok_or(AcceptInviteError::NotFound)?.as_of(now);
+        // The invite and the caller's phone in one read.
+        let (invite, caller_phone) =
+            self.repo.for_accept(id, caller).await?.ok_or(AcceptInviteError::NotFound)?;
+        let invite = invite.as_of(now);
         if invite.status != InviteStatus::Pending {
             return Err(AcceptInviteError::NotFound);
         }
         if let Some(phone) = &invite.phone
-            && self.repo.member_phone(caller).await?.as_ref() != Some(phone)
+            && caller_phone.as_ref() != Some(phone)
         {
             return Err(AcceptInviteError::PhoneMismatch);
         }

@@ -171,6 +171,9 @@ struct Fixture {
     codes: MockInviteCodeStore,
     sms: MockSmsSender,
     config: InvitesConfig,
+    /// What `for_accept` finds: the invite, and the caller's phone.
+    stored: Option<Invite>,
+    phone_of_caller: Option<PhoneNumber>,
 }
 
 impl Fixture {
@@ -182,10 +185,19 @@ impl Fixture {
             codes: MockInviteCodeStore::new(),
             sms: MockSmsSender::new(),
             config: InvitesConfig::default(),
+            stored: None,
+            phone_of_caller: None,
         }
     }
 
-    fn service(self) -> InvitesService {
+    fn service(mut self) -> InvitesService {
+        if let Some(invite) = self.stored.take() {
+            let phone = self.phone_of_caller.take();
+            self.repo
+                .expect_for_accept()
+                .with(eq(invite.id), eq(caller()))
+                .returning(move |_, _| Ok(Some((invite.clone(), phone.clone()))));
+        }
         let clock = || {
             let mut clock = MockClock::new();
             clock.expect_now().return_const(now());
@@ -265,12 +277,12 @@ impl Fixture {
 
     /// Storage answers `invite` for its id.
     fn storage_has(&mut self, invite: Invite) {
-        self.repo.expect_get().with(eq(invite.id)).returning(move |_| Ok(Some(invite.clone())));
+        self.stored = Some(invite);
     }
 
     /// The caller's phone, as storage knows it.
     fn caller_phone(&mut self, phone: Option<PhoneNumber>) {
-        self.repo.expect_member_phone().with(eq(caller())).returning(move |_| Ok(phone.clone()));
+        self.phone_of_caller = phone;
     }
 
     /// The code store consumes [`CODE`] for [`invite_id`], answering `won`.
@@ -982,7 +994,7 @@ async fn a_revoked_accepted_expired_or_vanished_invite_is_not_found_and_nothing_
         let mut fx = Fixture::new();
         fx.code_names(invite_id());
         let answer = case.clone();
-        fx.repo.expect_get().returning(move |_| Ok(answer.clone()));
+        fx.repo.expect_for_accept().returning(move |_, _| Ok(answer.clone().map(|i| (i, None))));
         let service = fx.service();
 
         let err = service.accept(&code(), caller()).await.expect_err("404");

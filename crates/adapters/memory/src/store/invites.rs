@@ -252,8 +252,14 @@ impl InviteRepository for MemoryStore {
         }))
     }
 
-    async fn member_phone(&self, member: MemberId) -> anyhow::Result<Option<PhoneNumber>> {
-        Ok(self.state().live_member(member).and_then(|m| m.phone.clone()))
+    async fn for_accept(
+        &self,
+        invite: InviteId,
+        member: MemberId,
+    ) -> anyhow::Result<Option<(Invite, Option<PhoneNumber>)>> {
+        let state = self.state();
+        let found = state.invites.get(&invite).and_then(|row| state.invite(row));
+        Ok(found.map(|invite| (invite, state.live_member(member).and_then(|m| m.phone.clone()))))
     }
 
     async fn accept(

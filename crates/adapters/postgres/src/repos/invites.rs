@@ -29,7 +29,7 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz, Uuid};
-use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _, QueryableByName};
+use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use onboard_groups::{GroupName, MembershipStatus, MyGroup, RoleName, Slug};
@@ -46,7 +46,6 @@ use crate::cached::CachedExt;
 use crate::error::{TxError, is_transient, violated_unique};
 use crate::repos::notifications::{DEFAULT_TTL_SECS, name_of_m, notify_join_request, ttl_secs};
 use crate::rows::GroupRow;
-use crate::schema::members;
 use onboard_notifications::NotificationType;
 use onboard_notifications::texts::Text as NotificationText;
 
@@ -109,6 +108,24 @@ const GET: &str = concat!(
     invite_columns!(),
     " FROM invites i JOIN groups g ON g.id = i.group_id WHERE i.id = $1"
 );
+
+/// What accepting invite `$1` by member `$2` checks, in one round trip: the invite, any
+/// status, and the phone of `$2` while they are a live member.
+const FOR_ACCEPT: &str = concat!(
+    "SELECT ",
+    invite_columns!(),
+    ", (SELECT phone FROM members WHERE id = $2 AND deleted_at IS NULL) AS caller_phone
+    FROM invites i JOIN groups g ON g.id = i.group_id WHERE i.id = $1"
+);
+
+/// An invite and the accepting member's phone ([`FOR_ACCEPT`]).
+#[derive(QueryableByName)]
+struct ForAcceptRow {
+    #[diesel(embed)]
+    invite: InviteRow,
+    #[diesel(sql_type = Nullable<Text>)]
+    caller_phone: Option<String>,
+}
 
 /// Revokes invite `$1` of group `$2` at `$3` when it is pending (expired or not); answers
 /// whether the group has the invite at all. A concurrent accept or revoke holding the row
@@ -622,17 +639,25 @@ impl InviteRepository for PgInviteRepository {
         .transpose()
     }
 
-    async fn member_phone(&self, member: MemberId) -> anyhow::Result<Option<PhoneNumber>> {
+    async fn for_accept(
+        &self,
+        invite: InviteId,
+        member: MemberId,
+    ) -> anyhow::Result<Option<(Invite, Option<PhoneNumber>)>> {
         let mut conn = self.conn().await?;
-        let phone: Option<Option<String>> = members::table
-            .filter(members::id.eq(member.as_uuid()))
-            .filter(members::deleted_at.is_null())
-            .select(members::phone)
+        let row: Option<ForAcceptRow> = diesel::sql_query(FOR_ACCEPT)
+            .bind::<Uuid, _>(invite.as_uuid())
+            .bind::<Uuid, _>(member.as_uuid())
+            .cached()
             .get_result(&mut conn)
             .await
             .optional()
-            .context("reading a member's phone")?;
-        Ok(phone.flatten().map(PhoneNumber::from_trusted_e164))
+            .context("reading an invite to accept")?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (invite, _) = row.invite.into_domain()?;
+        Ok(Some((invite, row.caller_phone.map(PhoneNumber::from_trusted_e164))))
     }
 
     async fn accept(

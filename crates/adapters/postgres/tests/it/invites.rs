@@ -382,7 +382,7 @@ async fn the_list_runs_newest_first_in_keyset_pages_through_ties() {
     assert!(tail.len() <= 1);
 }
 
-// ---- revoke, preview, member_phone -----------------------------------------------------------
+// ---- revoke, preview, for_accept -------------------------------------------------------------
 
 #[tokio::test]
 async fn revoking_changes_only_a_pending_invite_of_that_group() {
@@ -456,14 +456,23 @@ async fn a_preview_shows_no_first_name_for_an_inviter_without_one_or_deleted() {
 }
 
 #[tokio::test]
-async fn a_members_phone_is_known_only_while_they_are_live() {
+async fn accepting_reads_the_invite_with_the_callers_phone_while_they_are_live() {
     let f = Fixture::new().await;
-    let ann = f.member(1).await;
+    let (owner, ann) = (f.member(1).await, f.member(2).await);
+    let g = f.group("acme", owner).await;
+    let invite = f.invite_phone(g.id, owner, 2).await;
 
-    assert_eq!(f.invites.member_phone(ann).await.expect("reads"), Some(phone(1)));
-    assert_eq!(f.invites.member_phone(MemberId::new()).await.expect("reads"), None);
+    let (found, phone_of_ann) =
+        f.invites.for_accept(invite.id, ann).await.expect("reads").expect("exists");
+    assert_eq!((found.id, found.phone), (invite.id, Some(phone(2))));
+    assert_eq!(phone_of_ann, Some(phone(2)));
+    let (_, nobody) =
+        f.invites.for_accept(invite.id, MemberId::new()).await.expect("reads").expect("exists");
+    assert_eq!(nobody, None);
+    assert_eq!(f.invites.for_accept(InviteId::new(), ann).await.expect("reads"), None);
     f.members.delete(ann, f.t).await.expect("deletes");
-    assert_eq!(f.invites.member_phone(ann).await.expect("reads"), None);
+    let (_, deleted) = f.invites.for_accept(invite.id, ann).await.expect("reads").expect("exists");
+    assert_eq!(deleted, None);
 }
 
 // ---- accept ------------------------------------------------------------------------------

@@ -449,14 +449,27 @@ async fn a_preview_shows_no_first_name_for_an_inviter_without_one_or_deleted() {
 }
 
 #[tokio::test]
-async fn a_members_phone_is_known_only_while_they_are_live() {
+async fn accepting_reads_the_invite_with_the_callers_phone_while_they_are_live() {
     let store = MemoryStore::new();
-    let ann = member(&store, 1).await;
+    let (owner, ann) = (member(&store, 1).await, member(&store, 2).await);
+    let g = group(&store, "acme", owner, false).await;
+    let invite = invite_phone(&store, g.id, owner, 2).await;
 
-    assert_eq!(invites(&store).member_phone(ann).await.expect("reads"), Some(phone(1)));
-    assert_eq!(invites(&store).member_phone(MemberId::new()).await.expect("reads"), None);
+    let (found, phone_of_ann) =
+        invites(&store).for_accept(invite.id, ann).await.expect("reads").expect("exists");
+    assert_eq!((found.id, found.phone), (invite.id, Some(phone(2))));
+    assert_eq!(phone_of_ann, Some(phone(2)));
+    let (_, nobody) = invites(&store)
+        .for_accept(invite.id, MemberId::new())
+        .await
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(nobody, None);
+    assert_eq!(invites(&store).for_accept(InviteId::new(), ann).await.expect("reads"), None);
     members(&store).delete(ann, t(0)).await.expect("deletes");
-    assert_eq!(invites(&store).member_phone(ann).await.expect("reads"), None);
+    let (_, deleted) =
+        invites(&store).for_accept(invite.id, ann).await.expect("reads").expect("exists");
+    assert_eq!(deleted, None);
 }
 
 // ---- accept ------------------------------------------------------------------------------
