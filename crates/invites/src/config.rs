@@ -24,13 +24,13 @@ pub struct InviteSmsPrices {
 }
 
 impl InviteSmsPrices {
-    /// The longest SMS, in EUC-KR bytes; longer texts go as LMS (as `onboard_sms::TextKind`).
-    pub const SMS_MAX_BYTES: usize = 90;
+    /// The longest SMS, in EUC-KR bytes; longer texts go as LMS.
+    pub const SMS_MAX_BYTES: usize = onboard_kernel::text::SMS_MAX_BYTES;
 
     /// The price of sending `text`.
     #[must_use]
     pub fn of(&self, text: &str) -> i64 {
-        let bytes: usize = text.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
+        let bytes = onboard_kernel::text::euc_kr_len(text);
         if bytes <= Self::SMS_MAX_BYTES { self.sms } else { self.lms }
     }
 }

@@ -21,6 +21,7 @@ mod referral_code;
 mod secret;
 // billing-pg
 pub mod jobs;
+pub mod text;
 
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;

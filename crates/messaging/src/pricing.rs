@@ -16,10 +16,9 @@ use onboard_payments::sms_credit::SmsPrices;
 
 use crate::model::Channel;
 
-/// The most bytes an SMS carries.
-pub const SMS_MAX_BYTES: usize = 90;
-/// The most bytes any message carries (LMS; an alimtalk must fit one to be resent).
-pub const LMS_MAX_BYTES: usize = 2_000;
+/// The most bytes an SMS carries, and any message (an LMS; an alimtalk must fit one to be
+/// resent).
+pub use onboard_kernel::text::{LMS_MAX_BYTES, SMS_MAX_BYTES};
 
 /// The text is longer than any message may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -29,12 +28,8 @@ pub struct TextTooLong {
     pub bytes: usize,
 }
 
-/// The length of `text` in EUC-KR bytes, the way Korean carriers count: one byte for ASCII,
-/// two for everything else.
-#[must_use]
-pub fn text_bytes(text: &str) -> usize {
-    text.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum()
-}
+/// The length of `text` in EUC-KR bytes ([`onboard_kernel::text::euc_kr_len`]).
+pub use onboard_kernel::text::euc_kr_len as text_bytes;
 
 /// The text channel `text` needs: SMS up to 90 bytes, LMS up to 2,000.
 ///

@@ -8,9 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
-use diesel_async::RunQueryDsl as _;
 use onboard_kernel::GroupId;
 use onboard_memory::MemoryStore;
 use onboard_messaging::Message;
@@ -90,16 +87,6 @@ enum Credit {
     Pg(onboard_postgres::PgPool),
 }
 
-#[derive(QueryableByName)]
-struct LedgerRow {
-    #[diesel(sql_type = BigInt)]
-    delta: i64,
-    #[diesel(sql_type = BigInt)]
-    balance: i64,
-    #[diesel(sql_type = Text)]
-    reason: String,
-}
-
 impl Credit {
     async fn top_up(&self, group: GroupId, amount: i64) {
         let at = chrono::Utc::now();
@@ -123,30 +110,6 @@ impl Credit {
                 .unwrap();
             }
         }
-    }
-
-    /// `(delta, reason)` of every ledger entry, oldest first, and the balance.
-    async fn ledger(&self, group: GroupId) -> (Vec<(i64, String)>, i64) {
-        let entries: Vec<(i64, i64, String)> = match self {
-            Self::Memory(store) => store
-                .sms_credit_ledger_of(group)
-                .into_iter()
-                .map(|e| (e.delta, e.balance, e.reason.as_str().to_owned()))
-                .collect(),
-            Self::Pg(pool) => {
-                let mut conn = pool.get().await.unwrap();
-                let rows: Vec<LedgerRow> = diesel::sql_query(
-                    "SELECT delta, balance, reason FROM sms_credit_ledger WHERE group_id = $1 ORDER BY id",
-                )
-                .bind::<SqlUuid, _>(group.as_uuid())
-                .load(&mut conn)
-                .await
-                .unwrap();
-                rows.into_iter().map(|r| (r.delta, r.balance, r.reason)).collect()
-            }
-        };
-        let balance = entries.last().map_or(0, |e| e.1);
-        (entries.into_iter().map(|(d, _, r)| (d, r)).collect(), balance)
     }
 }
 
@@ -195,6 +158,39 @@ fn korean(n: u32) -> String {
 }
 
 impl Setup {
+    /// `(delta, reason)` of every ledger entry, oldest first, and the balance, as the group's
+    /// ledger API pages them (newest first).
+    async fn ledger(&self) -> (Vec<(i64, String)>, i64) {
+        let mut entries = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => {
+                    format!("/api/v1/groups/acme/billing/sms-credit/ledger?limit=100&cursor={c}")
+                }
+                None => "/api/v1/groups/acme/billing/sms-credit/ledger?limit=100".to_owned(),
+            };
+            let page =
+                expect_status(self.app.get_auth(&path, &self.owner.access).await, StatusCode::OK)
+                    .await;
+            for e in page["items"].as_array().unwrap() {
+                let reason = e["reason"].as_str().unwrap().to_owned();
+                entries.push((
+                    e["delta"].as_i64().unwrap(),
+                    e["balance"].as_i64().unwrap(),
+                    reason,
+                ));
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        entries.reverse();
+        let balance = entries.last().map_or(0, |e| e.1);
+        (entries.into_iter().map(|(d, _, r)| (d, r)).collect(), balance)
+    }
+
     async fn send(&self, body: &Value) -> Response {
         self.app.call(Method::POST, MESSAGES, &self.owner.access, Some(body)).await
     }
@@ -254,7 +250,7 @@ async fn credit_pays_for_messages_and_the_balance_shows_it(wiring: Wiring) {
         sent,
         [(korean(1), "sms".into()), (korean(2), "sms".into()), (korean(3), "lms".into())]
     );
-    let (ledger, balance) = s.credit.ledger(s.group).await;
+    let (ledger, balance) = s.ledger().await;
     assert_eq!(balance, 100 - 11 - 11 - 37);
     let reasons: Vec<(i64, &str)> = ledger.iter().map(|(d, r)| (*d, r.as_str())).collect();
     assert_eq!(reasons, [(100, "purchase"), (-11, "message"), (-11, "message"), (-37, "message")]);
@@ -278,7 +274,7 @@ async fn without_credit_a_send_is_402_and_nothing_is_queued_or_sent(wiring: Wiri
     let page = expect_status(s.app.get_auth(MESSAGES, &s.owner.access).await, StatusCode::OK).await;
     assert_eq!(page["items"], json!([]));
     assert!(s.provider.sent().is_empty());
-    let (ledger, balance) = s.credit.ledger(s.group).await;
+    let (ledger, balance) = s.ledger().await;
     assert_eq!((ledger.len(), balance), (1, 20));
 }
 
@@ -309,7 +305,7 @@ async fn bad_numbers_are_each_named_and_a_plain_member_may_not_send(wiring: Wiri
     let resp = s.app.call(Method::POST, MESSAGES, &member.access, Some(&body)).await;
     assert_problem(resp, StatusCode::FORBIDDEN, "forbidden").await;
     assert!(s.provider.sent().is_empty());
-    assert_eq!(s.credit.ledger(s.group).await.1, 100);
+    assert_eq!(s.ledger().await.1, 100);
 }
 
 async fn a_failing_alimtalk_is_resent_as_sms_once_and_the_ledger_shows_refund_and_new_charge(
@@ -334,7 +330,7 @@ async fn a_failing_alimtalk_is_resent_as_sms_once_and_the_ledger_shows_refund_an
     assert_eq!(resend["failover_of"], id.as_str());
 
     assert_eq!(s.provider.sent(), [(korean(1), "alimtalk".into()), (korean(1), "sms".into())]);
-    let (ledger, balance) = s.credit.ledger(s.group).await;
+    let (ledger, balance) = s.ledger().await;
     let reasons: Vec<(i64, &str)> = ledger.iter().map(|(d, r)| (*d, r.as_str())).collect();
     assert_eq!(reasons, [(100, "purchase"), (-10, "message"), (10, "refund"), (-11, "message")]);
     assert_eq!(balance, 89);
@@ -372,7 +368,7 @@ async fn fifty_parallel_sends_against_credit_for_twenty_send_exactly_twenty(wiri
         s.until_status(id, "sent").await;
     }
     assert_eq!(s.provider.sent().len(), 20);
-    let (ledger, balance) = s.credit.ledger(s.group).await;
+    let (ledger, balance) = s.ledger().await;
     assert_eq!(balance, 0);
     assert_eq!(ledger.len(), 21);
 }
@@ -416,7 +412,7 @@ async fn a_worker_killed_mid_send_leaves_the_rest_to_the_next_and_each_message_g
     assert_eq!(per_phone.len(), 10, "every message was sent");
     assert!(per_phone.values().all(|n| *n == 1), "none twice: {per_phone:?}");
     assert_eq!(*second.started.lock().unwrap(), 7, "the second worker sent the other seven");
-    assert_eq!(s.credit.ledger(s.group).await.1, 1_000 - 10 * 11);
+    assert_eq!(s.ledger().await.1, 1_000 - 10 * 11);
     drop(b);
 }
 
@@ -442,7 +438,7 @@ async fn two_instances_sending_from_one_outbox_send_each_message_once(wiring: Wi
     let sent = s.provider.sent();
     let distinct: std::collections::HashSet<&String> = sent.iter().map(|(to, _)| to).collect();
     assert_eq!((sent.len(), distinct.len()), (120, 120), "each of the 120 sent once");
-    assert_eq!(s.credit.ledger(s.group).await.1, 10_000 - 120 * 11);
+    assert_eq!(s.ledger().await.1, 10_000 - 120 * 11);
     drop(b);
 }
 

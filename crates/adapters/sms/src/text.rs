@@ -1,9 +1,6 @@
 //! How a text is sent and priced: SMS up to 90 bytes, LMS up to 2,000, counted as EUC-KR.
 
-/// The most bytes an SMS may carry.
-pub const SMS_MAX_BYTES: usize = 90;
-/// The most bytes an LMS may carry.
-pub const LMS_MAX_BYTES: usize = 2_000;
+pub use onboard_kernel::text::{LMS_MAX_BYTES, SMS_MAX_BYTES, euc_kr_len};
 
 /// The kind of text message a text needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,12 +16,6 @@ pub enum TextKind {
 #[error("the text is {bytes} bytes; a message holds at most 2000")]
 pub struct TextTooLong {
     pub bytes: usize,
-}
-
-/// The length of `text` in EUC-KR bytes, the way Korean carriers count: one byte for ASCII,
-/// two for everything else (Hangul, Hanja, symbols).
-pub fn euc_kr_len(text: &str) -> usize {
-    text.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum()
 }
 
 impl TextKind {

@@ -249,24 +249,6 @@ impl MessageRepository for MemoryStore {
     }
 }
 
-impl MemoryStore {
-    /// `group`'s SMS credit ledger, oldest first (the last entry's `balance` is the balance):
-    /// what the embedded wiring's tests read back.
-    pub fn sms_credit_ledger_of(
-        &self,
-        group: GroupId,
-    ) -> Vec<onboard_payments::sms_credit::LedgerEntry> {
-        let state = self.state();
-        state
-            .sms_credit
-            .ledger
-            .iter()
-            .filter(|(g, _)| *g == group)
-            .map(|(_, e)| e.clone())
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -134,6 +134,35 @@ const INSERT_RECEIPT: &str = "
         card_id, paid_at, failure_reason, created_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
+/// Inserts `receipt` on `conn`, in the caller's transaction. `Ok(false)` when a receipt with
+/// its `imp_uid` exists (the payment was recorded before; the transaction must roll back).
+pub(crate) async fn insert_receipt(
+    conn: &mut AsyncPgConnection,
+    receipt: &Receipt,
+) -> diesel::QueryResult<bool> {
+    let inserted = diesel::sql_query(INSERT_RECEIPT)
+        .bind::<Uuid, _>(receipt.id.as_uuid())
+        .bind::<Uuid, _>(receipt.group.as_uuid())
+        .bind::<Text, _>(receipt.kind.as_str())
+        .bind::<BigInt, _>(receipt.money.amount)
+        .bind::<BigInt, _>(receipt.money.vat)
+        .bind::<Text, _>(receipt.status.as_str())
+        .bind::<Text, _>(&receipt.imp_uid)
+        .bind::<Text, _>(receipt.merchant_uid.as_str())
+        .bind::<Nullable<Uuid>, _>(receipt.card_id.map(|c| c.as_uuid()))
+        .bind::<Nullable<Timestamptz>, _>(receipt.paid_at)
+        .bind::<Nullable<Text>, _>(receipt.failure_reason.as_deref())
+        .bind::<Timestamptz, _>(receipt.created_at)
+        .cached()
+        .execute(conn)
+        .await;
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(e) if violated_unique(&e) == Some("billing_receipts_imp_uid_key") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Inserts the account of a group that had none, at version 1; no row when one exists.
 const INSERT_ACCOUNT: &str = "
     INSERT INTO billing_accounts (group_id, plan_code, interval, addons, status, trial_ends_at,
@@ -759,29 +788,10 @@ async fn commit_in(
             return Err(TxError::Refused(CommitError::Stale));
         }
     }
-    if let Some(r) = &commit.receipt {
-        diesel::sql_query(INSERT_RECEIPT)
-            .bind::<Uuid, _>(r.id.as_uuid())
-            .bind::<Uuid, _>(r.group.as_uuid())
-            .bind::<Text, _>(r.kind.as_str())
-            .bind::<BigInt, _>(r.money.amount)
-            .bind::<BigInt, _>(r.money.vat)
-            .bind::<Text, _>(r.status.as_str())
-            .bind::<Text, _>(&r.imp_uid)
-            .bind::<Text, _>(r.merchant_uid.as_str())
-            .bind::<Nullable<Uuid>, _>(r.card_id.map(|c| c.as_uuid()))
-            .bind::<Nullable<Timestamptz>, _>(r.paid_at)
-            .bind::<Nullable<Text>, _>(r.failure_reason.as_deref())
-            .bind::<Timestamptz, _>(r.created_at)
-            .cached()
-            .execute(conn)
-            .await
-            .map_err(|e| match violated_unique(&e) {
-                Some("billing_receipts_imp_uid_key") => {
-                    TxError::Refused(CommitError::DuplicateReceipt)
-                }
-                _ => TxError::Db(e),
-            })?;
+    if let Some(r) = &commit.receipt
+        && !insert_receipt(conn, r).await?
+    {
+        return Err(TxError::Refused(CommitError::DuplicateReceipt));
     }
     let pay_hour = i16::try_from(billing.pay_hour).map_err(|_| {
         TxError::Refused(CommitError::Unexpected(anyhow::anyhow!(

@@ -23,7 +23,7 @@ use onboard_payments::sms_credit::{CreditReason, LedgerEntry};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
-use crate::error::{TxError, violated_unique};
+use crate::error::TxError;
 use crate::repos::notifications::{DEFAULT_TTL_SECS, ttl_secs};
 
 const WALLET: &str = "
@@ -72,11 +72,6 @@ const SETTLE: &str = "
     UPDATE sms_credit_purchases SET status = $2, failure_reason = $3
     WHERE merchant_uid = $1 AND status = 'pending'
     RETURNING group_id, amount, reason";
-
-const INSERT_RECEIPT: &str = "
-    INSERT INTO billing_receipts (id, group_id, kind, amount, vat, status, imp_uid, merchant_uid,
-        card_id, paid_at, failure_reason, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 const CLEAR_REQUEST: &str =
     "UPDATE sms_credit_wallets SET topup_requested_at = NULL WHERE group_id = $1";
@@ -256,28 +251,9 @@ async fn complete_tx(
                 "a credit was refused"
             )))
         })?;
-        diesel::sql_query(INSERT_RECEIPT)
-            .bind::<Uuid, _>(receipt.id.as_uuid())
-            .bind::<Uuid, _>(receipt.group.as_uuid())
-            .bind::<Text, _>(receipt.kind.as_str())
-            .bind::<BigInt, _>(receipt.money.amount)
-            .bind::<BigInt, _>(receipt.money.vat)
-            .bind::<Text, _>(receipt.status.as_str())
-            .bind::<Text, _>(&receipt.imp_uid)
-            .bind::<Text, _>(receipt.merchant_uid.as_str())
-            .bind::<Nullable<Uuid>, _>(receipt.card_id.map(|c| c.as_uuid()))
-            .bind::<Nullable<Timestamptz>, _>(receipt.paid_at)
-            .bind::<Nullable<Text>, _>(receipt.failure_reason.as_deref())
-            .bind::<Timestamptz, _>(receipt.created_at)
-            .cached()
-            .execute(conn)
-            .await
-            .map_err(|e| match violated_unique(&e) {
-                Some("billing_receipts_imp_uid_key") => {
-                    TxError::Refused(CompletePurchaseError::NotPending)
-                }
-                _ => TxError::Db(e),
-            })?;
+        if !crate::repos::billing::insert_receipt(conn, receipt).await? {
+            return Err(TxError::Refused(CompletePurchaseError::NotPending));
+        }
         if reason == CreditReason::AutoTopup {
             diesel::sql_query(CLEAR_REQUEST)
                 .bind::<Uuid, _>(group.as_uuid())
