@@ -12,15 +12,13 @@ use onboard_kernel::{PhoneNumber, Region};
 use onboard_members::MembersConfig;
 use onboard_members::ports::OtpLimits;
 use secrecy::SecretString;
-// payments
 use std::sync::Arc;
 
+use onboard_gateway::PortOneConfig;
 use onboard_kernel::Clock;
 use onboard_payments::PaymentsConfig;
 use onboard_payments::gateway::PaymentGateway;
 use onboard_payments::period::BillingClock;
-// gateway
-use onboard_gateway::PortOneConfig;
 
 /// `ONBOARD_ENV`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +69,6 @@ pub struct Settings {
     pub sms: SmsSettings,
     /// HTTP workers; the number of cores by default.
     pub workers: Option<usize>,
-    // payments
     /// `TRIAL_DAYS`, `BILLING_PAY_HOUR`, `BILLING_TZ`.
     pub payments: PaymentsConfig,
     /// `BILLING_TICK_MS`: how often this instance runs the periodic billing work (period ends,
@@ -82,34 +79,27 @@ pub struct Settings {
     /// `SERVICE_TOKENS`: comma-separated bearer tokens (at least 32 characters each) that other
     /// services use to record usage (`POST .../usage/{metric}`) in any group. None by default.
     pub service_tokens: Vec<SecretString>,
-    // gateway
     /// The payment gateway (`PAYMENT_GATEWAY`).
     pub gateway: GatewaySettings,
-    // sso
     /// Single sign-on providers and the app redirect URIs.
     pub sso: SsoSettings,
-    // admin
     /// `ADMIN_PHONES`: members with these phones are platform admins.
     pub admin_phones: Vec<PhoneNumber>,
-    // compat
     /// Which seed APIs are served under `/compat/...` (`COMPAT_APIS`).
     pub compat_apis: CompatApis,
     /// Notifications (notify): `NOTIFICATION_TTL` seconds (14 days).
     pub notifications: onboard_notifications::NotificationsConfig,
-    // sms-credit
     /// `SMS_PRICE_SMS`, `SMS_PRICE_LMS`, `SMS_PRICE_ALIMTALK`: unit prices in KRW debited from a
     /// group's SMS credit (11, 37, 10).
     pub sms_prices: onboard_payments::sms_credit::SmsPrices,
     /// `BILL_INVITE_SMS`: invite SMS are debited from the inviting group's SMS credit (false).
     pub bill_invite_sms: bool,
-    // messaging
     /// Group messages: `ALIMTALK_CHECK_DELAY`, `SMS_LOG_ALIMTALK_FAILURE`.
     pub messaging: MessagingSettings,
     /// Test hooks, never read from the environment.
     pub messaging_overrides: MessagingOverrides,
 }
 
-// messaging
 /// How group messages are sent and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessagingSettings {
@@ -338,7 +328,6 @@ impl Settings {
             other => bail!("SMS_PROVIDER {other:?} is not one of log, sens, twilio"),
         };
 
-        // gateway
         let gateway = GatewaySettings::read(env, &get)?;
 
         Ok(Self {
@@ -365,7 +354,6 @@ impl Settings {
                 .map(|w| w.parse())
                 .transpose()
                 .context("ONBOARD_WORKERS must be a whole number")?,
-            // payments
             payments: {
                 let defaults = PaymentsConfig::default();
                 let pay_hour = small("BILLING_PAY_HOUR", defaults.pay_hour)?;
@@ -396,14 +384,11 @@ impl Settings {
                 }
                 tokens.into_iter().map(SecretString::from).collect()
             },
-            // gateway
             gateway,
-            // sso
             sso: SsoSettings::from_lookup(&get)?,
             admin_phones: parse_admin_phones(get("ADMIN_PHONES").as_deref(), default_region)?,
-            // compat: unset means all three; set but empty means none.
+            // Unset means all three; set but empty means none.
             compat_apis: CompatApis::parse(lookup("COMPAT_APIS").as_deref())?,
-            // notify
             notifications: onboard_notifications::NotificationsConfig {
                 ttl: Duration::from_secs(
                     num(
@@ -414,7 +399,6 @@ impl Settings {
                 ),
                 ..onboard_notifications::NotificationsConfig::default()
             },
-            // sms-credit
             sms_prices: {
                 let defaults = onboard_payments::sms_credit::SmsPrices::default();
                 let price = |name: &str, default: i64| -> anyhow::Result<i64> {
@@ -430,7 +414,6 @@ impl Settings {
                 }
             },
             bill_invite_sms: flag("BILL_INVITE_SMS", false)?,
-            // messaging
             messaging: MessagingSettings {
                 check_delay: parse_check_delay(get("ALIMTALK_CHECK_DELAY").as_deref())?,
                 log_alimtalk_failure: get("SMS_LOG_ALIMTALK_FAILURE"),
@@ -448,7 +431,6 @@ fn default_pg_pool() -> u64 {
     u64::try_from(cores * 2).unwrap_or(4).max(4)
 }
 
-// admin
 /// `ADMIN_PHONES`: a comma-separated list of phones (E.164, or national with `DEFAULT_REGION`).
 fn parse_admin_phones(
     raw: Option<&str>,
@@ -546,7 +528,6 @@ fn twilio_settings(
     })
 }
 
-// gateway
 /// Which payment gateway serves billing.
 #[derive(Debug, Clone)]
 pub enum GatewaySettings {
@@ -599,8 +580,6 @@ impl GatewaySettings {
         }
     }
 }
-
-// sso
 
 /// One OpenID Connect provider: `SSO_<NAME>_ISSUER`, `SSO_<NAME>_CLIENT_ID`,
 /// `SSO_<NAME>_CLIENT_SECRET` (optional: a public client).
@@ -703,7 +682,7 @@ fn is_http_url(s: &str) -> bool {
         && !s.contains(char::is_whitespace)
 }
 
-// compat: `COMPAT_APIS`.
+// `COMPAT_APIS`.
 /// The seed APIs served under `/compat/...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompatApis {
@@ -797,7 +776,7 @@ mod tests {
                 ("ONBOARD_ENV", "production"),
                 ("OTP_ECHO", "false"),
                 ("JWT_PRIVATE_KEY_FILE", "/k.pem"),
-                // gateway: production pays through PortOne
+                // Production pays through PortOne
                 ("PORTONE_IMP_KEY", "key"),
                 ("PORTONE_IMP_SECRET", "secret"),
                 ("PORTONE_MERCHANT_ID", "imp12345678"),
@@ -868,7 +847,6 @@ mod tests {
         assert_eq!(twilio.api_url, "https://api.twilio.com");
     }
 
-    // gateway
     #[test]
     fn the_simulated_gateway_is_the_default_outside_production() {
         let s = settings(&[]).expect("defaults are valid");
@@ -941,7 +919,6 @@ mod tests {
         assert!(matches!(s.gateway, GatewaySettings::PortOne(_)));
     }
 
-    // payments
     #[test]
     fn billing_settings_read_their_defaults_and_refuse_bad_values() {
         let s = settings(&[]).expect("defaults are valid");
@@ -956,8 +933,6 @@ mod tests {
         assert!(settings(&[("BILLING_TZ", "Mars/Olympus")]).is_err());
         assert!(settings(&[("BILLING_PAY_HOUR", "24")]).is_err());
     }
-
-    // sso
 
     #[test]
     fn sso_providers_are_read_by_name() {
@@ -1012,7 +987,6 @@ mod tests {
         assert!(settings(&bad_issuer).is_err());
     }
 
-    // admin
     #[test]
     fn admin_phones_read_as_a_comma_list_and_a_bad_one_is_named() {
         let s = settings(&[("ADMIN_PHONES", " +79170000001, +821012345678 ,")]).expect("valid");
@@ -1023,7 +997,6 @@ mod tests {
         assert!(err.to_string().contains("ADMIN_PHONES"), "{err}");
     }
 
-    // compat
     #[test]
     fn compat_apis_default_to_all_three_and_an_empty_list_turns_them_off() {
         assert_eq!(settings(&[]).expect("valid").compat_apis, CompatApis::ALL);
@@ -1037,7 +1010,6 @@ mod tests {
         assert!(err.to_string().contains("COMPAT_APIS"));
     }
 
-    // messaging
     #[test]
     fn the_alimtalk_check_delay_reads_milliseconds_seconds_or_a_bare_number_of_seconds() {
         let delay =

@@ -46,7 +46,6 @@ pub enum ErrorCode {
     InvitePhoneMismatch,
     ServiceUnavailable,
     InternalError,
-    // payments
     NoMainCard,
     PaymentFailed,
     IdempotencyKeyReused,
@@ -59,18 +58,13 @@ pub enum ErrorCode {
     PlanLimitReached,
     MetricNotFound,
     BillingBusy,
-    // sso
     SsoProviderUnknown,
     RedirectUriNotAllowed,
     SsoStateInvalid,
     SsoProviderError,
     LoginCodeInvalid,
-    // admin
     MemberBlocked,
-    // notify
     StreamTicketInvalid,
-    // credit
-    // messaging
     InsufficientSmsCredit,
 }
 
@@ -107,7 +101,6 @@ impl ErrorCode {
             Self::InvitePhoneMismatch => "invite_phone_mismatch",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
-            // payments
             Self::NoMainCard => "no_main_card",
             Self::PaymentFailed => "payment_failed",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
@@ -120,18 +113,13 @@ impl ErrorCode {
             Self::PlanLimitReached => "plan_limit_reached",
             Self::MetricNotFound => "metric_not_found",
             Self::BillingBusy => "billing_busy",
-            // sso
             Self::SsoProviderUnknown => "sso_provider_unknown",
             Self::RedirectUriNotAllowed => "redirect_uri_not_allowed",
             Self::SsoStateInvalid => "sso_state_invalid",
             Self::SsoProviderError => "sso_provider_error",
             Self::LoginCodeInvalid => "login_code_invalid",
-            // admin
             Self::MemberBlocked => "member_blocked",
-            // notify
             Self::StreamTicketInvalid => "stream_ticket_invalid",
-            // credit
-            // messaging
             Self::InsufficientSmsCredit => "insufficient_sms_credit",
         }
     }
@@ -211,7 +199,6 @@ impl ApiError {
         e
     }
 
-    // messaging
     /// A 400 naming each field at fault.
     pub fn invalid_fields(code: ErrorCode, errors: Vec<FieldError>) -> Self {
         let detail =
@@ -263,7 +250,6 @@ impl ApiError {
         self.0.problem.code
     }
 
-    // payments
     /// The HTTP status of this answer.
     pub fn status(&self) -> StatusCode {
         self.0.status
@@ -384,7 +370,6 @@ impl From<VerifyOtpError> for ApiError {
                 "too many verifications from this client",
             ),
             VerifyOtpError::Unexpected(e) => Self::unexpected(e),
-            // admin
             VerifyOtpError::Blocked => member_blocked(),
         }
     }
@@ -404,7 +389,6 @@ impl From<RefreshError> for ApiError {
                 "this refresh token was already used: the session is revoked",
             ),
             RefreshError::Unexpected(e) => Self::unexpected(e),
-            // admin
             RefreshError::Blocked => member_blocked(),
         }
     }
@@ -625,7 +609,6 @@ map_errors! {
         UnknownRole => ApiError::invalid_field(ErrorCode::InvalidRequest, "role", "the group has no such role"),
         AlreadyMember => conflict(ErrorCode::AlreadyMember, "this person is already a member of the group"),
         InvitePending => conflict(ErrorCode::InvitePending, "this person already has a pending invite to the group"),
-        // credit
         InsufficientSmsCredit => ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
             ErrorCode::InsufficientSmsCredit,
@@ -704,7 +687,6 @@ pub fn payload_error(err: actix_web::error::PayloadError) -> ApiError {
     }
 }
 
-// payments
 use onboard_payments as pay;
 
 fn gateway_unavailable() -> ApiError {
@@ -744,7 +726,6 @@ impl From<pay::PlanRefusal> for ApiError {
     }
 }
 
-// gateway
 impl From<onboard_gateway::RegisterCardError> for ApiError {
     fn from(e: onboard_gateway::RegisterCardError) -> Self {
         use onboard_gateway::RegisterCardError as E;
@@ -833,8 +814,6 @@ impl From<onboard_gateway::ExecuteError> for ApiError {
     }
 }
 
-// sso
-
 use onboard_sso as sso;
 
 fn sso_provider_unknown() -> ApiError {
@@ -886,7 +865,6 @@ map_errors! {
     }
     sso::ExchangeError { LoginCodeInvalid => login_code_invalid(), Blocked => member_blocked() }
 }
-// admin
 
 /// 403 `member_blocked`: a platform admin blocked the member; sign-in is refused.
 fn member_blocked() -> ApiError {
@@ -923,7 +901,6 @@ impl From<onboard_admin::AdminMemberError> for ApiError {
     }
 }
 
-// notify
 map_errors! {
     onboard_notifications::NotificationError {
         NotFound => ApiError::not_found("no such notification"),
@@ -937,7 +914,6 @@ map_errors! {
     }
 }
 
-// messaging
 impl From<onboard_messaging::SendError> for ApiError {
     fn from(e: onboard_messaging::SendError) -> Self {
         use onboard_messaging::SendError as E;
@@ -1003,7 +979,6 @@ mod saturation_tests {
     }
 }
 
-// credit
 map_errors! {
     pay::credit::SmsCreditError {
         NotFound => group_not_found(),

@@ -27,7 +27,6 @@ use onboard_kernel::jobs::{Job, JobQueue, NewJob};
 /// ([`onboard_payments::PaymentsService::run_periodic`]).
 pub const PAYMENTS_PERIODIC: &str = "payments.periodic";
 
-// credit
 /// The name of the SMS credit periodic job (reconciliation of purchases, then the due auto
 /// top-ups: [`onboard_payments::credit::SmsCreditService::run_periodic`]).
 pub const SMS_CREDIT_PERIODIC: &str = "sms_credit.periodic";

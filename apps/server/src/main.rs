@@ -20,7 +20,6 @@ enum Command {
     Serve,
     /// Apply pending database migrations to DATABASE_URL and exit.
     Migrate,
-    // admin
     /// Grant or revoke platform admin (needs DATABASE_URL).
     Admin {
         #[command(subcommand)]
@@ -28,7 +27,6 @@ enum Command {
     },
 }
 
-// admin
 #[derive(Debug, Subcommand)]
 enum AdminAction {
     /// Make the member with this phone a platform admin.
@@ -41,7 +39,7 @@ enum AdminAction {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init_tracing();
-    // admin: needs only DATABASE_URL (and DEFAULT_REGION for national numbers).
+    // Needs only DATABASE_URL (and DEFAULT_REGION for national numbers).
     if let Some(Command::Admin { action }) = &cli.command {
         return admin(action).await;
     }
@@ -64,7 +62,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-// admin
 /// `onboard admin grant|revoke <phone>`.
 async fn admin(action: &AdminAction) -> anyhow::Result<()> {
     // A missing .env is the normal case.

@@ -22,12 +22,9 @@ use crate::error::{ErrorCode, FieldError, Problem};
         (name = "groups", description = "Workspaces, role templates, members, join requests"),
         (name = "invites", description = "Invitations with single-use codes"),
         (name = "operations", description = "Health and metrics"),
-        // payments
         (name = "payments", description = "Plans, billing, cards, receipts, usage, gateway webhooks"),
-        // admin
         (name = "admin", description = "Platform administration (platform admins only)"),
         (name = "notifications", description = "In-app notifications and their live stream"),
-        // messaging
         (name = "messages", description = "Messages a group sends (SMS, LMS, alimtalk), paid from its SMS credit"),
     )
 )]

@@ -32,16 +32,13 @@ use crate::compat;
 use crate::config::{Settings, SmsSettings, Storage};
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
+use crate::routes::messages;
+use crate::routes::sms_credit;
 use crate::routes::{
     admin, auth, billing, groups, health, invites, members, notifications, referrals, sso,
 };
-// credit
-use crate::routes::sms_credit;
-// messaging
-use crate::routes::messages;
 use crate::state::{AppState, Backends};
 use crate::telemetry;
-// admin
 use onboard_admin::ports::{AdminRepository, OtpStats};
 use onboard_admin::{AdminConfig, AdminPorts, AdminService};
 
@@ -69,7 +66,6 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(state);
-        // compat
         let compat_apis = settings.compat_apis;
         let mut server = HttpServer::new(move || {
             let (app, api) = App::new()
@@ -117,7 +113,6 @@ impl Application {
                         .service(invites::revoke_invite)
                         .service(invites::preview_invite)
                         .service(invites::accept_invite)
-                        // payments
                         .service(billing::plans)
                         .service(billing::get_billing)
                         .service(billing::preview_plan)
@@ -131,17 +126,14 @@ impl Application {
                         .service(billing::usage)
                         .service(billing::record_usage)
                         .service(billing::portone_webhook)
-                        // credit
                         .service(sms_credit::get_sms_credit)
                         .service(sms_credit::purchase_sms_credit)
                         .service(sms_credit::set_auto_topup)
                         .service(sms_credit::delete_auto_topup)
                         .service(sms_credit::sms_credit_ledger)
-                        // sso
                         .service(sso::sso_start)
                         .service(sso::sso_callback)
                         .service(sso::sso_exchange)
-                        // admin
                         .service(admin::search_members)
                         .service(admin::member)
                         .service(admin::block)
@@ -149,14 +141,12 @@ impl Application {
                         .service(admin::groups)
                         .service(admin::stats)
                         .service(admin::audit)
-                        // notify
                         .service(notifications::list)
                         .service(notifications::mark_read)
                         .service(notifications::snooze)
                         .service(notifications::delete)
                         .service(notifications::stream_ticket)
                         .service(notifications::stream)
-                        // messaging
                         .service(messages::send_messages)
                         .service(messages::list_messages)
                         .service(messages::get_message),
@@ -165,7 +155,7 @@ impl Application {
                 .service(health::ready)
                 .service(health::metrics)
                 .service(health::jwks)
-                // compat: the seed APIs under `/compat/...` (documented in compat.md).
+                // The seed APIs under `/compat/...` (documented in compat.md).
                 .map(|app| app.configure(|cfg| compat::configure(cfg, compat_apis)))
                 .split_for_parts();
             app.app_data(state.clone())
@@ -187,7 +177,7 @@ impl Application {
                         .config(utoipa_swagger_ui::Config::from(OPENAPI_PATH)),
                 )
                 .service(web::redirect("/docs", "/docs/"))
-                // payments: the simulated gateway's test calls, only with it
+                // The simulated gateway's test calls, only with it
                 .configure(|cfg| {
                     if let Some(sim) = state.sim_gateway.clone() {
                         crate::routes::sim::configure(cfg, sim);
@@ -258,9 +248,9 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     };
     let clock = Arc::new(SystemClock);
 
-    // payments: the embedded wiring's billing store (beside the memory store it shares data with).
+    // The embedded wiring's billing store (beside the memory store it shares data with).
     let mut memory_billing = None;
-    // credit: the embedded wiring's SMS credit store (the memory store itself).
+    // The embedded wiring's SMS credit store (the memory store itself).
     let mut memory_store = None;
     let (ports, repos, backends) = match &settings.storage {
         Storage::Memory => {
@@ -268,7 +258,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 "embedded mode: data lives in memory and is lost when the server stops (set DATABASE_URL and REDIS_URL for Postgres + Redis)"
             );
             // One store for every repository: memberships, current groups and deletions span them.
-            // messaging: a test may hand in the store (to share it, or to top up SMS credit).
+            // A test may hand in the store (to share it, or to top up SMS credit).
             let store = settings.messaging_overrides.memory_store.clone().unwrap_or_else(|| {
                 Arc::new(
                     onboard_memory::MemoryStore::default()
@@ -276,9 +266,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 )
             });
             memory_billing = Some(store.billing());
-            // credit
             memory_store = Some(store.clone());
-            // admin: the OTP store also counts traffic for the admin stats.
+            // The OTP store also counts traffic for the admin stats.
             let otp = Arc::new(onboard_memory::MemoryOtpStore::default());
             let ports = MembersPorts {
                 otp: otp.clone(),
@@ -295,14 +284,11 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 groups: store.clone(),
                 invites: store.clone(),
                 invite_codes: Arc::new(onboard_memory::MemoryInviteCodeStore::new()),
-                // sso
                 identities: store.clone(),
                 sso_states: Arc::new(onboard_memory::MemorySsoStateStore::new()),
-                // admin
                 admin: store.clone(),
                 otp_stats: otp,
                 notifications: store.clone(),
-                // messaging
                 messages: store.clone(),
                 notification_outbox: store,
                 notification_bus: Arc::new(onboard_memory::MemoryNotificationBus::default()),
@@ -323,7 +309,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             let redis = onboard_redis::pool(redis_url.expose_secret(), settings.redis_pool_size)
                 .context("cannot configure Redis")?;
             let prefix = settings.redis_prefix.clone();
-            // admin: the OTP store also counts traffic for the admin stats.
+            // The OTP store also counts traffic for the admin stats.
             let otp = Arc::new(onboard_redis::RedisOtpStore::new(redis.clone(), prefix.clone()));
             let notification_store =
                 Arc::new(onboard_postgres::PgNotificationRepository::new(pg.clone()));
@@ -353,7 +339,6 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                     onboard_postgres::PgInviteRepository::new(pg.clone())
                         .with_notification_ttl(settings.notifications.ttl),
                 ),
-                // sso
                 identities: Arc::new(onboard_postgres::PgIdentityRepository::new(pg.clone())),
                 sso_states: Arc::new(onboard_redis::RedisSsoStateStore::new(
                     redis.clone(),
@@ -365,7 +350,6 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 )),
                 notifications: notification_store.clone(),
                 notification_outbox: notification_store,
-                // messaging
                 messages: Arc::new(
                     onboard_postgres::PgMessageRepository::new(pg.clone())
                         .with_notification_ttl(settings.notifications.ttl),
@@ -383,7 +367,6 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                     redis.clone(),
                     prefix,
                 )),
-                // admin
                 admin: Arc::new(onboard_postgres::PgAdminRepository::new(pg.clone())),
                 otp_stats: otp,
             };
@@ -394,9 +377,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     let clock = ports.clock.clone();
     let revocations = ports.revocations.clone();
     let members = MembersService::new(ports, settings.members.clone(), secrets);
-    // sso
     let sso = build_sso(settings, &repos, members.clone(), clock.clone())?;
-    // admin
     let admin = AdminService::new(
         AdminPorts {
             repo: repos.admin,
@@ -409,7 +390,6 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             access_ttl_secs: settings.members.access_ttl_secs,
         },
     );
-    // notify
     let notifications = NotificationsService::new(
         NotificationsPorts {
             repo: repos.notifications,
@@ -422,9 +402,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     );
     crate::notify_worker::spawn(notifications.clone());
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
-    // messaging
     let messaging = build_messaging(settings, repos.messages, groups.clone(), clock.clone())?;
-    // payments
     let (payments, sim_gateway, sms_credit) = build_payments(
         settings,
         groups.clone(),
@@ -455,20 +433,13 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             settings.service_tokens.iter().map(|t| t.expose_secret()),
         ),
         sim_gateway,
-        // sso
         sso,
-        // admin
         admin,
-        // notify
         notifications,
-        // credit
         sms_credit,
-        // messaging
         messaging,
     })
 }
-
-// messaging
 
 /// Group messages on the wiring's repository and the configured provider, with this
 /// instance's outbox worker running.
@@ -512,22 +483,16 @@ struct Repositories {
     groups: Arc<dyn GroupRepository>,
     invites: Arc<dyn InviteRepository>,
     invite_codes: Arc<dyn InviteCodeStore>,
-    // sso
     identities: Arc<dyn onboard_sso::ports::IdentityRepository>,
     sso_states: Arc<dyn onboard_sso::ports::SsoStateStore>,
-    // admin
     admin: Arc<dyn AdminRepository>,
     otp_stats: Arc<dyn OtpStats>,
-    // notify
     notifications: Arc<dyn NotificationRepository>,
     notification_outbox: Arc<dyn NotificationOutbox>,
     notification_bus: Arc<dyn NotificationBus>,
     stream_tickets: Arc<dyn StreamTicketStore>,
-    // messaging
     messages: Arc<dyn onboard_messaging::ports::MessageRepository>,
 }
-
-// sso
 
 /// Single sign-on: the configured providers over the wiring's state store and identities.
 fn build_sso(
@@ -570,8 +535,6 @@ fn build_sso(
     ))
 }
 
-// payments
-
 /// The payments service on the settings' storage and gateway, recovered (unfinished main-card
 /// changes settled) and with its periodic work running on an interval.
 async fn build_payments(
@@ -591,14 +554,14 @@ async fn build_payments(
     // The job queue keeps the wall clock (see `crate::jobs`).
     let queue_clock = clock.clone();
     let clock = settings.payments_overrides.clock.clone().unwrap_or(clock);
-    // billing-pg: billing storage and the job queue on the wiring's backends.
+    // Billing storage and the job queue on the wiring's backends.
     let (store, queue): (_, Arc<dyn onboard_kernel::jobs::JobQueue>) = match backends {
         Backends::Memory => (
             BillingStore::Memory(memory_billing.unwrap_or_default()),
             Arc::new(onboard_memory::MemoryJobQueue::default()),
         ),
         Backends::External { pg, .. } => (
-            // billnote: its billing notifications live NOTIFICATION_TTL.
+            // Its billing notifications live NOTIFICATION_TTL.
             BillingStore::Pg(Arc::new(
                 onboard_postgres::PgBillingStore::new(pg.clone())
                     .with_notification_ttl(settings.notifications.ttl),
@@ -611,7 +574,7 @@ async fn build_payments(
         None => crate::gateway::build_gateway(&settings.gateway, clock.clone())?,
     };
     let ports = store.ports(gateway);
-    // credit: SMS credit on the same cards and gateway.
+    // SMS credit on the same cards and gateway.
     let sms_credit = crate::credit::build(
         settings,
         &ports,
@@ -621,7 +584,7 @@ async fn build_payments(
         memory_store,
     );
     let payments = PaymentsService::new(ports, groups, clock, settings.payments.clone());
-    // billing-pg: one instance at a time settles the journal (the others then find it settled).
+    // One instance at a time settles the journal (the others then find it settled).
     let recovered = match backends {
         Backends::Memory => payments.recover().await,
         Backends::External { pg, .. } => {
@@ -639,7 +602,7 @@ async fn build_payments(
         sim.set_webhook_sink(Arc::new(PaymentsWebhookSink(payments.clone())));
         sim.spawn_executor(SIM_EXECUTOR_PERIOD);
     }
-    // billing-pg: the periodic work runs once across instances, through the job queue.
+    // The periodic work runs once across instances, through the job queue.
     let tick = settings.billing_tick;
     let every = chrono::TimeDelta::from_std(tick).unwrap_or(chrono::TimeDelta::minutes(1));
     crate::jobs::payments_runner(queue, queue_clock, payments.clone(), every)
@@ -651,7 +614,6 @@ async fn build_payments(
 /// How often the simulated gateway runs the charges that are due.
 const SIM_EXECUTOR_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
-// billing-pg
 /// The advisory lock key under which start-up recovery of main-card changes runs (the bytes of
 /// `onboard` and 0x10).
 const PAYMENTS_RECOVERY_LOCK: i64 = 0x6f6e_626f_6172_6410;

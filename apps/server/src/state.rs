@@ -4,9 +4,8 @@ use onboard_groups::GroupsService;
 use onboard_invites::InvitesService;
 use onboard_kernel::Region;
 use onboard_members::MembersService;
-use onboard_referrals::ReferralsService;
-// payments
 use onboard_payments::PaymentsService;
+use onboard_referrals::ReferralsService;
 
 /// The backends, for readiness checks.
 #[derive(Clone)]
@@ -50,22 +49,17 @@ pub struct AppState {
     pub jwks: serde_json::Value,
     pub default_region: Option<Region>,
     pub trust_proxy: bool,
-    // payments
     pub payments: PaymentsService,
     /// `SERVICE_TOKENS`, as SHA-256 digests.
     pub service_tokens: ServiceTokens,
     /// The simulated gateway, when it is the one in use (its `/sim/portone` test calls).
     pub sim_gateway: Option<std::sync::Arc<onboard_gateway::SimulatedGateway>>,
-    // sso
     pub sso: onboard_sso::SsoService,
-    // admin
     pub admin: onboard_admin::AdminService,
-    /// notify
+    /// Notifications: lists, marks, snoozes and live streams.
     pub notifications: onboard_notifications::NotificationsService,
-    // credit
     /// SMS credit: balance, purchases, auto top-up, ledger.
     pub sms_credit: onboard_payments::credit::SmsCreditService,
-    // messaging
     /// Group messages.
     pub messaging: onboard_messaging::MessagingService,
 }

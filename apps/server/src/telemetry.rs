@@ -87,7 +87,6 @@ pub fn otp_verified(result: &Result<SignIn, VerifyOtpError>) {
         Err(VerifyOtpError::RateLimited { .. }) => "rate_limited",
         Err(VerifyOtpError::ReferralCodeNotFound) => "referral_code_not_found",
         Err(VerifyOtpError::Unexpected(_)) => "error",
-        // admin
         Err(VerifyOtpError::Blocked) => "member_blocked",
     };
     metrics::counter!("onboard_otp_failed_total", "reason" => reason).increment(1);

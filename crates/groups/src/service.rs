@@ -602,7 +602,6 @@ impl GroupsService {
         }
     }
 
-    // payments
     /// The group with this slug, for callers authenticated by other means than a membership
     /// (a service token); `None` when no group has it. Makes no permission decision.
     pub async fn find_by_slug(&self, slug: &Slug) -> anyhow::Result<Option<Group>> {

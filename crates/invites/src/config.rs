@@ -8,7 +8,6 @@ pub struct InvitesConfig {
     /// The SMS sent to an invite's phone: `{code}` is replaced by the code and `{group}` by the
     /// group's name.
     pub sms_text: String,
-    // credit
     /// `BILL_INVITE_SMS=true`: each invite SMS is paid from the inviting group's SMS credit at
     /// these prices, debited in the transaction that stores the invite (`None`: free).
     pub sms_billing: Option<InviteSmsPrices>,

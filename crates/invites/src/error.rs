@@ -32,7 +32,6 @@ pub enum CreateInviteError {
     /// e-mail.
     #[error("a pending invite to this group names the same phone or e-mail")]
     InvitePending,
-    // credit
     /// 402 `insufficient_sms_credit`: `BILL_INVITE_SMS=true` and the group's SMS credit does
     /// not cover the invite SMS; nothing was created and nothing sent.
     #[error("the group's SMS credit does not cover the invite SMS")]
@@ -108,7 +107,6 @@ pub enum CreateInviteRefusal {
     /// A pending, unexpired invite to the group names the same phone or e-mail.
     #[error("a pending invite to this group names the same phone or e-mail")]
     InvitePending,
-    // credit
     /// The group's SMS credit does not cover the invite SMS (`BILL_INVITE_SMS=true`).
     #[error("the group's SMS credit does not cover the invite SMS")]
     InsufficientCredit,

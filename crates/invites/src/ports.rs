@@ -35,7 +35,6 @@ pub struct NewInvite {
     /// Now: the invite's creation time.
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    // credit
     /// KRW to debit from the group's SMS credit for the invite SMS, in the transaction that
     /// stores the invite (`BILL_INVITE_SMS=true`); `None`: nothing is debited.
     pub sms_charge: Option<i64>,
@@ -70,7 +69,6 @@ pub trait InviteRepository: Send + Sync {
     /// balance does not cover it.
     async fn create(&self, invite: &NewInvite) -> Result<(), CreateInviteRefusal>;
 
-    // credit
     /// Gives `amount` KRW back to the group's SMS credit for the invite's SMS that could not be
     /// sent (ledger reason `refund`, reference the invite id).
     async fn refund_sms(

@@ -102,7 +102,6 @@ impl InvitesService {
             expires_at: now
                 .checked_add_signed(secs(self.config.ttl_secs))
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),
-            // credit
             sms_charge: self
                 .config
                 .sms_billing
@@ -116,7 +115,6 @@ impl InvitesService {
             Ok(()) => None,
             Err(CreateInviteRefusal::AlreadyMember) => Some(CreateInviteError::AlreadyMember),
             Err(CreateInviteRefusal::InvitePending) => Some(CreateInviteError::InvitePending),
-            // credit
             Err(CreateInviteRefusal::InsufficientCredit) => {
                 Some(CreateInviteError::InsufficientSmsCredit)
             }
@@ -260,7 +258,7 @@ impl InvitesService {
     /// Undoes a created invite whose SMS could not be sent.
     async fn withdraw(&self, invite: &NewInvite, now: DateTime<Utc>) -> anyhow::Result<()> {
         self.repo.revoke(invite.group, invite.id, now).await?;
-        // credit: the SMS was paid for and not sent.
+        // The SMS was paid for and not sent.
         if let Some(amount) = invite.sms_charge {
             self.repo.refund_sms(invite.group, invite.id, amount, now).await?;
         }

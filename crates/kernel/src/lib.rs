@@ -16,11 +16,10 @@
 mod clock;
 mod email;
 mod ids;
+pub mod jobs;
 mod phone;
 mod referral_code;
 mod secret;
-// billing-pg
-pub mod jobs;
 pub mod text;
 
 #[cfg(any(test, feature = "mocks"))]

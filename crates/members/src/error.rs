@@ -24,7 +24,6 @@ pub enum VerifyOtpError {
     RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
-    // admin
     #[error("the member is blocked")]
     Blocked,
 }
@@ -38,7 +37,6 @@ pub enum SignInStoreError {
     ReferralCodeNotFound,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
-    // admin
     /// The member holding the phone is blocked: no session opened.
     #[error("the member is blocked")]
     Blocked,
@@ -53,7 +51,6 @@ pub enum RefreshError {
     Reused,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
-    // admin
     #[error("the member is blocked")]
     Blocked,
 }

@@ -203,7 +203,7 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
-// compat: the seed referral-api's users list (filters, offset pages, a count).
+// The seed referral-api's users list (filters, offset pages, a count).
 
 /// Which members a directory listing answers: every given field must match exactly (phone in
 /// E.164, e-mail lower-cased, codes upper-cased: parse them first); `search` matches members

@@ -201,7 +201,7 @@ pub trait MemberRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<SessionId>, DeleteMemberError>;
 
-    // compat: the seed referral-api's users list.
+    // The seed referral-api's users list.
     /// The live members matching `filter`, oldest first (by creation, then id), skipping
     /// `offset` and answering at most `limit`, with the number of all that match.
     async fn list_members(
@@ -232,7 +232,6 @@ pub enum RotateOutcome {
     Reused { member_id: MemberId, session_id: SessionId },
     /// No live session knows `old`.
     Invalid,
-    // admin
     /// `old` is (or was) a refresh token of a blocked member: nothing changed.
     Blocked,
 }
@@ -317,7 +316,7 @@ pub trait SmsSender: Send + Sync {
     async fn send(&self, to: &PhoneNumber, text: &str) -> anyhow::Result<()>;
 }
 
-// sso: sign-ins that another check vouched for (single sign-on).
+// Sign-ins that another check vouched for (single sign-on).
 
 /// What a sign-in writes besides who signs in, prepared by
 /// [`MembersService::sign_in_with`](crate::MembersService::sign_in_with): the member to create

@@ -358,7 +358,7 @@ impl MembersService {
         self.ports.members.view(principal.member_id, id).await?.ok_or(NotFoundError::NotFound)
     }
 
-    // compat: calls the seed APIs need (`/compat/...`).
+    // Calls the seed APIs need (`/compat/...`).
 
     /// The live member with this phone, if any (the seed APIs tell "already registered" and
     /// "no such user" apart).
@@ -468,5 +468,4 @@ fn new_code(len: u8) -> String {
 #[cfg(test)]
 mod tests;
 
-// sso
 mod sso;

@@ -42,12 +42,10 @@
 //! ```
 
 mod config;
-// credit
 pub mod credit;
 mod error;
 pub mod gateway;
 pub mod model;
-// billnote
 pub mod notices;
 pub mod period;
 pub mod plan_change;

@@ -120,7 +120,6 @@ pub trait BillingRepository: Send + Sync {
         limit: u32,
     ) -> anyhow::Result<Vec<Billing>>;
 
-    // billnote
     /// Up to `limit` accounts (with their `next_charge`) that are `trialing` with
     /// `trial_ends_at` in (`now`, `until`], in (`trial_ends_at`, group) order, strictly after
     /// `after` in that order: the trials whose end is near.
@@ -145,7 +144,6 @@ pub trait BillingRepository: Send + Sync {
         notice: &BillingNotice,
     ) -> anyhow::Result<bool>;
 
-    // leftovers
     /// Up to `limit` gateway leftovers of deleted groups, oldest first: what storage recorded
     /// when a group went (with its cards, its issued customer_uids and its scheduled charges)
     /// and the gateway still holds. Deleting a group records them in the same transaction.

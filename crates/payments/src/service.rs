@@ -1232,7 +1232,6 @@ impl PaymentsService {
     pub async fn run_periodic(&self) -> anyhow::Result<PeriodicReport> {
         let reconciled = self.reconcile().await.context("reconciliation")?;
         let expired = self.expire_periods().await.context("period ends")?;
-        // billnote
         let trials_noticed = self.notify_trials_ending().await.context("trial-ending notices")?;
         let leftovers_cleaned = self.clean_up_gateway().await.context("gateway clean-up")?;
         Ok(PeriodicReport { expired, reconciled, trials_noticed, leftovers_cleaned })
@@ -1271,7 +1270,6 @@ impl PaymentsService {
         Ok(done)
     }
 
-    // billnote
     /// What a change of the account tells by itself (see [`status_notices`]).
     fn status_notices(
         &self,

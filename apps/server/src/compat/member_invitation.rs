@@ -121,7 +121,6 @@ impl From<CreateInviteError> for SpringError {
                 "ACCOUNT_ALREADY_REGISTERED",
                 "this person already has a pending invite to the group",
             ),
-            // credit
             CreateInviteError::InsufficientSmsCredit => Self::new(
                 StatusCode::PAYMENT_REQUIRED,
                 "INSUFFICIENT_SMS_CREDIT",

@@ -1,25 +1,18 @@
 //! HTTP handlers, one module per domain, and the DTOs they share.
 
+pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod groups;
 pub mod health;
 pub mod invites;
 pub mod members;
-pub mod referrals;
-// payments
-pub mod billing;
-// gateway
-pub mod sim;
-// sso
-pub mod sso;
-// admin
-pub mod admin;
-// notify
-pub mod notifications;
-// credit
-pub mod sms_credit;
-// messaging
 pub mod messages;
+pub mod notifications;
+pub mod referrals;
+pub mod sim;
+pub mod sms_credit;
+pub mod sso;
 
 use chrono::{DateTime, Utc};
 use onboard_members::{Member, MemberCard, TokenPair};

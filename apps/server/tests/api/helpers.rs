@@ -524,7 +524,6 @@ pub fn header_of(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("a JSON header")
 }
 
-// admin
 impl TestApp {
     /// This app's database URL (`PostgresRedis` only).
     pub fn database_url(&self) -> Option<&str> {
@@ -532,7 +531,7 @@ impl TestApp {
     }
 }
 
-// notify: a second instance of one deployment.
+// A second instance of one deployment.
 
 /// A second server beside `first` (`PostgresRedis` only): the same database and Redis key
 /// prefix, its own port, process state and workers, then `configure` applied. `first` keeps

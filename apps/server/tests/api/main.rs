@@ -7,7 +7,6 @@
 
 mod helpers;
 
-// admin
 mod admin;
 mod auth;
 mod bad_input;
@@ -15,23 +14,17 @@ mod groups;
 mod invites;
 mod members;
 mod operations;
+mod payments;
 mod races;
 mod referrals;
 mod sessions;
 mod sms_providers;
-mod two_instances;
-// payments
-mod payments;
-// sso
 mod sso;
+mod two_instances;
 
-// compat
 mod compat_connect_hub;
 mod compat_member_invitation;
 mod compat_referral_api;
-// notify
-mod notifications;
-// credit
-mod sms_credit;
-// messaging
 mod messages;
+mod notifications;
+mod sms_credit;

@@ -1188,7 +1188,7 @@ async fn the_admin_group_list_shows_each_groups_plan(wiring: Wiring) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// billnote: billing notifications (messaging.md, "Notifications")
+// Billing notifications (messaging.md, "Notifications")
 // ---------------------------------------------------------------------------------------------
 
 both_wirings!(
@@ -1362,7 +1362,7 @@ async fn usage_notifies_the_billing_managers_at_fifty_and_eighty_percent_once(wi
 }
 
 // ---------------------------------------------------------------------------------------------
-// leftovers: a deleted group leaves nothing at the gateway
+// A deleted group leaves nothing at the gateway
 // ---------------------------------------------------------------------------------------------
 
 both_wirings!(a_deleted_group_is_never_charged_its_schedule_is_cancelled_and_its_key_deleted);

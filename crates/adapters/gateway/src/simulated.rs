@@ -529,7 +529,7 @@ impl PaymentGateway for SimulatedGateway {
         Ok(self.state().payments.get(imp_uid).cloned())
     }
 
-    // payments: reconciliation reads scheduled charges back by merchant_uid.
+    // Reconciliation reads scheduled charges back by merchant_uid.
     async fn payment_by_merchant_uid(
         &self,
         merchant_uid: &str,

@@ -34,7 +34,6 @@ use onboard_payments::ports::{
 #[derive(Debug)]
 pub struct MemoryBillingStore {
     state: Mutex<BillingState>,
-    // billnote
     notifier: Option<crate::store::billing_notices::BillingNotifier>,
 }
 
@@ -62,12 +61,10 @@ struct BillingState {
     changes: Vec<CardChange>,
     usage: HashMap<(GroupId, String, DateTime<Utc>), i64>,
     keys: HashMap<(GroupId, String), KeyRow>,
-    // billnote
     /// The usage thresholds notified: (group, metric, period start, percent).
     usage_notices: HashSet<(GroupId, String, DateTime<Utc>, u8)>,
     /// The trial-ending notices sent: (group, trial end, days).
     trial_notices: HashSet<(GroupId, DateTime<Utc>, u32)>,
-    // leftovers
     /// What deleted groups left at the gateway, oldest first.
     leftovers: Vec<GatewayLeftover>,
     next_leftover: i64,
@@ -92,7 +89,6 @@ impl MemoryBillingStore {
         self.lock().accounts.get(&group).map(|(b, _)| b.plan.as_str().to_owned())
     }
 
-    // credit
     /// Inserts a receipt unless one with its `imp_uid` exists (answers whether it did): the
     /// SMS credit store calls it under its own lock, which is always taken first.
     pub(crate) fn insert_receipt(&self, receipt: &Receipt) -> bool {
@@ -114,7 +110,6 @@ impl MemoryBillingStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    // billnote
     /// A store whose notices go to the members of the store behind `notifier`.
     pub(crate) fn notifying(notifier: crate::store::billing_notices::BillingNotifier) -> Self {
         Self { notifier: Some(notifier), ..Self::default() }
@@ -273,7 +268,6 @@ impl BillingRepository for MemoryBillingStore {
         Ok(rows)
     }
 
-    // billnote
     async fn trials_ending(
         &self,
         now: DateTime<Utc>,
@@ -316,7 +310,6 @@ impl BillingRepository for MemoryBillingStore {
         }))
     }
 
-    // leftovers
     async fn gateway_leftovers(&self, limit: u32) -> anyhow::Result<Vec<GatewayLeftover>> {
         Ok(self.lock().leftovers.iter().take(limit as usize).cloned().collect())
     }
@@ -327,7 +320,6 @@ impl BillingRepository for MemoryBillingStore {
     }
 }
 
-// leftovers
 impl MemoryBillingStore {
     /// Forgets a deleted group's billing data, as PostgreSQL's cascade does, and records what
     /// it leaves at the gateway (its scheduled charges, then every customer_uid issued to it)
@@ -512,7 +504,7 @@ impl UsageRepository for MemoryBillingStore {
             let before = *used;
             *used += delta;
             let after = *used;
-            // billnote: each threshold once per (group, metric, period, percent).
+            // Each threshold once per (group, metric, period, percent).
             let notices =
                 usage_notices(metric, before, after, limit)
                     .into_iter()

@@ -26,30 +26,23 @@
 //! [`SessionRepository`]: onboard_members::ports::SessionRepository
 //! [`ReferralRepository`]: onboard_referrals::ports::ReferralRepository
 
+mod billing;
 mod invite_codes;
+mod jobs;
 mod otp;
 mod rate_limiter;
 mod revocations;
+mod sso_states;
 mod store;
 mod window;
-// payments
-mod billing;
-// sso
-mod sso_states;
-// billing-pg
-mod jobs;
 
+pub use billing::MemoryBillingStore;
 pub use invite_codes::MemoryInviteCodeStore;
 pub use otp::MemoryOtpStore;
 pub use rate_limiter::MemoryRateLimiter;
 pub use revocations::MemoryRevocationList;
-pub use store::MemoryStore;
-// payments
-pub use billing::MemoryBillingStore;
-// sso
 pub use sso_states::MemorySsoStateStore;
-// notify
+pub use store::MemoryStore;
 mod notification_bus;
-pub use notification_bus::{MemoryNotificationBus, MemoryStreamTicketStore};
-// billing-pg
 pub use jobs::MemoryJobQueue;
+pub use notification_bus::{MemoryNotificationBus, MemoryStreamTicketStore};

@@ -44,7 +44,6 @@ const SWEEP_EVERY: u32 = 1024;
 struct Inner {
     phones: HashMap<String, PhoneState>,
     issues_since_sweep: u32,
-    // admin
     /// Codes sent and wrong codes presented, per hour since the epoch (the last 25 hours).
     traffic: std::collections::BTreeMap<i64, OtpCounts>,
 }
@@ -176,7 +175,6 @@ impl OtpStore for MemoryOtpStore {
     }
 }
 
-// admin
 #[async_trait]
 impl OtpStats for MemoryOtpStore {
     async fn last_24h(&self, now: DateTime<Utc>) -> anyhow::Result<OtpCounts> {

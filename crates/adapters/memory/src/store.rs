@@ -20,23 +20,16 @@ use onboard_members::{
 
 use crate::window::seconds;
 
+mod admin;
+pub(crate) mod billing_notices;
 mod groups;
 mod invites;
-mod referrals;
-// sso
-mod sso;
-// admin
-mod admin;
-// notify
-mod notifications;
-// sms-credit
-mod sms_credit;
-// messaging
 mod messages;
-// billnote
-pub(crate) mod billing_notices;
-// credit
+mod notifications;
+mod referrals;
+mod sms_credit;
 mod sms_credit_repo;
+mod sso;
 
 use groups::{GroupRow, GroupsOfDeleted};
 use invites::InviteRow;
@@ -102,10 +95,8 @@ struct State {
     used: HashMap<TokenHash, UsedToken>,
     /// Invites to groups, any status; a group's go with it.
     invites: HashMap<InviteId, InviteRow>,
-    // sso
     /// Provider identities (provider, subject) and the member each is linked to.
     sso_identities: HashMap<(String, String), MemberId>,
-    // admin
     /// Members granted platform admin.
     admins: HashSet<MemberId>,
     /// Blocked members and their blocks.
@@ -114,10 +105,8 @@ struct State {
     admin_audit: Vec<onboard_admin::AuditEntry>,
     /// Members' notifications (notify).
     notifications: notifications::Notifications,
-    // sms-credit
     /// Groups' SMS credit wallets and ledgers.
     sms_credit: sms_credit::SmsCredit,
-    // messaging
     /// Groups' messages and their outbox.
     messages: messages::Messages,
 }
@@ -233,7 +222,6 @@ impl State {
     }
 }
 
-// billnote
 impl Default for MemoryStore {
     fn default() -> Self {
         let state = std::sync::Arc::new(Mutex::new(State::default()));
@@ -435,7 +423,7 @@ impl MemberRepository for MemoryStore {
         };
         for group in solo {
             state.delete_group(group);
-            // leftovers: the billing lock is taken after this store's, as everywhere.
+            // The billing lock is taken after this store's, as everywhere.
             self.billing.group_deleted(group);
         }
         state.remove_memberships(id);
@@ -463,7 +451,7 @@ impl MemberRepository for MemoryStore {
         Ok(revoked)
     }
 
-    // compat: the seed referral-api's users list.
+    // The seed referral-api's users list.
     async fn list_members(
         &self,
         filter: &MemberFilter,
@@ -486,7 +474,7 @@ impl MemberRepository for MemoryStore {
     }
 }
 
-// compat: the filter of the seed referral-api's users list.
+// The filter of the seed referral-api's users list.
 /// Whether `m` passes `filter`, as [`MemberRepository::list_members`] says.
 fn matches_filter(m: &Member, filter: &MemberFilter) -> bool {
     fn same<T: PartialEq>(wanted: Option<&T>, actual: Option<&T>) -> bool {

@@ -48,33 +48,26 @@ use diesel_async::pooled_connection::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
 
+pub use repos::admin::PgAdminRepository;
 pub use repos::groups::PgGroupRepository;
 pub use repos::invites::PgInviteRepository;
 pub use repos::members::PgMemberRepository;
+pub use repos::notifications::PgNotificationRepository;
 pub use repos::referrals::PgReferralRepository;
 pub use repos::sessions::PgSessionRepository;
-// sso
 pub use repos::sso::PgIdentityRepository;
-// admin
-pub use repos::admin::PgAdminRepository;
-// notify
-pub use repos::notifications::PgNotificationRepository;
 
 /// Notifying from inside another repository's transaction (notify area).
 pub mod notifications {
     pub use crate::repos::notifications::{insert_notifications, notify_group_permission};
 }
-// sms-credit
 /// Changing a group's SMS credit from inside another repository's transaction.
 pub mod sms_credit {
     pub use crate::repos::sms_credit::apply;
 }
-// credit
-pub use repos::credit::PgSmsCreditStore;
-// billing-pg
 pub use repos::billing::PgBillingStore;
+pub use repos::credit::PgSmsCreditStore;
 pub use repos::jobs::PgJobQueue;
-// messaging
 pub use repos::messages::PgMessageRepository;
 
 /// A pool of PostgreSQL connections.
@@ -162,7 +155,6 @@ pub async fn ping(pool: &PgPool) -> bool {
     matches!(tokio::time::timeout(PING_TIMEOUT, probe).await, Ok(Some(_)))
 }
 
-// billing-pg
 /// Runs `work` while holding the PostgreSQL advisory lock `key` (session level, on one pooled
 /// connection): of the server instances on one database, one runs it at a time; the others
 /// wait for their turn. The lock goes with the connection if the process dies.

@@ -291,8 +291,6 @@ fn status_of(raw: &str) -> anyhow::Result<MembershipStatus> {
         .ok_or_else(|| anyhow::anyhow!("unknown membership status {raw:?} in group_members"))
 }
 
-// admin
-
 /// A member a sign-in found, and whether they are blocked (then no session was opened).
 #[derive(Debug, Clone, QueryableByName)]
 pub(crate) struct SignInRow {

@@ -32,7 +32,6 @@ mod invites;
 mod limiter;
 mod otp;
 mod revocations;
-// sso
 mod sso;
 
 use std::fmt;
@@ -47,9 +46,7 @@ pub use invites::RedisInviteCodeStore;
 pub use limiter::RedisRateLimiter;
 pub use otp::RedisOtpStore;
 pub use revocations::RedisRevocationList;
-// sso
 pub use sso::RedisSsoStateStore;
-// notify
 mod notifications;
 pub use notifications::{RedisNotificationBus, RedisStreamTicketStore};
 

@@ -126,7 +126,6 @@ fn stats_key(prefix: &str, hour: i64) -> String {
     format!("{prefix}otp-stats:{{{hour}}}")
 }
 
-// admin
 #[async_trait]
 impl OtpStats for RedisOtpStore {
     /// One pipelined round trip over the 24 hourly counters.

@@ -15,7 +15,6 @@
 
 mod error;
 mod log;
-// messaging
 mod messages;
 mod queued;
 pub mod sens;
@@ -24,7 +23,6 @@ mod twilio;
 
 pub use error::ProviderError;
 pub use log::LogSmsSender;
-// messaging
 pub use messages::LogMessageProvider;
 pub use queued::QueuedSmsSender;
 pub use sens::{AlimtalkSettings, SensClient, SensSettings};

@@ -224,7 +224,6 @@ impl SensClient {
         self.send_text_as(to, text, kind).await
     }
 
-    // messaging
     /// Sends `text` as `kind`: an LMS even when the text would fit an SMS (what the group asked
     /// and paid for); an SMS text over 90 bytes goes as an LMS all the same.
     ///

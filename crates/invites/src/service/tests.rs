@@ -608,7 +608,7 @@ async fn when_the_sms_cannot_be_sent_the_invite_is_withdrawn_so_a_retry_can_succ
     assert_eq!(deleted.one(), id);
 }
 
-// credit ---------------------------------------------------------------------------------------
+// SMS credit ---------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn with_billed_invite_sms_the_invite_carries_the_price_of_its_text() {

@@ -255,7 +255,7 @@ impl GroupRepository for MemoryStore {
         let mut state = self.state();
         let deleted = state.delete_group(group);
         if deleted {
-            // leftovers: the billing lock is taken after this store's, as everywhere.
+            // The billing lock is taken after this store's, as everywhere.
             self.billing.group_deleted(group);
         }
         Ok(deleted)

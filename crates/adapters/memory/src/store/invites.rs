@@ -127,7 +127,7 @@ impl InviteRepository for MemoryStore {
         if state.invites.values().any(|i| same_person(i) && i.expires_at > created_at) {
             return Err(CreateInviteRefusal::InvitePending);
         }
-        // credit: the invite SMS is paid under the same lock as the invite row.
+        // The invite SMS is paid under the same lock as the invite row.
         if let Some(charge) = invite.sms_charge {
             let reference = invite.id.to_string();
             let debited = state.apply_sms_credit(
@@ -194,7 +194,6 @@ impl InviteRepository for MemoryStore {
         Ok(state.invites.get(&invite).and_then(|row| state.invite(row)))
     }
 
-    // credit
     async fn refund_sms(
         &self,
         group: GroupId,
@@ -328,11 +327,11 @@ impl InviteRepository for MemoryStore {
             row.status = InviteStatus::Accepted;
             inviter = Some(row.invited_by);
         }
-        // notify: a new join request tells those who decide it, as `join` does.
+        // A new join request tells those who decide it, as `join` does.
         if request_added {
             state.notify_join_request(group.id, member, now);
         }
-        // notify: the inviter learns of it under the same lock.
+        // The inviter learns of it under the same lock.
         if let Some(inviter) = inviter {
             let kind = onboard_notifications::NotificationType::InviteAccepted;
             state.notify_group_event(group.id, inviter, kind, Some(member), "", Some(now));

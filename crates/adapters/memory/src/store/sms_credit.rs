@@ -17,7 +17,6 @@ pub(super) struct SmsCredit {
     pub(super) wallets: HashMap<GroupId, Wallet>,
     /// Every ledger entry of every group, oldest first.
     pub(super) ledger: Vec<(GroupId, LedgerEntry)>,
-    // credit
     /// Purchases by merchant_uid.
     pub(super) purchases: HashMap<String, onboard_payments::credit::CreditPurchase>,
 }

@@ -489,7 +489,7 @@ async fn live_sessions_are_listed_newest_first() {
     assert_eq!(listed[0].created_at, t(30));
 }
 
-// compat: the seed referral-api's users list.
+// The seed referral-api's users list.
 #[tokio::test]
 async fn the_members_directory_filters_pages_oldest_first_and_counts_every_match() {
     use onboard_members::MemberFilter;

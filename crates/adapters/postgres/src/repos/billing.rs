@@ -668,7 +668,6 @@ fn codes(codes: &[PlanCode]) -> Vec<&str> {
 #[derive(Clone)]
 pub struct PgBillingStore {
     pool: PgPool,
-    // billnote
     /// How long the notifications it creates are kept, in seconds (`NOTIFICATION_TTL`).
     notification_ttl_secs: i64,
 }
@@ -685,7 +684,6 @@ impl PgBillingStore {
         Self { pool, notification_ttl_secs: crate::repos::notifications::DEFAULT_TTL_SECS }
     }
 
-    // billnote
     /// Keeps the notifications this store creates for `ttl` (`NOTIFICATION_TTL`; 14 days by
     /// default).
     #[must_use]
@@ -821,7 +819,7 @@ async fn commit_in(
     if written == 0 {
         return Err(TxError::Refused(CommitError::Stale));
     }
-    // billnote: the change's notifications, in its transaction.
+    // The change's notifications, in its transaction.
     crate::repos::billing_notices::notify(conn, billing.group, &commit.notices, ttl_secs).await?;
     Ok(())
 }
@@ -969,7 +967,6 @@ impl BillingRepository for PgBillingStore {
         with_next_charges(&mut conn, rows).await
     }
 
-    // billnote
     async fn trials_ending(
         &self,
         now: DateTime<Utc>,
@@ -1015,7 +1012,6 @@ impl BillingRepository for PgBillingStore {
         .context("notifying a trial's end")
     }
 
-    // leftovers
     async fn gateway_leftovers(&self, limit: u32) -> anyhow::Result<Vec<GatewayLeftover>> {
         let mut conn = self.conn().await?;
         let rows: Vec<LeftoverRow> = diesel::sql_query(LEFTOVERS)
@@ -1046,7 +1042,6 @@ impl BillingRepository for PgBillingStore {
     }
 }
 
-// leftovers
 /// The oldest gateway leftovers of deleted groups.
 const LEFTOVERS: &str = "
     SELECT id, customer_uid, merchant_uid FROM billing_gateway_leftovers ORDER BY id LIMIT $1";
@@ -1399,7 +1394,7 @@ impl UsageRepository for PgBillingStore {
     ) -> Result<i64, IncrementError> {
         let mut conn = self.conn().await?;
         let ttl = self.notification_ttl_secs;
-        // billnote: the thresholds it crosses are notified in the increment's transaction.
+        // The thresholds it crosses are notified in the increment's transaction.
         let counted: Option<UsedRow> = conn
             .transaction(async |conn| {
                 let counted: Option<UsedRow> = diesel::sql_query(INCREMENT)

@@ -39,7 +39,6 @@ use onboard_kernel::{GroupId, MemberId};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
-// notify
 use crate::error::{TxError, is_transient, violated_foreign_key, violated_unique};
 use crate::repos::notifications::{
     DEFAULT_TTL_SECS, name_of_m, notify_member_about_group, ttl_secs,

@@ -42,7 +42,6 @@ use onboard_kernel::{Email, GroupId, MemberId, PhoneNumber};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
-// notify
 use crate::error::{TxError, is_transient, violated_unique};
 use crate::repos::notifications::{DEFAULT_TTL_SECS, name_of_m, notify_join_request, ttl_secs};
 use crate::rows::GroupRow;
@@ -404,7 +403,7 @@ async fn create_tx(
                 }
                 _ => TxError::Db(e),
             })?;
-        // credit: the invite SMS is paid in the invite's transaction.
+        // The invite SMS is paid in the invite's transaction.
         if let Some(charge) = invite.sms_charge {
             let reference = invite.id.to_string();
             let debited = crate::repos::sms_credit::apply(
@@ -456,7 +455,7 @@ async fn accept_tx(
         let Some(RoleRow { role }) = accepted else {
             return Err(TxError::Refused(AcceptRefusal::NotFound));
         };
-        // notify: the inviter learns of it in this transaction.
+        // The inviter learns of it in this transaction.
         let kind = NotificationType::InviteAccepted;
         if let Some(text) = NotificationText::of(kind) {
             diesel::sql_query(NOTIFY_INVITER)
@@ -498,7 +497,7 @@ async fn accept_tx(
         let (outcome, my_role) = match added {
             Some(RoleRow { role }) if group.approval_required => {
                 debug_assert_eq!(role, RoleName::MEMBER.as_str());
-                // notify: a new join request, as `join` would tell.
+                // A new join request, as `join` would tell.
                 let group_id = onboard_kernel::GroupId::from_uuid(group.id);
                 notify_join_request(conn, group_id, member, now, ttl_secs).await?;
                 (AcceptOutcome::PendingApproval, RoleName::MEMBER)
@@ -575,7 +574,6 @@ impl InviteRepository for PgInviteRepository {
         Ok(row.map(InviteRow::into_domain).transpose()?.map(|(invite, _)| invite))
     }
 
-    // credit
     async fn refund_sms(
         &self,
         group: GroupId,

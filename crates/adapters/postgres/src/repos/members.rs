@@ -236,7 +236,7 @@ const DELETE_MEMBER: &str = "
     )
     SELECT id FROM m";
 
-// compat: the seed referral-api's users list.
+// The seed referral-api's users list.
 /// The live members matching the filter, oldest first, page `$10` rows from `$11`, each with
 /// the count of all that match. A NULL parameter filters nothing; `$7` is a LIKE prefix pattern
 /// (lower-cased, escaped) over phone, e-mail and names, `$8` the search text as a code.
@@ -651,7 +651,7 @@ impl MemberRepository for PgMemberRepository {
         }
     }
 
-    // compat: the seed referral-api's users list.
+    // The seed referral-api's users list.
     async fn list_members(
         &self,
         filter: &MemberFilter,

@@ -1,25 +1,16 @@
 //! One repository per domain port.
 
+pub(crate) mod admin;
+pub(crate) mod billing;
+pub(crate) mod billing_notices;
+pub(crate) mod credit;
 pub(crate) mod groups;
 pub(crate) mod invites;
+pub(crate) mod jobs;
 pub(crate) mod members;
+pub(crate) mod messages;
+pub(crate) mod notifications;
 pub(crate) mod referrals;
 pub(crate) mod sessions;
-// sso
-pub(crate) mod sso;
-// admin
-pub(crate) mod admin;
-// notify
-pub(crate) mod notifications;
-// billing-pg
-pub(crate) mod billing;
-// billing-pg
-pub(crate) mod jobs;
-// sms-credit
 pub(crate) mod sms_credit;
-// messaging
-pub(crate) mod messages;
-// billnote
-pub(crate) mod billing_notices;
-// credit
-pub(crate) mod credit;
+pub(crate) mod sso;

@@ -2,27 +2,20 @@
 
 #![allow(clippy::unwrap_used)]
 
-// admin
 mod admin;
+mod billing;
+mod billing_notices;
+mod credit;
 mod groups;
 mod invites;
+mod jobs;
 mod members;
+mod messages;
 mod migrations;
-// notify
 mod notifications;
 mod referrals;
 mod sessions;
-// billing-pg
-mod billing;
-mod jobs;
-// sms-credit
 mod sms_credit;
-// messaging
-mod messages;
-// billnote
-mod billing_notices;
-// credit
-mod credit;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;

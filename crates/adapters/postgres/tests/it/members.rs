@@ -492,7 +492,7 @@ async fn two_co_owners_deleting_their_accounts_at_once_leave_their_group_an_owne
     }
 }
 
-// compat: the seed referral-api's users list.
+// The seed referral-api's users list.
 #[tokio::test]
 async fn the_members_directory_filters_pages_oldest_first_and_counts_every_match() {
     use onboard_members::MemberFilter;

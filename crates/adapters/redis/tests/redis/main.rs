@@ -11,5 +11,4 @@ mod limiter;
 mod otp;
 mod pool;
 mod revocations;
-// sso
 mod sso;

@@ -71,7 +71,7 @@ async fn the_right_code_is_valid_and_every_key_carries_the_phone_hash_tag() {
             format!("{p}otp:{{{PHONE}}}:next"),
             format!("{p}otp:{{{PHONE}}}:sends"),
         ];
-        // admin: this hour's traffic counters, written in the background.
+        // This hour's traffic counters, written in the background.
         let stats = format!("{p}otp-stats:{{{}}}", now.timestamp().div_euclid(3600));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let keys = loop {
@@ -305,8 +305,6 @@ async fn of_sixteen_concurrent_verifications_of_the_right_code_exactly_one_is_va
     })
     .await;
 }
-
-// admin
 
 #[tokio::test]
 async fn sends_and_wrong_codes_are_counted_per_hour_for_the_last_day() {
