@@ -68,7 +68,7 @@
 //! # fn main() -> anyhow::Result<()> {
 //! #     use onboard_groups::{Group, ports::MockGroupRepository};
 //! #     let mut repo = MockGroupRepository::new();
-//! #     repo.expect_create().times(1).returning(|g| {
+//! #     repo.expect_create().times(1).returning(|g, _events| {
 //! #         Ok(Group {
 //! #             id: g.id, slug: g.slug.clone(), name: g.name.clone(),
 //! #             approval_required: g.approval_required, created_at: g.now,
@@ -151,6 +151,7 @@
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod ports;
 mod service;

@@ -305,6 +305,22 @@ impl PermissionCatalog {
             stored.intersection(&self.all).cloned().collect()
         }
     }
+
+    /// The roles of a group that hold `permission`: `owner` and `admin` always, and each of
+    /// the group's `custom` roles whose permissions ([`Self::permissions_of`]) include it.
+    /// The one rule of who holds a permission, for everything that must reach its holders
+    /// (those who decide join requests, those told of billing changes).
+    pub fn roles_holding(&self, permission: &Permission, custom: &[Role]) -> Vec<RoleName> {
+        let mut roles = vec![RoleName::OWNER, RoleName::ADMIN];
+        roles.extend(
+            custom
+                .iter()
+                .filter(|r| !r.name.is_builtin())
+                .filter(|r| self.permissions_of(&r.name, &r.permissions).contains(permission))
+                .map(|r| r.name.clone()),
+        );
+        roles
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

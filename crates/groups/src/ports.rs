@@ -1,6 +1,11 @@
 //! The port of the groups domain: what it needs from storage.
 //!
-//! Each method is one consistent change (one transaction): the adapter decides how. The
+//! Each method is one consistent change (one transaction): the adapter decides how. Every
+//! writing method takes the change's domain events ([`Event`] records of
+//! [`GroupEvent`](crate::events::GroupEvent)s, decided by the service) and MUST store them in
+//! the outbox in the same transaction as the change, and only when the change is made: a
+//! refusal or a no-op stores none. That is the whole of a change's consequences here: who is
+//! notified, which webhook fires, is decided by the consumers of those events. The
 //! service makes every permission and owner-only decision before it calls a writing method;
 //! storage settles what only it can settle atomically: unique slugs and role names, the
 //! last-owner rule, conditional state changes (a join request decided twice, a role changed
@@ -16,6 +21,7 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use onboard_kernel::events::Event;
 use onboard_kernel::{GroupId, MemberId};
 
 use crate::error::{
@@ -60,7 +66,17 @@ pub trait GroupRepository: Send + Sync {
     /// MUST return [`CreateGroupError::SlugTaken`] when another group has the slug (a unique
     /// constraint, so two concurrent creates of one slug end in one group and one refusal);
     /// nothing is written then.
-    async fn create(&self, group: &NewGroup) -> Result<Group, CreateGroupError>;
+    async fn create(&self, group: &NewGroup, events: &[Event]) -> Result<Group, CreateGroupError>;
+
+    /// The group with this id; `None` when there is none.
+    async fn find(&self, group: GroupId) -> anyhow::Result<Option<Group>>;
+
+    /// The ACTIVE members of the group whose role is one of `roles`, in member id order.
+    async fn active_members_with_roles(
+        &self,
+        group: GroupId,
+        roles: &[RoleName],
+    ) -> anyhow::Result<Vec<MemberId>>;
 
     /// The group with this slug and `member`'s membership in it (active or pending; `None`
     /// when they have none). `None` when no group has the slug.
@@ -86,8 +102,8 @@ pub trait GroupRepository: Send + Sync {
 
     /// Deletes the group with its memberships and custom roles, and clears the current group
     /// of every member whose current group it was, in one transaction. `false` when the group
-    /// no longer exists.
-    async fn delete(&self, group: GroupId) -> anyhow::Result<bool>;
+    /// no longer exists (nothing is stored then).
+    async fn delete(&self, group: GroupId, events: &[Event]) -> anyhow::Result<bool>;
 
     /// The group's custom roles (never the built-ins), in name order.
     async fn custom_roles(&self, group: GroupId) -> anyhow::Result<Vec<Role>>;
@@ -155,6 +171,7 @@ pub trait GroupRepository: Send + Sync {
         target: MemberId,
         expected: &RoleName,
         role: &RoleName,
+        events: &[Event],
     ) -> Result<GroupMember, ChangeRoleRefusal>;
 
     /// Removes the active member `target` from the group, on the condition that their role is
@@ -173,17 +190,20 @@ pub trait GroupRepository: Send + Sync {
         group: GroupId,
         target: MemberId,
         expected: &RoleName,
+        events: &[Event],
     ) -> Result<(), RemoveRefusal>;
 
     /// Adds `member` to the group with the `member` role and `status`, joined at `now`, unless
     /// they already have a membership there (then nothing changes and the answer says which).
-    /// Two concurrent joins add one membership.
+    /// Two concurrent joins add one membership. `events` are stored only when the membership
+    /// is [`JoinRecord::Added`].
     async fn join(
         &self,
         group: GroupId,
         member: MemberId,
         status: MembershipStatus,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<JoinRecord>;
 
     /// Turns `member`'s PENDING membership active (role `member`, `joined_at` = `now`) and
@@ -195,11 +215,17 @@ pub trait GroupRepository: Send + Sync {
         group: GroupId,
         member: MemberId,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<Option<GroupMember>>;
 
     /// Deletes `member`'s PENDING membership; `false` when they have none. Conditional on the
     /// pending status, as [`Self::approve`].
-    async fn reject(&self, group: GroupId, member: MemberId) -> anyhow::Result<bool>;
+    async fn reject(
+        &self,
+        group: GroupId,
+        member: MemberId,
+        events: &[Event],
+    ) -> anyhow::Result<bool>;
 
     /// Makes the group with this slug `member`'s current group, on the condition, checked in
     /// the same statement or transaction, that they are an active member of it.

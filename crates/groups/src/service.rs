@@ -7,9 +7,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use onboard_kernel::events::Event;
 use onboard_kernel::{Clock, GroupId, MemberId};
 
 use crate::config::GroupsConfig;
+use crate::events::{GroupEvent, JoinedVia};
 use crate::error::{
     AuthorizeError, ChangeRoleError, ChangeRoleRefusal, CreateGroupError, CreateRoleError,
     DecideRequestError, DeleteGroupError, DeleteRoleError, GrantRoleError, JoinError,
@@ -144,7 +146,20 @@ impl GroupsService {
         };
         let mut attempt = 1;
         loop {
-            match self.repo.create(&group).await {
+            let created = GroupEvent::Created {
+                group_id: group.id,
+                slug: group.slug.as_str().to_owned(),
+                name: group.name.as_str().to_owned(),
+                owner_id: caller,
+            };
+            let joined = GroupEvent::MemberJoined {
+                group_id: group.id,
+                member_id: caller,
+                role: RoleName::OWNER.as_str().to_owned(),
+                via: JoinedVia::Created,
+            };
+            let events = Event::records(&[created, joined], group.now);
+            match self.repo.create(&group, &events).await {
                 Ok(group) => return Ok(MyGroup { group, my_role: RoleName::OWNER }),
                 Err(CreateGroupError::SlugTaken) if derived && attempt < SLUG_ATTEMPTS => {
                     attempt += 1;
@@ -206,7 +221,13 @@ impl GroupsService {
         if !access.is_owner() {
             return Err(DeleteGroupError::Forbidden);
         }
-        if self.repo.delete(access.group.id).await? {
+        let deleted = GroupEvent::Deleted {
+            group_id: access.group.id,
+            slug: access.group.slug.as_str().to_owned(),
+            by: caller,
+        };
+        let events = Event::records(&[deleted], self.clock.now());
+        if self.repo.delete(access.group.id, &events).await? {
             Ok(())
         } else {
             Err(DeleteGroupError::NotFound)
@@ -440,7 +461,19 @@ impl GroupsService {
             if self.reach(&access, &mut book, &current.role).await? == Reach::Beyond {
                 return Err(ChangeRoleError::Forbidden);
             }
-            match self.repo.change_role(access.group.id, target, &current.role, role).await {
+            let mut events = Vec::new();
+            if current.role != *role {
+                let changed = GroupEvent::MemberRoleChanged {
+                    group_id: access.group.id,
+                    member_id: target,
+                    from: current.role.as_str().to_owned(),
+                    to: role.as_str().to_owned(),
+                    by: caller,
+                };
+                events.push(Event::record(&changed, self.clock.now()));
+            }
+            let group = access.group.id;
+            match self.repo.change_role(group, target, &current.role, role, &events).await {
                 Ok(member) => return Ok(member),
                 Err(ChangeRoleRefusal::RoleChanged) => book.forget(),
                 Err(ChangeRoleRefusal::MemberNotFound) => {
@@ -487,7 +520,14 @@ impl GroupsService {
                     return Err(RemoveMemberError::Forbidden);
                 }
             }
-            match self.repo.remove(access.group.id, target, &current.role).await {
+            let removed = GroupEvent::MemberRemoved {
+                group_id: access.group.id,
+                member_id: target,
+                role: current.role.as_str().to_owned(),
+                by: caller,
+            };
+            let events = Event::records(&[removed], self.clock.now());
+            match self.repo.remove(access.group.id, target, &current.role, &events).await {
                 Ok(()) => return Ok(()),
                 Err(RemoveRefusal::RoleChanged) => book.forget(),
                 Err(RemoveRefusal::MemberNotFound) => {
@@ -525,7 +565,20 @@ impl GroupsService {
         } else {
             MembershipStatus::Active
         };
-        match self.repo.join(group.id, caller, status, self.clock.now()).await? {
+        let now = self.clock.now();
+        let event = match status {
+            MembershipStatus::Pending => {
+                GroupEvent::JoinRequested { group_id: group.id, member_id: caller }
+            }
+            MembershipStatus::Active => GroupEvent::MemberJoined {
+                group_id: group.id,
+                member_id: caller,
+                role: RoleName::MEMBER.as_str().to_owned(),
+                via: JoinedVia::Join,
+            },
+        };
+        let events = Event::records(&[event], now);
+        match self.repo.join(group.id, caller, status, now, &events).await? {
             JoinRecord::Added => Ok(status),
             JoinRecord::AlreadyActive => Err(JoinError::AlreadyMember),
             JoinRecord::AlreadyPending => Ok(MembershipStatus::Pending),
@@ -541,8 +594,17 @@ impl GroupsService {
         target: MemberId,
     ) -> Result<GroupMember, DecideRequestError> {
         let access = self.deciding(slug, caller).await?;
+        let (group_id, now) = (access.group.id, self.clock.now());
+        let approved = GroupEvent::JoinApproved { group_id, member_id: target, by: caller };
+        let joined = GroupEvent::MemberJoined {
+            group_id,
+            member_id: target,
+            role: RoleName::MEMBER.as_str().to_owned(),
+            via: JoinedVia::Approval,
+        };
+        let events = Event::records(&[approved, joined], now);
         self.repo
-            .approve(access.group.id, target, self.clock.now())
+            .approve(group_id, target, now, &events)
             .await?
             .ok_or(DecideRequestError::RequestNotFound)
     }
@@ -555,7 +617,10 @@ impl GroupsService {
         target: MemberId,
     ) -> Result<(), DecideRequestError> {
         let access = self.deciding(slug, caller).await?;
-        if self.repo.reject(access.group.id, target).await? {
+        let group_id = access.group.id;
+        let rejected = GroupEvent::JoinRejected { group_id, member_id: target, by: caller };
+        let events = Event::records(&[rejected], self.clock.now());
+        if self.repo.reject(group_id, target, &events).await? {
             Ok(())
         } else {
             Err(DecideRequestError::RequestNotFound)
@@ -600,6 +665,25 @@ impl GroupsService {
         } else {
             Err(AuthorizeError::Forbidden(permission.clone()))
         }
+    }
+
+    /// The group with this id, whoever asks; `None` when there is none. For other domains
+    /// that hold a group's id (consumers of its events).
+    pub async fn find_by_id(&self, group: GroupId) -> anyhow::Result<Option<Group>> {
+        self.repo.find(group).await
+    }
+
+    /// The active members of the group whose role holds `permission`
+    /// ([`PermissionCatalog::roles_holding`]): who decides its join requests
+    /// (`members.manage`), who is told of its billing (`billing.manage`).
+    pub async fn holders_of(
+        &self,
+        group: GroupId,
+        permission: &Permission,
+    ) -> anyhow::Result<Vec<MemberId>> {
+        let custom = self.repo.custom_roles(group).await?;
+        let roles = self.catalog.roles_holding(permission, &custom);
+        self.repo.active_members_with_roles(group, &roles).await
     }
 
     /// The group with this slug, for callers authenticated by other means than a membership

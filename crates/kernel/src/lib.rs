@@ -16,6 +16,7 @@
 mod clock;
 mod email;
 mod ids;
+pub mod events;
 pub mod jobs;
 mod phone;
 mod referral_code;

@@ -26,6 +26,7 @@ mod groups;
 mod invites;
 mod messages;
 mod notifications;
+mod outbox;
 mod referrals;
 mod sms_credit;
 mod sms_credit_repo;
@@ -109,6 +110,8 @@ struct State {
     sms_credit: sms_credit::SmsCredit,
     /// Groups' messages and their outbox.
     messages: messages::Messages,
+    /// Domain events, recorded with the change they report.
+    outbox: outbox::Outbox,
 }
 
 #[derive(Debug, Clone)]

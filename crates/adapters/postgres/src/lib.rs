@@ -53,6 +53,7 @@ pub use repos::groups::PgGroupRepository;
 pub use repos::invites::PgInviteRepository;
 pub use repos::members::PgMemberRepository;
 pub use repos::notifications::PgNotificationRepository;
+pub use repos::outbox::PgEventFeed;
 pub use repos::referrals::PgReferralRepository;
 pub use repos::sessions::PgSessionRepository;
 pub use repos::sso::PgIdentityRepository;
@@ -60,6 +61,10 @@ pub use repos::sso::PgIdentityRepository;
 /// Notifying from inside another repository's transaction (notify area).
 pub mod notifications {
     pub use crate::repos::notifications::{insert_notifications, notify_group_permission};
+}
+/// Storing domain events from inside another repository's transaction.
+pub mod outbox {
+    pub use crate::repos::outbox::record;
 }
 /// Changing a group's SMS credit from inside another repository's transaction.
 pub mod sms_credit {

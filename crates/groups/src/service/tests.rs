@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
-use mockall::predicate::eq;
+use mockall::predicate::{always, eq};
 use onboard_kernel::{GroupId, MemberId, MockClock, PhoneNumber};
 use uuid::Uuid;
 
 use super::*;
+use crate::events::{GroupEvent, JoinedVia};
 use crate::error::{ChangeRoleRefusal, RemoveRefusal, RoleRefusal};
 use crate::model::{GroupName, Membership};
 use crate::ports::MockGroupRepository;
@@ -228,7 +229,7 @@ impl Fixture {
     fn roles_changed(&mut self) -> Captured<(MemberId, RoleName, RoleName)> {
         let seen = Captured::new();
         let sink = seen.clone();
-        self.repo.expect_change_role().returning(move |g, t, expected, role| {
+        self.repo.expect_change_role().returning(move |g, t, expected, role, _events| {
             assert_eq!(g, group_id());
             sink.push((t, expected.clone(), role.clone()));
             Ok(group_member(t, role.clone(), MembershipStatus::Active))
@@ -240,7 +241,7 @@ impl Fixture {
     fn members_removed(&mut self) -> Captured<(MemberId, RoleName)> {
         let seen = Captured::new();
         let sink = seen.clone();
-        self.repo.expect_remove().returning(move |g, t, expected| {
+        self.repo.expect_remove().returning(move |g, t, expected, _events| {
             assert_eq!(g, group_id());
             sink.push((t, expected.clone()));
             Ok(())
@@ -276,7 +277,7 @@ async fn creating_a_group_makes_the_caller_its_active_owner() {
     let mut fx = Fixture::new();
     let seen = Captured::new();
     let sink = seen.clone();
-    fx.repo.expect_create().times(1).returning(move |g| {
+    fx.repo.expect_create().times(1).returning(move |g, _events| {
         sink.push(g.clone());
         Ok(stored(g))
     });
@@ -297,7 +298,7 @@ async fn creating_a_group_makes_the_caller_its_active_owner() {
 #[tokio::test]
 async fn a_group_without_a_slug_gets_one_derived_from_its_name() {
     let mut fx = Fixture::new();
-    fx.repo.expect_create().times(1).returning(|g| Ok(stored(g)));
+    fx.repo.expect_create().times(1).returning(|g, _events| Ok(stored(g)));
     let service = fx.service();
 
     let created = service.create_group(caller(), create_request(None)).await.expect("created");
@@ -309,7 +310,7 @@ async fn a_group_without_a_slug_gets_one_derived_from_its_name() {
 #[tokio::test]
 async fn a_taken_slug_that_was_asked_for_answers_slug_taken_without_a_retry() {
     let mut fx = Fixture::new();
-    fx.repo.expect_create().times(1).returning(|_| Err(CreateGroupError::SlugTaken));
+    fx.repo.expect_create().times(1).returning(|_, _events| Err(CreateGroupError::SlugTaken));
     let service = fx.service();
 
     let err =
@@ -323,7 +324,7 @@ async fn a_taken_derived_slug_is_replaced_by_a_fresh_one() {
     let mut fx = Fixture::new();
     let seen = Captured::new();
     let sink = seen.clone();
-    fx.repo.expect_create().times(2).returning(move |g| {
+    fx.repo.expect_create().times(2).returning(move |g, _events| {
         sink.push(g.clone());
         if sink.all().len() == 1 { Err(CreateGroupError::SlugTaken) } else { Ok(stored(g)) }
     });
@@ -341,7 +342,7 @@ async fn a_taken_derived_slug_is_replaced_by_a_fresh_one() {
 #[tokio::test]
 async fn a_derived_slug_taken_three_times_answers_slug_taken() {
     let mut fx = Fixture::new();
-    fx.repo.expect_create().times(3).returning(|_| Err(CreateGroupError::SlugTaken));
+    fx.repo.expect_create().times(3).returning(|_, _events| Err(CreateGroupError::SlugTaken));
     let service = fx.service();
 
     let err = service.create_group(caller(), create_request(None)).await.expect_err("taken");
@@ -352,7 +353,7 @@ async fn a_derived_slug_taken_three_times_answers_slug_taken() {
 #[tokio::test]
 async fn a_failing_repository_on_create_is_unexpected_and_not_retried() {
     let mut fx = Fixture::new();
-    fx.repo.expect_create().times(1).returning(|_| Err(anyhow::anyhow!("db down").into()));
+    fx.repo.expect_create().times(1).returning(|_, _events| Err(anyhow::anyhow!("db down").into()));
     let service = fx.service();
 
     let err = service.create_group(caller(), create_request(None)).await.expect_err("fails");
@@ -635,7 +636,7 @@ async fn a_group_deleted_during_an_update_is_not_found() {
 async fn an_owner_deletes_the_group() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::OWNER);
-    fx.repo.expect_delete().with(eq(group_id())).times(1).returning(|_| Ok(true));
+    fx.repo.expect_delete().with(eq(group_id()), always()).times(1).returning(|_, _events| Ok(true));
     let service = fx.service();
 
     service.delete_group(&slug(), caller()).await.expect("deleted");
@@ -699,7 +700,7 @@ async fn deleting_a_group_one_is_not_in_is_not_found() {
 async fn deleting_a_group_that_vanished_meanwhile_is_not_found() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::OWNER);
-    fx.repo.expect_delete().returning(|_| Ok(false));
+    fx.repo.expect_delete().returning(|_, _events| Ok(false));
     let service = fx.service();
 
     let err = service.delete_group(&slug(), caller()).await.expect_err("gone");
@@ -1382,7 +1383,7 @@ async fn the_last_owner_cannot_be_demoted() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::OWNER);
     fx.target_is(RoleName::OWNER, MembershipStatus::Active);
-    fx.repo.expect_change_role().times(1).returning(|_, _, _, _| Err(ChangeRoleRefusal::LastOwner));
+    fx.repo.expect_change_role().times(1).returning(|_, _, _, _, _events| Err(ChangeRoleRefusal::LastOwner));
     let service = fx.service();
 
     let err = service
@@ -1398,7 +1399,7 @@ async fn a_role_the_group_does_not_have_is_refused_as_unknown() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::OWNER);
     fx.target_is(RoleName::MEMBER, MembershipStatus::Active);
-    fx.repo.expect_change_role().returning(|_, _, _, _| Err(ChangeRoleRefusal::UnknownRole));
+    fx.repo.expect_change_role().returning(|_, _, _, _, _events| Err(ChangeRoleRefusal::UnknownRole));
     let service = fx.service();
 
     let err = service
@@ -1452,7 +1453,7 @@ async fn a_target_removed_just_before_the_change_is_not_found() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::OWNER);
     fx.target_is(RoleName::MEMBER, MembershipStatus::Active);
-    fx.repo.expect_change_role().returning(|_, _, _, _| Err(ChangeRoleRefusal::MemberNotFound));
+    fx.repo.expect_change_role().returning(|_, _, _, _, _events| Err(ChangeRoleRefusal::MemberNotFound));
     let service = fx.service();
 
     let err = service
@@ -1479,9 +1480,9 @@ async fn a_target_whose_role_changed_meanwhile_is_judged_again_on_the_new_role()
     });
     fx.repo
         .expect_change_role()
-        .withf(|_, _, expected, _| *expected == RoleName::MEMBER)
+        .withf(|_, _, expected, _, _events| *expected == RoleName::MEMBER)
         .times(1)
-        .returning(|_, _, _, _| Err(ChangeRoleRefusal::RoleChanged));
+        .returning(|_, _, _, _, _events| Err(ChangeRoleRefusal::RoleChanged));
     let service = fx.service();
 
     let err = service
@@ -1507,7 +1508,7 @@ async fn a_change_retried_after_a_concurrent_change_expects_the_new_role() {
     });
     let expectations = Captured::new();
     let sink = expectations.clone();
-    fx.repo.expect_change_role().times(2).returning(move |_, t, expected, role| {
+    fx.repo.expect_change_role().times(2).returning(move |_, t, expected, role, _events| {
         sink.push(expected.clone());
         if *expected == RoleName::MEMBER {
             Err(ChangeRoleRefusal::RoleChanged)
@@ -1530,7 +1531,7 @@ async fn a_target_whose_role_keeps_changing_ends_in_an_unexpected_error() {
     fx.repo
         .expect_change_role()
         .times(3)
-        .returning(|_, _, _, _| Err(ChangeRoleRefusal::RoleChanged));
+        .returning(|_, _, _, _, _events| Err(ChangeRoleRefusal::RoleChanged));
     let service = fx.service();
 
     let err = service
@@ -1627,7 +1628,7 @@ async fn the_last_owner_cannot_leave() {
     fx.repo
         .expect_member()
         .returning(|_, id| Ok(Some(group_member(id, RoleName::OWNER, MembershipStatus::Active))));
-    fx.repo.expect_remove().times(1).returning(|_, _, _| Err(RemoveRefusal::LastOwner));
+    fx.repo.expect_remove().times(1).returning(|_, _, _, _events| Err(RemoveRefusal::LastOwner));
     let service = fx.service();
 
     let err = service.remove_member(&slug(), caller(), caller()).await.expect_err("refused");
@@ -1692,7 +1693,7 @@ async fn the_last_owner_cannot_be_removed() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::OWNER);
     fx.target_is(RoleName::OWNER, MembershipStatus::Active);
-    fx.repo.expect_remove().times(1).returning(|_, _, _| Err(RemoveRefusal::LastOwner));
+    fx.repo.expect_remove().times(1).returning(|_, _, _, _events| Err(RemoveRefusal::LastOwner));
     let service = fx.service();
 
     let err = service.remove_member(&slug(), caller(), target()).await.expect_err("refused");
@@ -1725,7 +1726,7 @@ async fn a_member_removed_concurrently_is_not_found() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::ADMIN);
     fx.target_is(RoleName::MEMBER, MembershipStatus::Active);
-    fx.repo.expect_remove().returning(|_, _, _| Err(RemoveRefusal::MemberNotFound));
+    fx.repo.expect_remove().returning(|_, _, _, _events| Err(RemoveRefusal::MemberNotFound));
     let service = fx.service();
 
     let err = service.remove_member(&slug(), caller(), target()).await.expect_err("refused");
@@ -1760,7 +1761,7 @@ async fn a_removal_whose_target_was_made_owner_meanwhile_is_judged_again() {
         };
         Ok(Some(group_member(id, role, MembershipStatus::Active)))
     });
-    fx.repo.expect_remove().times(1).returning(|_, _, _| Err(RemoveRefusal::RoleChanged));
+    fx.repo.expect_remove().times(1).returning(|_, _, _, _events| Err(RemoveRefusal::RoleChanged));
     let service = fx.service();
 
     let err = service.remove_member(&slug(), caller(), target()).await.expect_err("refused");
@@ -1801,9 +1802,9 @@ async fn joining_an_open_group_makes_an_active_member_at_once() {
     fx.caller_is_stranger();
     fx.repo
         .expect_join()
-        .with(eq(group_id()), eq(caller()), eq(MembershipStatus::Active), eq(now()))
+        .with(eq(group_id()), eq(caller()), eq(MembershipStatus::Active), eq(now()), always())
         .times(1)
-        .returning(|_, _, _, _| Ok(JoinRecord::Added));
+        .returning(|_, _, _, _, _events| Ok(JoinRecord::Added));
     let service = fx.service();
 
     let status = service.join(&slug(), caller()).await.expect("joined");
@@ -1817,9 +1818,9 @@ async fn joining_a_group_that_requires_approval_leaves_a_pending_request() {
     fx.caller_in(Group { approval_required: true, ..group() }, None);
     fx.repo
         .expect_join()
-        .with(eq(group_id()), eq(caller()), eq(MembershipStatus::Pending), eq(now()))
+        .with(eq(group_id()), eq(caller()), eq(MembershipStatus::Pending), eq(now()), always())
         .times(1)
-        .returning(|_, _, _, _| Ok(JoinRecord::Added));
+        .returning(|_, _, _, _, _events| Ok(JoinRecord::Added));
     let service = fx.service();
 
     let status = service.join(&slug(), caller()).await.expect("requested");
@@ -1867,7 +1868,7 @@ async fn a_concurrent_join_that_got_there_first_is_answered_like_a_repeat() {
     {
         let mut fx = Fixture::new();
         fx.caller_is_stranger();
-        fx.repo.expect_join().returning(move |_, _, _, _| Ok(record));
+        fx.repo.expect_join().returning(move |_, _, _, _, _events| Ok(record));
         let service = fx.service();
 
         let outcome = service.join(&slug(), caller()).await;
@@ -1888,8 +1889,8 @@ async fn a_concurrent_join_that_got_there_first_is_answered_like_a_repeat() {
 async fn a_member_with_members_manage_approves_a_request_into_an_active_member() {
     let mut fx = Fixture::new();
     fx.caller_has_custom_role("hr", &["members.manage"]);
-    fx.repo.expect_approve().with(eq(group_id()), eq(target()), eq(now())).times(1).returning(
-        |_, id, _| Ok(Some(group_member(id, RoleName::MEMBER, MembershipStatus::Active))),
+    fx.repo.expect_approve().with(eq(group_id()), eq(target()), eq(now()), always()).times(1).returning(
+        |_, id, _, _events| Ok(Some(group_member(id, RoleName::MEMBER, MembershipStatus::Active))),
     );
     let service = fx.service();
 
@@ -1918,7 +1919,7 @@ async fn deciding_requests_without_members_manage_is_forbidden() {
 async fn approving_a_request_that_is_no_longer_pending_is_not_found() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::ADMIN);
-    fx.repo.expect_approve().returning(|_, _, _| Ok(None));
+    fx.repo.expect_approve().returning(|_, _, _, _events| Ok(None));
     let service = fx.service();
 
     let err = service.approve(&slug(), caller(), target()).await.expect_err("settled");
@@ -1930,7 +1931,7 @@ async fn approving_a_request_that_is_no_longer_pending_is_not_found() {
 async fn a_member_with_members_manage_rejects_a_request() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::ADMIN);
-    fx.repo.expect_reject().with(eq(group_id()), eq(target())).times(1).returning(|_, _| Ok(true));
+    fx.repo.expect_reject().with(eq(group_id()), eq(target()), always()).times(1).returning(|_, _, _events| Ok(true));
     let service = fx.service();
 
     service.reject(&slug(), caller(), target()).await.expect("rejected");
@@ -1940,7 +1941,7 @@ async fn a_member_with_members_manage_rejects_a_request() {
 async fn rejecting_a_request_already_decided_is_not_found() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::ADMIN);
-    fx.repo.expect_reject().returning(|_, _| Ok(false));
+    fx.repo.expect_reject().returning(|_, _, _events| Ok(false));
     let service = fx.service();
 
     let err = service.reject(&slug(), caller(), target()).await.expect_err("settled");
@@ -2158,4 +2159,204 @@ async fn the_service_exposes_the_catalog_of_its_configuration() {
 
     assert_eq!(service.catalog().all().len(), 7);
     assert!(format!("{service:?}").contains("GroupsService"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events: what each change hands storage to record with it
+// ---------------------------------------------------------------------------------------------
+
+/// The typed events of records handed to storage.
+fn typed(events: &[Event]) -> Vec<GroupEvent> {
+    events.iter().map(|e| e.decode::<GroupEvent>().expect("a group event")).collect()
+}
+
+#[tokio::test]
+async fn a_join_request_records_that_it_was_requested() {
+    let mut fx = Fixture::new();
+    fx.caller_in(Group { approval_required: true, ..group() }, None);
+    let seen = Captured::new();
+    let sink = seen.clone();
+    fx.repo.expect_join().times(1).returning(move |_, _, _, _, events| {
+        sink.push(typed(events));
+        Ok(JoinRecord::Added)
+    });
+
+    fx.service().join(&slug(), caller()).await.expect("requested");
+
+    let expected = GroupEvent::JoinRequested { group_id: group_id(), member_id: caller() };
+    assert_eq!(seen.all(), [vec![expected]]);
+}
+
+#[tokio::test]
+async fn joining_an_open_group_records_a_member_joined_by_join() {
+    let mut fx = Fixture::new();
+    fx.caller_is_stranger();
+    let seen = Captured::new();
+    let sink = seen.clone();
+    fx.repo.expect_join().times(1).returning(move |_, _, _, at, events| {
+        assert!(events.iter().all(|e| e.occurred_at == at && e.group == Some(group_id())));
+        sink.push(typed(events));
+        Ok(JoinRecord::Added)
+    });
+
+    fx.service().join(&slug(), caller()).await.expect("joined");
+
+    let expected = GroupEvent::MemberJoined {
+        group_id: group_id(),
+        member_id: caller(),
+        role: "member".to_owned(),
+        via: JoinedVia::Join,
+    };
+    assert_eq!(seen.all(), [vec![expected]]);
+}
+
+#[tokio::test]
+async fn approving_records_the_approval_and_the_new_member() {
+    let mut fx = Fixture::new();
+    fx.caller_is(RoleName::ADMIN);
+    let seen = Captured::new();
+    let sink = seen.clone();
+    fx.repo.expect_approve().times(1).returning(move |_, id, _, events| {
+        sink.push(typed(events));
+        Ok(Some(group_member(id, RoleName::MEMBER, MembershipStatus::Active)))
+    });
+
+    fx.service().approve(&slug(), caller(), target()).await.expect("approved");
+
+    let events = seen.all().concat();
+    assert_eq!(
+        events,
+        [
+            GroupEvent::JoinApproved { group_id: group_id(), member_id: target(), by: caller() },
+            GroupEvent::MemberJoined {
+                group_id: group_id(),
+                member_id: target(),
+                role: "member".to_owned(),
+                via: JoinedVia::Approval,
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn rejecting_records_who_rejected_whom() {
+    let mut fx = Fixture::new();
+    fx.caller_is(RoleName::ADMIN);
+    let seen = Captured::new();
+    let sink = seen.clone();
+    fx.repo.expect_reject().times(1).returning(move |_, _, events| {
+        sink.push(typed(events));
+        Ok(true)
+    });
+
+    fx.service().reject(&slug(), caller(), target()).await.expect("rejected");
+
+    let rejected =
+        GroupEvent::JoinRejected { group_id: group_id(), member_id: target(), by: caller() };
+    assert_eq!(seen.all(), [vec![rejected]]);
+}
+
+#[tokio::test]
+async fn a_role_change_records_the_old_and_new_role_and_a_change_to_the_same_role_records_nothing()
+{
+    let mut fx = Fixture::new();
+    fx.caller_is(RoleName::OWNER);
+    fx.target_is(RoleName::MEMBER, MembershipStatus::Active);
+    let seen = Captured::new();
+    let sink = seen.clone();
+    fx.repo.expect_change_role().times(2).returning(move |_, t, _, role, events| {
+        sink.push(typed(events));
+        Ok(group_member(t, role.clone(), MembershipStatus::Active))
+    });
+    let service = fx.service();
+
+    service.change_role(&slug(), caller(), target(), &RoleName::ADMIN).await.expect("changed");
+    service.change_role(&slug(), caller(), target(), &RoleName::MEMBER).await.expect("same");
+
+    let changed = GroupEvent::MemberRoleChanged {
+        group_id: group_id(),
+        member_id: target(),
+        from: "member".to_owned(),
+        to: "admin".to_owned(),
+        by: caller(),
+    };
+    assert_eq!(seen.all(), [vec![changed], vec![]]);
+}
+
+#[tokio::test]
+async fn a_removal_records_the_member_removed_and_by_whom() {
+    let mut fx = Fixture::new();
+    fx.caller_is(RoleName::OWNER);
+    fx.target_is(RoleName::ADMIN, MembershipStatus::Active);
+    let seen = Captured::new();
+    let sink = seen.clone();
+    fx.repo.expect_remove().times(1).returning(move |_, _, _, events| {
+        sink.push(typed(events));
+        Ok(())
+    });
+
+    fx.service().remove_member(&slug(), caller(), target()).await.expect("removed");
+
+    let removed = GroupEvent::MemberRemoved {
+        group_id: group_id(),
+        member_id: target(),
+        role: "admin".to_owned(),
+        by: caller(),
+    };
+    assert_eq!(seen.all(), [vec![removed]]);
+}
+
+#[tokio::test]
+async fn creating_a_group_records_it_and_its_first_owner() {
+    let fx = Fixture::new();
+    let mut fx = fx;
+    let seen = Captured::new();
+    let sink = seen.clone();
+    fx.repo.expect_create().times(1).returning(move |g, events| {
+        sink.push(typed(events));
+        Ok(stored(g))
+    });
+
+    let made = fx.service().create_group(caller(), create_request(Some("acme"))).await;
+    let made = made.expect("created");
+
+    let group_id = made.group.id;
+    assert_eq!(
+        seen.all().concat(),
+        [
+            GroupEvent::Created {
+                group_id,
+                slug: "acme".to_owned(),
+                name: "Acme Corp.".to_owned(),
+                owner_id: caller(),
+            },
+            GroupEvent::MemberJoined {
+                group_id,
+                member_id: caller(),
+                role: "owner".to_owned(),
+                via: JoinedVia::Created,
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_holders_of_a_permission_are_owners_admins_and_the_custom_roles_holding_it() {
+    let mut fx = Fixture::new();
+    fx.custom_roles(vec![
+        custom("hr", &["members.manage"]),
+        custom("finance", &["billing.manage"]),
+        custom("stale", &["no.longer.known"]),
+    ]);
+    fx.repo
+        .expect_active_members_with_roles()
+        .withf(|g, roles| {
+            *g == group_id() && roles == [RoleName::OWNER, RoleName::ADMIN, role("hr")]
+        })
+        .times(1)
+        .returning(|_, _| Ok(vec![caller(), target()]));
+
+    let holders = fx.service().holders_of(group_id(), &Permission::MEMBERS_MANAGE).await;
+
+    assert_eq!(holders.expect("read"), [caller(), target()]);
 }

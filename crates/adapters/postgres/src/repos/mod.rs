@@ -10,6 +10,7 @@ pub(crate) mod jobs;
 pub(crate) mod members;
 pub(crate) mod messages;
 pub(crate) mod notifications;
+pub(crate) mod outbox;
 pub(crate) mod referrals;
 pub(crate) mod sessions;
 pub(crate) mod sms_credit;

@@ -1,0 +1,131 @@
+//! The outbox of domain events in memory: every write of the store records its events under
+//! the store's one lock, with the change (the twin of the same transaction), and
+//! [`EventFeed`] reads them in that order.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use onboard_kernel::events::{Event, EventBatch, EventFeed, FeedPosition};
+
+use super::MemoryStore;
+
+/// The events, in the order they were recorded, and each consumer's position.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    /// Each event with its sequence number (from 1).
+    events: Vec<(i64, Event)>,
+    last: i64,
+    consumers: HashMap<String, FeedPosition>,
+}
+
+impl Outbox {
+    /// Records events of a change made under the store's lock.
+    pub(crate) fn record(&mut self, events: &[Event]) {
+        for event in events {
+            self.last += 1;
+            self.events.push((self.last, event.clone()));
+        }
+    }
+
+    /// Every event recorded so far, oldest first (for tests).
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Event> {
+        self.events.iter().map(|(_, e)| e)
+    }
+
+    pub(crate) fn read(&self, consumer: &str, limit: u32) -> EventBatch {
+        let from = self.consumers.get(consumer).copied().unwrap_or(FeedPosition::START);
+        let start = self.events.partition_point(|(seq, _)| *seq <= from.seq);
+        let events: Vec<_> =
+            self.events[start..].iter().take(limit.max(1) as usize).cloned().collect();
+        let to = events.last().map_or(from, |(seq, _)| FeedPosition { txid: *seq, seq: *seq });
+        EventBatch {
+            consumer: consumer.to_owned(),
+            from,
+            to,
+            events: events.into_iter().map(|(_, e)| e).collect(),
+        }
+    }
+
+    /// Moves `consumer` from `from` to `to` when it is still at `from`.
+    pub(crate) fn advance(&mut self, consumer: &str, from: FeedPosition, to: FeedPosition) -> bool {
+        let at = self.consumers.entry(consumer.to_owned()).or_insert(FeedPosition::START);
+        if *at != from {
+            return false;
+        }
+        *at = to;
+        true
+    }
+
+    fn purge(&mut self, before: DateTime<Utc>) -> u64 {
+        let len = self.events.len();
+        self.events.retain(|(_, e)| e.occurred_at >= before);
+        (len - self.events.len()) as u64
+    }
+}
+
+#[async_trait]
+impl EventFeed for MemoryStore {
+    async fn read(&self, consumer: &str, limit: u32) -> anyhow::Result<EventBatch> {
+        Ok(self.state().outbox.read(consumer, limit))
+    }
+
+    async fn advance(
+        &self,
+        consumer: &str,
+        from: FeedPosition,
+        to: FeedPosition,
+    ) -> anyhow::Result<bool> {
+        Ok(self.state().outbox.advance(consumer, from, to))
+    }
+
+    async fn purge(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
+        Ok(self.state().outbox.purge(before))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onboard_kernel::events::{Aggregate, DomainEvent};
+    use onboard_kernel::{GroupId, MemberId};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(tag = "type", content = "data")]
+    enum Ev {
+        #[serde(rename = "test.ev")]
+        Ev { member_id: MemberId },
+    }
+
+    impl DomainEvent for Ev {
+        fn aggregate(&self) -> Aggregate {
+            let Self::Ev { member_id } = self;
+            Aggregate::member(*member_id)
+        }
+        fn group(&self) -> Option<GroupId> {
+            None
+        }
+    }
+
+    fn event() -> Event {
+        Event::record(&Ev::Ev { member_id: MemberId::new() }, Utc::now())
+    }
+
+    #[test]
+    fn each_consumer_reads_every_event_once_at_its_own_pace() {
+        let mut outbox = Outbox::default();
+        outbox.record(&[event(), event(), event()]);
+        let a = outbox.read("a", 2);
+        assert_eq!(a.events.len(), 2);
+        assert!(outbox.advance("a", a.from, a.to));
+        assert!(!outbox.advance("a", a.from, a.to), "a second instance's move is refused");
+        let rest = outbox.read("a", 10);
+        assert_eq!(rest.events.len(), 1);
+        assert_eq!(outbox.read("b", 10).events.len(), 3, "b starts at the beginning");
+        assert!(outbox.advance("a", rest.from, rest.to));
+        let none = outbox.read("a", 10);
+        assert!(none.events.is_empty());
+        assert_eq!(none.from, none.to);
+    }
+}

@@ -1,0 +1,257 @@
+//! The outbox of domain events on PostgreSQL: how write repositories store the events of a
+//! change in its transaction, and [`PgEventFeed`], the [`EventFeed`] its consumers read.
+//!
+//! Events go in as ONE JSON array parameter ([`events_json`]), so any statement can store them
+//! in a data-modifying CTE of its own ([`record_events!`]) without an extra round trip.
+//!
+//! The feed is ordered by (inserting transaction id, sequence) and hands out only the events of
+//! transactions older than the oldest transaction still running
+//! (`pg_snapshot_xmin(pg_current_snapshot())`): an event whose transaction commits late can
+//! never appear behind a position a consumer has already passed. A transaction left open for a
+//! long time therefore holds the feed back until it ends.
+
+use std::fmt;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Integer, Nullable, SmallInt, Text, Timestamptz, Uuid};
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
+use onboard_kernel::GroupId;
+use onboard_kernel::events::{Event, EventBatch, EventFeed, EventId, FeedPosition};
+
+use crate::PgPool;
+use crate::cached::CachedExt;
+
+/// An `INSERT INTO outbox` of the events in the JSON array parameter `$param` (made by
+/// [`events_json`]); usable as a data-modifying CTE (`events AS (record_events!("$5") ...)`).
+macro_rules! record_events {
+    ($param:literal) => {
+        concat!(
+            "INSERT INTO outbox (id, type, aggregate_type, aggregate_id, group_id, payload, \
+             occurred_at, version) \
+             SELECT (e->>'id')::uuid, e->>'type', e->>'aggregate_type', \
+             (e->>'aggregate_id')::uuid, (e->>'group_id')::uuid, e->'payload', \
+             (e->>'occurred_at')::timestamptz, (e->>'version')::smallint \
+             FROM jsonb_array_elements(",
+            $param,
+            "::jsonb) e"
+        )
+    };
+}
+pub(crate) use record_events;
+
+/// Stores events of the caller's transaction in a statement of their own.
+const RECORD: &str = record_events!("$1");
+
+/// The events as the JSON array [`record_events!`] reads.
+pub(crate) fn events_json(events: &[Event]) -> String {
+    let rows: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "id": e.id.as_uuid(),
+                "type": e.event_type,
+                "aggregate_type": e.aggregate_type,
+                "aggregate_id": e.aggregate_id,
+                "group_id": e.group.map(|g| g.as_uuid()),
+                "payload": e.payload,
+                "occurred_at": e.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                "version": e.version,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
+/// Stores `events` on `conn`, inside whatever transaction it is in; nothing when there are
+/// none.
+///
+/// # Errors
+/// When the database refuses.
+pub async fn record(conn: &mut AsyncPgConnection, events: &[Event]) -> diesel::QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(RECORD).bind::<Text, _>(events_json(events)).cached().execute(conn).await?;
+    Ok(())
+}
+
+/// Consumer `$1`'s position, then up to `$2` events after it from transactions that have all
+/// ended. One row with null event columns when there is none.
+const READ: &str = "
+    WITH pos AS (
+        SELECT coalesce(max(txid), 0) AS txid, coalesce(max(seq), 0) AS seq
+        FROM outbox_consumers WHERE name = $1
+    )
+    SELECT pos.txid AS from_txid, pos.seq AS from_seq, o.id, o.txid, o.seq, o.type AS event_type,
+        o.aggregate_type, o.aggregate_id, o.group_id, o.payload::text AS payload, o.occurred_at,
+        o.version
+    FROM pos LEFT JOIN LATERAL (
+        SELECT * FROM outbox
+        WHERE (txid, seq) > (pos.txid, pos.seq)
+            AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+        ORDER BY txid, seq
+        LIMIT $2
+    ) o ON true
+    ORDER BY o.txid, o.seq";
+
+/// Moves consumer `$1` from (`$2`, `$3`) to (`$4`, `$5`) if it is still there (a consumer
+/// without a row is at the start).
+const ADVANCE: &str = "
+    INSERT INTO outbox_consumers AS c (name, txid, seq, updated_at) VALUES ($1, $4, $5, now())
+    ON CONFLICT (name) DO UPDATE SET txid = EXCLUDED.txid, seq = EXCLUDED.seq, updated_at = now()
+    WHERE c.txid = $2 AND c.seq = $3";
+
+/// Deletes the events that occurred before `$1`.
+const PURGE: &str = "DELETE FROM outbox WHERE occurred_at < $1";
+
+#[derive(Debug, QueryableByName)]
+struct FeedRow {
+    #[diesel(sql_type = BigInt)]
+    from_txid: i64,
+    #[diesel(sql_type = BigInt)]
+    from_seq: i64,
+    #[diesel(sql_type = Nullable<Uuid>)]
+    id: Option<uuid::Uuid>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    txid: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    seq: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    event_type: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    aggregate_type: Option<String>,
+    #[diesel(sql_type = Nullable<Uuid>)]
+    aggregate_id: Option<uuid::Uuid>,
+    #[diesel(sql_type = Nullable<Uuid>)]
+    group_id: Option<uuid::Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    payload: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    occurred_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    version: Option<i16>,
+}
+
+impl FeedRow {
+    /// The event and its position; `None` for the row that only carries the position.
+    fn into_event(self) -> anyhow::Result<Option<(FeedPosition, Event)>> {
+        let (Some(id), Some(txid), Some(seq)) = (self.id, self.txid, self.seq) else {
+            return Ok(None);
+        };
+        let missing = || anyhow::anyhow!("outbox row {id} has a null column");
+        let payload = self.payload.ok_or_else(missing)?;
+        let event = Event {
+            id: EventId::from_uuid(id),
+            event_type: self.event_type.ok_or_else(missing)?,
+            aggregate_type: self.aggregate_type.ok_or_else(missing)?,
+            aggregate_id: self.aggregate_id.ok_or_else(missing)?,
+            group: self.group_id.map(GroupId::from_uuid),
+            payload: serde_json::from_str(&payload).context("an outbox payload")?,
+            occurred_at: self.occurred_at.ok_or_else(missing)?,
+            version: u16::try_from(self.version.ok_or_else(missing)?).unwrap_or(0),
+        };
+        Ok(Some((FeedPosition { txid, seq }, event)))
+    }
+}
+
+/// Reads `consumer`'s next batch on `conn`.
+pub(crate) async fn read(
+    conn: &mut AsyncPgConnection,
+    consumer: &str,
+    limit: u32,
+) -> anyhow::Result<EventBatch> {
+    let rows: Vec<FeedRow> = diesel::sql_query(READ)
+        .bind::<Text, _>(consumer)
+        .bind::<Integer, _>(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+        .cached()
+        .load(conn)
+        .await
+        .context("reading the outbox")?;
+    let from = <[FeedRow]>::first(&rows)
+        .map(|r| FeedPosition { txid: r.from_txid, seq: r.from_seq })
+        .unwrap_or(FeedPosition::START);
+    let mut to = from;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some((position, event)) = row.into_event()? {
+            to = position;
+            events.push(event);
+        }
+    }
+    Ok(EventBatch { consumer: consumer.to_owned(), from, to, events })
+}
+
+/// Moves `consumer` from `from` to `to` on `conn` (inside the caller's transaction, if any);
+/// `false` when another instance moved it first.
+pub(crate) async fn advance(
+    conn: &mut AsyncPgConnection,
+    consumer: &str,
+    from: FeedPosition,
+    to: FeedPosition,
+) -> diesel::QueryResult<bool> {
+    let moved = diesel::sql_query(ADVANCE)
+        .bind::<Text, _>(consumer)
+        .bind::<BigInt, _>(from.txid)
+        .bind::<BigInt, _>(from.seq)
+        .bind::<BigInt, _>(to.txid)
+        .bind::<BigInt, _>(to.seq)
+        .cached()
+        .execute(conn)
+        .await?;
+    Ok(moved == 1)
+}
+
+/// [`EventFeed`] on PostgreSQL.
+#[derive(Clone)]
+pub struct PgEventFeed {
+    pool: PgPool,
+}
+
+impl fmt::Debug for PgEventFeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgEventFeed").finish_non_exhaustive()
+    }
+}
+
+impl PgEventFeed {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    async fn conn(&self) -> anyhow::Result<Object<AsyncPgConnection>> {
+        self.pool.get().await.context("getting a database connection")
+    }
+}
+
+#[async_trait]
+impl EventFeed for PgEventFeed {
+    async fn read(&self, consumer: &str, limit: u32) -> anyhow::Result<EventBatch> {
+        let mut conn = self.conn().await?;
+        read(&mut conn, consumer, limit).await
+    }
+
+    async fn advance(
+        &self,
+        consumer: &str,
+        from: FeedPosition,
+        to: FeedPosition,
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.conn().await?;
+        advance(&mut conn, consumer, from, to).await.context("moving a consumer's position")
+    }
+
+    async fn purge(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
+        let mut conn = self.conn().await?;
+        let deleted = diesel::sql_query(PURGE)
+            .bind::<Timestamptz, _>(before)
+            .cached()
+            .execute(&mut conn)
+            .await
+            .context("purging old events")?;
+        Ok(u64::try_from(deleted).unwrap_or(0))
+    }
+}

@@ -1,0 +1,3 @@
+DROP FUNCTION outbox_record;
+DROP TABLE outbox_consumers;
+DROP TABLE outbox;
