@@ -290,6 +290,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
                 otp_stats: otp,
                 notifications: store.clone(),
                 messages: store.clone(),
+                events: store.clone(),
                 notification_outbox: store,
                 notification_bus: Arc::new(onboard_memory::MemoryNotificationBus::default()),
                 stream_tickets: Arc::new(onboard_memory::MemoryStreamTicketStore::default()),
@@ -331,10 +332,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             };
             let repos = Repositories {
                 referrals: Arc::new(onboard_postgres::PgReferralRepository::new(pg.clone())),
-                groups: Arc::new(
-                    onboard_postgres::PgGroupRepository::new(pg.clone())
-                        .with_notification_ttl(settings.notifications.ttl),
-                ),
+                groups: Arc::new(onboard_postgres::PgGroupRepository::new(pg.clone())),
+                events: Arc::new(onboard_postgres::PgEventFeed::new(pg.clone())),
                 invites: Arc::new(
                     onboard_postgres::PgInviteRepository::new(pg.clone())
                         .with_notification_ttl(settings.notifications.ttl),
@@ -392,7 +391,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     );
     let notifications = NotificationsService::new(
         NotificationsPorts {
-            repo: repos.notifications,
+            repo: repos.notifications.clone(),
             outbox: repos.notification_outbox,
             bus: repos.notification_bus,
             tickets: repos.stream_tickets,
@@ -400,8 +399,14 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         },
         settings.notifications.clone(),
     );
-    crate::notify_worker::spawn(notifications.clone());
     let groups = GroupsService::new(repos.groups, settings.groups.clone(), clock.clone());
+    let consumer = onboard_notifications::NotificationsConsumer::new(
+        repos.events.clone(),
+        repos.notifications.clone(),
+        Arc::new(groups.clone()),
+        settings.notifications.ttl,
+    );
+    crate::notify_worker::spawn(notifications.clone(), consumer, repos.events.clone());
     let messaging = build_messaging(settings, repos.messages, groups.clone(), clock.clone())?;
     let (payments, sim_gateway, sms_credit) = build_payments(
         settings,
@@ -488,6 +493,8 @@ struct Repositories {
     admin: Arc<dyn AdminRepository>,
     otp_stats: Arc<dyn OtpStats>,
     notifications: Arc<dyn NotificationRepository>,
+    /// The outbox of domain events, as its consumers read it.
+    events: Arc<dyn onboard_kernel::events::EventFeed>,
     notification_outbox: Arc<dyn NotificationOutbox>,
     notification_bus: Arc<dyn NotificationBus>,
     stream_tickets: Arc<dyn StreamTicketStore>,

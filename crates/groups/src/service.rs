@@ -667,6 +667,16 @@ impl GroupsService {
         }
     }
 
+    /// `member`'s membership in the group (active or pending), whoever asks; `None` when they
+    /// have none. For consumers of the group's events (the name a notification shows).
+    pub async fn membership_of(
+        &self,
+        group: GroupId,
+        member: MemberId,
+    ) -> anyhow::Result<Option<GroupMember>> {
+        self.repo.member(group, member).await
+    }
+
     /// The group with this id, whoever asks; `None` when there is none. For other domains
     /// that hold a group's id (consumers of its events).
     pub async fn find_by_id(&self, group: GroupId) -> anyhow::Result<Option<Group>> {

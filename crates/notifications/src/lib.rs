@@ -52,6 +52,7 @@
 //! ```
 
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod model;
 pub mod ports;
@@ -59,6 +60,7 @@ pub mod service;
 pub mod texts;
 
 pub use config::NotificationsConfig;
+pub use consumer::NotificationsConsumer;
 pub use error::{NotificationError, OpenStreamError};
 pub use model::{
     MarkRead, NewNotification, Notification, NotificationId, NotificationPage, NotificationType,

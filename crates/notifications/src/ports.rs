@@ -1,9 +1,9 @@
 //! The ports of the notifications domain.
 //!
-//! - [`NotificationRepository`]: a member's notifications (PostgreSQL, memory). Producers in
-//!   other domains do not call it: their adapters insert notification rows inside their own
-//!   transaction (see the crate docs); [`NotificationRepository::insert`] is for producers
-//!   that have no transaction of their own (jobs).
+//! - [`NotificationRepository`]: a member's notifications (PostgreSQL, memory). Other domains
+//!   never call it: they record domain events, and the
+//!   [`NotificationsConsumer`](crate::consumer::NotificationsConsumer) turns those into
+//!   notifications.
 //! - [`NotificationOutbox`]: notifications not yet published for live delivery. Every stored
 //!   notification starts unpublished; a worker claims a batch (with a lease, so a crashed
 //!   worker's batch is claimed again), publishes it on the bus, then marks it published:
@@ -17,6 +17,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboard_kernel::MemberId;
+use onboard_kernel::events::FeedPosition;
 use tokio::sync::broadcast;
 
 use crate::model::{MarkRead, NewNotification, Notification, NotificationId, StreamTicket};
@@ -28,6 +29,21 @@ use crate::model::{MarkRead, NewNotification, Notification, NotificationId, Stre
 pub trait NotificationRepository: Send + Sync {
     /// Stores the notifications, unread and unpublished, all or none.
     async fn insert(&self, notifications: &[NewNotification]) -> anyhow::Result<()>;
+
+    /// Stores the notifications a batch of events implied (see [`crate::consumer`]) and moves
+    /// `consumer`'s feed position from `from` to `to`, in one transaction, on the condition
+    /// that the position is still `from` (as [`EventFeed::advance`]). `false`, with nothing
+    /// stored, when another instance moved it first: each event's notifications are stored
+    /// once.
+    ///
+    /// [`EventFeed::advance`]: onboard_kernel::events::EventFeed::advance
+    async fn insert_consumed(
+        &self,
+        consumer: &str,
+        from: FeedPosition,
+        to: FeedPosition,
+        notifications: &[NewNotification],
+    ) -> anyhow::Result<bool>;
 
     /// Up to `limit` of `member`'s visible notifications, newest first (id descending),
     /// strictly before `before` when given; only unread ones with `unread_only`.

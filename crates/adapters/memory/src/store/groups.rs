@@ -17,9 +17,10 @@ use onboard_groups::{
     Membership, MembershipStatus, MyGroup, Permission, RemoveRefusal, Role, RoleName, RoleRefusal,
     SetCurrentGroupError, Slug,
 };
+use onboard_kernel::events::Event;
 use onboard_kernel::{GroupId, MemberId};
 
-use onboard_notifications::NotificationType;
+
 
 use super::{MemoryStore, State};
 
@@ -182,7 +183,7 @@ impl State {
 
 #[async_trait]
 impl GroupRepository for MemoryStore {
-    async fn create(&self, group: &NewGroup) -> Result<Group, CreateGroupError> {
+    async fn create(&self, group: &NewGroup, events: &[Event]) -> Result<Group, CreateGroupError> {
         let stored = Group {
             id: group.id,
             slug: group.slug.clone(),
@@ -190,7 +191,33 @@ impl GroupRepository for MemoryStore {
             approval_required: group.approval_required,
             created_at: group.now,
         };
-        self.state().insert_group(stored, group.owner)
+        let mut state = self.state();
+        let created = state.insert_group(stored, group.owner)?;
+        state.outbox.record(events);
+        Ok(created)
+    }
+
+    async fn find(&self, group: GroupId) -> anyhow::Result<Option<Group>> {
+        Ok(self.state().groups.get(&group).map(|g| g.group.clone()))
+    }
+
+    async fn active_members_with_roles(
+        &self,
+        group: GroupId,
+        roles: &[RoleName],
+    ) -> anyhow::Result<Vec<MemberId>> {
+        let state = self.state();
+        let Some(g) = state.groups.get(&group) else {
+            return Ok(Vec::new());
+        };
+        let mut holders: Vec<MemberId> = g
+            .members
+            .iter()
+            .filter(|(_, m)| m.is_active() && roles.contains(&m.role))
+            .map(|(id, _)| *id)
+            .collect();
+        holders.sort();
+        Ok(holders)
     }
 
     async fn find_for_member(
@@ -251,10 +278,11 @@ impl GroupRepository for MemoryStore {
         Ok(Some(g.group.clone()))
     }
 
-    async fn delete(&self, group: GroupId) -> anyhow::Result<bool> {
+    async fn delete(&self, group: GroupId, events: &[Event]) -> anyhow::Result<bool> {
         let mut state = self.state();
         let deleted = state.delete_group(group);
         if deleted {
+            state.outbox.record(events);
             // The billing lock is taken after this store's, as everywhere.
             self.billing.group_deleted(group);
         }
@@ -372,6 +400,7 @@ impl GroupRepository for MemoryStore {
         target: MemberId,
         expected: &RoleName,
         role: &RoleName,
+        events: &[Event],
     ) -> Result<GroupMember, ChangeRoleRefusal> {
         let mut state = self.state();
         let g = state.groups.get_mut(&group).ok_or(ChangeRoleRefusal::MemberNotFound)?;
@@ -391,13 +420,9 @@ impl GroupRepository for MemoryStore {
         if m.role.is_owner() && !role.is_owner() && other_owners == 0 {
             return Err(ChangeRoleRefusal::LastOwner);
         }
-        let changed = m.role != *role;
         m.role = role.clone();
         let m = m.clone();
-        if changed {
-            let kind = NotificationType::MemberRoleChanged;
-            state.notify_group_event(group, target, kind, None, role.as_str(), None);
-        }
+        state.outbox.record(events);
         Ok(state.group_member(target, &m))
     }
 
@@ -406,6 +431,7 @@ impl GroupRepository for MemoryStore {
         group: GroupId,
         target: MemberId,
         expected: &RoleName,
+        events: &[Event],
     ) -> Result<(), RemoveRefusal> {
         let mut state = self.state();
         let g = state.groups.get_mut(&group).ok_or(RemoveRefusal::MemberNotFound)?;
@@ -426,7 +452,7 @@ impl GroupRepository for MemoryStore {
         {
             member.current_group = None;
         }
-        state.notify_group_event(group, target, NotificationType::MemberRemoved, None, "", None);
+        state.outbox.record(events);
         Ok(())
     }
 
@@ -436,6 +462,7 @@ impl GroupRepository for MemoryStore {
         member: MemberId,
         status: MembershipStatus,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<JoinRecord> {
         let mut state = self.state();
         if !state.members.contains_key(&member) {
@@ -452,9 +479,7 @@ impl GroupRepository for MemoryStore {
             member,
             MembershipRow { role: RoleName::MEMBER, status, joined_at: stored(now) },
         );
-        if status == MembershipStatus::Pending {
-            state.notify_join_request(group, member, stored(now));
-        }
+        state.outbox.record(events);
         Ok(JoinRecord::Added)
     }
 
@@ -463,6 +488,7 @@ impl GroupRepository for MemoryStore {
         group: GroupId,
         member: MemberId,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<Option<GroupMember>> {
         let mut state = self.state();
         let Some(m) = state
@@ -479,20 +505,23 @@ impl GroupRepository for MemoryStore {
             joined_at: stored(now),
         };
         let m = m.clone();
-        let kind = NotificationType::JoinRequestApproved;
-        state.notify_group_event(group, member, kind, None, "", Some(stored(now)));
+        state.outbox.record(events);
         Ok(Some(state.group_member(member, &m)))
     }
 
-    async fn reject(&self, group: GroupId, member: MemberId) -> anyhow::Result<bool> {
+    async fn reject(
+        &self,
+        group: GroupId,
+        member: MemberId,
+        events: &[Event],
+    ) -> anyhow::Result<bool> {
         let mut state = self.state();
         let Some(g) = state.groups.get_mut(&group) else {
             return Ok(false);
         };
         if g.members.get(&member).is_some_and(|m| m.status == MembershipStatus::Pending) {
             g.members.remove(&member);
-            let kind = NotificationType::JoinRequestRejected;
-            state.notify_group_event(group, member, kind, None, "", None);
+            state.outbox.record(events);
             return Ok(true);
         }
         Ok(false)

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
 use onboard_groups::Permission;
+use onboard_kernel::events::FeedPosition;
 use onboard_kernel::{GroupId, MemberId};
 use onboard_notifications::ports::{NotificationOutbox, NotificationRepository};
 use onboard_notifications::texts::Text;
@@ -193,6 +194,23 @@ impl NotificationRepository for MemoryStore {
             state.notifications.insert(n.clone());
         }
         Ok(())
+    }
+
+    async fn insert_consumed(
+        &self,
+        consumer: &str,
+        from: FeedPosition,
+        to: FeedPosition,
+        notifications: &[NewNotification],
+    ) -> anyhow::Result<bool> {
+        let mut state = self.state();
+        if !state.outbox.advance(consumer, from, to) {
+            return Ok(false);
+        }
+        for n in notifications {
+            state.notifications.insert(n.clone());
+        }
+        Ok(true)
     }
 
     async fn list(

@@ -25,7 +25,7 @@ use std::fmt;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz, Uuid};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid};
 use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _, QueryableByName};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
@@ -35,31 +35,33 @@ use onboard_groups::{
     Membership, MembershipStatus, MyGroup, Permission, RemoveRefusal, Role, RoleName, RoleRefusal,
     SetCurrentGroupError, Slug,
 };
+use onboard_kernel::events::Event;
 use onboard_kernel::{GroupId, MemberId};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
 use crate::error::{TxError, is_transient, violated_foreign_key, violated_unique};
-use crate::repos::notifications::{
-    DEFAULT_TTL_SECS, name_of_m, notify_member_about_group, ttl_secs,
-};
+use crate::repos::notifications::name_of_m;
+use crate::repos::outbox::{self, events_json, record_events};
 use crate::rows::{GroupMemberRow, GroupMembershipRow, GroupRow, MyGroupRow, RoleRow};
 use crate::schema::{group_roles, members};
-use onboard_notifications::NotificationType;
-use onboard_notifications::texts::Text as NotificationText;
 
 /// Stores group `$1` (slug `$2`, name `$3`, `approval_required` `$4`, created at `$5`) with
 /// member `$6` as its active owner, joined at `$5`; answers the group.
-const CREATE: &str = "
-    WITH g AS (
+const CREATE: &str = concat!(
+    "WITH g AS (
         INSERT INTO groups (id, slug, name, approval_required, created_at)
         VALUES ($1, $2, $3, $4, $5)
         RETURNING id, slug, name, approval_required, created_at
     ), o AS (
         INSERT INTO group_members (group_id, member_id, role, status, joined_at)
         SELECT id, $6, 'owner', 'active', $5 FROM g
+    ), events AS (",
+    record_events!("$7"),
+    " WHERE EXISTS (SELECT FROM g)
     )
-    SELECT id, slug, name, approval_required, created_at FROM g";
+    SELECT id, slug, name, approval_required, created_at FROM g"
+);
 
 /// The group of slug `$1` with member `$2`'s membership and, for a custom role, its stored
 /// permissions.
@@ -95,11 +97,27 @@ const UPDATE: &str = "
 /// Deletes group `$1` (memberships and custom roles cascade) and clears it as anyone's
 /// current group. The foreign key's `ON DELETE SET NULL` also clears it for a member whose
 /// change committed after this statement's snapshot.
-const DELETE: &str = "
-    WITH cleared AS (
+const DELETE: &str = concat!(
+    "WITH cleared AS (
         UPDATE members SET current_group_id = NULL WHERE current_group_id = $1
+    ), deleted AS (
+        DELETE FROM groups WHERE id = $1 RETURNING id
+    ), events AS (",
+    record_events!("$2"),
+    " WHERE EXISTS (SELECT FROM deleted)
     )
-    DELETE FROM groups WHERE id = $1";
+    SELECT count(*) AS count FROM deleted"
+);
+
+/// The group of id `$1`.
+const FIND: &str = "
+    SELECT id, slug, name, approval_required, created_at FROM groups WHERE id = $1";
+
+/// The active members of group `$1` whose role is one of `$2`, in member id order.
+const ACTIVE_WITH_ROLES: &str = "
+    SELECT member_id FROM group_members
+    WHERE group_id = $1 AND status = 'active' AND role = ANY ($2)
+    ORDER BY member_id";
 
 /// The columns of [`GroupMemberRow`], from `group_members gm JOIN members m`.
 macro_rules! group_member_columns {
@@ -185,30 +203,16 @@ const MOVE_TO_MEMBER: &str = "
 /// membership exists. Answers `added`, or the status of the membership found in this
 /// statement's snapshot; no row when a concurrent join added it after the snapshot.
 ///
-/// A pending membership added also notifies, in the same statement, the group's active
-/// members holding `members.manage`: type `$5`, title `$6`, body and link templates `$7`,
-/// `$8`, kept `$9` seconds.
+/// The membership's events (`$5`, [`events_json`]) are stored only when it is added.
 const JOIN: &str = concat!(
     "WITH added AS (
         INSERT INTO group_members (group_id, member_id, role, status, joined_at)
         VALUES ($1, $2, 'member', $3, $4)
         ON CONFLICT ON CONSTRAINT group_members_pkey DO NOTHING
         RETURNING member_id
-    ), notified AS (
-        INSERT INTO notifications
-            (id, member_id, type, title, body, group_slug, link, created_at, expires_at)
-        SELECT notification_id_v7(), gm.member_id, $5, $6,
-            replace(replace($7, '{name}', ",
-    name_of_m!(),
-    "), '{group}', g.name),
-            g.slug, replace($8, '{slug}', g.slug), $4, $4 + $9 * interval '1 second'
-        FROM added
-        JOIN members m ON m.id = added.member_id
-        JOIN groups g ON g.id = $1
-        JOIN group_members gm ON gm.group_id = $1 AND gm.status = 'active'
-        LEFT JOIN group_roles r ON r.group_id = gm.group_id AND r.name = gm.role
-        WHERE $3 = 'pending'
-            AND (gm.role IN ('owner', 'admin') OR 'members.manage' = ANY (r.permissions))
+    ), events AS (",
+    record_events!("$5"),
+    " WHERE EXISTS (SELECT FROM added)
     )
     SELECT 'added'::text AS outcome FROM added
     UNION ALL
@@ -308,12 +312,22 @@ struct SetCurrentRow {
     changed: bool,
 }
 
+#[derive(Debug, QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+#[derive(Debug, QueryableByName)]
+struct MemberIdRow {
+    #[diesel(sql_type = Uuid)]
+    member_id: uuid::Uuid,
+}
+
 /// Groups, their roles and memberships, and members' current groups in PostgreSQL.
 #[derive(Clone)]
 pub struct PgGroupRepository {
     pool: PgPool,
-    /// How long the notifications this repository makes are kept (notify).
-    notification_ttl_secs: i64,
 }
 
 impl fmt::Debug for PgGroupRepository {
@@ -325,15 +339,7 @@ impl fmt::Debug for PgGroupRepository {
 impl PgGroupRepository {
     /// A repository on `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, notification_ttl_secs: DEFAULT_TTL_SECS }
-    }
-
-    /// Keeps the notifications this repository makes for `ttl` (`NOTIFICATION_TTL`; 14 days
-    /// by default).
-    #[must_use]
-    pub fn with_notification_ttl(mut self, ttl: std::time::Duration) -> Self {
-        self.notification_ttl_secs = ttl_secs(ttl);
-        self
+        Self { pool }
     }
 
     async fn conn(&self) -> anyhow::Result<Object<AsyncPgConnection>> {
@@ -364,7 +370,7 @@ async fn change_role_tx(
     target: MemberId,
     expected: &RoleName,
     role: &RoleName,
-    ttl_secs: i64,
+    events: &[Event],
 ) -> Result<GroupMember, TxError<ChangeRoleRefusal>> {
     conn.transaction(async |conn| {
         let custom = (!role.is_builtin()).then_some(role);
@@ -388,20 +394,7 @@ async fn change_role_tx(
             .cached()
             .get_result(conn)
             .await?;
-        if current != role.as_str() {
-            let kind = NotificationType::MemberRoleChanged;
-            notify_member_about_group(
-                conn,
-                group,
-                target,
-                kind,
-                None,
-                role.as_str(),
-                None,
-                ttl_secs,
-            )
-            .await?;
-        }
+        outbox::record(conn, events).await?;
         Ok(row.into_domain().map_err(|e| TxError::Refused(e.into()))?.0)
     })
     .await
@@ -413,7 +406,7 @@ async fn remove_tx(
     group: GroupId,
     target: MemberId,
     expected: &RoleName,
-    ttl_secs: i64,
+    events: &[Event],
 ) -> Result<(), TxError<RemoveRefusal>> {
     conn.transaction(async |conn| {
         let locked = lock_for_change(conn, group, target, None).await?;
@@ -432,8 +425,7 @@ async fn remove_tx(
             .cached()
             .execute(conn)
             .await?;
-        let kind = NotificationType::MemberRemoved;
-        notify_member_about_group(conn, group, target, kind, None, "", None, ttl_secs).await?;
+        outbox::record(conn, events).await?;
         Ok(())
     })
     .await
@@ -479,7 +471,7 @@ fn limit_of(limit: u32) -> i64 {
 
 #[async_trait]
 impl GroupRepository for PgGroupRepository {
-    async fn create(&self, group: &NewGroup) -> Result<Group, CreateGroupError> {
+    async fn create(&self, group: &NewGroup, events: &[Event]) -> Result<Group, CreateGroupError> {
         let mut conn = self.conn().await?;
         let row: GroupRow = diesel::sql_query(CREATE)
             .bind::<Uuid, _>(group.id.as_uuid())
@@ -488,6 +480,7 @@ impl GroupRepository for PgGroupRepository {
             .bind::<Bool, _>(group.approval_required)
             .bind::<Timestamptz, _>(group.now)
             .bind::<Uuid, _>(group.owner.as_uuid())
+            .bind::<Text, _>(events_json(events))
             .cached()
             .get_result(&mut conn)
             .await
@@ -496,6 +489,35 @@ impl GroupRepository for PgGroupRepository {
                 _ => anyhow::Error::new(e).context("creating a group").into(),
             })?;
         Ok(row.into())
+    }
+
+    async fn find(&self, group: GroupId) -> anyhow::Result<Option<Group>> {
+        let mut conn = self.conn().await?;
+        let row: Option<GroupRow> = diesel::sql_query(FIND)
+            .bind::<Uuid, _>(group.as_uuid())
+            .cached()
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .context("finding a group by id")?;
+        Ok(row.map(Group::from))
+    }
+
+    async fn active_members_with_roles(
+        &self,
+        group: GroupId,
+        roles: &[RoleName],
+    ) -> anyhow::Result<Vec<MemberId>> {
+        let mut conn = self.conn().await?;
+        let names: Vec<&str> = roles.iter().map(RoleName::as_str).collect();
+        let rows: Vec<MemberIdRow> = diesel::sql_query(ACTIVE_WITH_ROLES)
+            .bind::<Uuid, _>(group.as_uuid())
+            .bind::<Array<Text>, _>(names)
+            .cached()
+            .load(&mut conn)
+            .await
+            .context("listing the holders of roles")?;
+        Ok(rows.into_iter().map(|r| MemberId::from_uuid(r.member_id)).collect())
     }
 
     async fn find_for_member(
@@ -548,15 +570,16 @@ impl GroupRepository for PgGroupRepository {
         Ok(row.map(Group::from))
     }
 
-    async fn delete(&self, group: GroupId) -> anyhow::Result<bool> {
+    async fn delete(&self, group: GroupId, events: &[Event]) -> anyhow::Result<bool> {
         let mut conn = self.conn().await?;
-        let deleted = diesel::sql_query(DELETE)
+        let deleted: CountRow = diesel::sql_query(DELETE)
             .bind::<Uuid, _>(group.as_uuid())
+            .bind::<Text, _>(events_json(events))
             .cached()
-            .execute(&mut conn)
+            .get_result(&mut conn)
             .await
             .context("deleting a group")?;
-        Ok(deleted == 1)
+        Ok(deleted.count == 1)
     }
 
     async fn custom_roles(&self, group: GroupId) -> anyhow::Result<Vec<Role>> {
@@ -664,10 +687,13 @@ impl GroupRepository for PgGroupRepository {
         target: MemberId,
         expected: &RoleName,
         role: &RoleName,
+        events: &[Event],
     ) -> Result<GroupMember, ChangeRoleRefusal> {
         let mut conn = self.conn().await?;
-        let ttl = self.notification_ttl_secs;
-        retrying!("changing a role", change_role_tx(&mut conn, group, target, expected, role, ttl))
+        retrying!(
+            "changing a role",
+            change_role_tx(&mut conn, group, target, expected, role, events)
+        )
     }
 
     async fn remove(
@@ -675,10 +701,10 @@ impl GroupRepository for PgGroupRepository {
         group: GroupId,
         target: MemberId,
         expected: &RoleName,
+        events: &[Event],
     ) -> Result<(), RemoveRefusal> {
         let mut conn = self.conn().await?;
-        let ttl = self.notification_ttl_secs;
-        retrying!("removing a member", remove_tx(&mut conn, group, target, expected, ttl))
+        retrying!("removing a member", remove_tx(&mut conn, group, target, expected, events))
     }
 
     async fn join(
@@ -687,21 +713,17 @@ impl GroupRepository for PgGroupRepository {
         member: MemberId,
         status: MembershipStatus,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<JoinRecord> {
         let mut conn = self.conn().await?;
-        let created = NotificationType::JoinRequestCreated;
-        let text = NotificationText::of(created).context("the join request text")?;
+        let events = events_json(events);
         for _ in 0..JOIN_ATTEMPTS {
             let row: Option<OutcomeRow> = diesel::sql_query(JOIN)
                 .bind::<Uuid, _>(group.as_uuid())
                 .bind::<Uuid, _>(member.as_uuid())
                 .bind::<Text, _>(status.as_str())
                 .bind::<Timestamptz, _>(now)
-                .bind::<Text, _>(created.as_str())
-                .bind::<Text, _>(text.title)
-                .bind::<Text, _>(text.body)
-                .bind::<Nullable<Text>, _>(text.link)
-                .bind::<BigInt, _>(self.notification_ttl_secs)
+                .bind::<Text, _>(&events)
                 .cached()
                 .get_result(&mut conn)
                 .await
@@ -736,9 +758,9 @@ impl GroupRepository for PgGroupRepository {
         group: GroupId,
         member: MemberId,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<Option<GroupMember>> {
         let mut conn = self.conn().await?;
-        let ttl = self.notification_ttl_secs;
         let row: Option<GroupMemberRow> = conn
             .transaction(async |conn| {
                 let row: Option<GroupMemberRow> = diesel::sql_query(APPROVE)
@@ -750,9 +772,7 @@ impl GroupRepository for PgGroupRepository {
                     .await
                     .optional()?;
                 if row.is_some() {
-                    let kind = NotificationType::JoinRequestApproved;
-                    notify_member_about_group(conn, group, member, kind, None, "", Some(now), ttl)
-                        .await?;
+                    outbox::record(conn, events).await?;
                 }
                 diesel::QueryResult::Ok(row)
             })
@@ -761,9 +781,13 @@ impl GroupRepository for PgGroupRepository {
         Ok(row.map(GroupMemberRow::into_domain).transpose()?.map(|(member, _)| member))
     }
 
-    async fn reject(&self, group: GroupId, member: MemberId) -> anyhow::Result<bool> {
+    async fn reject(
+        &self,
+        group: GroupId,
+        member: MemberId,
+        events: &[Event],
+    ) -> anyhow::Result<bool> {
         let mut conn = self.conn().await?;
-        let ttl = self.notification_ttl_secs;
         let deleted = conn
             .transaction(async |conn| {
                 let deleted = diesel::sql_query(REJECT)
@@ -773,9 +797,7 @@ impl GroupRepository for PgGroupRepository {
                     .execute(conn)
                     .await?;
                 if deleted == 1 {
-                    let kind = NotificationType::JoinRequestRejected;
-                    notify_member_about_group(conn, group, member, kind, None, "", None, ttl)
-                        .await?;
+                    outbox::record(conn, events).await?;
                 }
                 diesel::QueryResult::Ok(deleted)
             })

@@ -16,6 +16,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use onboard_kernel::events::FeedPosition;
 use onboard_kernel::{GroupId, MemberId};
 use onboard_notifications::ports::{NotificationOutbox, NotificationRepository};
 use onboard_notifications::texts::Text as Template;
@@ -25,6 +26,7 @@ use onboard_notifications::{
 
 use crate::PgPool;
 use crate::cached::CachedExt;
+use crate::repos::outbox;
 
 /// The columns of [`NotificationRow`].
 macro_rules! notification_columns {
@@ -389,6 +391,25 @@ impl NotificationRepository for PgNotificationRepository {
         conn.transaction(async |conn| insert_notifications(conn, notifications).await)
             .await
             .context("storing notifications")
+    }
+
+    async fn insert_consumed(
+        &self,
+        consumer: &str,
+        from: FeedPosition,
+        to: FeedPosition,
+        notifications: &[NewNotification],
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| {
+            if !outbox::advance(conn, consumer, from, to).await? {
+                return Ok(false);
+            }
+            insert_notifications(conn, notifications).await?;
+            diesel::QueryResult::Ok(true)
+        })
+        .await
+        .context("storing the notifications of events")
     }
 
     async fn list(
