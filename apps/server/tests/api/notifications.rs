@@ -190,7 +190,9 @@ async fn acme(app: &TestApp, base: u32) -> (SignedIn, SignedIn, SignedIn) {
     }
     app.set_role(&owner, "acme", &admin, "admin").await;
     app.require_approval(&owner, "acme").await;
-    // The admin was told of their new role; read it away.
+    // The admin is told of their new role (by the notifications consumer, shortly after the
+    // change commits); read it away.
+    app.wait_unread(&admin, 1).await;
     let resp = app.post_as(&admin.access, &format!("{LIST}/read"), &json!({ "all": true })).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     (owner, admin, plain)

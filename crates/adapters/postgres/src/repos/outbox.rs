@@ -5,10 +5,10 @@
 //! in a data-modifying CTE of its own ([`record_events!`]) without an extra round trip.
 //!
 //! The feed is ordered by (inserting transaction id, sequence) and hands out only the events of
-//! transactions older than the oldest transaction still running
-//! (`pg_snapshot_xmin(pg_current_snapshot())`): an event whose transaction commits late can
-//! never appear behind a position a consumer has already passed. A transaction left open for a
-//! long time therefore holds the feed back until it ends.
+//! transactions older than the oldest transaction of this database still running: an event
+//! whose transaction commits late can never appear behind a position a consumer has already
+//! passed. A write transaction left open for a long time therefore holds the feed back until
+//! it ends (bounded by the statement and idle-in-transaction timeouts).
 
 use std::fmt;
 
@@ -81,18 +81,34 @@ pub async fn record(conn: &mut AsyncPgConnection, events: &[Event]) -> diesel::Q
 
 /// Consumer `$1`'s position, then up to `$2` events after it from transactions that have all
 /// ended. One row with null event columns when there is none.
+///
+/// The horizon is the oldest transaction this statement's snapshot saw running, leaving out
+/// those running in another database of the cluster (their rows can never be ours; a shared
+/// cluster's `CREATE DATABASE` would otherwise hold every feed back). A transaction that ended
+/// between the snapshot and the look at `pg_stat_activity` counts as ours: the horizon is only
+/// ever too early, never too late.
 const READ: &str = "
     WITH pos AS (
         SELECT coalesce(max(txid), 0) AS txid, coalesce(max(seq), 0) AS seq
         FROM outbox_consumers WHERE name = $1
+    ), horizon AS (
+        SELECT coalesce(
+            min(x.xid::text::bigint),
+            pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+        ) AS txid
+        FROM pg_snapshot_xip(pg_current_snapshot()) AS x (xid)
+        WHERE NOT EXISTS (
+            SELECT FROM pg_stat_activity a
+            WHERE a.datname <> current_database()
+                AND a.backend_xid::text::bigint = x.xid::text::bigint % 4294967296
+        )
     )
     SELECT pos.txid AS from_txid, pos.seq AS from_seq, o.id, o.txid, o.seq, o.type AS event_type,
         o.aggregate_type, o.aggregate_id, o.group_id, o.payload::text AS payload, o.occurred_at,
         o.version
-    FROM pos LEFT JOIN LATERAL (
+    FROM pos CROSS JOIN horizon LEFT JOIN LATERAL (
         SELECT * FROM outbox
-        WHERE (txid, seq) > (pos.txid, pos.seq)
-            AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+        WHERE (txid, seq) > (pos.txid, pos.seq) AND txid < horizon.txid
         ORDER BY txid, seq
         LIMIT $2
     ) o ON true
