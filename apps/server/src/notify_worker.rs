@@ -30,7 +30,11 @@ pub const EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 const EVENT_BATCH: u32 = 200;
 
 /// Starts the worker on the current Tokio runtime; it runs as long as the runtime does.
-pub fn spawn(service: NotificationsService, consumer: NotificationsConsumer, feed: Arc<dyn EventFeed>) {
+pub fn spawn(
+    service: NotificationsService,
+    consumer: NotificationsConsumer,
+    feed: Arc<dyn EventFeed>,
+) {
     tokio::spawn(async move {
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -11,13 +11,13 @@ use onboard_kernel::events::Event;
 use onboard_kernel::{Clock, GroupId, MemberId};
 
 use crate::config::GroupsConfig;
-use crate::events::{GroupEvent, JoinedVia};
 use crate::error::{
     AuthorizeError, ChangeRoleError, ChangeRoleRefusal, CreateGroupError, CreateRoleError,
     DecideRequestError, DeleteGroupError, DeleteRoleError, GrantRoleError, JoinError,
     ListMembersError, RemoveMemberError, RemoveRefusal, RoleRefusal, SetCurrentGroupError,
     UpdateGroupError, UpdateRoleError, ViewGroupError,
 };
+use crate::events::{GroupEvent, JoinedVia};
 use crate::model::{
     CreateGroup, Group, GroupCursor, GroupMember, GroupPatch, MemberCursor, MembershipStatus,
     MyGroup, Page, Permission, PermissionCatalog, Role, RoleName, Slug, Standing,

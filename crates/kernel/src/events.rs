@@ -50,7 +50,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -141,7 +141,8 @@ pub struct Event {
 }
 
 impl Event {
-    /// The record of a typed event that happened at `at`, with a fresh id.
+    /// The record of a typed event that happened at `at` (kept to the microsecond, as
+    /// storage keeps it), with a fresh id.
     pub fn record<E: DomainEvent>(event: &E, at: DateTime<Utc>) -> Self {
         let aggregate = event.aggregate();
         let (event_type, payload) = match serde_json::to_value(event) {
@@ -162,7 +163,7 @@ impl Event {
             aggregate_id: aggregate.id,
             group: event.group(),
             payload,
-            occurred_at: at,
+            occurred_at: at.trunc_subsecs(6),
             version: E::VERSION,
         }
     }
@@ -279,7 +280,7 @@ mod tests {
         assert_eq!(record.aggregate_id, group_id.as_uuid());
         assert_eq!(record.group, Some(group_id));
         assert_eq!(record.version, 2);
-        assert_eq!(record.occurred_at, at);
+        assert_eq!(record.occurred_at, at.trunc_subsecs(6));
         assert_eq!(record.payload["role"], "admin");
         assert_eq!(record.payload["member_id"], member_id.to_string());
         assert_eq!(record.decode::<TestEvent>(), Some(happened));

@@ -15,8 +15,8 @@
 
 mod clock;
 mod email;
-mod ids;
 pub mod events;
+mod ids;
 pub mod jobs;
 mod phone;
 mod referral_code;

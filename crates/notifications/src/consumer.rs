@@ -40,8 +40,11 @@ pub struct GroupLabel {
 #[async_trait]
 pub trait Audience: Send + Sync {
     /// The active members of `group` whose role holds `permission`.
-    async fn holders(&self, group: GroupId, permission: &Permission)
-    -> anyhow::Result<Vec<MemberId>>;
+    async fn holders(
+        &self,
+        group: GroupId,
+        permission: &Permission,
+    ) -> anyhow::Result<Vec<MemberId>>;
 
     /// The group's name and slug; `None` when it is gone.
     async fn group(&self, group: GroupId) -> anyhow::Result<Option<GroupLabel>>;
@@ -358,7 +361,9 @@ mod tests {
             by: member(1),
         };
         let events = vec![Event::record(&removed, at())];
-        feed.expect_read().withf(|c, _| c == CONSUMER).returning(move |_, _| Ok(batch(events.clone())));
+        feed.expect_read()
+            .withf(|c, _| c == CONSUMER)
+            .returning(move |_, _| Ok(batch(events.clone())));
         let mut audience = MockAudience::new();
         acme(&mut audience);
         let stored = Arc::new(Mutex::new(Vec::new()));

@@ -14,8 +14,8 @@ use onboard_kernel::{GroupId, MemberId, MockClock, PhoneNumber};
 use uuid::Uuid;
 
 use super::*;
-use crate::events::{GroupEvent, JoinedVia};
 use crate::error::{ChangeRoleRefusal, RemoveRefusal, RoleRefusal};
+use crate::events::{GroupEvent, JoinedVia};
 use crate::model::{GroupName, Membership};
 use crate::ports::MockGroupRepository;
 
@@ -636,7 +636,11 @@ async fn a_group_deleted_during_an_update_is_not_found() {
 async fn an_owner_deletes_the_group() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::OWNER);
-    fx.repo.expect_delete().with(eq(group_id()), always()).times(1).returning(|_, _events| Ok(true));
+    fx.repo
+        .expect_delete()
+        .with(eq(group_id()), always())
+        .times(1)
+        .returning(|_, _events| Ok(true));
     let service = fx.service();
 
     service.delete_group(&slug(), caller()).await.expect("deleted");
@@ -1383,7 +1387,10 @@ async fn the_last_owner_cannot_be_demoted() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::OWNER);
     fx.target_is(RoleName::OWNER, MembershipStatus::Active);
-    fx.repo.expect_change_role().times(1).returning(|_, _, _, _, _events| Err(ChangeRoleRefusal::LastOwner));
+    fx.repo
+        .expect_change_role()
+        .times(1)
+        .returning(|_, _, _, _, _events| Err(ChangeRoleRefusal::LastOwner));
     let service = fx.service();
 
     let err = service
@@ -1399,7 +1406,9 @@ async fn a_role_the_group_does_not_have_is_refused_as_unknown() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::OWNER);
     fx.target_is(RoleName::MEMBER, MembershipStatus::Active);
-    fx.repo.expect_change_role().returning(|_, _, _, _, _events| Err(ChangeRoleRefusal::UnknownRole));
+    fx.repo
+        .expect_change_role()
+        .returning(|_, _, _, _, _events| Err(ChangeRoleRefusal::UnknownRole));
     let service = fx.service();
 
     let err = service
@@ -1453,7 +1462,9 @@ async fn a_target_removed_just_before_the_change_is_not_found() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::OWNER);
     fx.target_is(RoleName::MEMBER, MembershipStatus::Active);
-    fx.repo.expect_change_role().returning(|_, _, _, _, _events| Err(ChangeRoleRefusal::MemberNotFound));
+    fx.repo
+        .expect_change_role()
+        .returning(|_, _, _, _, _events| Err(ChangeRoleRefusal::MemberNotFound));
     let service = fx.service();
 
     let err = service
@@ -1889,9 +1900,13 @@ async fn a_concurrent_join_that_got_there_first_is_answered_like_a_repeat() {
 async fn a_member_with_members_manage_approves_a_request_into_an_active_member() {
     let mut fx = Fixture::new();
     fx.caller_has_custom_role("hr", &["members.manage"]);
-    fx.repo.expect_approve().with(eq(group_id()), eq(target()), eq(now()), always()).times(1).returning(
-        |_, id, _, _events| Ok(Some(group_member(id, RoleName::MEMBER, MembershipStatus::Active))),
-    );
+    fx.repo
+        .expect_approve()
+        .with(eq(group_id()), eq(target()), eq(now()), always())
+        .times(1)
+        .returning(|_, id, _, _events| {
+            Ok(Some(group_member(id, RoleName::MEMBER, MembershipStatus::Active)))
+        });
     let service = fx.service();
 
     let approved = service.approve(&slug(), caller(), target()).await.expect("approved");
@@ -1931,7 +1946,11 @@ async fn approving_a_request_that_is_no_longer_pending_is_not_found() {
 async fn a_member_with_members_manage_rejects_a_request() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::ADMIN);
-    fx.repo.expect_reject().with(eq(group_id()), eq(target()), always()).times(1).returning(|_, _, _events| Ok(true));
+    fx.repo
+        .expect_reject()
+        .with(eq(group_id()), eq(target()), always())
+        .times(1)
+        .returning(|_, _, _events| Ok(true));
     let service = fx.service();
 
     service.reject(&slug(), caller(), target()).await.expect("rejected");

@@ -117,17 +117,20 @@ mod tests {
         let (owner, plain) = (member(&store, 1).await, member(&store, 2).await);
         let group = GroupId::new();
         store
-            .create(&NewGroup {
-                id: group,
-                slug: Slug::parse("acme").expect("a slug"),
-                name: GroupName::parse("Acme").expect("a name"),
-                approval_required: false,
-                owner,
-                now: now(),
-            })
+            .create(
+                &NewGroup {
+                    id: group,
+                    slug: Slug::parse("acme").expect("a slug"),
+                    name: GroupName::parse("Acme").expect("a name"),
+                    approval_required: false,
+                    owner,
+                    now: now(),
+                },
+                &[],
+            )
             .await
             .expect("creates");
-        store.join(group, plain, MembershipStatus::Active, now()).await.expect("joins");
+        store.join(group, plain, MembershipStatus::Active, now(), &[]).await.expect("joins");
         (store, group, owner, plain)
     }
 

@@ -20,8 +20,6 @@ use onboard_groups::{
 use onboard_kernel::events::Event;
 use onboard_kernel::{GroupId, MemberId};
 
-
-
 use super::{MemoryStore, State};
 
 /// A group with its custom roles and memberships.

@@ -39,7 +39,7 @@ async fn billed() -> Billed {
     let role = RoleName::parse("treasurer").unwrap();
     let perms = [Permission::BILLING_MANAGE].into_iter().collect();
     f.groups.create_role(group, &role, &perms).await.unwrap();
-    f.groups.change_role(group, treasurer, &RoleName::MEMBER, &role).await.unwrap();
+    f.groups.change_role(group, treasurer, &RoleName::MEMBER, &role, &[]).await.unwrap();
     let store = Arc::new(
         PgBillingStore::new(f.db.pool()).with_notification_ttl(std::time::Duration::from_secs(60)),
     );

@@ -47,12 +47,12 @@ impl Fixture {
 
     /// A new group `slug` owned by `owner`, created at `self.t`.
     pub async fn group(&self, slug: &str, owner: MemberId) -> Group {
-        self.groups.create(&new_group(slug, owner, self.t)).await.expect("creates")
+        self.groups.create(&new_group(slug, owner, self.t), &[]).await.expect("creates")
     }
 
     /// `member` joins `group` as an active `member` at `at`.
     pub async fn join(&self, group: GroupId, member: MemberId, at: DateTime<Utc>) {
-        let joined = self.groups.join(group, member, MembershipStatus::Active, at).await;
+        let joined = self.groups.join(group, member, MembershipStatus::Active, at, &[]).await;
         assert_eq!(joined.expect("joins"), JoinRecord::Added);
     }
 
@@ -60,7 +60,7 @@ impl Fixture {
     pub async fn co_owner(&self, group: GroupId, member: MemberId) {
         self.join(group, member, self.t).await;
         self.groups
-            .change_role(group, member, &RoleName::MEMBER, &RoleName::OWNER)
+            .change_role(group, member, &RoleName::MEMBER, &RoleName::OWNER, &[])
             .await
             .expect("promotes");
     }
@@ -146,7 +146,7 @@ async fn a_taken_slug_is_refused_and_of_concurrent_creates_one_wins() {
     let bob = f.member(2).await;
     f.group("acme", ann).await;
 
-    let again = f.groups.create(&new_group("acme", bob, f.t)).await;
+    let again = f.groups.create(&new_group("acme", bob, f.t), &[]).await;
     assert!(matches!(again, Err(CreateGroupError::SlugTaken)), "{again:?}");
     assert_eq!(rows(&f.db.pool(), "groups").await, 1);
     assert_eq!(rows(&f.db.pool(), "group_members").await, 1, "nothing written");
@@ -158,7 +158,7 @@ async fn a_taken_slug_is_refused_and_of_concurrent_creates_one_wins() {
             let group = new_group("race", bob, f.t);
             tokio::spawn(async move {
                 start.wait().await;
-                groups.create(&group).await
+                groups.create(&group, &[]).await
             })
         })
         .collect();
@@ -187,8 +187,11 @@ async fn a_member_finds_a_group_with_their_membership_and_a_stranger_without() {
         .await
         .expect("creates the role");
     f.join(group.id, bob, f.t).await;
-    f.groups.change_role(group.id, bob, &RoleName::MEMBER, &role("billing")).await.expect("sets");
-    f.groups.join(group.id, cy, MembershipStatus::Pending, f.t).await.expect("asks");
+    f.groups
+        .change_role(group.id, bob, &RoleName::MEMBER, &role("billing"), &[])
+        .await
+        .expect("sets");
+    f.groups.join(group.id, cy, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
 
     let (_, bobs) =
         f.groups.find_for_member(&slug("acme"), bob).await.expect("finds").expect("a group");
@@ -217,7 +220,7 @@ async fn my_groups_are_my_active_memberships_in_join_order_paged_without_gap_or_
         expected.push((at, group.id));
     }
     let pending = f.group("pending", ann).await;
-    f.groups.join(pending.id, bob, MembershipStatus::Pending, f.t).await.expect("asks");
+    f.groups.join(pending.id, bob, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
     expected.sort();
 
     let mut seen = Vec::new();
@@ -253,7 +256,7 @@ async fn member_pages_run_in_join_order_with_ties_and_keep_statuses_apart() {
             f.join(group.id, m, at).await;
             active.push((at, m));
         } else {
-            f.groups.join(group.id, m, MembershipStatus::Pending, at).await.expect("asks");
+            f.groups.join(group.id, m, MembershipStatus::Pending, at, &[]).await.expect("asks");
             pending.push((at, m));
         }
     }
@@ -315,7 +318,7 @@ async fn deleting_a_group_takes_its_memberships_and_roles_and_clears_everyones_c
     f.groups.set_current_group(ann, &slug("acme")).await.expect("sets");
     f.groups.set_current_group(bob, &slug("acme")).await.expect("sets");
 
-    assert!(f.groups.delete(group.id).await.expect("deletes"));
+    assert!(f.groups.delete(group.id, &[]).await.expect("deletes"));
 
     assert_eq!(f.current_group(ann).await, None);
     assert_eq!(f.current_group(bob).await, None);
@@ -323,7 +326,7 @@ async fn deleting_a_group_takes_its_memberships_and_roles_and_clears_everyones_c
     assert_eq!(rows(&f.db.pool(), "group_roles").await, 0);
     assert_eq!(rows(&f.db.pool(), "group_members").await, 1, "only the other group's owner");
     assert!(f.groups.member(other.id, bob).await.expect("gets").is_some());
-    assert!(!f.groups.delete(group.id).await.expect("answers"), "already gone");
+    assert!(!f.groups.delete(group.id, &[]).await.expect("answers"), "already gone");
 }
 
 // ---- custom roles ------------------------------------------------------------------------
@@ -371,8 +374,8 @@ async fn deleting_a_role_moves_its_active_and_pending_members_to_member() {
     let group = f.group("acme", ann).await;
     f.groups.create_role(group.id, &role("ops"), &perms(&[])).await.expect("creates");
     f.join(group.id, bob, f.t).await;
-    f.groups.change_role(group.id, bob, &RoleName::MEMBER, &role("ops")).await.expect("sets");
-    f.groups.join(group.id, cy, MembershipStatus::Pending, f.t).await.expect("asks");
+    f.groups.change_role(group.id, bob, &RoleName::MEMBER, &role("ops"), &[]).await.expect("sets");
+    f.groups.join(group.id, cy, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
     // A pending member holding the role (left by an earlier version of the rules).
     let mut conn = f.db.pool().get().await.expect("a connection");
     diesel_async::RunQueryDsl::execute(
@@ -412,22 +415,23 @@ async fn a_role_change_is_refused_in_order_of_precedence_and_writes_nothing() {
     let cy = f.member(3).await;
     let group = f.group("acme", ann).await;
     f.join(group.id, bob, f.t).await;
-    f.groups.join(group.id, cy, MembershipStatus::Pending, f.t).await.expect("asks");
+    f.groups.join(group.id, cy, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
 
     // Not an active member (a stranger, a pending member), whatever else is wrong.
-    let r = f.groups.change_role(group.id, MemberId::new(), &RoleName::ADMIN, &role("nope")).await;
+    let r =
+        f.groups.change_role(group.id, MemberId::new(), &RoleName::ADMIN, &role("nope"), &[]).await;
     assert!(matches!(r, Err(ChangeRoleRefusal::MemberNotFound)), "{r:?}");
-    let r = f.groups.change_role(group.id, cy, &RoleName::MEMBER, &RoleName::ADMIN).await;
+    let r = f.groups.change_role(group.id, cy, &RoleName::MEMBER, &RoleName::ADMIN, &[]).await;
     assert!(matches!(r, Err(ChangeRoleRefusal::MemberNotFound)), "{r:?}");
     // The role is no longer the one judged, before the new role is looked at.
-    let r = f.groups.change_role(group.id, bob, &RoleName::ADMIN, &role("nope")).await;
+    let r = f.groups.change_role(group.id, bob, &RoleName::ADMIN, &role("nope"), &[]).await;
     assert!(matches!(r, Err(ChangeRoleRefusal::RoleChanged)), "{r:?}");
-    let r = f.groups.change_role(group.id, bob, &RoleName::MEMBER, &role("nope")).await;
+    let r = f.groups.change_role(group.id, bob, &RoleName::MEMBER, &role("nope"), &[]).await;
     assert!(matches!(r, Err(ChangeRoleRefusal::UnknownRole)), "{r:?}");
     // An unknown role is refused before the last-owner rule is looked at.
-    let r = f.groups.change_role(group.id, ann, &RoleName::OWNER, &role("nope")).await;
+    let r = f.groups.change_role(group.id, ann, &RoleName::OWNER, &role("nope"), &[]).await;
     assert!(matches!(r, Err(ChangeRoleRefusal::UnknownRole)), "{r:?}");
-    let r = f.groups.change_role(group.id, ann, &RoleName::OWNER, &RoleName::ADMIN).await;
+    let r = f.groups.change_role(group.id, ann, &RoleName::OWNER, &RoleName::ADMIN, &[]).await;
     assert!(matches!(r, Err(ChangeRoleRefusal::LastOwner)), "{r:?}");
     assert_eq!(f.owners(group.id).await, BTreeSet::from([ann]));
     assert_eq!(
@@ -437,7 +441,7 @@ async fn a_role_change_is_refused_in_order_of_precedence_and_writes_nothing() {
 
     let admin = f
         .groups
-        .change_role(group.id, bob, &RoleName::MEMBER, &RoleName::ADMIN)
+        .change_role(group.id, bob, &RoleName::MEMBER, &RoleName::ADMIN, &[])
         .await
         .expect("changes");
     assert_eq!(
@@ -445,10 +449,11 @@ async fn a_role_change_is_refused_in_order_of_precedence_and_writes_nothing() {
         (bob, RoleName::ADMIN, MembershipStatus::Active)
     );
     f.groups
-        .change_role(group.id, bob, &RoleName::ADMIN, &RoleName::OWNER)
+        .change_role(group.id, bob, &RoleName::ADMIN, &RoleName::OWNER, &[])
         .await
         .expect("promotes");
-    let demoted = f.groups.change_role(group.id, ann, &RoleName::OWNER, &RoleName::MEMBER).await;
+    let demoted =
+        f.groups.change_role(group.id, ann, &RoleName::OWNER, &RoleName::MEMBER, &[]).await;
     assert_eq!(demoted.expect("another owner remains").role, RoleName::MEMBER);
     assert_eq!(f.owners(group.id).await, BTreeSet::from([bob]));
 }
@@ -466,21 +471,21 @@ async fn a_removal_is_refused_in_order_of_precedence_and_clears_only_this_curren
     f.groups.set_current_group(bob, &slug("acme")).await.expect("sets");
     f.groups.set_current_group(cy, &slug("other")).await.expect("sets");
 
-    let r = f.groups.remove(group.id, MemberId::new(), &RoleName::MEMBER).await;
+    let r = f.groups.remove(group.id, MemberId::new(), &RoleName::MEMBER, &[]).await;
     assert!(matches!(r, Err(RemoveRefusal::MemberNotFound)), "{r:?}");
-    let r = f.groups.remove(group.id, bob, &RoleName::ADMIN).await;
+    let r = f.groups.remove(group.id, bob, &RoleName::ADMIN, &[]).await;
     assert!(matches!(r, Err(RemoveRefusal::RoleChanged)), "{r:?}");
-    let r = f.groups.remove(group.id, ann, &RoleName::OWNER).await;
+    let r = f.groups.remove(group.id, ann, &RoleName::OWNER, &[]).await;
     assert!(matches!(r, Err(RemoveRefusal::LastOwner)), "{r:?}");
     assert_eq!(rows(&f.db.pool(), "group_members").await, 4, "nothing written");
 
-    f.groups.remove(group.id, bob, &RoleName::MEMBER).await.expect("removes");
-    f.groups.remove(group.id, cy, &RoleName::MEMBER).await.expect("removes");
+    f.groups.remove(group.id, bob, &RoleName::MEMBER, &[]).await.expect("removes");
+    f.groups.remove(group.id, cy, &RoleName::MEMBER, &[]).await.expect("removes");
 
     assert_eq!(f.groups.member(group.id, bob).await.expect("gets"), None);
     assert_eq!(f.current_group(bob).await, None, "it was this group");
     assert_eq!(f.current_group(cy).await.as_deref(), Some("other"), "it was another group");
-    let r = f.groups.remove(group.id, bob, &RoleName::MEMBER).await;
+    let r = f.groups.remove(group.id, bob, &RoleName::MEMBER, &[]).await;
     assert!(matches!(r, Err(RemoveRefusal::MemberNotFound)), "{r:?}");
 }
 
@@ -500,7 +505,9 @@ async fn two_owners_demoting_each_other_at_once_always_leave_an_owner() {
                 let (groups, start) = (f.groups.clone(), start.clone());
                 tokio::spawn(async move {
                     start.wait().await;
-                    groups.change_role(group.id, target, &RoleName::OWNER, &RoleName::ADMIN).await
+                    groups
+                        .change_role(group.id, target, &RoleName::OWNER, &RoleName::ADMIN, &[])
+                        .await
                 })
             })
             .collect();
@@ -533,7 +540,7 @@ async fn two_owners_removing_each_other_at_once_always_leave_an_owner() {
                 let (groups, start) = (f.groups.clone(), start.clone());
                 tokio::spawn(async move {
                     start.wait().await;
-                    groups.remove(group.id, target, &RoleName::OWNER).await
+                    groups.remove(group.id, target, &RoleName::OWNER, &[]).await
                 })
             })
             .collect();
@@ -569,7 +576,7 @@ async fn a_removal_racing_a_current_group_change_never_leaves_the_removed_member
         let (groups, go) = (f.groups.clone(), start.clone());
         let removal = tokio::spawn(async move {
             go.wait().await;
-            groups.remove(group.id, bob, &RoleName::MEMBER).await
+            groups.remove(group.id, bob, &RoleName::MEMBER, &[]).await
         });
         removal.await.expect("the task ran").expect("removes");
         match set.await.expect("the task ran") {
@@ -591,7 +598,7 @@ async fn a_join_adds_a_member_once_and_then_says_where_they_stand() {
     let group = f.group("acme", ann).await;
     let later = f.t + Duration::minutes(1);
 
-    let j = |m, s| f.groups.join(group.id, m, s, later);
+    let j = |m, s| f.groups.join(group.id, m, s, later, &[]);
     assert_eq!(j(bob, MembershipStatus::Active).await.expect("joins"), JoinRecord::Added);
     assert_eq!(j(bob, MembershipStatus::Pending).await.expect("joins"), JoinRecord::AlreadyActive);
     assert_eq!(j(cy, MembershipStatus::Pending).await.expect("asks"), JoinRecord::Added);
@@ -620,7 +627,7 @@ async fn concurrent_joins_of_one_member_add_one_membership() {
             let (groups, start, t) = (f.groups.clone(), start.clone(), f.t);
             tokio::spawn(async move {
                 start.wait().await;
-                groups.join(group.id, bob, MembershipStatus::Active, t).await
+                groups.join(group.id, bob, MembershipStatus::Active, t, &[]).await
             })
         })
         .collect();
@@ -641,32 +648,32 @@ async fn an_approval_activates_a_pending_request_and_a_rejection_deletes_it() {
     let bob = f.member(2).await;
     let cy = f.member(3).await;
     let group = f.group("acme", ann).await;
-    f.groups.join(group.id, bob, MembershipStatus::Pending, f.t).await.expect("asks");
-    f.groups.join(group.id, cy, MembershipStatus::Pending, f.t).await.expect("asks");
+    f.groups.join(group.id, bob, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
+    f.groups.join(group.id, cy, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
     let later = f.t + Duration::hours(1);
 
     let approved =
-        f.groups.approve(group.id, bob, later).await.expect("approves").expect("pending");
+        f.groups.approve(group.id, bob, later, &[]).await.expect("approves").expect("pending");
     assert_eq!(
         (approved.member_id, approved.role.clone(), approved.status, approved.joined_at),
         (bob, RoleName::MEMBER, MembershipStatus::Active, later)
     );
     assert_eq!(approved.phone, Some(phone(2)));
-    assert!(f.groups.reject(group.id, cy).await.expect("rejects"));
+    assert!(f.groups.reject(group.id, cy, &[]).await.expect("rejects"));
     assert_eq!(f.groups.member(group.id, cy).await.expect("gets"), None);
 
     assert_eq!(
-        f.groups.approve(group.id, bob, later).await.expect("answers"),
+        f.groups.approve(group.id, bob, later, &[]).await.expect("answers"),
         None,
         "already active"
     );
     assert!(
-        !f.groups.reject(group.id, bob).await.expect("answers"),
+        !f.groups.reject(group.id, bob, &[]).await.expect("answers"),
         "an active member is no request"
     );
-    assert_eq!(f.groups.approve(group.id, cy, later).await.expect("answers"), None);
-    assert!(!f.groups.reject(group.id, cy).await.expect("answers"));
-    assert_eq!(f.groups.approve(group.id, ann, later).await.expect("answers"), None);
+    assert_eq!(f.groups.approve(group.id, cy, later, &[]).await.expect("answers"), None);
+    assert!(!f.groups.reject(group.id, cy, &[]).await.expect("answers"));
+    assert_eq!(f.groups.approve(group.id, ann, later, &[]).await.expect("answers"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -676,18 +683,18 @@ async fn an_approval_and_a_rejection_at_once_settle_the_request_exactly_once() {
     let group = f.group("acme", ann).await;
     for round in 0..20 {
         let asker = f.member(10 + round).await;
-        f.groups.join(group.id, asker, MembershipStatus::Pending, f.t).await.expect("asks");
+        f.groups.join(group.id, asker, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
 
         let start = Arc::new(Barrier::new(2));
         let (groups, go, t) = (f.groups.clone(), start.clone(), f.t);
         let approve = tokio::spawn(async move {
             go.wait().await;
-            groups.approve(group.id, asker, t).await
+            groups.approve(group.id, asker, t, &[]).await
         });
         let (groups, go) = (f.groups.clone(), start.clone());
         let reject = tokio::spawn(async move {
             go.wait().await;
-            groups.reject(group.id, asker).await
+            groups.reject(group.id, asker, &[]).await
         });
         let approved = approve.await.expect("the task ran").expect("answers").is_some();
         let rejected = reject.await.expect("the task ran").expect("answers");
@@ -710,7 +717,7 @@ async fn only_an_active_member_makes_a_group_current_and_clearing_is_idempotent(
     let ann = f.member(1).await;
     let bob = f.member(2).await;
     let group = f.group("acme", ann).await;
-    f.groups.join(group.id, bob, MembershipStatus::Pending, f.t).await.expect("asks");
+    f.groups.join(group.id, bob, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
 
     let r = f.groups.set_current_group(ann, &slug("nope")).await;
     assert!(matches!(r, Err(SetCurrentGroupError::NotFound)), "{r:?}");

@@ -62,7 +62,7 @@ impl Fixture {
 
     /// A new open group `slug` owned by `owner`.
     async fn group(&self, slug: &str, owner: MemberId) -> Group {
-        self.groups.create(&new_group(slug, owner, self.t)).await.expect("creates")
+        self.groups.create(&new_group(slug, owner, self.t), &[]).await.expect("creates")
     }
 
     /// A new group `slug` owned by `owner` whose join requests wait for approval.
@@ -158,7 +158,7 @@ async fn inviting_an_active_member_by_phone_or_email_is_refused_and_writes_nothi
     let bob = f.member(2).await;
     f.profile(bob, "Bob", &email("bob@example.com")).await;
     let group = f.group("acme", ann).await;
-    f.groups.join(group.id, bob, MembershipStatus::Active, f.t).await.expect("joins");
+    f.groups.join(group.id, bob, MembershipStatus::Active, f.t, &[]).await.expect("joins");
 
     for (phone, email) in [
         (Some(phone(2)), None),
@@ -182,8 +182,8 @@ async fn a_join_request_or_a_deleted_member_does_not_count_as_a_member() {
     let bob = f.member(2).await;
     let cid = f.member(3).await;
     let group = f.group("acme", ann).await;
-    f.groups.join(group.id, bob, MembershipStatus::Pending, f.t).await.expect("asks to join");
-    f.groups.join(group.id, cid, MembershipStatus::Active, f.t).await.expect("joins");
+    f.groups.join(group.id, bob, MembershipStatus::Pending, f.t, &[]).await.expect("asks to join");
+    f.groups.join(group.id, cid, MembershipStatus::Active, f.t, &[]).await.expect("joins");
     f.members.delete(cid, f.t).await.expect("deletes");
 
     f.invites.create(&new_invite(group.id, ann, Some(phone(2)), None, f.t)).await.expect("bob");
@@ -227,7 +227,7 @@ async fn already_member_comes_before_invite_pending() {
     let group = f.group("acme", ann).await;
     f.invite_phone(group.id, ann, 2).await;
     let bob = f.member(2).await;
-    f.groups.join(group.id, bob, MembershipStatus::Active, f.t).await.expect("joins");
+    f.groups.join(group.id, bob, MembershipStatus::Active, f.t, &[]).await.expect("joins");
 
     let refused = f.invites.create(&new_invite(group.id, ann, Some(phone(2)), None, f.t)).await;
 
@@ -271,7 +271,7 @@ async fn a_revoked_or_accepted_invite_does_not_block_a_new_one() {
     assert_eq!(f.status(again.id).await, InviteStatus::Pending);
     let bob = f.member(2).await;
     f.invites.accept(again.id, bob, f.t).await.expect("accepts");
-    f.groups.remove(group.id, bob, &RoleName::MEMBER).await.expect("removes bob");
+    f.groups.remove(group.id, bob, &RoleName::MEMBER, &[]).await.expect("removes bob");
     f.invite_phone(group.id, ann, 2).await;
 }
 
@@ -443,7 +443,7 @@ async fn a_preview_shows_no_first_name_for_an_inviter_without_one_or_deleted() {
     let bob = f.member(2).await;
     f.profile(bob, "Bob", &email("bob@example.com")).await;
     let group = f.group("acme", ann).await;
-    f.groups.join(group.id, bob, MembershipStatus::Active, f.t).await.expect("joins");
+    f.groups.join(group.id, bob, MembershipStatus::Active, f.t, &[]).await.expect("joins");
     let by_ann = f.invite_phone(group.id, ann, 3).await;
     let by_bob = f.invite_phone(group.id, bob, 4).await;
     f.members.delete(bob, f.t).await.expect("deletes bob");
@@ -526,7 +526,7 @@ async fn an_active_member_accepting_keeps_their_role() {
     let ann = f.member(1).await;
     let bob = f.member(2).await;
     let group = f.group("acme", ann).await;
-    f.groups.join(group.id, bob, MembershipStatus::Active, f.t).await.expect("joins");
+    f.groups.join(group.id, bob, MembershipStatus::Active, f.t, &[]).await.expect("joins");
     // Bob joined after the invite was made.
     let mut invite = new_invite(group.id, ann, None, Some(email("bob@example.com")), f.t);
     invite.role = RoleName::ADMIN;
@@ -555,7 +555,7 @@ async fn accepting_into_a_group_that_requires_approval_leaves_a_join_request() {
     f.invites.create(&for_bob).await.expect("creates");
     let for_cid = f.invite_phone(group.id, ann, 3).await;
     let earlier = f.t - Duration::hours(1);
-    f.groups.join(group.id, cid, MembershipStatus::Pending, earlier).await.expect("asks");
+    f.groups.join(group.id, cid, MembershipStatus::Pending, earlier, &[]).await.expect("asks");
 
     let bob_record = f.invites.accept(for_bob.id, bob, f.t).await.expect("accepts");
     let cid_record = f.invites.accept(for_cid.id, cid, f.t).await.expect("accepts");
@@ -598,7 +598,7 @@ async fn accepting_makes_a_pending_join_request_an_active_membership() {
     let ann = f.member(1).await;
     let bob = f.member(2).await;
     let group = f.group("acme", ann).await;
-    f.groups.join(group.id, bob, MembershipStatus::Pending, f.t).await.expect("asks");
+    f.groups.join(group.id, bob, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
     let mut invite = new_invite(group.id, ann, Some(phone(2)), None, f.t);
     invite.role = RoleName::ADMIN;
     f.invites.create(&invite).await.expect("creates");
@@ -724,7 +724,7 @@ async fn of_an_accept_and_a_revoke_at_once_exactly_one_wins() {
                     f.membership(group.id, bob).await,
                     Some((RoleName::MEMBER, MembershipStatus::Active))
                 );
-                f.groups.remove(group.id, bob, &RoleName::MEMBER).await.expect("removes");
+                f.groups.remove(group.id, bob, &RoleName::MEMBER, &[]).await.expect("removes");
             }
             Err(AcceptRefusal::NotFound) => {
                 assert_eq!(f.status(invite.id).await, InviteStatus::Revoked, "round {round}");
@@ -747,7 +747,7 @@ async fn deleting_a_group_deletes_its_invites() {
     let invite = f.invite_phone(group.id, ann, 2).await;
     let other = f.invite_phone(kept.id, ann, 2).await;
 
-    assert!(f.groups.delete(group.id).await.expect("deletes"));
+    assert!(f.groups.delete(group.id, &[]).await.expect("deletes"));
 
     assert_eq!(f.invites.get(invite.id).await.expect("gets"), None);
     assert_eq!(f.invites.preview(invite.id).await.expect("previews"), None);

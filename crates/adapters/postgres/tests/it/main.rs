@@ -13,6 +13,7 @@ mod members;
 mod messages;
 mod migrations;
 mod notifications;
+mod outbox;
 mod referrals;
 mod sessions;
 mod sms_credit;

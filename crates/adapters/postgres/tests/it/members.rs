@@ -383,11 +383,11 @@ async fn members_who_share_an_active_group_see_each_other_in_full() {
     let card = |v: Option<MemberView>| matches!(v, Some(MemberView::Card(_)));
 
     assert!(card(f.members.view(ann, bob).await.expect("views")));
-    f.groups.join(group.id, bob, MembershipStatus::Pending, f.t).await.expect("asks");
+    f.groups.join(group.id, bob, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
     assert!(card(f.members.view(ann, bob).await.expect("views")), "a pending member is no member");
     assert!(card(f.members.view(bob, ann).await.expect("views")));
 
-    f.groups.approve(group.id, bob, f.t).await.expect("approves").expect("pending");
+    f.groups.approve(group.id, bob, f.t, &[]).await.expect("approves").expect("pending");
     let full = f.members.view(ann, bob).await.expect("views");
     assert_eq!(
         full,
@@ -416,7 +416,7 @@ async fn the_sole_owner_of_a_group_with_other_members_is_not_deleted() {
 
     // With another owner the member may go; the group stays with them.
     f.groups
-        .change_role(group.id, bob, &RoleName::MEMBER, &RoleName::OWNER)
+        .change_role(group.id, bob, &RoleName::MEMBER, &RoleName::OWNER, &[])
         .await
         .expect("promotes");
     f.members.delete(ann, f.t).await.expect("deletes");
@@ -434,7 +434,7 @@ async fn deleting_a_member_deletes_the_groups_only_they_are_active_in_and_all_th
     let cy = f.member(3).await;
     // Ann's own group with only a join request besides her: it goes with her.
     let lonely = f.group("lonely", ann).await;
-    f.groups.join(lonely.id, cy, MembershipStatus::Pending, f.t).await.expect("asks");
+    f.groups.join(lonely.id, cy, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
     f.groups
         .create_role(lonely.id, &RoleName::parse("ops").expect("a role"), &BTreeSet::new())
         .await
@@ -443,7 +443,7 @@ async fn deleting_a_member_deletes_the_groups_only_they_are_active_in_and_all_th
     let shared = f.group("shared", bob).await;
     f.join(shared.id, ann, f.t).await;
     let asked = f.group("asked", bob).await;
-    f.groups.join(asked.id, ann, MembershipStatus::Pending, f.t).await.expect("asks");
+    f.groups.join(asked.id, ann, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
 
     f.members.delete(ann, f.t).await.expect("deletes");
 

@@ -1,11 +1,19 @@
-//! Notifications in PostgreSQL: made in the groups transactions, listed, snoozed, claimed.
+//! Notifications in PostgreSQL: made from the groups' events by the consumer, listed,
+//! snoozed, claimed.
+
+use std::sync::Arc;
 
 use chrono::Duration;
-use onboard_groups::ports::{GroupRepository, JoinRecord};
-use onboard_groups::{MembershipStatus, Permission, RoleName};
+use onboard_groups::ports::GroupRepository;
+use onboard_groups::{
+    GroupPatch, GroupsConfig, GroupsService, MembershipStatus, Permission, RoleName, Slug,
+};
+use onboard_kernel::{MemberId, SystemClock};
 use onboard_notifications::ports::{NotificationOutbox, NotificationRepository};
-use onboard_notifications::{MarkRead, NotificationId, NotificationType};
-use onboard_postgres::PgNotificationRepository;
+use onboard_notifications::{
+    MarkRead, NewNotification, NotificationId, NotificationType, NotificationsConsumer,
+};
+use onboard_postgres::{PgEventFeed, PgGroupRepository, PgNotificationRepository};
 
 use crate::groups::Fixture;
 
@@ -13,11 +21,30 @@ fn kinds(list: &[onboard_notifications::Notification]) -> Vec<NotificationType> 
     list.iter().map(|n| n.kind).collect()
 }
 
+/// The groups service and the notifications consumer over the fixture's database, as the
+/// server wires them.
+fn pipeline(
+    f: &Fixture,
+    pool: &onboard_postgres::PgPool,
+) -> (GroupsService, NotificationsConsumer) {
+    let repo: Arc<dyn GroupRepository> = Arc::new(PgGroupRepository::new(pool.clone()));
+    let groups = GroupsService::new(repo, GroupsConfig::default(), Arc::new(SystemClock));
+    let consumer = NotificationsConsumer::new(
+        Arc::new(PgEventFeed::new(pool.clone())),
+        Arc::new(PgNotificationRepository::new(pool.clone())),
+        Arc::new(groups.clone()),
+        std::time::Duration::from_secs(14 * 24 * 3600),
+    );
+    let _ = f;
+    (groups, consumer)
+}
+
 #[tokio::test]
-async fn a_join_request_notifies_the_members_who_manage_members_and_nobody_else() {
+async fn a_join_request_becomes_one_notification_for_each_member_who_manages_members() {
     let f = Fixture::new().await;
-    let repo =
-        PgNotificationRepository::new(onboard_postgres::connect(f.db.url(), 2).await.unwrap());
+    let pool = onboard_postgres::connect(f.db.url(), 4).await.unwrap();
+    let repo = PgNotificationRepository::new(pool.clone());
+    let (groups, consumer) = pipeline(&f, &pool);
     let owner = f.member(1).await;
     let group = f.group("acme", owner).await;
     let (plain, manager, requester) = (f.member(2).await, f.member(3).await, f.member(4).await);
@@ -26,43 +53,70 @@ async fn a_join_request_notifies_the_members_who_manage_members_and_nobody_else(
     let perms = [Permission::MEMBERS_MANAGE].into_iter().collect();
     let role = RoleName::parse("moderator").unwrap();
     f.groups.create_role(group.id, &role, &perms).await.unwrap();
-    f.groups.change_role(group.id, manager, &RoleName::MEMBER, &role).await.unwrap();
-    // The manager was told of their role change; read it away.
-    repo.mark_read(manager, &MarkRead::All, f.t).await.unwrap();
+    f.groups.change_role(group.id, manager, &RoleName::MEMBER, &role, &[]).await.unwrap();
+    let acme = Slug::parse("acme").unwrap();
+    groups
+        .update_group(&acme, owner, &GroupPatch { name: None, approval_required: Some(true) })
+        .await
+        .unwrap();
 
-    let joined = f.groups.join(group.id, requester, MembershipStatus::Pending, f.t).await.unwrap();
-    assert_eq!(joined, JoinRecord::Added);
+    assert_eq!(groups.join(&acme, requester).await.unwrap(), MembershipStatus::Pending);
+    // Two instances run the consumer at once: the event is turned into notifications once.
+    let other = consumer.clone();
+    let (a, b) = tokio::join!(consumer.run_once(100), other.run_once(100));
+    assert_eq!(a.unwrap() + b.unwrap(), 1);
+    assert_eq!(consumer.run_once(100).await.unwrap(), 0, "nothing is left");
+    let now = chrono::Utc::now();
     for (who, expected) in [(owner, 1), (manager, 1), (plain, 0), (requester, 0)] {
-        let unread = repo.list(who, true, None, 10, f.t).await.unwrap();
+        let unread = repo.list(who, true, None, 10, now).await.unwrap();
         assert_eq!(unread.len(), expected, "{who:?}");
         if let Some(n) = unread.first() {
             assert_eq!(n.kind, NotificationType::JoinRequestCreated);
             assert_eq!(n.group.as_deref(), Some("acme"));
-            assert_eq!(n.expires_at, f.t + Duration::days(14));
+            assert_eq!(n.expires_at - n.created_at, Duration::days(14));
         }
     }
-    // Asking again adds nothing.
-    f.groups.join(group.id, requester, MembershipStatus::Pending, f.t).await.unwrap();
-    assert_eq!(repo.unread_count(owner, f.t).await.unwrap(), 1);
 
-    f.groups.approve(group.id, requester, f.t).await.unwrap().unwrap();
-    let mine = repo.list(requester, false, None, 10, f.t).await.unwrap();
-    assert_eq!(kinds(&mine), [NotificationType::JoinRequestApproved]);
-    f.groups.remove(group.id, requester, &RoleName::MEMBER).await.unwrap();
-    let mine = repo.list(requester, false, None, 10, f.t + Duration::seconds(5)).await.unwrap();
-    assert_eq!(mine[0].kind, NotificationType::MemberRemoved);
+    groups.approve(&acme, owner, requester).await.unwrap();
+    groups.remove_member(&acme, owner, requester).await.unwrap();
+    assert_eq!(consumer.run_once(100).await.unwrap(), 3, "approved, joined, removed");
+    let mine = repo.list(requester, false, None, 10, chrono::Utc::now()).await.unwrap();
+    assert_eq!(
+        kinds(&mine),
+        [NotificationType::MemberRemoved, NotificationType::JoinRequestApproved]
+    );
+}
+
+/// A notification for `member` made now.
+fn note(
+    member: MemberId,
+    kind: NotificationType,
+    at: chrono::DateTime<chrono::Utc>,
+) -> NewNotification {
+    NewNotification {
+        id: NotificationId::new(),
+        member,
+        kind,
+        title: "t".to_owned(),
+        body: "b".to_owned(),
+        group: Some("acme".to_owned()),
+        link: None,
+        created_at: at,
+        expires_at: at + Duration::days(14),
+    }
 }
 
 #[tokio::test]
-async fn a_rejection_notifies_the_requester_and_the_outbox_hands_each_row_out_once() {
+async fn the_live_outbox_hands_each_notification_out_once() {
     let f = Fixture::new().await;
     let repo =
         PgNotificationRepository::new(onboard_postgres::connect(f.db.url(), 2).await.unwrap());
-    let owner = f.member(1).await;
-    let group = f.group("acme", owner).await;
-    let requester = f.member(2).await;
-    f.groups.join(group.id, requester, MembershipStatus::Pending, f.t).await.unwrap();
-    assert!(f.groups.reject(group.id, requester).await.unwrap());
+    let (owner, requester) = (f.member(1).await, f.member(2).await);
+    let made = [
+        note(owner, NotificationType::JoinRequestCreated, f.t),
+        note(requester, NotificationType::JoinRequestRejected, f.t),
+    ];
+    repo.insert(&made).await.unwrap();
     let mine = repo.list(requester, false, None, 10, f.t + Duration::seconds(5)).await.unwrap();
     assert_eq!(kinds(&mine), [NotificationType::JoinRequestRejected]);
 
@@ -88,10 +142,8 @@ async fn a_snoozed_notification_is_hidden_until_then_and_back_unread() {
     let repo =
         PgNotificationRepository::new(onboard_postgres::connect(f.db.url(), 2).await.unwrap());
     let owner = f.member(1).await;
-    let group = f.group("acme", owner).await;
     let stranger = f.member(3).await;
-    let requester = f.member(2).await;
-    f.groups.join(group.id, requester, MembershipStatus::Pending, f.t).await.unwrap();
+    repo.insert(&[note(owner, NotificationType::JoinRequestCreated, f.t)]).await.unwrap();
     let n = repo.list(owner, false, None, 10, f.t).await.unwrap().remove(0);
     repo.mark_read(owner, &MarkRead::Ids(vec![n.id]), f.t).await.unwrap();
     assert_eq!(repo.unread_count(owner, f.t).await.unwrap(), 0);

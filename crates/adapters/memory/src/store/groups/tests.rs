@@ -79,17 +79,20 @@ fn new_group(s: &str, owner: MemberId) -> NewGroup {
 }
 
 async fn group(store: &MemoryStore, s: &str, owner: MemberId) -> Group {
-    store.create(&new_group(s, owner)).await.expect("creates")
+    store.create(&new_group(s, owner), &[]).await.expect("creates")
 }
 
 async fn join(store: &MemoryStore, group: GroupId, member: MemberId, at: DateTime<Utc>) {
-    let joined = store.join(group, member, MembershipStatus::Active, at).await.expect("joins");
+    let joined = store.join(group, member, MembershipStatus::Active, at, &[]).await.expect("joins");
     assert_eq!(joined, JoinRecord::Added);
 }
 
 async fn co_owner(store: &MemoryStore, group: GroupId, member: MemberId) {
     join(store, group, member, t(0)).await;
-    store.change_role(group, member, &RoleName::MEMBER, &RoleName::OWNER).await.expect("promotes");
+    store
+        .change_role(group, member, &RoleName::MEMBER, &RoleName::OWNER, &[])
+        .await
+        .expect("promotes");
 }
 
 async fn owners(store: &MemoryStore, group: GroupId) -> BTreeSet<MemberId> {
@@ -124,7 +127,7 @@ async fn a_new_group_has_its_creator_as_active_owner_and_a_taken_slug_is_refused
     let me = store.member(created.id, ann).await.expect("gets").expect("a member");
     assert_eq!(me.phone, Some(phone(1)));
 
-    let again = store.create(&new_group("acme", bob)).await;
+    let again = store.create(&new_group("acme", bob), &[]).await;
     assert!(matches!(again, Err(CreateGroupError::SlugTaken)), "{again:?}");
     assert!(store.list_mine(bob, None, 10).await.expect("lists").is_empty(), "nothing written");
 }
@@ -138,8 +141,8 @@ async fn a_member_finds_a_group_with_their_membership_and_a_stranger_without() {
     let g = group(&store, "acme", ann).await;
     store.create_role(g.id, &role("billing"), &perms(&["billing.manage"])).await.expect("creates");
     join(&store, g.id, bob, t(0)).await;
-    store.change_role(g.id, bob, &RoleName::MEMBER, &role("billing")).await.expect("sets");
-    store.join(g.id, cy, MembershipStatus::Pending, t(0)).await.expect("asks");
+    store.change_role(g.id, bob, &RoleName::MEMBER, &role("billing"), &[]).await.expect("sets");
+    store.join(g.id, cy, MembershipStatus::Pending, t(0), &[]).await.expect("asks");
 
     let (_, bobs) =
         store.find_for_member(&slug("acme"), bob).await.expect("finds").expect("a group");
@@ -164,7 +167,7 @@ async fn my_groups_are_my_active_memberships_in_join_order_paged_without_gap_or_
         expected.push((at.trunc_subsecs(6), g.id));
     }
     let pending = group(&store, "pending", ann).await;
-    store.join(pending.id, bob, MembershipStatus::Pending, t(0)).await.expect("asks");
+    store.join(pending.id, bob, MembershipStatus::Pending, t(0), &[]).await.expect("asks");
     expected.sort();
 
     let mut seen = Vec::new();
@@ -196,7 +199,7 @@ async fn member_pages_run_in_join_order_with_ties_and_keep_statuses_apart() {
             join(&store, g.id, m, at).await;
             active.push((at.trunc_subsecs(6), m));
         } else {
-            store.join(g.id, m, MembershipStatus::Pending, at).await.expect("asks");
+            store.join(g.id, m, MembershipStatus::Pending, at, &[]).await.expect("asks");
             pending.push((at.trunc_subsecs(6), m));
         }
     }
@@ -253,14 +256,14 @@ async fn deleting_a_group_takes_its_memberships_and_roles_and_clears_everyones_c
     store.set_current_group(ann, &slug("acme")).await.expect("sets");
     store.set_current_group(bob, &slug("acme")).await.expect("sets");
 
-    assert!(GroupRepository::delete(&store, g.id).await.expect("deletes"));
+    assert!(GroupRepository::delete(&store, g.id, &[]).await.expect("deletes"));
 
     assert_eq!(current_group(&store, ann).await, None);
     assert_eq!(current_group(&store, bob).await, None);
     assert_eq!(store.find_for_member(&slug("acme"), ann).await.expect("finds"), None);
     assert!(store.custom_roles(g.id).await.expect("lists").is_empty());
     assert_eq!(store.list_mine(bob, None, 10).await.expect("lists").len(), 1);
-    assert!(!GroupRepository::delete(&store, g.id).await.expect("answers"));
+    assert!(!GroupRepository::delete(&store, g.id, &[]).await.expect("answers"));
     group(&store, "acme", bob).await;
 }
 
@@ -289,7 +292,7 @@ async fn custom_roles_are_created_once_changed_listed_by_name_and_deleted_to_mem
     assert_eq!(names, [("billing".to_owned(), false), ("ops".to_owned(), false)]);
 
     join(&store, g.id, bob, t(0)).await;
-    store.change_role(g.id, bob, &RoleName::MEMBER, &role("ops")).await.expect("sets");
+    store.change_role(g.id, bob, &RoleName::MEMBER, &role("ops"), &[]).await.expect("sets");
     store.delete_role(g.id, &role("ops")).await.expect("deletes");
     assert_eq!(role_of(&store, g.id, bob).await, Some(RoleName::MEMBER));
     assert_eq!(role_of(&store, g.id, ann).await, Some(RoleName::OWNER));
@@ -307,25 +310,25 @@ async fn a_role_change_is_refused_in_order_of_precedence_and_writes_nothing() {
     let cy = member(&store, 3).await;
     let g = group(&store, "acme", ann).await;
     join(&store, g.id, bob, t(0)).await;
-    store.join(g.id, cy, MembershipStatus::Pending, t(0)).await.expect("asks");
+    store.join(g.id, cy, MembershipStatus::Pending, t(0), &[]).await.expect("asks");
 
-    let r = store.change_role(g.id, MemberId::new(), &RoleName::ADMIN, &role("nope")).await;
+    let r = store.change_role(g.id, MemberId::new(), &RoleName::ADMIN, &role("nope"), &[]).await;
     assert!(matches!(r, Err(ChangeRoleRefusal::MemberNotFound)), "{r:?}");
-    let r = store.change_role(g.id, cy, &RoleName::MEMBER, &RoleName::ADMIN).await;
+    let r = store.change_role(g.id, cy, &RoleName::MEMBER, &RoleName::ADMIN, &[]).await;
     assert!(matches!(r, Err(ChangeRoleRefusal::MemberNotFound)), "{r:?}");
-    let r = store.change_role(g.id, bob, &RoleName::ADMIN, &role("nope")).await;
+    let r = store.change_role(g.id, bob, &RoleName::ADMIN, &role("nope"), &[]).await;
     assert!(matches!(r, Err(ChangeRoleRefusal::RoleChanged)), "{r:?}");
-    let r = store.change_role(g.id, ann, &RoleName::OWNER, &role("nope")).await;
+    let r = store.change_role(g.id, ann, &RoleName::OWNER, &role("nope"), &[]).await;
     assert!(matches!(r, Err(ChangeRoleRefusal::UnknownRole)), "{r:?}");
-    let r = store.change_role(g.id, ann, &RoleName::OWNER, &RoleName::ADMIN).await;
+    let r = store.change_role(g.id, ann, &RoleName::OWNER, &RoleName::ADMIN, &[]).await;
     assert!(matches!(r, Err(ChangeRoleRefusal::LastOwner)), "{r:?}");
     assert_eq!(owners(&store, g.id).await, BTreeSet::from([ann]));
     assert_eq!(role_of(&store, g.id, bob).await, Some(RoleName::MEMBER));
 
-    let admin = store.change_role(g.id, bob, &RoleName::MEMBER, &RoleName::ADMIN).await;
+    let admin = store.change_role(g.id, bob, &RoleName::MEMBER, &RoleName::ADMIN, &[]).await;
     assert_eq!(admin.expect("changes").role, RoleName::ADMIN);
-    store.change_role(g.id, bob, &RoleName::ADMIN, &RoleName::OWNER).await.expect("promotes");
-    store.change_role(g.id, ann, &RoleName::OWNER, &RoleName::MEMBER).await.expect("demotes");
+    store.change_role(g.id, bob, &RoleName::ADMIN, &RoleName::OWNER, &[]).await.expect("promotes");
+    store.change_role(g.id, ann, &RoleName::OWNER, &RoleName::MEMBER, &[]).await.expect("demotes");
     assert_eq!(owners(&store, g.id).await, BTreeSet::from([bob]));
 }
 
@@ -342,15 +345,15 @@ async fn a_removal_is_refused_in_order_of_precedence_and_clears_only_this_curren
     store.set_current_group(bob, &slug("acme")).await.expect("sets");
     store.set_current_group(cy, &slug("other")).await.expect("sets");
 
-    let r = store.remove(g.id, MemberId::new(), &RoleName::MEMBER).await;
+    let r = store.remove(g.id, MemberId::new(), &RoleName::MEMBER, &[]).await;
     assert!(matches!(r, Err(RemoveRefusal::MemberNotFound)), "{r:?}");
-    let r = store.remove(g.id, bob, &RoleName::ADMIN).await;
+    let r = store.remove(g.id, bob, &RoleName::ADMIN, &[]).await;
     assert!(matches!(r, Err(RemoveRefusal::RoleChanged)), "{r:?}");
-    let r = store.remove(g.id, ann, &RoleName::OWNER).await;
+    let r = store.remove(g.id, ann, &RoleName::OWNER, &[]).await;
     assert!(matches!(r, Err(RemoveRefusal::LastOwner)), "{r:?}");
 
-    store.remove(g.id, bob, &RoleName::MEMBER).await.expect("removes");
-    store.remove(g.id, cy, &RoleName::MEMBER).await.expect("removes");
+    store.remove(g.id, bob, &RoleName::MEMBER, &[]).await.expect("removes");
+    store.remove(g.id, cy, &RoleName::MEMBER, &[]).await.expect("removes");
 
     assert_eq!(store.member(g.id, bob).await.expect("gets"), None);
     assert_eq!(current_group(&store, bob).await, None);
@@ -376,12 +379,17 @@ async fn two_owners_demoting_or_removing_each_other_at_once_always_leave_an_owne
                     start.wait().await;
                     if remove {
                         store
-                            .remove(g.id, target, &RoleName::OWNER)
+                            .remove(g.id, target, &RoleName::OWNER, &[])
                             .await
                             .map_err(|e| e.to_string())
                     } else {
-                        let demoted =
-                            store.change_role(g.id, target, &RoleName::OWNER, &RoleName::ADMIN);
+                        let demoted = store.change_role(
+                            g.id,
+                            target,
+                            &RoleName::OWNER,
+                            &RoleName::ADMIN,
+                            &[],
+                        );
                         demoted.await.map(|_| ()).map_err(|e| e.to_string())
                     }
                 })
@@ -412,9 +420,9 @@ async fn a_join_adds_a_member_once_and_then_says_where_they_stand() {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(
-                async move { store.join(g.id, bob, MembershipStatus::Active, t(60)).await },
-            )
+            tokio::spawn(async move {
+                store.join(g.id, bob, MembershipStatus::Active, t(60), &[]).await
+            })
         })
         .collect();
     let mut added = 0;
@@ -426,7 +434,7 @@ async fn a_join_adds_a_member_once_and_then_says_where_they_stand() {
     }
     assert_eq!(added, 1);
 
-    let j = |m, s| store.join(g.id, m, s, t(60));
+    let j = |m, s| store.join(g.id, m, s, t(60), &[]);
     assert_eq!(j(bob, MembershipStatus::Pending).await.expect("joins"), JoinRecord::AlreadyActive);
     assert_eq!(j(cy, MembershipStatus::Pending).await.expect("asks"), JoinRecord::Added);
     assert_eq!(j(cy, MembershipStatus::Active).await.expect("asks"), JoinRecord::AlreadyPending);
@@ -444,18 +452,18 @@ async fn a_request_is_approved_or_rejected_exactly_once() {
     let g = group(&store, "acme", ann).await;
     for round in 0..20 {
         let asker = member(&store, 10 + round).await;
-        store.join(g.id, asker, MembershipStatus::Pending, t(0)).await.expect("asks");
+        store.join(g.id, asker, MembershipStatus::Pending, t(0), &[]).await.expect("asks");
 
         let start = Arc::new(Barrier::new(2));
         let (s, go) = (store.clone(), start.clone());
         let approve = tokio::spawn(async move {
             go.wait().await;
-            s.approve(g.id, asker, t(60)).await
+            s.approve(g.id, asker, t(60), &[]).await
         });
         let (s, go) = (store.clone(), start.clone());
         let reject = tokio::spawn(async move {
             go.wait().await;
-            s.reject(g.id, asker).await
+            s.reject(g.id, asker, &[]).await
         });
         let approved = approve.await.expect("the task ran").expect("answers");
         let rejected = reject.await.expect("the task ran").expect("answers");
@@ -464,8 +472,8 @@ async fn a_request_is_approved_or_rejected_exactly_once() {
         if let Some(m) = approved {
             assert_eq!((m.role, m.status), (RoleName::MEMBER, MembershipStatus::Active));
         }
-        assert_eq!(store.approve(g.id, asker, t(60)).await.expect("answers"), None);
-        assert!(!store.reject(g.id, asker).await.expect("answers"));
+        assert_eq!(store.approve(g.id, asker, t(60), &[]).await.expect("answers"), None);
+        assert!(!store.reject(g.id, asker, &[]).await.expect("answers"));
     }
 }
 
@@ -477,7 +485,7 @@ async fn only_an_active_member_makes_a_group_current_and_clearing_is_idempotent(
     let ann = member(&store, 1).await;
     let bob = member(&store, 2).await;
     let g = group(&store, "acme", ann).await;
-    store.join(g.id, bob, MembershipStatus::Pending, t(0)).await.expect("asks");
+    store.join(g.id, bob, MembershipStatus::Pending, t(0), &[]).await.expect("asks");
 
     let r = store.set_current_group(ann, &slug("nope")).await;
     assert!(matches!(r, Err(SetCurrentGroupError::NotFound)), "{r:?}");
@@ -566,9 +574,9 @@ async fn members_who_share_an_active_group_see_each_other_in_full() {
     let card = |v: Option<MemberView>| matches!(v, Some(MemberView::Card(_)));
 
     assert!(card(store.view(ann, bob).await.expect("views")));
-    store.join(g.id, bob, MembershipStatus::Pending, t(0)).await.expect("asks");
+    store.join(g.id, bob, MembershipStatus::Pending, t(0), &[]).await.expect("asks");
     assert!(card(store.view(ann, bob).await.expect("views")), "a pending member is no member");
-    store.approve(g.id, bob, t(0)).await.expect("approves").expect("pending");
+    store.approve(g.id, bob, t(0), &[]).await.expect("approves").expect("pending");
     let bobs = store.get(bob).await.expect("gets").expect("live");
     assert_eq!(store.view(ann, bob).await.expect("views"), Some(MemberView::Full(bobs)));
     assert!(matches!(store.view(bob, ann).await.expect("views"), Some(MemberView::Full(_))));
@@ -588,7 +596,7 @@ async fn the_sole_owner_of_a_group_with_other_members_is_not_deleted() {
     assert!(store.get(ann).await.expect("gets").is_some(), "nothing written");
     assert_eq!(store.list(ann, t(10)).await.expect("lists").len(), 1);
 
-    store.change_role(g.id, bob, &RoleName::MEMBER, &RoleName::OWNER).await.expect("promotes");
+    store.change_role(g.id, bob, &RoleName::MEMBER, &RoleName::OWNER, &[]).await.expect("promotes");
     MemberRepository::delete(&store, ann, t(10)).await.expect("deletes");
     assert_eq!(owners(&store, g.id).await, BTreeSet::from([bob]));
 }
@@ -601,11 +609,11 @@ async fn deleting_a_member_deletes_the_groups_only_they_are_active_in_and_all_th
     let bob = member(&store, 2).await;
     let cy = member(&store, 3).await;
     let lonely = group(&store, "lonely", ann).await;
-    store.join(lonely.id, cy, MembershipStatus::Pending, t(0)).await.expect("asks");
+    store.join(lonely.id, cy, MembershipStatus::Pending, t(0), &[]).await.expect("asks");
     let shared = group(&store, "shared", bob).await;
     join(&store, shared.id, ann, t(0)).await;
     let asked = group(&store, "asked", bob).await;
-    store.join(asked.id, ann, MembershipStatus::Pending, t(0)).await.expect("asks");
+    store.join(asked.id, ann, MembershipStatus::Pending, t(0), &[]).await.expect("asks");
 
     MemberRepository::delete(&store, ann, t(10)).await.expect("deletes");
 
@@ -616,4 +624,38 @@ async fn deleting_a_member_deletes_the_groups_only_they_are_active_in_and_all_th
     assert_eq!(store.list_mine(bob, None, 10).await.expect("lists").len(), 2);
     // The slugs are free again.
     group(&store, "lonely", bob).await;
+}
+
+// Events: stored with the change, never without it.
+
+fn event(group: GroupId, member: MemberId) -> onboard_kernel::events::Event {
+    let requested =
+        onboard_groups::events::GroupEvent::JoinRequested { group_id: group, member_id: member };
+    onboard_kernel::events::Event::record(&requested, t(0))
+}
+
+fn recorded(store: &MemoryStore) -> Vec<onboard_kernel::events::EventId> {
+    store.state().outbox.all().map(|e| e.id).collect()
+}
+
+#[tokio::test]
+async fn a_change_stores_its_events_and_a_no_op_or_refusal_stores_none() {
+    let store = MemoryStore::default();
+    let (ann, bob) = (member(&store, 1).await, member(&store, 2).await);
+    let acme = group(&store, "acme", ann).await;
+
+    let first = event(acme.id, bob);
+    let added = store.join(acme.id, bob, MembershipStatus::Pending, t(1), &[first.clone()]).await;
+    assert_eq!(added.expect("joins"), JoinRecord::Added);
+    let again = event(acme.id, bob);
+    let pending = store.join(acme.id, bob, MembershipStatus::Pending, t(2), &[again]).await;
+    assert_eq!(pending.expect("joins"), JoinRecord::AlreadyPending);
+    assert_eq!(recorded(&store), [first.id], "a join that adds nothing stores nothing");
+
+    let last_owner = store.remove(acme.id, ann, &RoleName::OWNER, &[event(acme.id, ann)]).await;
+    assert!(matches!(last_owner, Err(RemoveRefusal::LastOwner)), "{last_owner:?}");
+    let rejected = event(acme.id, bob);
+    assert!(store.reject(acme.id, bob, &[rejected.clone()]).await.expect("rejects"));
+    assert!(!store.reject(acme.id, bob, &[event(acme.id, bob)]).await.expect("nothing left"));
+    assert_eq!(recorded(&store), [first.id, rejected.id]);
 }

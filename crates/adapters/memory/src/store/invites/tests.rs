@@ -86,7 +86,7 @@ async fn group(store: &MemoryStore, slug: &str, owner: MemberId, approval_requir
         owner,
         now: t(0),
     };
-    let created = groups(store).create(&new).await.expect("creates");
+    let created = groups(store).create(&new, &[]).await.expect("creates");
     if !approval_required {
         return created;
     }
@@ -95,7 +95,7 @@ async fn group(store: &MemoryStore, slug: &str, owner: MemberId, approval_requir
 }
 
 async fn join(store: &MemoryStore, group: GroupId, member: MemberId, status: MembershipStatus) {
-    groups(store).join(group, member, status, t(0)).await.expect("joins");
+    groups(store).join(group, member, status, t(0), &[]).await.expect("joins");
 }
 
 /// An invite to `group` by `by`, created at `at`, expiring a day later, as `member`.
@@ -283,7 +283,7 @@ async fn a_revoked_or_accepted_invite_does_not_block_a_new_one() {
     assert_eq!(status(&store, again.id).await, InviteStatus::Pending);
     let bob = member(&store, 2).await;
     invites(&store).accept(again.id, bob, t(0)).await.expect("accepts");
-    groups(&store).remove(g.id, bob, &RoleName::MEMBER).await.expect("removes bob");
+    groups(&store).remove(g.id, bob, &RoleName::MEMBER, &[]).await.expect("removes bob");
     invite_phone(&store, g.id, ann, 2).await;
 }
 
@@ -712,7 +712,7 @@ async fn of_an_accept_and_a_revoke_at_once_exactly_one_wins() {
         match accepted {
             Ok(_) => {
                 assert_eq!(status(&store, invite.id).await, InviteStatus::Accepted);
-                groups(&store).remove(g.id, bob, &RoleName::MEMBER).await.expect("removes");
+                groups(&store).remove(g.id, bob, &RoleName::MEMBER, &[]).await.expect("removes");
             }
             Err(AcceptRefusal::NotFound) => {
                 assert_eq!(status(&store, invite.id).await, InviteStatus::Revoked);
@@ -735,7 +735,7 @@ async fn deleting_a_group_deletes_its_invites() {
     let invite = invite_phone(&store, g.id, ann, 2).await;
     let other = invite_phone(&store, kept_group.id, ann, 2).await;
 
-    assert!(groups(&store).delete(g.id).await.expect("deletes"));
+    assert!(groups(&store).delete(g.id, &[]).await.expect("deletes"));
 
     assert_eq!(invites(&store).get(invite.id).await.expect("gets"), None);
     assert_eq!(invites(&store).preview(invite.id).await.expect("previews"), None);
