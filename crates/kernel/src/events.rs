@@ -269,6 +269,15 @@ mod tests {
         Thing {},
     }
 
+    impl DomainEvent for ForeignEvent {
+        fn aggregate(&self) -> Aggregate {
+            Aggregate::new("foreign", uuid::Uuid::nil())
+        }
+        fn group(&self) -> Option<GroupId> {
+            None
+        }
+    }
+
     #[test]
     fn a_record_carries_the_type_the_aggregate_and_the_fields_and_reads_back() {
         let at = Utc::now();
