@@ -21,6 +21,7 @@ pub use crate::dto::UsageDto;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 // ---------------------------------------------------------------------------------------------
 // DTOs
@@ -723,4 +724,21 @@ pub async fn portone_webhook(
             WebhookOutcome::Ignored => "ignored",
         },
     }))
+}
+
+/// Registers the plans, billing, cards, receipts, usage and the gateway webhook routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(plans)
+        .service(get_billing)
+        .service(preview_plan)
+        .service(change_plan)
+        .service(prepare_card)
+        .service(add_card)
+        .service(list_cards)
+        .service(set_main_card)
+        .service(delete_card)
+        .service(receipts)
+        .service(usage)
+        .service(record_usage)
+        .service(portone_webhook);
 }
