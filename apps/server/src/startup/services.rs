@@ -91,10 +91,7 @@ async fn services(
             revocations: a.revocations,
             clock: clock.clone(),
         },
-        AdminConfig {
-            admin_phones: settings.admin_phones.clone(),
-            access_ttl_secs: settings.members.access_ttl_secs,
-        },
+        admin_config(settings),
     );
     let notifications = NotificationsService::new(
         NotificationsPorts {
@@ -139,6 +136,14 @@ async fn services(
         messaging,
     })
 }
+/// `ADMIN_PHONES`, and the access token lifetime (how long a block refuses earlier tokens).
+fn admin_config(settings: &Settings) -> AdminConfig {
+    AdminConfig {
+        admin_phones: settings.admin_phones.clone(),
+        access_ttl_secs: settings.members.access_ttl_secs,
+    }
+}
+
 /// Group messages on the wiring's repository and the configured provider, with this
 /// instance's outbox worker running.
 fn build_messaging(
