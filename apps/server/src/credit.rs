@@ -1,30 +1,21 @@
-//! Wiring of SMS credit: its store on the chosen backend, its service on the payments
-//! domain's cards and gateway, and its periodic job.
+//! Wiring of SMS credit: its service on the wiring's store and the payments domain's cards
+//! and gateway, and its periodic job.
 
 use std::sync::Arc;
 
 use onboard_payments::credit::{SmsCreditPorts, SmsCreditRepository, SmsCreditService};
 
 use crate::config::Settings;
-use crate::state::Backends;
 
-/// The SMS credit service on the wiring's storage, sharing the payments ports' cards and
+/// The SMS credit service on the wiring's store `credit`, sharing the payments ports' cards and
 /// gateway.
 pub fn build(
     settings: &Settings,
     payments: &onboard_payments::PaymentsPorts,
     groups: onboard_groups::GroupsService,
     clock: Arc<dyn onboard_kernel::Clock>,
-    backends: &Backends,
-    memory_store: Option<Arc<onboard_memory::MemoryStore>>,
+    credit: Arc<dyn SmsCreditRepository>,
 ) -> SmsCreditService {
-    let credit: Arc<dyn SmsCreditRepository> = match backends {
-        Backends::Memory => memory_store.unwrap_or_default(),
-        Backends::External { pg, .. } => Arc::new(
-            onboard_postgres::PgSmsCreditStore::new(pg.clone())
-                .with_notification_ttl(settings.notifications.ttl),
-        ),
-    };
     SmsCreditService::new(
         SmsCreditPorts { credit, cards: payments.cards.clone(), gateway: payments.gateway.clone() },
         groups,

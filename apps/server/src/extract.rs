@@ -61,7 +61,7 @@ pub fn client_info(req: &HttpRequest, state: &AppState) -> ClientInfo {
     ClientInfo { ip, user_agent }
 }
 
-/// A JSON request body that must be an object. actix's `Json` (configured in `startup.rs`:
+/// A JSON request body that must be an object. actix's `Json` (configured in `startup/mod.rs`:
 /// size limit, content type, problem+json errors) reads it as raw JSON text; serde alone would
 /// also accept an array of the fields in order (`["+7917…"]`), which no client means. Reading it
 /// raw first checks the shape without building a tree of the whole body.

@@ -3,6 +3,7 @@
 
 pub mod admin_cli;
 pub mod config;
+pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod gateway;

@@ -18,6 +18,7 @@ use super::{ListQuery, MemberDto, Page};
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// A member as the admin search lists them.
 #[derive(Debug, Serialize, ToSchema)]
@@ -404,4 +405,15 @@ pub async fn audit(
     let parsed = query.after(IdCursor::decode).and_then(|after| Ok((after, query.limit()?)));
     let (after, limit) = admins_only(&state, &me, parsed).await?;
     Ok(web::Json(page(state.admin.audit(&me, after, limit).await?)))
+}
+
+/// Registers the platform administration routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(search_members)
+        .service(member)
+        .service(block)
+        .service(unblock)
+        .service(groups)
+        .service(stats)
+        .service(audit);
 }

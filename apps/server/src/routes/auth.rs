@@ -13,6 +13,7 @@ use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{Auth, JsonBody, client_info};
 use crate::state::AppState;
 use crate::telemetry;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Parses a phone at the edge: 400 `invalid_phone` naming the field.
 pub fn parse_phone(raw: &str, region: Option<Region>) -> Result<PhoneNumber, ApiError> {
@@ -287,4 +288,15 @@ pub async fn revoke_session(
 ) -> Result<HttpResponse, ApiError> {
     state.members.revoke_session(&me, SessionId::from_uuid(id.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Registers the one-time codes, tokens and sessions routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(request_otp)
+        .service(verify_otp)
+        .service(refresh)
+        .service(verify_token)
+        .service(logout)
+        .service(list_sessions)
+        .service(revoke_session);
 }

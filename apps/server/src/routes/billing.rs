@@ -10,16 +10,18 @@ use chrono::{DateTime, Utc};
 use onboard_payments::gateway::WebhookNotice;
 use onboard_payments::{
     Billing, Card, CardId, ChangePlanError, Charge, CustomerUid, Interval, Plan, PlanChange,
-    PlanCode, PlanRequest, Receipt, ReceiptCursor, StoredResponse, Usage, WebhookOutcome,
+    PlanCode, PlanRequest, Receipt, ReceiptCursor, StoredResponse, WebhookOutcome,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{ListQuery, Page, path_slug};
+pub use crate::dto::UsageDto;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 // ---------------------------------------------------------------------------------------------
 // DTOs
@@ -228,35 +230,6 @@ impl From<Receipt> for ReceiptDto {
             paid_at: r.paid_at,
             failure_reason: r.failure_reason,
         }
-    }
-}
-
-/// One metric's count in the current period.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UsageDto {
-    pub metric: String,
-    pub used: i64,
-    /// `null`: unlimited.
-    pub limit: Option<i64>,
-    pub period_start: DateTime<Utc>,
-    pub period_end: DateTime<Utc>,
-}
-
-impl From<Usage> for UsageDto {
-    fn from(u: Usage) -> Self {
-        Self {
-            metric: u.metric,
-            used: u.used,
-            limit: u.limit,
-            period_start: u.period_start,
-            period_end: u.period_end,
-        }
-    }
-}
-
-impl UsageDto {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
     }
 }
 
@@ -751,4 +724,21 @@ pub async fn portone_webhook(
             WebhookOutcome::Ignored => "ignored",
         },
     }))
+}
+
+/// Registers the plans, billing, cards, receipts, usage and the gateway webhook routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(plans)
+        .service(get_billing)
+        .service(preview_plan)
+        .service(change_plan)
+        .service(prepare_card)
+        .service(add_card)
+        .service(list_cards)
+        .service(set_main_card)
+        .service(delete_card)
+        .service(receipts)
+        .service(usage)
+        .service(record_usage)
+        .service(portone_webhook);
 }

@@ -16,6 +16,7 @@ use super::{ListQuery, Page, path_slug};
 use crate::error::{ApiError, ErrorCode, Problem, role_not_found};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// A group as the caller sees it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -604,4 +605,25 @@ pub async fn reject(
     let (slug, target) = path.into_inner();
     state.groups.reject(&path_slug(&slug)?, caller.member_id, MemberId::from_uuid(target)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Registers the groups, roles, members and join requests routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(create_group)
+        .service(my_groups)
+        .service(get_group)
+        .service(update_group)
+        .service(delete_group)
+        .service(roles)
+        .service(standing)
+        .service(create_role)
+        .service(update_role)
+        .service(delete_role)
+        .service(members)
+        .service(change_role)
+        .service(remove_member)
+        .service(join)
+        .service(join_requests)
+        .service(approve)
+        .service(reject);
 }

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::state::AppState;
 use crate::telemetry;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -49,4 +50,9 @@ pub async fn metrics() -> HttpResponse {
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().insert_header(("cache-control", "public, max-age=300")).json(&state.jwks)
+}
+
+/// Registers the health, metrics and the JWK set routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(live).service(ready).service(metrics).service(jwks);
 }

@@ -17,6 +17,7 @@ use super::{ListQuery, Page, path_slug};
 use crate::error::{ApiError, ErrorCode, Problem, invite_not_found};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// An invitation to a group.
 #[derive(Debug, Serialize, ToSchema)]
@@ -273,4 +274,13 @@ pub async fn accept_invite(
         AcceptOutcome::PendingApproval => "pending_approval",
     };
     Ok(web::Json(AcceptDto { status: status.to_owned(), group: record.group.into() }))
+}
+
+/// Registers the invitations routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(create_invite)
+        .service(list_invites)
+        .service(revoke_invite)
+        .service(preview_invite)
+        .service(accept_invite);
 }

@@ -11,6 +11,7 @@ use super::{MemberCardDto, MemberDto};
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// The caller's member with their newest invitees.
 #[derive(Debug, Serialize, ToSchema)]
@@ -210,4 +211,14 @@ pub async fn clear_current_group(
 ) -> Result<web::Json<MemberDto>, ApiError> {
     state.groups.clear_current_group(caller.member_id).await?;
     Ok(web::Json(state.members.me(&caller).await?.member.into()))
+}
+
+/// Registers the profiles and the current group routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(me)
+        .service(update_me)
+        .service(delete_me)
+        .service(set_current_group)
+        .service(clear_current_group)
+        .service(get_member);
 }

@@ -13,6 +13,7 @@ use super::{ListQuery, Page, path_slug};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// What to send, to whom.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -231,4 +232,9 @@ pub async fn list_messages(
         .then(|| items.last().map(|m| m.id.to_string()))
         .flatten();
     Ok(web::Json(Page::of(items, next_cursor)))
+}
+
+/// Registers the group messages routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(send_messages).service(list_messages).service(get_message);
 }

@@ -19,8 +19,25 @@ use onboard_members::{Member, MemberCard, TokenPair};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{ApiError, ErrorCode};
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Registers every `/api/v1` route, domain by domain (the app mounts them under the scope).
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.configure(auth::configure)
+        .configure(members::configure)
+        .configure(referrals::configure)
+        .configure(groups::configure)
+        .configure(invites::configure)
+        .configure(billing::configure)
+        .configure(sms_credit::configure)
+        .configure(sso::configure)
+        .configure(admin::configure)
+        .configure(notifications::configure)
+        .configure(messages::configure);
+}
 
 /// A member, as its owner (or a fellow group member) sees it.
 #[derive(Debug, Serialize, ToSchema)]

@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// How often a stream sends a comment line, so that proxies keep it open and clients notice a
 /// dead connection.
@@ -371,4 +372,14 @@ fn event(n: Notification) -> Bytes {
     let (id, kind) = (n.id, n.kind);
     let data = serde_json::to_string(&NotificationDto::from(n)).unwrap_or_else(|_| "{}".into());
     Bytes::from(format!("id: {id}\nevent: {kind}\ndata: {data}\n\n"))
+}
+
+/// Registers the notifications and their live stream routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(list)
+        .service(mark_read)
+        .service(snooze)
+        .service(delete)
+        .service(stream_ticket)
+        .service(stream);
 }

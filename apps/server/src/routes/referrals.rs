@@ -10,6 +10,7 @@ use super::{ListQuery, MemberCardDto, MemberDto, Page};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReferrerDto {
@@ -103,4 +104,9 @@ pub async fn redeem(
     body: JsonBody<RedeemRequest>,
 ) -> Result<web::Json<MemberDto>, ApiError> {
     Ok(web::Json(state.referrals.redeem(me.member_id, &body.code).await?.into()))
+}
+
+/// Registers the referral codes and invitees routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(referrals_me).service(invitees).service(redeem);
 }

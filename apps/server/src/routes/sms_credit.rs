@@ -15,6 +15,7 @@ use super::{ListQuery, path_slug};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Auth, JsonBody};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// The auto top-up: when a debit takes the balance below `below`, the main card is charged
 /// `amount` once.
@@ -281,4 +282,13 @@ pub async fn sms_credit_ledger(
         items: page.items.into_iter().map(LedgerEntryDto::from).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Registers the SMS credit routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(get_sms_credit)
+        .service(purchase_sms_credit)
+        .service(set_auto_topup)
+        .service(delete_auto_topup)
+        .service(sms_credit_ledger);
 }

@@ -10,6 +10,7 @@ use super::auth::SignInResponse;
 use crate::error::{ApiError, Problem, login_code_invalid};
 use crate::extract::{JsonBody, client_info};
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// A 302 to `location` that no cache keeps (it carries single-use values).
 fn found(location: &str) -> HttpResponse {
@@ -123,4 +124,9 @@ pub async fn sso_exchange(
         member: sign_in.member.into(),
         created: sign_in.created,
     }))
+}
+
+/// Registers the single sign-on routes.
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(sso_start).service(sso_callback).service(sso_exchange);
 }

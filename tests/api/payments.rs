@@ -1072,7 +1072,7 @@ async fn no_card_number_or_birth_date_is_stored_or_logged() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log = std::env::temp_dir().join(format!("onboard-pan-{}.log", uuid::Uuid::now_v7()));
     let out = std::fs::File::create(&log).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_onboard"))
+    let mut child = Command::new(crate::helpers::onboard_bin())
         .arg("serve")
         .env_clear()
         .current_dir(std::env::temp_dir())

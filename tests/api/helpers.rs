@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::process::{Command, Stdio};
+use std::sync::{Once, OnceLock};
 
 use deadpool_redis::redis;
 use ed25519_dalek::SigningKey;
@@ -68,6 +69,64 @@ fn init_logs() {
             onboard_server::telemetry::init_tracing();
         }
     });
+}
+
+/// The `onboard` binary, built once per test process by the cargo that runs the tests (`CARGO`,
+/// else `cargo` on the `PATH`) into the target directory these tests were built in
+/// (`CARGO_TARGET_DIR`, `--target-dir`, the configured one or the workspace's `target/`); cargo
+/// names the executable it built. Only the server's own test targets get
+/// `CARGO_BIN_EXE_onboard`; when the binary is fresh this is a quick no-op build.
+pub fn onboard_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the tests crate sits in the workspace root");
+        let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("the tests' scratch directory sits in the target directory");
+        let mut build = Command::new(cargo);
+        build
+            .current_dir(workspace)
+            .args(["build", "-p", "onboard-server", "--bin", "onboard", "--target-dir"])
+            .arg(target_dir)
+            .arg("--message-format=json-render-diagnostics")
+            .stdin(Stdio::null());
+        // What cargo set for this test process describes this package; build scripts that watch
+        // such variables (`rerun-if-env-changed`) would take them for a change and rebuild.
+        for (name, _) in std::env::vars_os() {
+            if let Some(name) = name.to_str()
+                && (name.starts_with("CARGO_PKG_")
+                    || name.starts_with("CARGO_MANIFEST_")
+                    || [
+                        "CARGO_CRATE_NAME",
+                        "CARGO_BIN_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "CARGO_RUSTC_CURRENT_DIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&name))
+            {
+                build.env_remove(name);
+            }
+        }
+        let output = build.output().expect("cargo starts");
+        assert!(
+            output.status.success(),
+            "`cargo build -p onboard-server --bin onboard` failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|message| {
+                message["reason"] == "compiler-artifact" && message["target"]["name"] == "onboard"
+            })
+            .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+            .expect("cargo names the `onboard` executable it built")
+    })
 }
 
 /// A Redis key prefix of one's own; its keys are deleted when it is dropped (best effort).

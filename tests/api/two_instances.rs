@@ -10,7 +10,9 @@ use onboard_postgres::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{RedisPrefix, TestKey, assert_problem, expect_status, phone, signed_in};
+use crate::helpers::{
+    RedisPrefix, TestKey, assert_problem, expect_status, onboard_bin, phone, signed_in,
+};
 
 /// One `onboard serve` process, killed on drop.
 struct Instance {
@@ -65,7 +67,7 @@ async fn deploy(extra: &[(&str, &str)]) -> Deployment {
             std::env::temp_dir().join(format!("onboard-test-{name}-{}.log", uuid::Uuid::now_v7()));
         let out = std::fs::File::create(&log).expect("a log file");
         let err = out.try_clone().expect("a log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_onboard"));
+        let mut cmd = Command::new(onboard_bin());
         cmd.arg("serve")
             .env_clear()
             // Away from any `.env` file.
