@@ -26,7 +26,12 @@ pub fn build(
         ),
     };
     SmsCreditService::new(
-        SmsCreditPorts { credit, cards: payments.cards.clone(), gateway: payments.gateway.clone() },
+        SmsCreditPorts {
+            credit,
+            cards: payments.cards.clone(),
+            gateway: payments.gateway.clone(),
+            idempotency: payments.idempotency.clone(),
+        },
         groups,
         clock,
         settings.sms_prices,

@@ -755,6 +755,7 @@ map_errors! {
         ),
         Busy => billing_busy("the billing account changed meanwhile; nothing changed, try again"),
         GatewayUnavailable => gateway_unavailable(),
+        Key(e) => e.into(),
     }
     pay::IdempotencyError {
         Reused => ApiError::new(
@@ -998,5 +999,6 @@ map_errors! {
             ErrorCode::GatewayUnavailable,
             "the payment gateway is unavailable; if the card was charged, the credit is added once the payment is confirmed",
         ),
+        Key(e) => e.into(),
     }
 }

@@ -19,10 +19,12 @@ use onboard_groups::{AuthorizeError, GroupsService, Permission, Slug, ViewGroupE
 use onboard_kernel::{Clock, GroupId, MemberId};
 use sha2::{Digest, Sha256};
 
+use crate::error::IdempotencyError;
 use crate::gateway::{ChargeRequest, GatewayError, Payment, PaymentGateway, PaymentStatus};
+use crate::idempotency::IdempotencyKeys;
 use crate::model::{Card, CardId, CustomerUid, MerchantUid, Money, Receipt, ReceiptId};
 use crate::model::{ReceiptKind, ReceiptStatus};
-use crate::ports::CardRepository;
+use crate::ports::{CardRepository, IdempotencyRepository};
 use crate::sms_credit::{CreditReason, LedgerEntry, MIN_PURCHASE, SmsPrices};
 
 // ---------------------------------------------------------------------------------------------
@@ -229,8 +231,20 @@ pub enum SmsCreditError {
     /// reconciliation (credited if it was charged).
     #[error("the payment gateway is unavailable")]
     GatewayUnavailable,
+    /// 409 / 422 as [`IdempotencyError`] says: the idempotency key refused the repeat.
+    #[error(transparent)]
+    Key(IdempotencyError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<IdempotencyError> for SmsCreditError {
+    fn from(e: IdempotencyError) -> Self {
+        match e {
+            IdempotencyError::Unexpected(e) => Self::Unexpected(e),
+            refused => Self::Key(refused),
+        }
+    }
 }
 
 impl From<AuthorizeError> for SmsCreditError {
@@ -254,6 +268,8 @@ pub struct SmsCreditPorts {
     pub credit: Arc<dyn SmsCreditRepository>,
     pub cards: Arc<dyn CardRepository>,
     pub gateway: Arc<dyn PaymentGateway>,
+    /// The payments idempotency keys (purchases run once per key).
+    pub idempotency: Arc<dyn IdempotencyRepository>,
 }
 
 /// A group's SMS credit as its members see it.
@@ -271,7 +287,7 @@ pub struct LedgerPage {
 }
 
 /// What a purchase did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Purchased {
     /// The balance after.
     pub balance: i64,
@@ -334,6 +350,11 @@ impl SmsCreditService {
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now().trunc_subsecs(6)
+    }
+
+    /// The idempotency keys purchases run under.
+    pub(crate) fn idempotency_keys(&self) -> IdempotencyKeys {
+        IdempotencyKeys::new(self.ports.idempotency.clone(), self.clock.clone())
     }
 
     async fn member_group(&self, slug: &Slug, caller: MemberId) -> Result<GroupId, SmsCreditError> {
