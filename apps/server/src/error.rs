@@ -469,6 +469,18 @@ impl From<onboard_referrals::RedeemError> for ApiError {
     }
 }
 
+impl From<onboard_referrals::ProfileUpdateError> for ApiError {
+    fn from(e: onboard_referrals::ProfileUpdateError) -> Self {
+        use onboard_referrals::ProfileUpdateError as E;
+        match e {
+            E::EmailTaken => UpdateProfileError::EmailTaken.into(),
+            E::NotFound => UpdateProfileError::NotFound.into(),
+            E::Redeem(e) => e.into(),
+            E::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}
+
 /// Maps every variant of a use-case error to an answer; `Unexpected` is always a logged 500.
 macro_rules! map_errors {
     ($($ty:ty { $($variant:ident $(($bind:pat))? => $answer:expr),* $(,)? })*) => {$(

@@ -46,3 +46,109 @@ impl PaymentsService {
         self.record_usage(&group, metric, delta).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use chrono::{DateTime, TimeZone, Utc};
+    use mockall::predicate::{always, eq};
+    use onboard_groups::ports::MockGroupRepository;
+    use onboard_groups::{
+        Group, GroupName, GroupsConfig, GroupsService, Membership, MembershipStatus, RoleName,
+    };
+    use onboard_kernel::{Clock, GroupId, MockClock};
+
+    use super::*;
+    use crate::config::PaymentsConfig;
+    use crate::gateway::MockPaymentGateway;
+    use crate::model::Catalogue;
+    use crate::ports::{
+        MockBillingRepository, MockCardRepository, MockIdempotencyRepository, MockUsageRepository,
+    };
+    use crate::service::PaymentsPorts;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, 5, 0, 0).single().expect("a time")
+    }
+
+    fn group() -> Group {
+        Group {
+            id: GroupId::from_uuid(uuid::Uuid::nil()),
+            slug: Slug::from_trusted("acme"),
+            name: GroupName::parse("Acme").expect("a name"),
+            approval_required: false,
+            created_at: now(),
+        }
+    }
+
+    /// The service, where the caller holds `role` in the group (`None`: not a member).
+    fn service(role: Option<RoleName>, usage: MockUsageRepository) -> PaymentsService {
+        let mut groups = MockGroupRepository::new();
+        groups.expect_find_for_member().returning(move |_, _| {
+            let membership = role.clone().map(|role| Membership {
+                role,
+                status: MembershipStatus::Active,
+                role_permissions: BTreeSet::new(),
+            });
+            Ok(Some((group(), membership)))
+        });
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(now);
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let groups = GroupsService::new(Arc::new(groups), GroupsConfig::default(), clock.clone());
+        let mut billing = MockBillingRepository::new();
+        billing.expect_catalogue().returning(|| Ok(Catalogue::seed()));
+        billing.expect_billing().returning(|_| Ok(None));
+        let ports = PaymentsPorts {
+            billing: Arc::new(billing),
+            cards: Arc::new(MockCardRepository::new()),
+            usage: Arc::new(usage),
+            idempotency: Arc::new(MockIdempotencyRepository::new()),
+            gateway: Arc::new(MockPaymentGateway::new()),
+        };
+        PaymentsService::new(ports, groups, clock, PaymentsConfig::default())
+    }
+
+    fn metric() -> String {
+        Catalogue::seed().metrics().first().cloned().expect("a limited metric")
+    }
+
+    #[tokio::test]
+    async fn a_trusted_service_counts_usage_for_a_group_it_is_no_member_of() {
+        let mut usage = MockUsageRepository::new();
+        usage
+            .expect_increment()
+            .with(eq(group().id), eq(metric()), always(), eq(3), always())
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(3));
+        let counted = service(None, usage)
+            .record_usage_as(UsageCaller::Service, &group().slug, &metric(), 3)
+            .await
+            .expect("counted");
+        assert_eq!(counted.used, 3);
+    }
+
+    #[tokio::test]
+    async fn a_member_without_billing_manage_counts_nothing() {
+        let mut usage = MockUsageRepository::new();
+        usage.expect_increment().never();
+        let e = service(Some(RoleName::MEMBER), usage)
+            .record_usage_as(UsageCaller::Member(MemberId::new()), &group().slug, &metric(), 1)
+            .await
+            .expect_err("forbidden");
+        assert!(matches!(e, UsageError::Forbidden));
+    }
+
+    #[tokio::test]
+    async fn a_member_of_another_group_finds_no_group_to_count_for() {
+        let mut usage = MockUsageRepository::new();
+        usage.expect_increment().never();
+        let e = service(None, usage)
+            .record_usage_as(UsageCaller::Member(MemberId::new()), &group().slug, &metric(), 1)
+            .await
+            .expect_err("not found");
+        assert!(matches!(e, UsageError::NotFound));
+    }
+}
