@@ -389,12 +389,6 @@ async fn list_users(
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, DrfError> {
     let caller = authenticate(&req, &state).await?;
-    if !is_platform_admin(&state, &caller).await? {
-        return Err(DrfError::detail(
-            StatusCode::FORBIDDEN,
-            "You do not have permission to perform this action.",
-        ));
-    }
     let query = query.into_inner();
     let param = |name: &str| {
         query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
@@ -418,10 +412,17 @@ async fn list_users(
             search: param("search").map(str::to_owned),
         })
     })();
-    let list = match filter {
-        Some(filter) => state.members.list_members(&filter, offset, limit).await?,
-        None => onboard_members::MemberList::default(),
-    };
+    let list = state
+        .admin
+        .list_members(&caller, &state.members, filter.as_ref(), offset, limit)
+        .await
+        .map_err(|e| match e {
+            onboard_admin::AdminError::Forbidden => DrfError::detail(
+                StatusCode::FORBIDDEN,
+                "You do not have permission to perform this action.",
+            ),
+            onboard_admin::AdminError::Unexpected(e) => DrfError::unexpected(e),
+        })?;
 
     let page_url = |offset: Option<u64>| {
         let mut pairs: Vec<(String, String)> =
