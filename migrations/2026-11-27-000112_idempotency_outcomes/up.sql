@@ -6,5 +6,5 @@
 ALTER TABLE billing_idempotency_keys DROP CONSTRAINT billing_idempotency_keys_response_check;
 ALTER TABLE billing_idempotency_keys DROP COLUMN response_status;
 ALTER TABLE billing_idempotency_keys DROP COLUMN response_body;
--- The first command's outcome, once it is known (NULL while the first command runs).
+-- The first command's outcome, once it is known (NULL while that command runs).
 ALTER TABLE billing_idempotency_keys ADD COLUMN outcome jsonb;
