@@ -16,7 +16,7 @@ use crate::service::{PaymentsService, plan_access};
 #[serde(rename_all = "snake_case")]
 pub enum PlanChangeOutcome {
     /// The plan changed (or already was as asked): the account after.
-    Changed(Billing),
+    Changed(Box<Billing>),
     /// Refused as [`PlanRefusal`] says; nothing changed.
     Refused(PlanRefusal),
     /// The charge made at once was declined (the gateway's reason); nothing changed.
@@ -34,7 +34,7 @@ impl PlanChangeOutcome {
     /// Every [`ChangePlanError`] that is not a final outcome.
     pub fn settle(result: Result<Billing, ChangePlanError>) -> Result<Self, ChangePlanError> {
         match result {
-            Ok(billing) => Ok(Self::Changed(billing)),
+            Ok(billing) => Ok(Self::Changed(Box::new(billing))),
             Err(ChangePlanError::Refused(r)) => Ok(Self::Refused(r)),
             Err(ChangePlanError::PaymentFailed(reason)) => Ok(Self::PaymentFailed(reason)),
             Err(ChangePlanError::Busy) => Ok(Self::Busy),
@@ -49,7 +49,7 @@ impl PlanChangeOutcome {
     /// [`ChangePlanError::Busy`].
     pub fn into_result(self) -> Result<Billing, ChangePlanError> {
         match self {
-            Self::Changed(billing) => Ok(billing),
+            Self::Changed(billing) => Ok(*billing),
             Self::Refused(r) => Err(ChangePlanError::Refused(r)),
             Self::PaymentFailed(reason) => Err(ChangePlanError::PaymentFailed(reason)),
             Self::Busy => Err(ChangePlanError::Busy),
@@ -260,7 +260,7 @@ mod tests {
     fn an_outcome_reads_back_as_the_same_domain_value() {
         let billing = crate::model::Billing::free(group().id, 10);
         for outcome in [
-            PlanChangeOutcome::Changed(billing),
+            PlanChangeOutcome::Changed(Box::new(billing)),
             PlanChangeOutcome::Refused(PlanRefusal::UnknownAddon(PlanCode::from_trusted("x"))),
             PlanChangeOutcome::PaymentFailed("declined".into()),
             PlanChangeOutcome::Busy,
