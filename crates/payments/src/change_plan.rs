@@ -65,9 +65,10 @@ fn fingerprint(request: &PlanRequest) -> Fingerprint {
 }
 
 impl PaymentsService {
-    /// Changes the plan of the group `slug` for `caller`, who needs `billing.manage` there, as
-    /// [`Self::change_plan`] does. Under an idempotency `key` the change runs once: a repeat
-    /// with the same request answers the first [`PlanChangeOutcome`] for 24 hours.
+    /// Changes the plan of the group `slug` for `caller`, who needs `billing.manage` there, to
+    /// what [`crate::plan_change::plan_change`] judges (the preview's answer), charging or
+    /// scheduling at the gateway as it says. Under an idempotency `key` the change runs once:
+    /// a repeat with the same request answers the first [`PlanChangeOutcome`] for 24 hours.
     ///
     /// # Errors
     /// [`ChangePlanError::NotFound`] and [`ChangePlanError::Forbidden`] (nothing claimed);

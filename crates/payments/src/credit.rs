@@ -366,7 +366,7 @@ impl SmsCreditService {
     }
 
     /// The group (its id) when the caller holds `billing.manage` in it.
-    pub async fn manager_of(
+    pub(crate) async fn manager_of(
         &self,
         slug: &Slug,
         caller: MemberId,
@@ -407,7 +407,7 @@ impl SmsCreditService {
     /// # Errors
     /// [`SmsCreditError::Invalid`] for an amount below [`MIN_PURCHASE`] or a negative
     /// threshold.
-    pub async fn set_auto_topup(
+    pub(crate) async fn set_auto_topup(
         &self,
         group: GroupId,
         auto_topup: Option<AutoTopup>,
@@ -431,7 +431,11 @@ impl SmsCreditService {
     /// [`SmsCreditError::Invalid`] below [`MIN_PURCHASE`]; [`SmsCreditError::NoMainCard`];
     /// [`SmsCreditError::PaymentFailed`] (nothing added); [`SmsCreditError::GatewayUnavailable`]
     /// (settled later by [`Self::reconcile`]).
-    pub async fn purchase(&self, group: GroupId, amount: i64) -> Result<Purchased, SmsCreditError> {
+    pub(crate) async fn purchase(
+        &self,
+        group: GroupId,
+        amount: i64,
+    ) -> Result<Purchased, SmsCreditError> {
         if amount < MIN_PURCHASE {
             return Err(SmsCreditError::Invalid("amount: at least 100 KRW"));
         }

@@ -13,8 +13,7 @@ pub enum ViewBillingError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// [`crate::PaymentsService::preview`], [`crate::PaymentsService::change_plan`] and
-/// [`crate::PaymentsService::change_plan_as`].
+/// [`crate::PaymentsService::preview`] and [`crate::PaymentsService::change_plan_as`].
 #[derive(Debug, thiserror::Error)]
 pub enum ChangePlanError {
     /// 404.
@@ -96,7 +95,7 @@ pub enum CardError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// [`crate::PaymentsService::record_usage`] and [`crate::PaymentsService::record_usage_as`].
+/// [`crate::PaymentsService::record_usage_as`].
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
     /// 404.

@@ -152,7 +152,11 @@ impl PaymentsService {
     }
 
     /// The group, when the caller holds `billing.manage` in it.
-    pub async fn manager_of(&self, slug: &Slug, caller: MemberId) -> Result<Group, AuthorizeError> {
+    pub(crate) async fn manager_of(
+        &self,
+        slug: &Slug,
+        caller: MemberId,
+    ) -> Result<Group, AuthorizeError> {
         self.groups.authorize(slug, caller, &Permission::BILLING_MANAGE).await.map(|(g, _)| g)
     }
 
@@ -219,7 +223,7 @@ impl PaymentsService {
 
     /// Changes the plan as [`crate::plan_change::plan_change`] judges it (the caller holds
     /// `billing.manage` in `group`: see [`Self::manager_of`]), and answers the account after.
-    pub async fn change_plan(
+    pub(crate) async fn change_plan(
         &self,
         group: &Group,
         request: &PlanRequest,
@@ -777,7 +781,7 @@ impl PaymentsService {
 
     /// Counts `delta` of `metric` against the current plan's limit, atomically: over the
     /// limit nothing is counted. `group` is already authorized (see [`Self::manager_of`]).
-    pub async fn record_usage(
+    pub(crate) async fn record_usage(
         &self,
         group: &Group,
         metric: &str,

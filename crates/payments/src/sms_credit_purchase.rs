@@ -66,9 +66,11 @@ impl PurchaseOutcome {
 }
 
 impl SmsCreditService {
-    /// Buys `amount` KRW of credit for the group `slug` on `caller`'s request (who needs
-    /// `billing.manage` there), as [`Self::purchase`] does. Under an idempotency `key` the
-    /// purchase runs once: a repeat with the same amount answers the first
+    /// Buys `amount` KRW of credit (at least [`crate::sms_credit::MIN_PURCHASE`]) for the group
+    /// `slug` on `caller`'s request (who needs `billing.manage` there), charging the main card
+    /// at once. The purchase is recorded before the card is charged, so one the gateway could
+    /// not confirm is settled later by [`SmsCreditService::reconcile`]. Under an idempotency
+    /// `key` the purchase runs once: a repeat with the same amount answers the first
     /// [`PurchaseOutcome`] for 24 hours and charges nothing.
     ///
     /// # Errors
@@ -91,12 +93,13 @@ impl SmsCreditService {
             .await
     }
 
-    /// Turns the auto top-up of the group `slug` on or off on `caller`'s request (who needs
-    /// `billing.manage` there), as [`Self::set_auto_topup`] does.
+    /// Turns the auto top-up of the group `slug` on (`Some`) or off (`None`) on `caller`'s
+    /// request (who needs `billing.manage` there); answers the wallet after.
     ///
     /// # Errors
-    /// [`SmsCreditError::NotFound`], [`SmsCreditError::Forbidden`], and those of
-    /// [`Self::set_auto_topup`].
+    /// [`SmsCreditError::NotFound`], [`SmsCreditError::Forbidden`];
+    /// [`SmsCreditError::Invalid`] for an amount below [`crate::sms_credit::MIN_PURCHASE`] or a
+    /// negative threshold.
     pub async fn set_auto_topup_as(
         &self,
         caller: MemberId,

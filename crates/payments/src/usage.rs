@@ -18,12 +18,13 @@ pub enum UsageCaller {
 }
 
 impl PaymentsService {
-    /// Counts `delta` of `metric` for the group `slug` as [`Self::record_usage`] does, when
-    /// `caller` may: a trusted service always, a member holding `billing.manage` in it.
+    /// Counts `delta` of `metric` for the group `slug` against its current plan's limit,
+    /// atomically (over the limit nothing is counted), when `caller` may: a trusted service
+    /// always, a member holding `billing.manage` in it.
     ///
     /// # Errors
     /// [`UsageError::NotFound`] (no such group, or the member is not in it),
-    /// [`UsageError::Forbidden`], and those of [`Self::record_usage`].
+    /// [`UsageError::Forbidden`], [`UsageError::UnknownMetric`], [`UsageError::LimitReached`].
     pub async fn record_usage_as(
         &self,
         caller: UsageCaller,
