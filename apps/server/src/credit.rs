@@ -17,7 +17,12 @@ pub fn build(
     credit: Arc<dyn SmsCreditRepository>,
 ) -> SmsCreditService {
     SmsCreditService::new(
-        SmsCreditPorts { credit, cards: payments.cards.clone(), gateway: payments.gateway.clone() },
+        SmsCreditPorts {
+            credit,
+            cards: payments.cards.clone(),
+            gateway: payments.gateway.clone(),
+            idempotency: payments.idempotency.clone(),
+        },
         groups,
         clock,
         settings.sms_prices,

@@ -56,6 +56,7 @@
 //! # fn main() {}
 //! ```
 
+mod directory;
 pub mod error;
 pub mod model;
 pub mod ports;

@@ -19,10 +19,12 @@ use onboard_groups::{AuthorizeError, GroupsService, Permission, Slug, ViewGroupE
 use onboard_kernel::{Clock, GroupId, MemberId};
 use sha2::{Digest, Sha256};
 
+use crate::error::IdempotencyError;
 use crate::gateway::{ChargeRequest, GatewayError, Payment, PaymentGateway, PaymentStatus};
+use crate::idempotency::IdempotencyKeys;
 use crate::model::{Card, CardId, CustomerUid, MerchantUid, Money, Receipt, ReceiptId};
 use crate::model::{ReceiptKind, ReceiptStatus};
-use crate::ports::CardRepository;
+use crate::ports::{CardRepository, IdempotencyRepository};
 use crate::sms_credit::{CreditReason, LedgerEntry, MIN_PURCHASE, SmsPrices};
 
 // ---------------------------------------------------------------------------------------------
@@ -229,8 +231,20 @@ pub enum SmsCreditError {
     /// reconciliation (credited if it was charged).
     #[error("the payment gateway is unavailable")]
     GatewayUnavailable,
+    /// 409 / 422 as [`IdempotencyError`] says: the idempotency key refused the repeat.
+    #[error(transparent)]
+    Key(IdempotencyError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<IdempotencyError> for SmsCreditError {
+    fn from(e: IdempotencyError) -> Self {
+        match e {
+            IdempotencyError::Unexpected(e) => Self::Unexpected(e),
+            refused => Self::Key(refused),
+        }
+    }
 }
 
 impl From<AuthorizeError> for SmsCreditError {
@@ -254,6 +268,8 @@ pub struct SmsCreditPorts {
     pub credit: Arc<dyn SmsCreditRepository>,
     pub cards: Arc<dyn CardRepository>,
     pub gateway: Arc<dyn PaymentGateway>,
+    /// The payments idempotency keys (purchases run once per key).
+    pub idempotency: Arc<dyn IdempotencyRepository>,
 }
 
 /// A group's SMS credit as its members see it.
@@ -271,7 +287,7 @@ pub struct LedgerPage {
 }
 
 /// What a purchase did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Purchased {
     /// The balance after.
     pub balance: i64,
@@ -336,6 +352,11 @@ impl SmsCreditService {
         self.clock.now().trunc_subsecs(6)
     }
 
+    /// The idempotency keys purchases run under.
+    pub(crate) fn idempotency_keys(&self) -> IdempotencyKeys {
+        IdempotencyKeys::new(self.ports.idempotency.clone(), self.clock.clone())
+    }
+
     async fn member_group(&self, slug: &Slug, caller: MemberId) -> Result<GroupId, SmsCreditError> {
         match self.groups.group(slug, caller).await {
             Ok(g) => Ok(g.group.id),
@@ -345,7 +366,7 @@ impl SmsCreditService {
     }
 
     /// The group (its id) when the caller holds `billing.manage` in it.
-    pub async fn manager_of(
+    pub(crate) async fn manager_of(
         &self,
         slug: &Slug,
         caller: MemberId,
@@ -386,7 +407,7 @@ impl SmsCreditService {
     /// # Errors
     /// [`SmsCreditError::Invalid`] for an amount below [`MIN_PURCHASE`] or a negative
     /// threshold.
-    pub async fn set_auto_topup(
+    pub(crate) async fn set_auto_topup(
         &self,
         group: GroupId,
         auto_topup: Option<AutoTopup>,
@@ -410,7 +431,11 @@ impl SmsCreditService {
     /// [`SmsCreditError::Invalid`] below [`MIN_PURCHASE`]; [`SmsCreditError::NoMainCard`];
     /// [`SmsCreditError::PaymentFailed`] (nothing added); [`SmsCreditError::GatewayUnavailable`]
     /// (settled later by [`Self::reconcile`]).
-    pub async fn purchase(&self, group: GroupId, amount: i64) -> Result<Purchased, SmsCreditError> {
+    pub(crate) async fn purchase(
+        &self,
+        group: GroupId,
+        amount: i64,
+    ) -> Result<Purchased, SmsCreditError> {
         if amount < MIN_PURCHASE {
             return Err(SmsCreditError::Invalid("amount: at least 100 KRW"));
         }

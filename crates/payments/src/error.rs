@@ -13,7 +13,7 @@ pub enum ViewBillingError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// [`crate::PaymentsService::preview`] and [`crate::PaymentsService::change_plan`].
+/// [`crate::PaymentsService::preview`] and [`crate::PaymentsService::change_plan_as`].
 #[derive(Debug, thiserror::Error)]
 pub enum ChangePlanError {
     /// 404.
@@ -35,8 +35,20 @@ pub enum ChangePlanError {
     /// 502 `gateway_unavailable`: nothing changed.
     #[error("the payment gateway is unavailable")]
     GatewayUnavailable,
+    /// 409 / 422 as [`IdempotencyError`] says: the idempotency key refused the repeat.
+    #[error(transparent)]
+    Key(IdempotencyError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<IdempotencyError> for ChangePlanError {
+    fn from(e: IdempotencyError) -> Self {
+        match e {
+            IdempotencyError::Unexpected(e) => Self::Unexpected(e),
+            refused => Self::Key(refused),
+        }
+    }
 }
 
 /// Claiming an `Idempotency-Key`.
@@ -83,7 +95,7 @@ pub enum CardError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// [`crate::PaymentsService::record_usage`].
+/// [`crate::PaymentsService::record_usage_as`].
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
     /// 404.

@@ -41,10 +41,12 @@
 //!     &PaymentsConfig::default(), &NewIds::generate()).is_err());
 //! ```
 
+mod change_plan;
 mod config;
 pub mod credit;
 mod error;
 pub mod gateway;
+mod idempotency;
 pub mod model;
 pub mod notices;
 pub mod period;
@@ -52,11 +54,17 @@ pub mod plan_change;
 pub mod ports;
 mod service;
 pub mod sms_credit;
+mod sms_credit_purchase;
+mod usage;
 
+pub use change_plan::PlanChangeOutcome;
 pub use config::PaymentsConfig;
 pub use error::{
     CardError, ChangePlanError, IdempotencyError, UsageError, ViewBillingError, WebhookError,
 };
+pub use idempotency::{Answer, Fingerprint, IdempotencyKey, IdempotencyKeyError, IdempotencyKeys};
 pub use model::*;
 pub use plan_change::{PlanChange, PlanRefusal, PlanRequest};
 pub use service::{PaymentsPorts, PaymentsService, PeriodicReport, ReceiptPage, WebhookOutcome};
+pub use sms_credit_purchase::PurchaseOutcome;
+pub use usage::UsageCaller;

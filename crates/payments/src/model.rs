@@ -384,7 +384,7 @@ impl BillingStatus {
 }
 
 /// A group's billing account. A group without a stored one is on Free ([`Billing::free`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Billing {
     pub group: GroupId,
     /// The current plan (its limits apply now).
@@ -521,7 +521,7 @@ impl ChargeStatus {
 }
 
 /// A charge Onboard asked the gateway for: what a webhook must match.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Charge {
     /// Unique across all groups (the primary key).
     pub merchant_uid: MerchantUid,
@@ -599,7 +599,7 @@ impl ReceiptStatus {
 }
 
 /// The record of one payment outcome (one per gateway payment: unique `imp_uid`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     pub id: ReceiptId,
     pub group: GroupId,
@@ -648,19 +648,6 @@ pub struct Usage {
     pub limit: Option<i64>,
     pub period_start: DateTime<Utc>,
     pub period_end: DateTime<Utc>,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Idempotency
-// ---------------------------------------------------------------------------------------------
-
-/// A stored answer to replay for a repeated `Idempotency-Key`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredResponse {
-    /// The HTTP status of the first answer.
-    pub status: u16,
-    /// Its JSON body.
-    pub body: serde_json::Value,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -51,7 +51,8 @@ pub struct PlanChange {
 }
 
 /// Why a plan change is refused (nothing happens).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PlanRefusal {
     /// 400: no such plan in the catalogue.
     #[error("no such plan")]

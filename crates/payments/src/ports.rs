@@ -17,7 +17,7 @@ use onboard_kernel::GroupId;
 
 use crate::model::{
     Billing, Card, CardChange, CardChangeId, CardChangeStep, CardId, Catalogue, Charge,
-    ChargeStatus, CustomerUid, MerchantUid, Receipt, ReceiptCursor, StoredResponse,
+    ChargeStatus, CustomerUid, MerchantUid, Receipt, ReceiptCursor,
 };
 use crate::notices::BillingNotice;
 
@@ -339,12 +339,13 @@ pub trait UsageRepository: Send + Sync {
 pub enum Claim {
     /// No live record had the key: it is now claimed by this caller (in progress).
     Claimed,
-    /// A live record has the key (claimed within the last 24 h). `response` is `None` while
-    /// its first request still runs.
-    Existing { request_hash: String, response: Option<StoredResponse> },
+    /// A live record has the key (claimed within the last 24 h). `outcome` is `None` while
+    /// its first command still runs.
+    Existing { request_hash: String, outcome: Option<serde_json::Value> },
 }
 
-/// Idempotency keys of plan changes, per (group, key), live for 24 hours.
+/// Idempotency keys of the payments commands (plan change, SMS credit purchase), per
+/// (group, key), live for 24 hours; the one user is [`crate::IdempotencyKeys`].
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait IdempotencyRepository: Send + Sync {
@@ -362,15 +363,16 @@ pub trait IdempotencyRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Claim>;
 
-    /// Stores the answer of the claimed request; later claims replay it.
+    /// Stores the outcome of the claimed command (a domain value serialised to JSON, stored
+    /// and answered back as it is); later claims answer it.
     async fn complete(
         &self,
         group: GroupId,
         key: &str,
-        response: &StoredResponse,
+        outcome: &serde_json::Value,
     ) -> anyhow::Result<()>;
 
-    /// Forgets an in-progress claim (its request failed in a way worth retrying). Does nothing
+    /// Forgets an in-progress claim (its command failed in a way worth retrying). Does nothing
     /// to a completed record.
     async fn release(&self, group: GroupId, key: &str) -> anyhow::Result<()>;
 }

@@ -11,27 +11,25 @@ use anyhow::Context;
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use onboard_groups::{AuthorizeError, Group, GroupsService, Permission, Slug, ViewGroupError};
 use onboard_kernel::{Clock, GroupId, MemberId};
-use sha2::{Digest, Sha256};
 
 use crate::config::PaymentsConfig;
-use crate::error::{
-    CardError, ChangePlanError, IdempotencyError, UsageError, ViewBillingError, WebhookError,
-};
+use crate::error::{CardError, ChangePlanError, UsageError, ViewBillingError, WebhookError};
 use crate::gateway::{
     ChargeRequest, GatewayError, Payment, PaymentGateway, PaymentStatus, ScheduleRequest,
     WebhookNotice,
 };
+use crate::idempotency::IdempotencyKeys;
 use crate::model::{
     Billing, BillingStatus, Card, CardChange, CardChangeId, CardChangeStep, CardId, Catalogue,
     Charge, ChargeKind, ChargeStatus, CustomerUid, MerchantUid, PlanCode, Receipt, ReceiptCursor,
-    ReceiptId, ReceiptKind, ReceiptStatus, StoredResponse, Usage,
+    ReceiptId, ReceiptKind, ReceiptStatus, Usage,
 };
 use crate::notices::{BillingNotice, TRIAL_ENDING_DAYS, status_notices, trial_ending_due};
 use crate::plan_change::{
     NewIds, PlanChange, PlanRequest, first_attempt_at, plan_change, retry_at,
 };
 use crate::ports::{
-    AddCardError, BeginCardChangeError, BillingCommit, BillingRepository, CardRepository, Claim,
+    AddCardError, BeginCardChangeError, BillingCommit, BillingRepository, CardRepository,
     CommitError, DeleteCardError, IdempotencyRepository, IncrementError, UsageRepository,
 };
 
@@ -131,9 +129,14 @@ impl PaymentsService {
         self.clock.now().trunc_subsecs(6)
     }
 
-    /// A stable fingerprint of a request body, for idempotency keys.
-    pub fn fingerprint(body: &[u8]) -> String {
-        Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect()
+    /// The idempotency keys the payments commands run under.
+    pub(crate) fn idempotency_keys(&self) -> IdempotencyKeys {
+        IdempotencyKeys::new(self.ports.idempotency.clone(), self.clock.clone())
+    }
+
+    /// The groups the payments use cases authorize callers in.
+    pub(crate) const fn groups(&self) -> &GroupsService {
+        &self.groups
     }
 
     // -----------------------------------------------------------------------------------------
@@ -149,7 +152,11 @@ impl PaymentsService {
     }
 
     /// The group, when the caller holds `billing.manage` in it.
-    pub async fn manager_of(&self, slug: &Slug, caller: MemberId) -> Result<Group, AuthorizeError> {
+    pub(crate) async fn manager_of(
+        &self,
+        slug: &Slug,
+        caller: MemberId,
+    ) -> Result<Group, AuthorizeError> {
         self.groups.authorize(slug, caller, &Permission::BILLING_MANAGE).await.map(|(g, _)| g)
     }
 
@@ -214,43 +221,9 @@ impl PaymentsService {
         Ok((current?, card?, catalogue?))
     }
 
-    /// Claims an `Idempotency-Key` of the group for a request body fingerprint: `None` when
-    /// the caller is the first and must run the request (then [`Self::complete_key`] or
-    /// [`Self::release_key`]), or the first answer to replay.
-    pub async fn claim_key(
-        &self,
-        group: GroupId,
-        key: &str,
-        fingerprint: &str,
-    ) -> Result<Option<StoredResponse>, IdempotencyError> {
-        match self.ports.idempotency.claim(group, key, fingerprint, self.now()).await? {
-            Claim::Claimed => Ok(None),
-            Claim::Existing { request_hash, .. } if request_hash != fingerprint => {
-                Err(IdempotencyError::Reused)
-            }
-            Claim::Existing { response: None, .. } => Err(IdempotencyError::InUse),
-            Claim::Existing { response: Some(r), .. } => Ok(Some(r)),
-        }
-    }
-
-    /// Stores the answer to replay for a claimed key.
-    pub async fn complete_key(
-        &self,
-        group: GroupId,
-        key: &str,
-        response: &StoredResponse,
-    ) -> anyhow::Result<()> {
-        self.ports.idempotency.complete(group, key, response).await
-    }
-
-    /// Forgets a claimed key whose request failed in a way worth retrying.
-    pub async fn release_key(&self, group: GroupId, key: &str) -> anyhow::Result<()> {
-        self.ports.idempotency.release(group, key).await
-    }
-
     /// Changes the plan as [`crate::plan_change::plan_change`] judges it (the caller holds
     /// `billing.manage` in `group`: see [`Self::manager_of`]), and answers the account after.
-    pub async fn change_plan(
+    pub(crate) async fn change_plan(
         &self,
         group: &Group,
         request: &PlanRequest,
@@ -808,7 +781,7 @@ impl PaymentsService {
 
     /// Counts `delta` of `metric` against the current plan's limit, atomically: over the
     /// limit nothing is counted. `group` is already authorized (see [`Self::manager_of`]).
-    pub async fn record_usage(
+    pub(crate) async fn record_usage(
         &self,
         group: &Group,
         metric: &str,
@@ -1439,7 +1412,7 @@ fn schedule_request(charge: &Charge) -> ScheduleRequest {
     }
 }
 
-fn plan_access(e: AuthorizeError) -> ChangePlanError {
+pub(crate) fn plan_access(e: AuthorizeError) -> ChangePlanError {
     match e {
         AuthorizeError::NotFound => ChangePlanError::NotFound,
         AuthorizeError::Forbidden(_) => ChangePlanError::Forbidden,

@@ -28,6 +28,8 @@
 //! ```
 
 pub mod ports;
+mod profile;
 mod service;
 
+pub use profile::ProfileUpdateError;
 pub use service::{Cursor, InviteePage, RedeemError, ReferralSummary, ReferralsService, Referrer};

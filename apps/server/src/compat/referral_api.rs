@@ -6,9 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use onboard_kernel::{Email, MemberId, PhoneNumber, ReferralCode};
 use onboard_members::{
     Member, MemberFilter, MemberView, PersonName, ProfilePatch, RefreshError, RequestOtpError,
-    UpdateProfileError, VerifyOtp, VerifyOtpError,
+    VerifyOtp, VerifyOtpError,
 };
-use onboard_referrals::RedeemError;
+use onboard_referrals::{ProfileUpdateError, RedeemError};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -296,25 +296,18 @@ async fn update_current_user(
     let code = fields.text("invited_by_code");
     fields.check()?;
 
-    if let Some(code) = &code {
-        state.referrals.check_redeem(caller.member_id, code).await.map_err(redeem_field_error)?;
-    }
-    let mut member = if code.is_none() || patch != ProfilePatch::default() {
-        Some(state.members.update_me(&caller, &patch).await.map_err(|e| match e {
-            UpdateProfileError::EmailTaken => {
+    let member = state
+        .referrals
+        .update_profile(&state.members, &caller, &patch, code.as_deref())
+        .await
+        .map_err(|e| match e {
+            ProfileUpdateError::EmailTaken => {
                 DrfError::field("email", "user with this email already exists.")
             }
-            UpdateProfileError::NotFound => DrfError::bad_access_token(),
-            UpdateProfileError::Unexpected(e) => DrfError::unexpected(e),
-        })?)
-    } else {
-        None
-    };
-    if let Some(code) = &code {
-        member =
-            Some(state.referrals.redeem(caller.member_id, code).await.map_err(redeem_field_error)?);
-    }
-    let member = member.ok_or_else(DrfError::bad_access_token)?;
+            ProfileUpdateError::NotFound => DrfError::bad_access_token(),
+            ProfileUpdateError::Redeem(e) => redeem_field_error(e),
+            ProfileUpdateError::Unexpected(e) => DrfError::unexpected(e),
+        })?;
     let staff = is_platform_admin(&state, &caller).await?;
     user_with_invited(&state, &member, staff).await
 }
@@ -396,12 +389,6 @@ async fn list_users(
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, DrfError> {
     let caller = authenticate(&req, &state).await?;
-    if !is_platform_admin(&state, &caller).await? {
-        return Err(DrfError::detail(
-            StatusCode::FORBIDDEN,
-            "You do not have permission to perform this action.",
-        ));
-    }
     let query = query.into_inner();
     let param = |name: &str| {
         query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
@@ -425,10 +412,17 @@ async fn list_users(
             search: param("search").map(str::to_owned),
         })
     })();
-    let list = match filter {
-        Some(filter) => state.members.list_members(&filter, offset, limit).await?,
-        None => onboard_members::MemberList::default(),
-    };
+    let list = state
+        .admin
+        .list_members(&caller, &state.members, filter.as_ref(), offset, limit)
+        .await
+        .map_err(|e| match e {
+            onboard_admin::AdminError::Forbidden => DrfError::detail(
+                StatusCode::FORBIDDEN,
+                "You do not have permission to perform this action.",
+            ),
+            onboard_admin::AdminError::Unexpected(e) => DrfError::unexpected(e),
+        })?;
 
     let page_url = |offset: Option<u64>| {
         let mut pairs: Vec<(String, String)> =

@@ -72,6 +72,7 @@ map_errors! {
         ),
         Busy => billing_busy("the billing account changed meanwhile; nothing changed, try again"),
         GatewayUnavailable => gateway_unavailable(),
+        Key(e) => e.into(),
     }
     pay::IdempotencyError {
         Reused => ApiError::new(

@@ -32,3 +32,16 @@ impl From<onboard_referrals::RedeemError> for ApiError {
         }
     }
 }
+
+impl From<onboard_referrals::ProfileUpdateError> for ApiError {
+    fn from(e: onboard_referrals::ProfileUpdateError) -> Self {
+        use onboard_members::UpdateProfileError;
+        use onboard_referrals::ProfileUpdateError as E;
+        match e {
+            E::EmailTaken => UpdateProfileError::EmailTaken.into(),
+            E::NotFound => UpdateProfileError::NotFound.into(),
+            E::Redeem(e) => e.into(),
+            E::Unexpected(e) => Self::unexpected(e),
+        }
+    }
+}

@@ -24,5 +24,6 @@ map_errors! {
             ErrorCode::GatewayUnavailable,
             "the payment gateway is unavailable; if the card was charged, the credit is added once the payment is confirmed",
         ),
+        Key(e) => e.into(),
     }
 }

@@ -9,8 +9,8 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
 use onboard_payments::gateway::WebhookNotice;
 use onboard_payments::{
-    Billing, Card, CardId, ChangePlanError, Charge, CustomerUid, Interval, Plan, PlanChange,
-    PlanCode, PlanRequest, Receipt, ReceiptCursor, StoredResponse, WebhookOutcome,
+    Billing, Card, CardId, Charge, CustomerUid, IdempotencyKey, Interval, Plan, PlanChange,
+    PlanCode, PlanRequest, Receipt, ReceiptCursor, UsageCaller, WebhookOutcome,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -367,17 +367,12 @@ pub async fn preview_plan(
     Ok(web::Json(state.payments.preview(&slug, caller.member_id, &request).await?.into()))
 }
 
-/// The longest `Idempotency-Key` accepted.
-const MAX_KEY_LEN: usize = 255;
-
-pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+/// The request's `Idempotency-Key`, if it has one.
+pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
-    let key = value.to_str().ok().map(str::trim).filter(|k| {
-        !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic())
-    });
-    match key {
-        Some(k) => Ok(Some(k.to_owned())),
-        None => Err(ApiError::new(
+    match value.to_str().ok().map(IdempotencyKey::parse) {
+        Some(Ok(key)) => Ok(Some(key)),
+        _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::InvalidRequest,
             "Idempotency-Key: 1 to 255 visible ASCII characters",
@@ -385,7 +380,9 @@ pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiEr
     }
 }
 
-pub(crate) fn stored(status: StatusCode, body: serde_json::Value) -> HttpResponse {
+/// The answer of an idempotent command's outcome, the same whether it ran now or is answered
+/// again: `status` with `body` (`application/problem+json` for a refusal).
+pub(crate) fn outcome_response(status: StatusCode, body: serde_json::Value) -> HttpResponse {
     let mut response = HttpResponse::build(status);
     if status.is_client_error() || status.is_server_error() {
         response.insert_header((
@@ -431,43 +428,21 @@ pub async fn change_plan(
         crate::error::json_error(actix_web::error::JsonPayloadError::Deserialize(e))
     })?;
     let request = request.into_domain()?;
-    let group = state.payments.manager_of(&slug, caller.member_id).await.map_err(|e| {
-        ApiError::from(match e {
-            onboard_groups::AuthorizeError::NotFound => ChangePlanError::NotFound,
-            onboard_groups::AuthorizeError::Forbidden(_) => ChangePlanError::Forbidden,
-            onboard_groups::AuthorizeError::Unexpected(e) => ChangePlanError::Unexpected(e),
-        })
-    })?;
-    // The fingerprint is of the request as understood, so formatting does not matter.
-    let fingerprint = onboard_payments::PaymentsService::fingerprint(
-        format!("{:?}|{:?}|{:?}", request.plan, request.interval, request.addons).as_bytes(),
-    );
-    if let Some(key) = &key
-        && let Some(first) = state.payments.claim_key(group.id, key, &fingerprint).await?
-    {
-        let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::OK);
-        return Ok(stored(status, first.body));
-    }
-    let (status, body) = match state.payments.change_plan(&group, &request).await {
+    let outcome = state
+        .payments
+        .change_plan_as(caller.member_id, &slug, &request, key.as_ref())
+        .await?
+        .into_outcome();
+    let (status, body) = match outcome.into_result() {
         Ok(billing) => {
             (StatusCode::OK, serde_json::to_value(BillingDto::from(billing)).unwrap_or_default())
         }
-        Err(e) => {
-            let e = ApiError::from(e);
-            if e.status().is_server_error() {
-                if let Some(key) = &key {
-                    state.payments.release_key(group.id, key).await?;
-                }
-                return Err(e);
-            }
+        Err(refused) => {
+            let e = ApiError::from(refused);
             (e.status(), e.problem_json())
         }
     };
-    if let Some(key) = &key {
-        let answer = StoredResponse { status: status.as_u16(), body: body.clone() };
-        state.payments.complete_key(group.id, key, &answer).await?;
-    }
-    Ok(stored(status, body))
+    Ok(outcome_response(status, body))
 }
 
 /// Issues a customer_uid for the gateway's client SDK to register a card under.
@@ -666,17 +641,12 @@ pub async fn record_usage(
         ));
     }
     let token = crate::extract::bearer(&req).ok_or_else(ApiError::unauthorized)?;
-    let group = if state.service_tokens.contains(&token) {
-        state.groups.find_by_slug(&slug).await?.ok_or(onboard_payments::UsageError::NotFound)?
+    let caller = if state.service_tokens.contains(&token) {
+        UsageCaller::Service
     } else {
-        let caller = state.members.authenticate(&token).await?;
-        state.payments.manager_of(&slug, caller.member_id).await.map_err(|e| match e {
-            onboard_groups::AuthorizeError::NotFound => onboard_payments::UsageError::NotFound,
-            onboard_groups::AuthorizeError::Forbidden(_) => onboard_payments::UsageError::Forbidden,
-            onboard_groups::AuthorizeError::Unexpected(e) => e.into(),
-        })?
+        UsageCaller::Member(state.members.authenticate(&token).await?.member_id)
     };
-    let counted = state.payments.record_usage(&group, &metric, body.delta).await?;
+    let counted = state.payments.record_usage_as(caller, &slug, &metric, body.delta).await?;
     Ok(web::Json(counted.into()))
 }
 

@@ -95,22 +95,14 @@ pub async fn update_me(
 ) -> Result<web::Json<MemberDto>, ApiError> {
     let mut body = body.into_inner();
     let referred_by = body.referred_by.take();
+    // Every field is checked at the edge; the use case judges the redeem before the profile
+    // changes, so a refused redeem leaves the profile as it was.
     let patch = body.into_domain()?;
-    // Every field is checked at the edge, and the redeem is checked before the profile changes,
-    // so a refused redeem leaves the profile as it was. (Only a concurrent change between the
-    // check and the redeem could still refuse it after the profile was saved.)
-    if let Some(code) = &referred_by {
-        state.referrals.check_redeem(caller.member_id, code).await?;
-    }
-    let member = if referred_by.is_none() || patch != ProfilePatch::default() {
-        Some(state.members.update_me(&caller, &patch).await?)
-    } else {
-        None
-    };
-    match referred_by {
-        Some(code) => Ok(web::Json(state.referrals.redeem(caller.member_id, &code).await?.into())),
-        None => Ok(web::Json(member.ok_or_else(ApiError::unauthorized)?.into())),
-    }
+    let member = state
+        .referrals
+        .update_profile(&state.members, &caller, &patch, referred_by.as_deref())
+        .await?;
+    Ok(web::Json(member.into()))
 }
 
 /// Deletes the caller: every session ends at once and the phone may sign up again.

@@ -4,13 +4,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
-use onboard_payments::credit::{AutoTopup, CreditView, SmsCreditError, Wallet};
+use onboard_payments::credit::{AutoTopup, CreditView, Wallet};
 use onboard_payments::sms_credit::{LedgerEntry, SmsPrices};
-use onboard_payments::{PaymentsService, StoredResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::billing::{ReceiptDto, idempotency_key, stored};
+use super::billing::{ReceiptDto, idempotency_key, outcome_response};
 use super::{ListQuery, path_slug};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Auth, JsonBody};
@@ -165,41 +164,22 @@ pub async fn purchase_sms_credit(
     let slug = path_slug(&path)?;
     let key = idempotency_key(&req)?;
     let amount = body.into_inner().amount;
-    let group = state.sms_credit.manager_of(&slug, caller.member_id).await?;
-    let fingerprint = PaymentsService::fingerprint(format!("sms-credit|{amount}").as_bytes());
-    if let Some(key) = &key
-        && let Some(first) = state.payments.claim_key(group, key, &fingerprint).await?
-    {
-        let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::CREATED);
-        return Ok(stored(status, first.body));
-    }
-    let (status, body) = match state.sms_credit.purchase(group, amount).await {
+    let outcome = state
+        .sms_credit
+        .purchase_as(caller.member_id, &slug, amount, key.as_ref())
+        .await?
+        .into_outcome();
+    let (status, body) = match outcome.into_result() {
         Ok(done) => {
             let dto = PurchaseDto { balance: done.balance, receipt: done.receipt.into() };
             (StatusCode::CREATED, serde_json::to_value(dto).unwrap_or_default())
         }
-        // The outcome is unknown: the answer is kept, so a repeat never charges twice
-        // (reconciliation credits the purchase if it was charged).
-        Err(e @ SmsCreditError::GatewayUnavailable) => {
-            let e = ApiError::from(e);
-            (e.status(), e.problem_json())
-        }
-        Err(e) => {
-            let e = ApiError::from(e);
-            if e.status().is_server_error() {
-                if let Some(key) = &key {
-                    state.payments.release_key(group, key).await?;
-                }
-                return Err(e);
-            }
+        Err(refused) => {
+            let e = ApiError::from(refused);
             (e.status(), e.problem_json())
         }
     };
-    if let Some(key) = &key {
-        let answer = StoredResponse { status: status.as_u16(), body: body.clone() };
-        state.payments.complete_key(group, key, &answer).await?;
-    }
-    Ok(stored(status, body))
+    Ok(outcome_response(status, body))
 }
 
 /// Turns the auto top-up on (`{"below", "amount"}`) or off (`null`).
@@ -252,8 +232,7 @@ async fn auto_topup_to(
     caller: onboard_kernel::MemberId,
     auto_topup: Option<AutoTopup>,
 ) -> Result<web::Json<SmsCreditDto>, ApiError> {
-    let group = state.sms_credit.manager_of(slug, caller).await?;
-    let wallet = state.sms_credit.set_auto_topup(group, auto_topup).await?;
+    let wallet = state.sms_credit.set_auto_topup_as(caller, slug, auto_topup).await?;
     Ok(web::Json(SmsCreditDto::of(wallet, state.sms_credit.prices())))
 }
 

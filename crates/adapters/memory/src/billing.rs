@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use onboard_kernel::GroupId;
 use onboard_payments::model::{
     Billing, BillingStatus, Card, CardChange, CardChangeId, CardChangeStep, CardId, Catalogue,
-    Charge, ChargeStatus, CustomerUid, MerchantUid, Receipt, ReceiptCursor, StoredResponse,
+    Charge, ChargeStatus, CustomerUid, MerchantUid, Receipt, ReceiptCursor,
 };
 use onboard_payments::notices::{BillingNotice, usage_notices};
 use onboard_payments::ports::{
@@ -77,7 +77,8 @@ type Noticed<T> = (T, Vec<(GroupId, BillingNotice)>);
 struct KeyRow {
     request_hash: String,
     claimed_at: DateTime<Utc>,
-    response: Option<StoredResponse>,
+    /// The command's outcome, as serialised by the domain.
+    outcome: Option<serde_json::Value>,
 }
 
 /// How long an idempotency key lives.
@@ -551,12 +552,12 @@ impl IdempotencyRepository for MemoryBillingStore {
         {
             return Ok(Claim::Existing {
                 request_hash: row.request_hash.clone(),
-                response: row.response.clone(),
+                outcome: row.outcome.clone(),
             });
         }
         state.keys.insert(
             slot,
-            KeyRow { request_hash: request_hash.to_owned(), claimed_at: now, response: None },
+            KeyRow { request_hash: request_hash.to_owned(), claimed_at: now, outcome: None },
         );
         Ok(Claim::Claimed)
     }
@@ -565,10 +566,10 @@ impl IdempotencyRepository for MemoryBillingStore {
         &self,
         group: GroupId,
         key: &str,
-        response: &StoredResponse,
+        outcome: &serde_json::Value,
     ) -> anyhow::Result<()> {
         if let Some(row) = self.lock().keys.get_mut(&(group, key.to_owned())) {
-            row.response = Some(response.clone());
+            row.outcome = Some(outcome.clone());
         }
         Ok(())
     }
@@ -576,7 +577,7 @@ impl IdempotencyRepository for MemoryBillingStore {
     async fn release(&self, group: GroupId, key: &str) -> anyhow::Result<()> {
         let mut state = self.lock();
         let slot = (group, key.to_owned());
-        if state.keys.get(&slot).is_some_and(|r| r.response.is_none()) {
+        if state.keys.get(&slot).is_some_and(|r| r.outcome.is_none()) {
             state.keys.remove(&slot);
         }
         Ok(())
@@ -635,13 +636,13 @@ mod tests {
         assert_eq!(store.claim(group, "k", "h1", now()).await.expect("claim"), Claim::Claimed);
         assert_eq!(
             store.claim(group, "k", "h1", now()).await.expect("claim"),
-            Claim::Existing { request_hash: "h1".into(), response: None }
+            Claim::Existing { request_hash: "h1".into(), outcome: None }
         );
-        let answer = StoredResponse { status: 200, body: serde_json::json!({"ok": true}) };
-        store.complete(group, "k", &answer).await.expect("complete");
+        let outcome = serde_json::json!({"changed": {"plan": "pro"}});
+        store.complete(group, "k", &outcome).await.expect("complete");
         assert_eq!(
             store.claim(group, "k", "h2", now()).await.expect("claim"),
-            Claim::Existing { request_hash: "h1".into(), response: Some(answer) }
+            Claim::Existing { request_hash: "h1".into(), outcome: Some(outcome) }
         );
         let tomorrow = now() + Duration::hours(25);
         assert_eq!(store.claim(group, "k", "h2", tomorrow).await.expect("claim"), Claim::Claimed);

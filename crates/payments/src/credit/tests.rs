@@ -90,6 +90,7 @@ impl Mocks {
             credit: Arc::new(self.credit),
             cards: Arc::new(self.cards),
             gateway: Arc::new(self.gateway),
+            idempotency: Arc::new(crate::ports::MockIdempotencyRepository::new()),
         };
         SmsCreditService::new(ports, groups, clock, SmsPrices::default(), Duration::minutes(10))
     }

@@ -35,7 +35,7 @@ use onboard_kernel::GroupId;
 use onboard_payments::model::{
     Addon, Billing, BillingStatus, Card, CardChange, CardChangeId, CardChangeStep, CardId,
     Catalogue, Charge, ChargeKind, ChargeStatus, CustomerUid, Interval, MerchantUid, Money, Plan,
-    PlanCode, Receipt, ReceiptCursor, ReceiptId, ReceiptKind, ReceiptStatus, StoredResponse,
+    PlanCode, Receipt, ReceiptCursor, ReceiptId, ReceiptKind, ReceiptStatus,
 };
 use onboard_payments::ports::{
     AddCardError, BeginCardChangeError, BillingCommit, BillingRepository, CardRepository, Claim,
@@ -313,24 +313,24 @@ const CLAIM: &str = "
     VALUES ($1, $2, $3, $4)
     ON CONFLICT ON CONSTRAINT billing_idempotency_keys_pkey DO UPDATE
         SET request_hash = EXCLUDED.request_hash, claimed_at = EXCLUDED.claimed_at,
-            response_status = NULL, response_body = NULL
+            outcome = NULL
         WHERE billing_idempotency_keys.claimed_at <= $5
     RETURNING true AS found";
 
 /// The record of key (`$1`, `$2`).
 const KEY: &str = "
-    SELECT request_hash, response_status, response_body::text AS response_body
+    SELECT request_hash, outcome::text AS outcome
     FROM billing_idempotency_keys WHERE group_id = $1 AND key = $2";
 
-/// Stores the answer of key (`$1`, `$2`).
+/// Stores the outcome of key (`$1`, `$2`).
 const COMPLETE: &str = "
-    UPDATE billing_idempotency_keys SET response_status = $3, response_body = $4::jsonb
+    UPDATE billing_idempotency_keys SET outcome = $3::jsonb
     WHERE group_id = $1 AND key = $2";
 
-/// Forgets key (`$1`, `$2`) while it has no answer.
+/// Forgets key (`$1`, `$2`) while it has no outcome.
 const RELEASE: &str = "
     DELETE FROM billing_idempotency_keys
-    WHERE group_id = $1 AND key = $2 AND response_status IS NULL";
+    WHERE group_id = $1 AND key = $2 AND outcome IS NULL";
 
 /// How long an idempotency key lives.
 const KEY_TTL_HOURS: i64 = 24;
@@ -646,10 +646,8 @@ struct MetricRow {
 struct KeyRow {
     #[diesel(sql_type = Text)]
     request_hash: String,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    response_status: Option<i16>,
     #[diesel(sql_type = Nullable<Text>)]
-    response_body: Option<String>,
+    outcome: Option<String>,
 }
 
 fn interval_of(raw: &str) -> anyhow::Result<Interval> {
@@ -1491,14 +1489,12 @@ impl IdempotencyRepository for PgBillingStore {
                 .context("reading an idempotency key")?;
             // None: released between the two statements; claim again.
             if let Some(row) = row {
-                let response = match (row.response_status, row.response_body) {
-                    (Some(status), Some(body)) => Some(StoredResponse {
-                        status: u16::try_from(status).context("a stored status out of range")?,
-                        body: serde_json::from_str(&body).context("a stored response body")?,
-                    }),
-                    _ => None,
-                };
-                return Ok(Claim::Existing { request_hash: row.request_hash, response });
+                let outcome = row
+                    .outcome
+                    .map(|o| serde_json::from_str(&o))
+                    .transpose()
+                    .context("a stored outcome")?;
+                return Ok(Claim::Existing { request_hash: row.request_hash, outcome });
             }
         }
         anyhow::bail!("idempotency key {key:?} kept changing under its claim")
@@ -1508,20 +1504,18 @@ impl IdempotencyRepository for PgBillingStore {
         &self,
         group: GroupId,
         key: &str,
-        response: &StoredResponse,
+        outcome: &serde_json::Value,
     ) -> anyhow::Result<()> {
         let mut conn = self.conn().await?;
-        let status = i16::try_from(response.status).context("an HTTP status out of range")?;
-        let body = serde_json::to_string(&response.body).context("encoding a response body")?;
+        let outcome = serde_json::to_string(outcome).context("encoding an outcome")?;
         diesel::sql_query(COMPLETE)
             .bind::<Uuid, _>(group.as_uuid())
             .bind::<Text, _>(key)
-            .bind::<SmallInt, _>(status)
-            .bind::<Text, _>(body)
+            .bind::<Text, _>(outcome)
             .cached()
             .execute(&mut conn)
             .await
-            .context("storing an idempotent answer")?;
+            .context("storing an idempotent outcome")?;
         Ok(())
     }
 

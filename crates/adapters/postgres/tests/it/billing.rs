@@ -9,7 +9,7 @@ use onboard_kernel::GroupId;
 use onboard_payments::model::{
     Billing, BillingStatus, Card, CardChange, CardChangeId, CardChangeStep, CardId, Catalogue,
     Charge, ChargeKind, ChargeStatus, CustomerUid, Interval, MerchantUid, Money, PlanCode, Receipt,
-    ReceiptCursor, ReceiptId, ReceiptKind, ReceiptStatus, StoredResponse,
+    ReceiptCursor, ReceiptId, ReceiptKind, ReceiptStatus,
 };
 use onboard_payments::ports::{
     AddCardError, BeginCardChangeError, BillingCommit, BillingRepository, CardRepository, Claim,
@@ -607,8 +607,8 @@ async fn parallel_claims_of_one_key_claim_it_once() {
     for task in tasks {
         match task.await.unwrap().expect("claims") {
             Claim::Claimed => claimed += 1,
-            Claim::Existing { request_hash, response } => {
-                assert_eq!((request_hash.as_str(), response), ("h1", None));
+            Claim::Existing { request_hash, outcome } => {
+                assert_eq!((request_hash.as_str(), outcome), ("h1", None));
             }
         }
     }
@@ -616,18 +616,18 @@ async fn parallel_claims_of_one_key_claim_it_once() {
 }
 
 #[tokio::test]
-async fn an_idempotency_key_replays_its_answer_for_a_day() {
+async fn an_idempotency_key_answers_its_outcome_for_a_day() {
     let f = Fixture::new().await;
     let t = now();
     let group = f.group("acme").await;
     assert_eq!(f.store.claim(group, "k", "h1", t).await.unwrap(), Claim::Claimed);
-    let answer = StoredResponse { status: 200, body: serde_json::json!({"plan": "pro", "n": [1]}) };
-    f.store.complete(group, "k", &answer).await.unwrap();
+    let outcome = serde_json::json!({"changed": {"plan": "pro", "n": [1]}});
+    f.store.complete(group, "k", &outcome).await.unwrap();
     // A completed record is not released.
     f.store.release(group, "k").await.unwrap();
     assert_eq!(
         f.store.claim(group, "k", "h2", t + Duration::hours(23)).await.unwrap(),
-        Claim::Existing { request_hash: "h1".into(), response: Some(answer) }
+        Claim::Existing { request_hash: "h1".into(), outcome: Some(outcome) }
     );
     // Another group's key of the same name is its own.
     let other = f.group("other").await;
@@ -637,7 +637,7 @@ async fn an_idempotency_key_replays_its_answer_for_a_day() {
     assert_eq!(f.store.claim(group, "k", "h2", tomorrow).await.unwrap(), Claim::Claimed);
     assert_eq!(
         f.store.claim(group, "k", "h3", tomorrow).await.unwrap(),
-        Claim::Existing { request_hash: "h2".into(), response: None }
+        Claim::Existing { request_hash: "h2".into(), outcome: None }
     );
 }
 

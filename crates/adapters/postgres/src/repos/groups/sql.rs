@@ -217,4 +217,3 @@ pub(super) const SET_CURRENT: &str = "
         RETURNING id
     )
     SELECT EXISTS (SELECT FROM g) AS group_found, EXISTS (SELECT FROM changed) AS changed";
-
