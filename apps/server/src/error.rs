@@ -980,7 +980,7 @@ mod saturation_tests {
 }
 
 map_errors! {
-    pay::credit::SmsCreditError {
+    pay::sms_credit::SmsCreditError {
         NotFound => group_not_found(),
         Forbidden => forbidden("SMS credit needs the billing.manage permission"),
         Invalid(message) => {

@@ -547,7 +547,7 @@ async fn build_payments(
 ) -> anyhow::Result<(
     onboard_payments::PaymentsService,
     Option<Arc<onboard_gateway::SimulatedGateway>>,
-    onboard_payments::credit::SmsCreditService, // credit
+    onboard_payments::sms_credit::SmsCreditService, // credit
 )> {
     use onboard_payments::PaymentsService;
 

@@ -42,7 +42,6 @@
 //! ```
 
 mod config;
-pub mod credit;
 mod error;
 pub mod gateway;
 pub mod model;

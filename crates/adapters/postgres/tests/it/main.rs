@@ -5,7 +5,6 @@
 mod admin;
 mod billing;
 mod billing_notices;
-mod credit;
 mod groups;
 mod invites;
 mod jobs;
@@ -16,6 +15,7 @@ mod notifications;
 mod referrals;
 mod sessions;
 mod sms_credit;
+mod sms_credit_store;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;
