@@ -63,6 +63,7 @@ impl std::fmt::Debug for PaymentsService {
     }
 }
 
+/// Logs a gateway that could not be reached.
 fn unavailable(e: &GatewayError) {
     tracing::warn!(error = %e, "payment gateway");
 }
@@ -130,6 +131,7 @@ impl PaymentsService {
         Ok(self.ports.cards.cards(group).await?.into_iter().find(|c| c.main))
     }
 
+    /// Cancels `charge` at the gateway, logging a failure (a clean-up, not a use case step).
     async fn unschedule_quietly(&self, charge: &Charge) {
         if let Err(e) = self
             .ports
@@ -159,11 +161,13 @@ impl PaymentsService {
         )
     }
 }
+
 /// The display name of a plan (its code when the catalogue lacks it).
 fn plan_name(catalogue: &Catalogue, code: &PlanCode) -> String {
     catalogue.plan(code).map_or_else(|| code.as_str().to_owned(), |p| p.name.clone())
 }
 
+/// Puts the account back on Free, with nothing scheduled.
 fn to_free(b: &mut Billing) {
     b.plan = PlanCode::free();
     b.interval = None;
@@ -176,6 +180,7 @@ fn to_free(b: &mut Billing) {
     b.next_charge = None;
 }
 
+/// The receipt of a charge the gateway reports paid.
 fn paid_receipt(charge: &Charge, payment: &Payment, now: DateTime<Utc>) -> Receipt {
     Receipt {
         id: ReceiptId::new(),
@@ -192,6 +197,7 @@ fn paid_receipt(charge: &Charge, payment: &Payment, now: DateTime<Utc>) -> Recei
     }
 }
 
+/// The name of a charge at the gateway.
 fn charge_name(charge: &Charge) -> String {
     let interval = match charge.interval {
         crate::model::Interval::Month => "monthly",
@@ -200,6 +206,7 @@ fn charge_name(charge: &Charge) -> String {
     format!("Onboard {} ({interval})", charge.plan)
 }
 
+/// The gateway request that schedules `charge`.
 fn schedule_request(charge: &Charge) -> ScheduleRequest {
     ScheduleRequest {
         customer_uid: charge.customer_uid.to_string(),
