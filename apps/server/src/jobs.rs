@@ -28,7 +28,7 @@ use onboard_kernel::jobs::{Job, JobQueue, NewJob};
 pub const PAYMENTS_PERIODIC: &str = "payments.periodic";
 
 /// The name of the SMS credit periodic job (reconciliation of purchases, then the due auto
-/// top-ups: [`onboard_payments::credit::SmsCreditService::run_periodic`]).
+/// top-ups: [`onboard_payments::sms_credit::SmsCreditService::run_periodic`]).
 pub const SMS_CREDIT_PERIODIC: &str = "sms_credit.periodic";
 
 /// A one-off job is dropped after this many failed attempts.

@@ -59,7 +59,7 @@ pub struct AppState {
     /// Notifications: lists, marks, snoozes and live streams.
     pub notifications: onboard_notifications::NotificationsService,
     /// SMS credit: balance, purchases, auto top-up, ledger.
-    pub sms_credit: onboard_payments::credit::SmsCreditService,
+    pub sms_credit: onboard_payments::sms_credit::SmsCreditService,
     /// Group messages.
     pub messaging: onboard_messaging::MessagingService,
 }

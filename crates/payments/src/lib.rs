@@ -43,7 +43,6 @@
 
 mod change_plan;
 mod config;
-pub mod credit;
 mod error;
 pub mod gateway;
 mod idempotency;

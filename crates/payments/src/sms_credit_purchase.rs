@@ -5,7 +5,7 @@ use onboard_groups::Slug;
 use onboard_kernel::MemberId;
 use serde::{Deserialize, Serialize};
 
-use crate::credit::{AutoTopup, Purchased, SmsCreditError, SmsCreditService, Wallet};
+use crate::sms_credit::{AutoTopup, Purchased, SmsCreditError, SmsCreditService, Wallet};
 use crate::idempotency::{Answer, Fingerprint, IdempotencyKey};
 
 /// The refusal of an amount below [`crate::sms_credit::MIN_PURCHASE`], as
@@ -125,7 +125,7 @@ mod tests {
     use onboard_kernel::{Clock, GroupId, MockClock};
 
     use super::*;
-    use crate::credit::{MockSmsCreditRepository, SmsCreditPorts};
+    use crate::sms_credit::{MockSmsCreditRepository, SmsCreditPorts};
     use crate::gateway::{GatewayError, MockPaymentGateway};
     use crate::model::{Card, CardId, CustomerUid};
     use crate::ports::{Claim, MockCardRepository, MockIdempotencyRepository};

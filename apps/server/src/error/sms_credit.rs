@@ -6,7 +6,7 @@ use super::{ApiError, ErrorCode, conflict, forbidden, group_not_found};
 use onboard_payments as pay;
 
 map_errors! {
-    pay::credit::SmsCreditError {
+    pay::sms_credit::SmsCreditError {
         NotFound => group_not_found(),
         Forbidden => forbidden("SMS credit needs the billing.manage permission"),
         Invalid(message) => {

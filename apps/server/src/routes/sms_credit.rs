@@ -4,8 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
-use onboard_payments::credit::{AutoTopup, CreditView, Wallet};
-use onboard_payments::sms_credit::{LedgerEntry, SmsPrices};
+use onboard_payments::sms_credit::{AutoTopup, CreditView, LedgerEntry, SmsPrices, Wallet};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

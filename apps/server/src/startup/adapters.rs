@@ -15,7 +15,7 @@ use onboard_messaging::ports::MessageRepository;
 use onboard_notifications::ports::{
     NotificationBus, NotificationOutbox, NotificationRepository, StreamTicketStore,
 };
-use onboard_payments::credit::SmsCreditRepository;
+use onboard_payments::sms_credit::SmsCreditRepository;
 use onboard_payments::ports::{
     BillingRepository, CardRepository, IdempotencyRepository, UsageRepository,
 };

@@ -10,7 +10,7 @@ use onboard_kernel::{Clock, SystemClock};
 use onboard_members::ports::SmsSender;
 use onboard_members::{MembersPorts, MembersService, Secrets};
 use onboard_notifications::{NotificationsPorts, NotificationsService};
-use onboard_payments::credit::SmsCreditService;
+use onboard_payments::sms_credit::SmsCreditService;
 use onboard_payments::{PaymentsPorts, PaymentsService};
 use onboard_referrals::ReferralsService;
 use onboard_sms::{LogSmsSender, QueuedSmsSender, SensClient, TwilioSmsSender};
@@ -122,7 +122,7 @@ async fn services(
             groups.clone(),
             sms,
             clock,
-            crate::credit::invites_config(settings),
+            crate::sms_credit::invites_config(settings),
         ),
         groups,
         members,
@@ -252,7 +252,7 @@ async fn build_payments(
         gateway,
     };
     let sms_credit =
-        crate::credit::build(settings, &ports, groups.clone(), clock.clone(), stores.sms_credit);
+        crate::sms_credit::build(settings, &ports, groups.clone(), clock.clone(), stores.sms_credit);
     let payments = PaymentsService::new(ports, groups, clock, settings.payments.clone());
     // One instance at a time settles the journal (the others then find it settled).
     match backends.exclusively(PAYMENTS_RECOVERY_LOCK, payments.recover()).await {
@@ -268,7 +268,7 @@ async fn build_payments(
     let tick = settings.billing_tick;
     let every = chrono::TimeDelta::from_std(tick).unwrap_or(chrono::TimeDelta::minutes(1));
     crate::jobs::payments_runner(stores.jobs, queue_clock, payments.clone(), every)
-        .every(crate::jobs::SMS_CREDIT_PERIODIC, every, crate::credit::periodic(sms_credit.clone()))
+        .every(crate::jobs::SMS_CREDIT_PERIODIC, every, crate::sms_credit::periodic(sms_credit.clone()))
         .spawn(tick);
     Ok((payments, sim, sms_credit))
 }

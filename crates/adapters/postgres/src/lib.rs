@@ -71,9 +71,9 @@ pub mod sms_credit {
     pub use crate::repos::sms_credit::apply;
 }
 pub use repos::billing::PgBillingStore;
-pub use repos::credit::PgSmsCreditStore;
 pub use repos::jobs::PgJobQueue;
 pub use repos::messages::PgMessageRepository;
+pub use repos::sms_credit::PgSmsCreditStore;
 
 /// A pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;

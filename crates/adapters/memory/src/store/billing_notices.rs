@@ -1,4 +1,4 @@
-//! Billing notifications in memory (billnote): the billing store creates them under this
+//! Billing notifications in memory: the billing store creates them under this
 //! store's lock, in the same critical section as the billing change they report (the memory
 //! twin of notifying in the change's transaction).
 //!

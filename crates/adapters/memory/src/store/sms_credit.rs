@@ -18,7 +18,7 @@ pub(super) struct SmsCredit {
     /// Every ledger entry of every group, oldest first.
     pub(super) ledger: Vec<(GroupId, LedgerEntry)>,
     /// Purchases by merchant_uid.
-    pub(super) purchases: HashMap<String, onboard_payments::credit::CreditPurchase>,
+    pub(super) purchases: HashMap<String, sms_credit::CreditPurchase>,
 }
 
 /// One group's wallet.

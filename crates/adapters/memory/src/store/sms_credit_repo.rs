@@ -7,12 +7,11 @@ use chrono::{DateTime, Utc};
 use onboard_groups::Permission;
 use onboard_kernel::GroupId;
 use onboard_notifications::{NewNotification, NotificationId, NotificationType};
-use onboard_payments::credit::{
-    AutoTopup, CompletePurchaseError, CreditPurchase, DueTopup, PurchaseStatus,
-    SmsCreditRepository, Wallet,
-};
 use onboard_payments::model::{MerchantUid, Receipt};
-use onboard_payments::sms_credit::{CreditReason, LedgerEntry};
+use onboard_payments::sms_credit::{
+    AutoTopup, CompletePurchaseError, CreditPurchase, CreditReason, DueTopup, LedgerEntry,
+    PurchaseStatus, SmsCreditRepository, Wallet,
+};
 
 use super::MemoryStore;
 

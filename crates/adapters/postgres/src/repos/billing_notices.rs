@@ -1,4 +1,4 @@
-//! Billing notifications on PostgreSQL (billnote): the notices of a billing change, of a usage
+//! Billing notifications on PostgreSQL: the notices of a billing change, of a usage
 //! increment and of a trial's end, created inside the transaction of the change (tables
 //! `billing_trial_notices` and `billing_usage_notices` of migration 000090 keep what was
 //! notified, so that each is sent once).

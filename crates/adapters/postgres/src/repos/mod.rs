@@ -3,7 +3,6 @@
 pub(crate) mod admin;
 pub(crate) mod billing;
 pub(crate) mod billing_notices;
-pub(crate) mod credit;
 pub(crate) mod groups;
 pub(crate) mod invites;
 pub(crate) mod jobs;

@@ -5,7 +5,6 @@
 mod admin;
 mod billing;
 mod billing_notices;
-mod credit;
 mod groups;
 mod invites;
 mod jobs;
@@ -17,6 +16,7 @@ mod outbox;
 mod referrals;
 mod sessions;
 mod sms_credit;
+mod sms_credit_store;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;

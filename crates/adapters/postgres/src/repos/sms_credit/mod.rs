@@ -1,5 +1,6 @@
-//! SMS credit statements that run inside other repositories' transactions: the one way any
-//! code changes a group's balance (see `sms_credit_apply` in the migration).
+//! SMS credit on PostgreSQL: [`apply`], the statement that runs inside other repositories'
+//! transactions and the one way any code changes a group's balance (see `sms_credit_apply` in
+//! the migration), and the store of wallets, ledger and purchases ([`PgSmsCreditStore`]).
 
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
@@ -9,6 +10,10 @@ use onboard_kernel::GroupId;
 use onboard_payments::sms_credit::CreditReason;
 
 use crate::cached::CachedExt;
+
+mod store;
+
+pub use store::PgSmsCreditStore;
 
 /// Applies a delta and appends its ledger entry; NULL when a debit is not covered.
 const APPLY: &str = "

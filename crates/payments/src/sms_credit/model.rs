@@ -1,23 +1,11 @@
-//! Prepaid SMS credit: a wallet in KRW per group, debited by every message the group sends and
-//! never below 0, with a ledger of every change (payments.md, "SMS credit").
-//!
-//! Storage keeps the balance and the ledger together: one call applies a change and appends
-//! its ledger entry, in the transaction of whatever the change pays for (a message row, an
-//! invite). A debit the balance does not cover changes nothing.
-//!
-//! ```
-//! use onboard_payments::sms_credit::{CreditReason, SmsPrices, crossed_below};
-//!
-//! let prices = SmsPrices::default();
-//! assert_eq!((prices.sms, prices.lms, prices.alimtalk), (11, 37, 10));
-//! assert_eq!(CreditReason::Refund.as_str(), "refund");
-//! // 1,005 KRW less an LMS (37) crosses below the 1,000 KRW warning line; the next one does not.
-//! assert!(crossed_below(1_005, 968, 1_000));
-//! assert!(!crossed_below(968, 931, 1_000));
-//! ```
+//! The SMS credit model: prices, the ledger, wallets and purchases.
 
 use chrono::{DateTime, Utc};
+use onboard_kernel::GroupId;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::model::{CardId, CustomerUid, MerchantUid};
 
 /// Below this balance (KRW) the holders of `billing.manage` are told, once per crossing
 /// (`sms_credit.low`).
@@ -115,6 +103,99 @@ pub const fn apply(balance: i64, delta: i64) -> Option<i64> {
         Some(after) if after >= 0 => Some(after),
         _ => None,
     }
+}
+
+/// The auto top-up of a wallet: when a debit takes the balance below `below`, the main card is
+/// charged `amount` (at least [`MIN_PURCHASE`]) once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoTopup {
+    /// The threshold (KRW, ≥ 0).
+    pub below: i64,
+    /// What one top-up buys (KRW, ≥ 100).
+    pub amount: i64,
+}
+
+/// A group's SMS credit wallet (a group that never had one has a zero wallet).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wallet {
+    /// KRW, never below 0.
+    pub balance: i64,
+    /// `None`: off.
+    pub auto_topup: Option<AutoTopup>,
+    /// Set when a debit crossed below the auto top-up threshold and the top-up has not run yet.
+    pub topup_requested_at: Option<DateTime<Utc>>,
+}
+
+/// Where a purchase stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurchaseStatus {
+    /// Recorded before the gateway was asked; its outcome is not recorded yet.
+    Pending,
+    /// Charged and credited (with its receipt).
+    Paid,
+    /// Declined, never charged, or no main card: nothing was credited.
+    Failed,
+}
+
+impl PurchaseStatus {
+    /// The stored name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Paid => "paid",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The status stored as `name`.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Pending, Self::Paid, Self::Failed].into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// One charge of the main card for SMS credit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditPurchase {
+    /// Onboard's id of the payment: unique.
+    pub merchant_uid: MerchantUid,
+    pub group: GroupId,
+    /// KRW, VAT included: what the card is charged and what is credited.
+    pub amount: i64,
+    /// [`CreditReason::Purchase`] or [`CreditReason::AutoTopup`].
+    pub reason: CreditReason,
+    /// The main card charged; `None` when the group had none.
+    pub card: Option<(CardId, CustomerUid)>,
+    pub status: PurchaseStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A wallet waiting for its auto top-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueTopup {
+    pub group: GroupId,
+    /// What the top-up buys.
+    pub amount: i64,
+    /// When the debit that crossed the threshold happened.
+    pub requested_at: DateTime<Utc>,
+}
+
+/// The merchant_uid of the auto top-up requested for `group` at `requested_at`: the same for
+/// every run that handles that request, different for every other request.
+#[must_use]
+pub fn topup_merchant_uid(group: GroupId, requested_at: DateTime<Utc>) -> MerchantUid {
+    let digest = Sha256::digest(
+        format!("sms-credit-topup|{}|{}", group, requested_at.timestamp_micros()).as_bytes(),
+    );
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    MerchantUid::from_trusted(format!("ob_{hex}"))
+}
+
+/// The VAT part of an amount that includes 10 % VAT, rounded half up to the won.
+#[must_use]
+pub const fn vat_included(amount: i64) -> i64 {
+    (amount * 10 + 55) / 110
 }
 
 #[cfg(test)]

@@ -14,12 +14,11 @@ use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use onboard_kernel::GroupId;
-use onboard_payments::credit::{
-    AutoTopup, CompletePurchaseError, CreditPurchase, DueTopup, PurchaseStatus,
-    SmsCreditRepository, Wallet,
-};
 use onboard_payments::model::{CardId, CustomerUid, MerchantUid, Receipt};
-use onboard_payments::sms_credit::{CreditReason, LedgerEntry};
+use onboard_payments::sms_credit::{
+    AutoTopup, CompletePurchaseError, CreditPurchase, CreditReason, DueTopup, LedgerEntry,
+    PurchaseStatus, SmsCreditRepository, Wallet,
+};
 
 use crate::PgPool;
 use crate::cached::CachedExt;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use onboard_payments::credit::{SmsCreditPorts, SmsCreditRepository, SmsCreditService};
+use onboard_payments::sms_credit::{SmsCreditPorts, SmsCreditRepository, SmsCreditService};
 
 use crate::config::Settings;
 
@@ -38,7 +38,7 @@ pub fn periodic(
         let service = service.clone();
         Box::pin(async move {
             let report = service.run_periodic().await?;
-            if report != onboard_payments::credit::CreditReport::default() {
+            if report != onboard_payments::sms_credit::CreditReport::default() {
                 tracing::info!(?report, "periodic SMS credit work");
             }
             Ok(())

@@ -7,11 +7,11 @@ use chrono::Duration;
 use onboard_kernel::GroupId;
 use onboard_notifications::NotificationType;
 use onboard_notifications::ports::NotificationRepository;
-use onboard_payments::credit::{
-    AutoTopup, CompletePurchaseError, CreditPurchase, DueTopup, PurchaseStatus, SmsCreditRepository,
-};
 use onboard_payments::model::{MerchantUid, Money, Receipt, ReceiptId, ReceiptKind, ReceiptStatus};
-use onboard_payments::sms_credit::CreditReason;
+use onboard_payments::sms_credit::{
+    AutoTopup, CompletePurchaseError, CreditPurchase, CreditReason, DueTopup, PurchaseStatus,
+    SmsCreditRepository,
+};
 use onboard_postgres::sms_credit::apply;
 use onboard_postgres::{PgNotificationRepository, PgSmsCreditStore};
 

@@ -2,14 +2,19 @@
 
 use std::collections::BTreeSet;
 
-use chrono::TimeZone;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use mockall::predicate::eq;
 use onboard_groups::ports::MockGroupRepository;
-use onboard_groups::{Group, GroupName, GroupsConfig, Membership, MembershipStatus, RoleName};
-use onboard_kernel::MockClock;
+use onboard_groups::{
+    Group, GroupName, GroupsConfig, GroupsService, Membership, MembershipStatus, RoleName, Slug,
+};
+use onboard_kernel::{Clock, GroupId, MemberId, MockClock};
 
 use super::*;
-use crate::gateway::MockPaymentGateway;
+use crate::gateway::{ChargeRequest, GatewayError, MockPaymentGateway, Payment, PaymentStatus};
+use crate::model::{Card, CardId, CustomerUid, MerchantUid, Money, ReceiptKind, ReceiptStatus};
 use crate::ports::MockCardRepository;
 
 fn now() -> DateTime<Utc> {
