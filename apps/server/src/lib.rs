@@ -18,6 +18,6 @@ pub use config::Settings;
 pub use startup::Application;
 
 pub mod compat;
-pub mod sms_credit;
 pub mod messaging_worker;
 pub mod notify_worker;
+pub mod sms_credit;

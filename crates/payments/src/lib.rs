@@ -41,7 +41,6 @@
 //!     &PaymentsConfig::default(), &NewIds::generate()).is_err());
 //! ```
 
-mod change_plan;
 mod config;
 mod error;
 pub mod gateway;
@@ -53,10 +52,7 @@ pub mod plan_change;
 pub mod ports;
 mod service;
 pub mod sms_credit;
-mod sms_credit_purchase;
-mod usage;
 
-pub use change_plan::PlanChangeOutcome;
 pub use config::PaymentsConfig;
 pub use error::{
     CardError, ChangePlanError, IdempotencyError, UsageError, ViewBillingError, WebhookError,
@@ -64,6 +60,8 @@ pub use error::{
 pub use idempotency::{Answer, Fingerprint, IdempotencyKey, IdempotencyKeyError, IdempotencyKeys};
 pub use model::*;
 pub use plan_change::{PlanChange, PlanRefusal, PlanRequest};
-pub use service::{PaymentsPorts, PaymentsService, PeriodicReport, ReceiptPage, WebhookOutcome};
-pub use sms_credit_purchase::PurchaseOutcome;
-pub use usage::UsageCaller;
+pub use service::PlanChangeOutcome;
+pub use service::{
+    PaymentsPorts, PaymentsService, PeriodicReport, ReceiptPage, UsageCaller, WebhookOutcome,
+};
+pub use sms_credit::PurchaseOutcome;

@@ -15,10 +15,10 @@ use onboard_messaging::ports::MessageRepository;
 use onboard_notifications::ports::{
     NotificationBus, NotificationOutbox, NotificationRepository, StreamTicketStore,
 };
-use onboard_payments::sms_credit::SmsCreditRepository;
 use onboard_payments::ports::{
     BillingRepository, CardRepository, IdempotencyRepository, UsageRepository,
 };
+use onboard_payments::sms_credit::SmsCreditRepository;
 use onboard_referrals::ports::ReferralRepository;
 use onboard_sso::ports::{IdentityRepository, SsoStateStore};
 use secrecy::{ExposeSecret, SecretString};

@@ -251,8 +251,13 @@ async fn build_payments(
         idempotency: stores.idempotency,
         gateway,
     };
-    let sms_credit =
-        crate::sms_credit::build(settings, &ports, groups.clone(), clock.clone(), stores.sms_credit);
+    let sms_credit = crate::sms_credit::build(
+        settings,
+        &ports,
+        groups.clone(),
+        clock.clone(),
+        stores.sms_credit,
+    );
     let payments = PaymentsService::new(ports, groups, clock, settings.payments.clone());
     // One instance at a time settles the journal (the others then find it settled).
     match backends.exclusively(PAYMENTS_RECOVERY_LOCK, payments.recover()).await {
@@ -268,7 +273,11 @@ async fn build_payments(
     let tick = settings.billing_tick;
     let every = chrono::TimeDelta::from_std(tick).unwrap_or(chrono::TimeDelta::minutes(1));
     crate::jobs::payments_runner(stores.jobs, queue_clock, payments.clone(), every)
-        .every(crate::jobs::SMS_CREDIT_PERIODIC, every, crate::sms_credit::periodic(sms_credit.clone()))
+        .every(
+            crate::jobs::SMS_CREDIT_PERIODIC,
+            every,
+            crate::sms_credit::periodic(sms_credit.clone()),
+        )
         .spawn(tick);
     Ok((payments, sim, sms_credit))
 }

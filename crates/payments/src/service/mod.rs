@@ -9,8 +9,10 @@ mod account;
 mod cards;
 mod change_plan;
 mod gateway_cleanup;
+mod idempotent_plan_change;
 mod periodic;
 mod usage;
+mod usage_caller;
 mod webhooks;
 
 use std::sync::Arc;
@@ -20,11 +22,13 @@ use onboard_groups::{AuthorizeError, Group, GroupsService, Permission, Slug, Vie
 use onboard_kernel::{Clock, GroupId, MemberId};
 
 pub(crate) use change_plan::plan_access;
+pub use idempotent_plan_change::PlanChangeOutcome;
+pub use usage_caller::UsageCaller;
 
 use crate::config::PaymentsConfig;
-use crate::idempotency::IdempotencyKeys;
 use crate::error::ViewBillingError;
 use crate::gateway::{GatewayError, Payment, PaymentGateway, ScheduleRequest};
+use crate::idempotency::IdempotencyKeys;
 use crate::model::{
     Billing, BillingStatus, Card, Catalogue, Charge, PlanCode, Receipt, ReceiptId, ReceiptKind,
     ReceiptStatus,

@@ -32,11 +32,13 @@
 mod error;
 mod model;
 mod ports;
+mod purchase;
 mod service;
 
 pub use error::SmsCreditError;
 pub use model::*;
 pub use ports::*;
+pub use purchase::PurchaseOutcome;
 pub use service::{
     CreditReport, CreditView, LedgerPage, Purchased, SmsCreditPorts, SmsCreditService,
 };

@@ -13,9 +13,9 @@ use super::model::{
 };
 use super::ports::{CompletePurchaseError, SmsCreditRepository};
 use crate::gateway::{ChargeRequest, GatewayError, Payment, PaymentGateway, PaymentStatus};
+use crate::idempotency::IdempotencyKeys;
 use crate::model::{Card, CustomerUid, MerchantUid, Money, Receipt, ReceiptId};
 use crate::model::{ReceiptKind, ReceiptStatus};
-use crate::idempotency::IdempotencyKeys;
 use crate::ports::{CardRepository, IdempotencyRepository};
 
 /// The ports the SMS credit service needs.

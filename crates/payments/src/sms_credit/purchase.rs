@@ -5,7 +5,7 @@ use onboard_groups::Slug;
 use onboard_kernel::MemberId;
 use serde::{Deserialize, Serialize};
 
-use crate::sms_credit::{AutoTopup, Purchased, SmsCreditError, SmsCreditService, Wallet};
+use super::{AutoTopup, Purchased, SmsCreditError, SmsCreditService, Wallet};
 use crate::idempotency::{Answer, Fingerprint, IdempotencyKey};
 
 /// The refusal of an amount below [`crate::sms_credit::MIN_PURCHASE`], as
@@ -125,11 +125,11 @@ mod tests {
     use onboard_kernel::{Clock, GroupId, MockClock};
 
     use super::*;
-    use crate::sms_credit::{MockSmsCreditRepository, SmsCreditPorts};
     use crate::gateway::{GatewayError, MockPaymentGateway};
     use crate::model::{Card, CardId, CustomerUid};
     use crate::ports::{Claim, MockCardRepository, MockIdempotencyRepository};
     use crate::sms_credit::SmsPrices;
+    use crate::sms_credit::{MockSmsCreditRepository, SmsCreditPorts};
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, 5, 0, 0).single().expect("a time")

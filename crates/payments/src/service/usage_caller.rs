@@ -3,9 +3,9 @@
 use onboard_groups::{AuthorizeError, Slug};
 use onboard_kernel::MemberId;
 
+use super::PaymentsService;
 use crate::error::UsageError;
 use crate::model::Usage;
-use crate::service::PaymentsService;
 
 /// Who asks to count usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

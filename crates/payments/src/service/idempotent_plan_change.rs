@@ -4,11 +4,11 @@ use onboard_groups::Slug;
 use onboard_kernel::MemberId;
 use serde::{Deserialize, Serialize};
 
+use super::{PaymentsService, plan_access};
 use crate::error::ChangePlanError;
 use crate::idempotency::{Answer, Fingerprint, IdempotencyKey};
 use crate::model::Billing;
 use crate::plan_change::{PlanRefusal, PlanRequest};
-use crate::service::{PaymentsService, plan_access};
 
 /// What a plan change came to, as kept for a repeat of its idempotency key: every outcome
 /// here is final (nothing is left to try again).
