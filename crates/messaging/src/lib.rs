@@ -76,7 +76,7 @@
 //! let mut gate = MockSenderGate::new();
 //! gate.expect_sender_group().returning(|_, _| Ok(GroupId::new()));
 //! let mut repo = MockMessageRepository::new();
-//! repo.expect_queue_batch().returning(|_, _| Err(QueueError::InsufficientCredit));
+//! repo.expect_queue_batch().returning(|_, _, _| Err(QueueError::InsufficientCredit));
 //! let mut provider = MockMessageProvider::new();
 //! provider.expect_send().never();
 //! let service = MessagingService::new(
@@ -105,6 +105,7 @@
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod failover;
 pub mod model;
 pub mod ports;
@@ -114,6 +115,6 @@ pub mod service;
 pub use config::MessagingConfig;
 pub use error::{GateError, GetMessageError, QueueError, SendError};
 pub use model::{
-    Channel, Claim, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage, SendRequest,
+    Channel, Claim, FailOverEvents, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage, SendRequest,
 };
 pub use service::{MessagingPorts, MessagingService};
