@@ -115,6 +115,7 @@ pub mod service;
 pub use config::MessagingConfig;
 pub use error::{GateError, GetMessageError, QueueError, SendError};
 pub use model::{
-    Channel, Claim, FailOverEvents, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage, SendRequest,
+    Channel, Claim, FailOverEvents, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage,
+    SendRequest,
 };
 pub use service::{MessagingPorts, MessagingService};

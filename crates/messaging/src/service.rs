@@ -14,8 +14,8 @@ use crate::error::{GetMessageError, SendError};
 use crate::events::MessageEvent;
 use crate::failover::{self, Decision};
 use crate::model::{
-    Channel, Claim, FailOverEvents, FailOverOutcome, Message, MessageId, MessageStatus,
-    NewMessage, SendRequest,
+    Channel, Claim, FailOverEvents, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage,
+    SendRequest,
 };
 use crate::ports::{DeliveryStatus, MessageProvider, MessageRepository, ProviderError, SenderGate};
 use crate::pricing;
@@ -278,8 +278,7 @@ impl MessagingService {
                     resent: vec![Event::record(&resent, now)],
                     no_credit: vec![Event::record(&failed(message, code, true), now)],
                 };
-                let outcome =
-                    self.ports.repo.fail_over(claim, code, &resend, &events, now).await?;
+                let outcome = self.ports.repo.fail_over(claim, code, &resend, &events, now).await?;
                 if outcome == FailOverOutcome::NoCredit {
                     tracing::info!(message = %message.id, "no SMS credit for the failover resend");
                 }
@@ -333,10 +332,8 @@ impl MessagingService {
 
     /// Records the claimed alimtalk `delivered`, and its event.
     async fn delivered(&self, claim: &Claim, now: DateTime<Utc>) -> anyhow::Result<bool> {
-        let delivered = MessageEvent::Delivered {
-            message_id: claim.message.id,
-            group_id: claim.message.group,
-        };
+        let delivered =
+            MessageEvent::Delivered { message_id: claim.message.id, group_id: claim.message.group };
         self.ports.repo.mark_delivered(claim, &[Event::record(&delivered, now)], now).await
     }
 

@@ -356,7 +356,8 @@ async fn a_refused_message_records_failed_and_refunded() {
 
 #[tokio::test]
 async fn an_alimtalk_given_up_on_records_failed_without_refund() {
-    let claimed = claim(Channel::Alimtalk, MessageStatus::Sent, MessagingConfig::default().max_checks - 1);
+    let claimed =
+        claim(Channel::Alimtalk, MessageStatus::Sent, MessagingConfig::default().max_checks - 1);
     let (id, group) = (claimed.message.id, claimed.message.group);
     let mut m = Mocks::new(group);
     m.provider.expect_alimtalk_status().returning(|_| Ok(DeliveryStatus::Pending));
@@ -440,6 +441,9 @@ fn message_events_carry_no_phone_number_or_text() {
     let payload = record.payload.to_string();
     assert!(!payload.contains("821000000001"), "{payload}");
     assert!(!payload.contains("hello"), "{payload}");
-    assert_eq!((record.aggregate_type.as_str(), record.aggregate_id), ("message", claimed.message.id.as_uuid()));
+    assert_eq!(
+        (record.aggregate_type.as_str(), record.aggregate_id),
+        ("message", claimed.message.id.as_uuid())
+    );
     assert_eq!(record.group, Some(claimed.message.group));
 }
