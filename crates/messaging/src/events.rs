@@ -78,7 +78,7 @@ pub enum MessageEvent {
         group_id: GroupId,
         /// The provider's code, or the worker's (`unavailable`, `check_timeout`).
         code: String,
-        /// Whether its price went back to the group's SMS credit.
+        /// Whether its price (not 0) went back to the group's SMS credit.
         refunded: bool,
     },
     /// An alimtalk did not arrive: it was refunded and resent as SMS or LMS, charged and

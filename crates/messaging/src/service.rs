@@ -347,13 +347,14 @@ impl MessagingService {
     }
 }
 
-/// The event of `message` failing with `code`.
-fn failed(message: &Message, code: &str, refunded: bool) -> MessageEvent {
+/// The event of `message` failing with `code`, its price refunded when `refund` (a free
+/// message has nothing to refund).
+fn failed(message: &Message, code: &str, refund: bool) -> MessageEvent {
     MessageEvent::Failed {
         message_id: message.id,
         group_id: message.group,
         code: code.to_owned(),
-        refunded,
+        refunded: refund && message.price > 0,
     }
 }
 
