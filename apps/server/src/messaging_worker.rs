@@ -2,7 +2,8 @@
 //!
 //! Every instance runs one. A message is claimed by one worker at a time under a lease (see
 //! `onboard_messaging::ports::MessageRepository`), sent, and its outcome recorded right after
-//! the provider call in a transaction of its own. A worker that dies leaves its unsent claims
+//! the provider call in a transaction of its own, with the outcome's events
+//! (`onboard_messaging::events::MessageEvent`). A worker that dies leaves its unsent claims
 //! to be claimed again once the lease runs out. The one case that may send twice: a worker
 //! killed after the provider took a message and before the outcome committed (the provider
 //! call and the database cannot be one transaction); the next worker sends it again after the

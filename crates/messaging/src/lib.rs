@@ -10,7 +10,8 @@
 //!   ([`pricing`]).
 //! - The debit, the message rows and their outbox entries are one transaction
 //!   ([`ports::MessageRepository::queue_batch`]): without credit for all of them nothing is
-//!   queued ([`SendError::InsufficientCredit`]).
+//!   queued ([`SendError::InsufficientCredit`]). The port's docs name every debit and refund
+//!   an adapter makes (the price, the ledger reason, the reference).
 //! - A worker on every server instance ([`MessagingService::process_due`]) claims due messages
 //!   under a lease, calls the provider, and records each outcome right after its call in a
 //!   transaction of its own: `sent`, or `failed` with the charge refunded.
@@ -19,6 +20,11 @@
 //!   provider does not know yet. A non-delivery with `failover` is resent as SMS/LMS: the
 //!   alimtalk is refunded and `failed_over`, the resend charged and queued, in one transaction
 //!   ([`failover`] has the table of codes).
+//! - Each change carries the events the use case decided for it ([`events::MessageEvent`]:
+//!   `message.queued` per batch, `message.sent`, `message.delivered`, `message.failed`,
+//!   `message.failed_over`), stored by the repository in the change's transaction; an outcome
+//!   recorded under a lost lease stores none. Nobody is notified of messages; outgoing
+//!   webhooks read these events.
 //!
 //! ## Using the service with your own adapters
 //!
@@ -76,7 +82,7 @@
 //! let mut gate = MockSenderGate::new();
 //! gate.expect_sender_group().returning(|_, _| Ok(GroupId::new()));
 //! let mut repo = MockMessageRepository::new();
-//! repo.expect_queue_batch().returning(|_, _| Err(QueueError::InsufficientCredit));
+//! repo.expect_queue_batch().returning(|_, _, _| Err(QueueError::InsufficientCredit));
 //! let mut provider = MockMessageProvider::new();
 //! provider.expect_send().never();
 //! let service = MessagingService::new(
@@ -105,6 +111,7 @@
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod failover;
 pub mod model;
 pub mod ports;
@@ -114,6 +121,7 @@ pub mod service;
 pub use config::MessagingConfig;
 pub use error::{GateError, GetMessageError, QueueError, SendError};
 pub use model::{
-    Channel, Claim, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage, SendRequest,
+    Channel, Claim, FailOverEvents, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage,
+    SendRequest,
 };
 pub use service::{MessagingPorts, MessagingService};

@@ -100,7 +100,11 @@ pub struct NewMessage {
     pub template_code: Option<String>,
     /// Resend an alimtalk that is not delivered as SMS/LMS.
     pub failover: bool,
-    /// KRW debited from the group's SMS credit for it.
+    /// KRW the repository debits from the group's SMS credit when it stores the message, in
+    /// the same transaction: ledger reason `message`
+    /// ([`CreditReason::Message`](onboard_payments::sms_credit::CreditReason::Message)),
+    /// referencing the message id; nothing for 0. Refunded (reason `refund`) when the message
+    /// fails with a refund or fails over.
     pub price: i64,
     /// The alimtalk this message resends, for a failover resend.
     pub failover_of: Option<MessageId>,
@@ -191,6 +195,19 @@ pub struct SendRequest {
     pub template_code: Option<String>,
     /// Resend an alimtalk that is not delivered as SMS/LMS.
     pub failover: bool,
+}
+
+/// The events of a failover step, one list per outcome: the repository stores the list of
+/// the outcome it records ([`MessageRepository::fail_over`](crate::ports::MessageRepository::fail_over)),
+/// and none when the lease was lost.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FailOverEvents {
+    /// Stored when the alimtalk is `failed_over` and the resend queued
+    /// ([`FailOverOutcome::Resent`]).
+    pub resent: Vec<onboard_kernel::events::Event>,
+    /// Stored when the credit does not cover the resend and the alimtalk is `failed`
+    /// ([`FailOverOutcome::NoCredit`]).
+    pub no_credit: Vec<onboard_kernel::events::Event>,
 }
 
 /// The result of a failover step.

@@ -1,7 +1,8 @@
 //! The ports of the messaging domain.
 //!
-//! - [`MessageRepository`]: messages with their outbox columns, and the group's SMS credit
-//!   they pay from (PostgreSQL, memory). Every method is one transaction.
+//! - [`MessageRepository`]: messages with their outbox columns, the group's SMS credit they
+//!   pay from, and their events (PostgreSQL, memory). Every method is one transaction, and its
+//!   docs name everything an implementation must do in it (the debits and refunds included).
 //! - [`MessageProvider`]: the SMS/LMS/alimtalk provider (SENS, Twilio, the log).
 //! - [`SenderGate`]: who may send in a group (the groups domain).
 //!
@@ -10,28 +11,44 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboard_groups::Slug;
+use onboard_kernel::events::Event;
 use onboard_kernel::{GroupId, MemberId};
 
 use crate::error::{GateError, QueueError};
-use crate::model::{Claim, FailOverOutcome, Message, MessageId, NewMessage};
+use crate::model::{Claim, FailOverEvents, FailOverOutcome, Message, MessageId, NewMessage};
 
-/// Messages, their outbox and the credit they are paid from.
+/// Messages, their outbox, the credit they are paid from, and their events.
 ///
 /// The outbox: a message with a due step (a `queued` message to send, a `sent` alimtalk whose
 /// delivery check is due) is claimed by one worker at a time, under a lease; the worker records
 /// the step's outcome with the claim, and a record whose lease is no longer the message's
 /// changes nothing (answers `false`). A claim whose worker died runs out and the message is
 /// claimed again.
+///
+/// Money: the messages are paid from the group's SMS credit (`onboard_payments::sms_credit`),
+/// and the repository moves it in the transaction of the change it pays for, as the methods
+/// below say: a debit of a message's [`price`](NewMessage::price) with ledger reason
+/// `message` when it is stored, a credit of its stored price with reason `refund` when it
+/// fails with a refund or fails over; both reference the message id (its string form). A
+/// debit is an SMS credit debit like any other (never below 0; its low-balance and auto top-up
+/// effects are the SMS credit's); a price of 0 moves nothing.
+///
+/// Events: every write method takes the events the use case decided for its change
+/// ([`crate::events::MessageEvent`] records) and MUST store them in the outbox of domain events
+/// in the same transaction, only when the change is made: a refusal or a lost lease stores
+/// none.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait MessageRepository: Send + Sync {
-    /// Debits each message's price from its group's SMS credit (ledger `message`, referenced
-    /// by the message id), stores the messages `queued` and due at `at`: all in one
-    /// transaction. When the credit does not cover them all, nothing changes
+    /// In one transaction, all or nothing: for each message, debits its
+    /// [`price`](NewMessage::price) from its group's SMS credit (ledger reason `message`,
+    /// referencing the message id), stores it `queued` and due at `at`; and stores `events`.
+    /// When the credit does not cover them all, nothing is written
     /// ([`QueueError::InsufficientCredit`]).
     async fn queue_batch(
         &self,
         messages: &[NewMessage],
+        events: &[Event],
         at: DateTime<Utc>,
     ) -> Result<(), QueueError>;
 
@@ -48,7 +65,7 @@ pub trait MessageRepository: Send + Sync {
 
     /// Claims up to `limit` messages whose step is due at `now` and that nobody holds a live
     /// claim on (earliest due first), until `lease_until`: of several workers claiming at
-    /// once, each message goes to one.
+    /// once, each message goes to one. A claim is not a change of the message: no events.
     async fn claim(
         &self,
         now: DateTime<Utc>,
@@ -56,46 +73,66 @@ pub trait MessageRepository: Send + Sync {
         limit: u32,
     ) -> anyhow::Result<Vec<Claim>>;
 
-    /// The provider took the message: `sent`, with the provider's id; an alimtalk's delivery
-    /// check is due at `check_at` (scheduled in the same transaction), other channels are done.
+    /// The provider took the `queued` message: `sent`, with the provider's id; an alimtalk's
+    /// delivery check is due at `check_at`, other channels are done; `events` stored. One
+    /// transaction; `false` and nothing written when the lease is no longer the claim's.
     async fn mark_sent(
         &self,
         claim: &Claim,
         provider_message_id: Option<String>,
         check_at: Option<DateTime<Utc>>,
+        events: &[Event],
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool>;
 
-    /// The alimtalk was delivered (`0000`).
-    async fn mark_delivered(&self, claim: &Claim, at: DateTime<Utc>) -> anyhow::Result<bool>;
+    /// The alimtalk was delivered (`0000`); `events` stored. One transaction; `false` and
+    /// nothing written when the lease is no longer the claim's.
+    async fn mark_delivered(
+        &self,
+        claim: &Claim,
+        events: &[Event],
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<bool>;
 
-    /// The message failed with `code`; with `refund` its price goes back to the group's
-    /// credit (ledger `refund`) in the same transaction.
+    /// The message failed with `code`; with `refund`, its stored price goes back to the
+    /// group's SMS credit (ledger reason `refund`, referencing the message id; never refused);
+    /// `events` stored. One transaction; `false` and nothing written when the lease is no
+    /// longer the claim's.
     async fn mark_failed(
         &self,
         claim: &Claim,
         code: &str,
         refund: bool,
+        events: &[Event],
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool>;
 
-    /// The alimtalk's delivery is not known yet: check again at `check_at` (one more check).
+    /// The alimtalk's delivery is not known yet: check again at `check_at` (one more check);
+    /// `events` stored. One transaction; `false` and nothing written when the lease is no
+    /// longer the claim's.
     async fn reschedule_check(
         &self,
         claim: &Claim,
         check_at: DateTime<Utc>,
+        events: &[Event],
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool>;
 
-    /// The alimtalk did not arrive (`code`) and is resent, in one transaction: its price is
-    /// refunded, `resend`'s debited and `resend` queued, and the alimtalk is `failed_over`
-    /// pointing at it. When the credit does not cover the resend, the alimtalk is `failed`
-    /// (refunded) and nothing is queued.
+    /// The alimtalk did not arrive (`code`) and is resent as `resend`, in one transaction:
+    /// the alimtalk's stored price is refunded (ledger reason `refund`, referencing its id),
+    /// `resend`'s [`price`](NewMessage::price) debited (reason `message`, referencing the
+    /// resend's id), `resend` queued due at `at`, the alimtalk `failed_over` with
+    /// `failover_id` = the resend, and `events.resent` stored
+    /// ([`FailOverOutcome::Resent`]). When the credit (after the refund) does not cover the
+    /// resend, the alimtalk is `failed` with `code` and refunded, nothing is debited or
+    /// queued, and `events.no_credit` stored ([`FailOverOutcome::NoCredit`]). When the lease
+    /// is no longer the claim's nothing is written ([`FailOverOutcome::LeaseLost`]).
     async fn fail_over(
         &self,
         claim: &Claim,
         code: &str,
         resend: &NewMessage,
+        events: &FailOverEvents,
         at: DateTime<Utc>,
     ) -> anyhow::Result<FailOverOutcome>;
 }

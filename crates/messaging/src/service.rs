@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
 use onboard_groups::Slug;
+use onboard_kernel::events::Event;
 use onboard_kernel::{Clock, MemberId};
 
 use crate::config::MessagingConfig;
 use crate::error::{GetMessageError, SendError};
+use crate::events::MessageEvent;
 use crate::failover::{self, Decision};
 use crate::model::{
-    Channel, Claim, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage, SendRequest,
+    Channel, Claim, FailOverEvents, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage,
+    SendRequest,
 };
 use crate::ports::{DeliveryStatus, MessageProvider, MessageRepository, ProviderError, SenderGate};
 use crate::pricing;
@@ -115,7 +118,14 @@ impl MessagingService {
             })
             .collect();
         let now = self.now();
-        self.ports.repo.queue_batch(&batch, now).await?;
+        let queued = MessageEvent::Queued {
+            group_id: group,
+            channel: channel.as_str().to_owned(),
+            count: u32::try_from(batch.len()).unwrap_or(u32::MAX),
+            total_price: batch.iter().map(|m| m.price).sum(),
+            by: caller,
+        };
+        self.ports.repo.queue_batch(&batch, &[Event::record(&queued, now)], now).await?;
         Ok(batch.into_iter().map(|m| m.into_message(now)).collect())
     }
 
@@ -198,20 +208,31 @@ impl MessagingService {
                 let check_at = (message.channel == Channel::Alimtalk
                     && accepted.provider_message_id.is_some())
                 .then(|| now + delta(self.config.check_delay));
+                let sent = MessageEvent::Sent {
+                    message_id: message.id,
+                    group_id: message.group,
+                    channel: message.channel.as_str().to_owned(),
+                };
                 self.ports
                     .repo
-                    .mark_sent(claim, accepted.provider_message_id, check_at, now)
+                    .mark_sent(
+                        claim,
+                        accepted.provider_message_id,
+                        check_at,
+                        &[Event::record(&sent, now)],
+                        now,
+                    )
                     .await?
             }
             // The provider may have taken it: no resend; the charge goes back.
             Err(e @ ProviderError::Unavailable(_)) => {
                 tracing::warn!(message = %message.id, error = %e, "the provider is unavailable");
-                self.ports.repo.mark_failed(claim, e.code(), true, now).await?
+                self.fail(claim, e.code(), true, now).await?
             }
             Err(e) if message.channel == Channel::Alimtalk => {
                 self.after_alimtalk(claim, e.code(), now).await?
             }
-            Err(e) => self.ports.repo.mark_failed(claim, e.code(), true, now).await?,
+            Err(e) => self.fail(claim, e.code(), true, now).await?,
         };
         if !recorded {
             tracing::warn!(message = %message.id, "the claim ran out before the outcome was recorded");
@@ -229,10 +250,10 @@ impl MessagingService {
     ) -> anyhow::Result<bool> {
         let message = &claim.message;
         match failover::decide(code, message.failover, &message.text) {
-            Decision::Delivered => self.ports.repo.mark_delivered(claim, now).await,
+            Decision::Delivered => self.delivered(claim, now).await,
             Decision::Fail => {
                 let refund = failover::is_non_delivery(code);
-                self.ports.repo.mark_failed(claim, code, refund, now).await
+                self.fail(claim, code, refund, now).await
             }
             Decision::Resend(channel) => {
                 let resend = NewMessage {
@@ -246,7 +267,18 @@ impl MessagingService {
                     price: pricing::unit_price(channel, &self.config.prices),
                     failover_of: Some(message.id),
                 };
-                let outcome = self.ports.repo.fail_over(claim, code, &resend, now).await?;
+                let resent = MessageEvent::FailedOver {
+                    message_id: message.id,
+                    group_id: message.group,
+                    code: code.to_owned(),
+                    resend_id: resend.id,
+                    channel: channel.as_str().to_owned(),
+                };
+                let events = FailOverEvents {
+                    resent: vec![Event::record(&resent, now)],
+                    no_credit: vec![Event::record(&failed(message, code, true), now)],
+                };
+                let outcome = self.ports.repo.fail_over(claim, code, &resend, &events, now).await?;
                 if outcome == FailOverOutcome::NoCredit {
                     tracing::info!(message = %message.id, "no SMS credit for the failover resend");
                 }
@@ -258,14 +290,14 @@ impl MessagingService {
     async fn check(&self, claim: &Claim) -> anyhow::Result<()> {
         let now = self.now();
         let Some(provider_id) = claim.message.provider_message_id.as_deref() else {
-            self.ports.repo.mark_failed(claim, CHECK_GAVE_UP, false, now).await?;
+            self.fail(claim, CHECK_GAVE_UP, false, now).await?;
             return Ok(());
         };
         let status = self.ports.provider.alimtalk_status(provider_id).await;
         let now = self.now();
         match status {
             Ok(DeliveryStatus::Delivered) => {
-                self.ports.repo.mark_delivered(claim, now).await?;
+                self.delivered(claim, now).await?;
             }
             Ok(DeliveryStatus::Failed { code }) => {
                 self.after_alimtalk(claim, &code, now).await?;
@@ -276,14 +308,33 @@ impl MessagingService {
                 }
                 let checks = claim.checks.saturating_add(1);
                 if checks >= self.config.max_checks {
-                    self.ports.repo.mark_failed(claim, CHECK_GAVE_UP, false, now).await?;
+                    self.fail(claim, CHECK_GAVE_UP, false, now).await?;
                 } else {
                     let at = now + self.backoff(checks);
-                    self.ports.repo.reschedule_check(claim, at, now).await?;
+                    self.ports.repo.reschedule_check(claim, at, &[], now).await?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Records the claimed message `failed` with `code` (refunded or not), and its event.
+    async fn fail(
+        &self,
+        claim: &Claim,
+        code: &str,
+        refund: bool,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let events = [Event::record(&failed(&claim.message, code, refund), now)];
+        self.ports.repo.mark_failed(claim, code, refund, &events, now).await
+    }
+
+    /// Records the claimed alimtalk `delivered`, and its event.
+    async fn delivered(&self, claim: &Claim, now: DateTime<Utc>) -> anyhow::Result<bool> {
+        let delivered =
+            MessageEvent::Delivered { message_id: claim.message.id, group_id: claim.message.group };
+        self.ports.repo.mark_delivered(claim, &[Event::record(&delivered, now)], now).await
     }
 
     /// The wait before check number `checks + 1`: the check delay doubled per check made,
@@ -293,6 +344,17 @@ impl MessagingService {
         let factor = 1_u32.checked_shl(checks.min(20)).unwrap_or(u32::MAX);
         let wait = self.config.check_delay.saturating_mul(factor);
         delta(wait.min(self.config.check_backoff_cap))
+    }
+}
+
+/// The event of `message` failing with `code`, its price refunded when `refund` (a free
+/// message has nothing to refund).
+fn failed(message: &Message, code: &str, refund: bool) -> MessageEvent {
+    MessageEvent::Failed {
+        message_id: message.id,
+        group_id: message.group,
+        code: code.to_owned(),
+        refunded: refund && message.price > 0,
     }
 }
 

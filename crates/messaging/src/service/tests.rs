@@ -84,7 +84,7 @@ async fn a_send_queues_one_priced_message_per_recipient_in_one_repository_call()
     let mut m = Mocks::new(group);
     m.repo
         .expect_queue_batch()
-        .withf(move |batch, when| {
+        .withf(move |batch, _, when| {
             batch.len() == 3
                 && batch
                     .iter()
@@ -92,7 +92,7 @@ async fn a_send_queues_one_priced_message_per_recipient_in_one_repository_call()
                 && *when == at()
         })
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     m.provider.expect_send().never();
     let sent =
         m.service().send(&slug(), MemberId::new(), request(Channel::Sms, "hi", 3)).await.unwrap();
@@ -103,7 +103,7 @@ async fn a_send_queues_one_priced_message_per_recipient_in_one_repository_call()
 #[tokio::test]
 async fn a_send_the_credit_does_not_cover_is_refused_and_nothing_is_sent() {
     let mut m = Mocks::new(GroupId::new());
-    m.repo.expect_queue_batch().returning(|_, _| Err(QueueError::InsufficientCredit));
+    m.repo.expect_queue_batch().returning(|_, _, _| Err(QueueError::InsufficientCredit));
     m.provider.expect_send().never();
     let refused = m.service().send(&slug(), MemberId::new(), request(Channel::Sms, "hi", 2)).await;
     assert!(matches!(refused, Err(SendError::InsufficientCredit)));
@@ -114,8 +114,8 @@ async fn an_sms_text_over_ninety_bytes_is_queued_and_priced_as_lms() {
     let mut m = Mocks::new(GroupId::new());
     m.repo
         .expect_queue_batch()
-        .withf(|batch, _| batch[0].channel == Channel::Lms && batch[0].price == 37)
-        .returning(|_, _| Ok(()));
+        .withf(|batch, _, _| batch[0].channel == Channel::Lms && batch[0].price == 37)
+        .returning(|_, _, _| Ok(()));
     let text = "가".repeat(46);
     let sent =
         m.service().send(&slug(), MemberId::new(), request(Channel::Sms, &text, 1)).await.unwrap();
@@ -161,9 +161,9 @@ async fn a_provider_refusal_fails_the_message_and_refunds_it() {
         .returning(|_| Err(ProviderError::Rejected { code: "400".into(), message: "bad".into() }));
     m.repo
         .expect_mark_failed()
-        .withf(|_, code, refund, _| code == "400" && *refund)
+        .withf(|_, code, refund, _, _| code == "400" && *refund)
         .times(1)
-        .returning(|_, _, _, _| Ok(true));
+        .returning(|_, _, _, _, _| Ok(true));
     m.service().step(&claim(Channel::Sms, MessageStatus::Queued, 0)).await.unwrap();
 }
 
@@ -175,11 +175,11 @@ async fn a_sent_alimtalk_is_marked_sent_with_its_first_check_after_the_delay() {
         .returning(|_| Ok(Accepted { provider_message_id: Some("kakao-1".into()) }));
     m.repo
         .expect_mark_sent()
-        .withf(|_, id, check_at, _| {
+        .withf(|_, id, check_at, _, _| {
             id.as_deref() == Some("kakao-1") && *check_at == Some(at() + TimeDelta::seconds(2))
         })
         .times(1)
-        .returning(|_, _, _, _| Ok(true));
+        .returning(|_, _, _, _, _| Ok(true));
     m.service().step(&claim(Channel::Alimtalk, MessageStatus::Queued, 0)).await.unwrap();
 }
 
@@ -189,9 +189,9 @@ async fn a_sent_sms_needs_no_check() {
     m.provider.expect_send().returning(|_| Ok(Accepted { provider_message_id: None }));
     m.repo
         .expect_mark_sent()
-        .withf(|_, _, check_at, _| check_at.is_none())
+        .withf(|_, _, check_at, _, _| check_at.is_none())
         .times(1)
-        .returning(|_, _, _, _| Ok(true));
+        .returning(|_, _, _, _, _| Ok(true));
     m.service().step(&claim(Channel::Sms, MessageStatus::Queued, 0)).await.unwrap();
 }
 
@@ -204,7 +204,7 @@ async fn an_undelivered_alimtalk_with_failover_is_resent_as_a_charged_sms() {
         .returning(|_| Ok(DeliveryStatus::Failed { code: "3018".into() }));
     m.repo
         .expect_fail_over()
-        .withf(|c, code, resend, _| {
+        .withf(|c, code, resend, _, _| {
             code == "3018"
                 && resend.channel == Channel::Sms
                 && resend.price == 11
@@ -212,7 +212,7 @@ async fn an_undelivered_alimtalk_with_failover_is_resent_as_a_charged_sms() {
                 && resend.template_code.is_none()
         })
         .times(1)
-        .returning(|_, _, _, _| Ok(FailOverOutcome::Resent));
+        .returning(|_, _, _, _, _| Ok(FailOverOutcome::Resent));
     m.service().step(&claim(Channel::Alimtalk, MessageStatus::Sent, 0)).await.unwrap();
 }
 
@@ -220,7 +220,7 @@ async fn an_undelivered_alimtalk_with_failover_is_resent_as_a_charged_sms() {
 async fn an_alimtalk_the_provider_cannot_send_at_all_is_resent_when_failover_is_asked() {
     let mut m = Mocks::new(GroupId::new());
     m.provider.expect_send().returning(|_| Err(ProviderError::NotConfigured("alimtalk".into())));
-    m.repo.expect_fail_over().times(1).returning(|_, _, _, _| Ok(FailOverOutcome::Resent));
+    m.repo.expect_fail_over().times(1).returning(|_, _, _, _, _| Ok(FailOverOutcome::Resent));
     m.service().step(&claim(Channel::Alimtalk, MessageStatus::Queued, 0)).await.unwrap();
 }
 
@@ -231,9 +231,9 @@ async fn an_unavailable_provider_fails_and_refunds_an_alimtalk_without_resending
     m.repo.expect_fail_over().never();
     m.repo
         .expect_mark_failed()
-        .withf(|_, code, refund, _| code == "unavailable" && *refund)
+        .withf(|_, code, refund, _, _| code == "unavailable" && *refund)
         .times(1)
-        .returning(|_, _, _, _| Ok(true));
+        .returning(|_, _, _, _, _| Ok(true));
     m.service().step(&claim(Channel::Alimtalk, MessageStatus::Queued, 0)).await.unwrap();
 }
 
@@ -243,9 +243,9 @@ async fn a_pending_alimtalk_is_checked_again_with_a_doubling_wait() {
     m.provider.expect_alimtalk_status().returning(|_| Ok(DeliveryStatus::Pending));
     m.repo
         .expect_reschedule_check()
-        .withf(|_, check_at, _| *check_at == at() + TimeDelta::seconds(8))
+        .withf(|_, check_at, _, _| *check_at == at() + TimeDelta::seconds(8))
         .times(1)
-        .returning(|_, _, _| Ok(true));
+        .returning(|_, _, _, _| Ok(true));
     // One check made before, this is the second: the third waits 2 s × 2² = 8 s.
     m.service().step(&claim(Channel::Alimtalk, MessageStatus::Sent, 1)).await.unwrap();
 }
@@ -257,9 +257,9 @@ async fn an_alimtalk_still_pending_after_the_last_check_fails_without_refund() {
     m.repo.expect_reschedule_check().never();
     m.repo
         .expect_mark_failed()
-        .withf(|_, code, refund, _| code == CHECK_GAVE_UP && !*refund)
+        .withf(|_, code, refund, _, _| code == CHECK_GAVE_UP && !*refund)
         .times(1)
-        .returning(|_, _, _, _| Ok(true));
+        .returning(|_, _, _, _, _| Ok(true));
     let last = MessagingConfig::default().max_checks - 1;
     m.service().step(&claim(Channel::Alimtalk, MessageStatus::Sent, last)).await.unwrap();
 }
@@ -268,7 +268,7 @@ async fn an_alimtalk_still_pending_after_the_last_check_fails_without_refund() {
 async fn a_delivered_alimtalk_is_marked_delivered() {
     let mut m = Mocks::new(GroupId::new());
     m.provider.expect_alimtalk_status().returning(|_| Ok(DeliveryStatus::Delivered));
-    m.repo.expect_mark_delivered().times(1).returning(|_, _| Ok(true));
+    m.repo.expect_mark_delivered().times(1).returning(|_, _, _| Ok(true));
     m.service().step(&claim(Channel::Alimtalk, MessageStatus::Sent, 0)).await.unwrap();
 }
 
@@ -278,4 +278,172 @@ fn the_check_backoff_doubles_up_to_its_cap() {
     assert_eq!(service.backoff(1), TimeDelta::seconds(4));
     assert_eq!(service.backoff(2), TimeDelta::seconds(8));
     assert_eq!(service.backoff(30), TimeDelta::seconds(300));
+}
+
+// -----------------------------------------------------------------------------------------
+// Events
+// -----------------------------------------------------------------------------------------
+
+/// The typed events of `records`, each recorded at `at()`.
+fn decoded(records: &[Event]) -> Vec<MessageEvent> {
+    assert!(records.iter().all(|r| r.occurred_at == at()), "recorded at the step's time");
+    records.iter().map(|r| r.decode::<MessageEvent>().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_send_records_one_queued_event_for_its_batch() {
+    let group = GroupId::new();
+    let by = MemberId::new();
+    let mut m = Mocks::new(group);
+    m.repo
+        .expect_queue_batch()
+        .withf(move |_, events, _| {
+            decoded(events)
+                == [MessageEvent::Queued {
+                    group_id: group,
+                    channel: "lms".into(),
+                    count: 3,
+                    total_price: 3 * 37,
+                    by,
+                }]
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let text = "가".repeat(46);
+    m.service().send(&slug(), by, request(Channel::Sms, &text, 3)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sent_message_records_its_sent_event() {
+    let claimed = claim(Channel::Sms, MessageStatus::Queued, 0);
+    let (id, group) = (claimed.message.id, claimed.message.group);
+    let mut m = Mocks::new(group);
+    m.provider.expect_send().returning(|_| Ok(Accepted { provider_message_id: None }));
+    m.repo
+        .expect_mark_sent()
+        .withf(move |_, _, _, events, _| {
+            decoded(events)
+                == [MessageEvent::Sent { message_id: id, group_id: group, channel: "sms".into() }]
+        })
+        .times(1)
+        .returning(|_, _, _, _, _| Ok(true));
+    m.service().step(&claimed).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_message_records_failed_and_refunded() {
+    let claimed = claim(Channel::Sms, MessageStatus::Queued, 0);
+    let (id, group) = (claimed.message.id, claimed.message.group);
+    let mut m = Mocks::new(group);
+    m.provider
+        .expect_send()
+        .returning(|_| Err(ProviderError::Rejected { code: "400".into(), message: "bad".into() }));
+    m.repo
+        .expect_mark_failed()
+        .withf(move |_, _, _, events, _| {
+            decoded(events)
+                == [MessageEvent::Failed {
+                    message_id: id,
+                    group_id: group,
+                    code: "400".into(),
+                    refunded: true,
+                }]
+        })
+        .times(1)
+        .returning(|_, _, _, _, _| Ok(true));
+    m.service().step(&claimed).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_alimtalk_given_up_on_records_failed_without_refund() {
+    let claimed =
+        claim(Channel::Alimtalk, MessageStatus::Sent, MessagingConfig::default().max_checks - 1);
+    let (id, group) = (claimed.message.id, claimed.message.group);
+    let mut m = Mocks::new(group);
+    m.provider.expect_alimtalk_status().returning(|_| Ok(DeliveryStatus::Pending));
+    m.repo
+        .expect_mark_failed()
+        .withf(move |_, _, _, events, _| {
+            decoded(events)
+                == [MessageEvent::Failed {
+                    message_id: id,
+                    group_id: group,
+                    code: CHECK_GAVE_UP.into(),
+                    refunded: false,
+                }]
+        })
+        .times(1)
+        .returning(|_, _, _, _, _| Ok(true));
+    m.service().step(&claimed).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_delivered_alimtalk_records_delivered_and_a_pending_one_nothing() {
+    let claimed = claim(Channel::Alimtalk, MessageStatus::Sent, 0);
+    let (id, group) = (claimed.message.id, claimed.message.group);
+    let mut m = Mocks::new(group);
+    m.provider.expect_alimtalk_status().returning(|_| Ok(DeliveryStatus::Delivered));
+    m.repo
+        .expect_mark_delivered()
+        .withf(move |_, events, _| {
+            decoded(events) == [MessageEvent::Delivered { message_id: id, group_id: group }]
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(true));
+    m.service().step(&claimed).await.unwrap();
+
+    let mut m = Mocks::new(group);
+    m.provider.expect_alimtalk_status().returning(|_| Ok(DeliveryStatus::Pending));
+    m.repo
+        .expect_reschedule_check()
+        .withf(|_, _, events, _| events.is_empty())
+        .times(1)
+        .returning(|_, _, _, _| Ok(true));
+    m.service().step(&claimed).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failover_hands_the_events_of_both_outcomes() {
+    let claimed = claim(Channel::Alimtalk, MessageStatus::Sent, 0);
+    let (id, group) = (claimed.message.id, claimed.message.group);
+    let mut m = Mocks::new(group);
+    m.provider
+        .expect_alimtalk_status()
+        .returning(|_| Ok(DeliveryStatus::Failed { code: "3018".into() }));
+    m.repo
+        .expect_fail_over()
+        .withf(move |_, _, resend, events, _| {
+            decoded(&events.resent)
+                == [MessageEvent::FailedOver {
+                    message_id: id,
+                    group_id: group,
+                    code: "3018".into(),
+                    resend_id: resend.id,
+                    channel: "sms".into(),
+                }]
+                && decoded(&events.no_credit)
+                    == [MessageEvent::Failed {
+                        message_id: id,
+                        group_id: group,
+                        code: "3018".into(),
+                        refunded: true,
+                    }]
+        })
+        .times(1)
+        .returning(|_, _, _, _, _| Ok(FailOverOutcome::NoCredit));
+    m.service().step(&claimed).await.unwrap();
+}
+
+#[test]
+fn message_events_carry_no_phone_number_or_text() {
+    let claimed = claim(Channel::Sms, MessageStatus::Queued, 0);
+    let record = Event::record(&failed(&claimed.message, "400", true), at());
+    let payload = record.payload.to_string();
+    assert!(!payload.contains("821000000001"), "{payload}");
+    assert!(!payload.contains("hello"), "{payload}");
+    assert_eq!(
+        (record.aggregate_type.as_str(), record.aggregate_id),
+        ("message", claimed.message.id.as_uuid())
+    );
+    assert_eq!(record.group, Some(claimed.message.group));
 }

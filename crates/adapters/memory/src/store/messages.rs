@@ -1,15 +1,17 @@
 //! Messages in memory: [`MessageRepository`] for [`MemoryStore`], under the same lock as the
-//! SMS credit they are paid from, so a debit and what it pays for are one atomic step, as in
-//! PostgreSQL's transaction.
+//! SMS credit they are paid from and the outbox of domain events, so a debit, what it pays
+//! for and its events are one atomic step, as in PostgreSQL's transaction.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboard_kernel::GroupId;
+use onboard_kernel::events::Event;
 use onboard_messaging::ports::MessageRepository;
 use onboard_messaging::{
-    Claim, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage, QueueError,
+    Claim, FailOverEvents, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage,
+    QueueError,
 };
 use onboard_payments::sms_credit::CreditReason;
 
@@ -56,9 +58,16 @@ impl Row {
 }
 
 impl State {
-    /// Marks the claimed message failed with `code`, refunding it when asked; `false` when the
-    /// lease is no longer the claim's.
-    fn fail_message(&mut self, claim: &Claim, code: &str, refund: bool, at: DateTime<Utc>) -> bool {
+    /// Marks the claimed message failed with `code`, refunding it when asked, and records
+    /// `events`; `false` (nothing changed) when the lease is no longer the claim's.
+    fn fail_message(
+        &mut self,
+        claim: &Claim,
+        code: &str,
+        refund: bool,
+        events: &[Event],
+        at: DateTime<Utc>,
+    ) -> bool {
         let Some(row) = self.messages.held(claim) else { return false };
         row.settle(MessageStatus::Failed, at);
         row.message.result_code = Some(code.to_owned());
@@ -67,6 +76,7 @@ impl State {
             let reference = id.to_string();
             self.apply_sms_credit(group, price, CreditReason::Refund, Some(&reference), at);
         }
+        self.outbox.record(events);
         true
     }
 
@@ -95,6 +105,7 @@ impl MessageRepository for MemoryStore {
     async fn queue_batch(
         &self,
         messages: &[NewMessage],
+        events: &[Event],
         at: DateTime<Utc>,
     ) -> Result<(), QueueError> {
         let mut state = self.state();
@@ -110,6 +121,7 @@ impl MessageRepository for MemoryStore {
             state.debit_message(m, at);
             state.messages.insert(m, at);
         }
+        state.outbox.record(events);
         Ok(())
     }
 
@@ -179,6 +191,7 @@ impl MessageRepository for MemoryStore {
         claim: &Claim,
         provider_message_id: Option<String>,
         check_at: Option<DateTime<Utc>>,
+        events: &[Event],
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let mut state = self.state();
@@ -189,14 +202,21 @@ impl MessageRepository for MemoryStore {
         row.settle(MessageStatus::Sent, at);
         row.message.provider_message_id = provider_message_id;
         row.due_at = check_at;
+        state.outbox.record(events);
         Ok(true)
     }
 
-    async fn mark_delivered(&self, claim: &Claim, at: DateTime<Utc>) -> anyhow::Result<bool> {
+    async fn mark_delivered(
+        &self,
+        claim: &Claim,
+        events: &[Event],
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
         let mut state = self.state();
         let Some(row) = state.messages.held(claim) else { return Ok(false) };
         row.settle(MessageStatus::Delivered, at);
         row.message.result_code = Some(onboard_messaging::failover::DELIVERED.to_owned());
+        state.outbox.record(events);
         Ok(true)
     }
 
@@ -205,15 +225,17 @@ impl MessageRepository for MemoryStore {
         claim: &Claim,
         code: &str,
         refund: bool,
+        events: &[Event],
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        Ok(self.state().fail_message(claim, code, refund, at))
+        Ok(self.state().fail_message(claim, code, refund, events, at))
     }
 
     async fn reschedule_check(
         &self,
         claim: &Claim,
         check_at: DateTime<Utc>,
+        events: &[Event],
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let mut state = self.state();
@@ -222,6 +244,7 @@ impl MessageRepository for MemoryStore {
         row.due_at = Some(check_at);
         row.checks = row.checks.saturating_add(1);
         row.message.updated_at = at;
+        state.outbox.record(events);
         Ok(true)
     }
 
@@ -230,13 +253,15 @@ impl MessageRepository for MemoryStore {
         claim: &Claim,
         code: &str,
         resend: &NewMessage,
+        events: &FailOverEvents,
         at: DateTime<Utc>,
     ) -> anyhow::Result<FailOverOutcome> {
         let mut state = self.state();
-        if !state.fail_message(claim, code, true, at) {
+        if !state.fail_message(claim, code, true, &[], at) {
             return Ok(FailOverOutcome::LeaseLost);
         }
         if !state.covers(resend.group, resend.price) {
+            state.outbox.record(&events.no_credit);
             return Ok(FailOverOutcome::NoCredit);
         }
         state.debit_message(resend, at);
@@ -245,6 +270,7 @@ impl MessageRepository for MemoryStore {
             row.message.status = MessageStatus::FailedOver;
             row.message.failover_id = Some(resend.id);
         }
+        state.outbox.record(&events.resent);
         Ok(FailOverOutcome::Resent)
     }
 }
@@ -254,8 +280,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use chrono::TimeDelta;
-    use onboard_kernel::PhoneNumber;
+    use onboard_kernel::{MemberId, PhoneNumber};
     use onboard_messaging::Channel;
+    use onboard_messaging::events::MessageEvent;
 
     use super::*;
 
@@ -273,6 +300,20 @@ mod tests {
         }
     }
 
+    fn failed(claim: &Claim, code: &str, at: DateTime<Utc>) -> Vec<Event> {
+        let failed = MessageEvent::Failed {
+            message_id: claim.message.id,
+            group_id: claim.message.group,
+            code: code.into(),
+            refunded: true,
+        };
+        vec![Event::record(&failed, at)]
+    }
+
+    fn event_types(store: &MemoryStore) -> Vec<String> {
+        store.state().outbox.all().map(|e| e.event_type.clone()).collect()
+    }
+
     #[tokio::test]
     async fn a_batch_the_credit_does_not_cover_changes_nothing() {
         let store = MemoryStore::default();
@@ -280,11 +321,24 @@ mod tests {
         let at = Utc::now();
         store.sms_credit_apply(group, 30, CreditReason::Purchase, None, at);
         let batch = [message(group, 11), message(group, 11), message(group, 11)];
-        assert!(matches!(store.queue_batch(&batch, at).await, Err(QueueError::InsufficientCredit)));
+        let queued = |count: u32| {
+            let queued = MessageEvent::Queued {
+                group_id: group,
+                channel: "sms".into(),
+                count,
+                total_price: i64::from(count) * 11,
+                by: MemberId::new(),
+            };
+            vec![Event::record(&queued, at)]
+        };
+        let refused = store.queue_batch(&batch, &queued(3), at).await;
+        assert!(matches!(refused, Err(QueueError::InsufficientCredit)));
         assert_eq!(store.state().sms_credit.wallets[&group].balance, 30);
         assert!(store.list(group, None, 10).await.unwrap().is_empty());
-        store.queue_batch(&batch[..2], at).await.unwrap();
+        assert!(event_types(&store).is_empty(), "a refused batch stores no event");
+        store.queue_batch(&batch[..2], &queued(2), at).await.unwrap();
         assert_eq!(store.state().sms_credit.wallets[&group].balance, 8);
+        assert_eq!(event_types(&store), ["message.queued"]);
     }
 
     #[tokio::test]
@@ -293,16 +347,82 @@ mod tests {
         let group = GroupId::new();
         let at = Utc::now();
         store.sms_credit_apply(group, 100, CreditReason::Purchase, None, at);
-        store.queue_batch(&[message(group, 11)], at).await.unwrap();
+        store.queue_batch(&[message(group, 11)], &[], at).await.unwrap();
         let lease = at + TimeDelta::seconds(10);
         let first = store.claim(at, lease, 10).await.unwrap();
         assert_eq!(first.len(), 1);
         assert!(store.claim(at, lease, 10).await.unwrap().is_empty());
         let later = store.claim(lease, lease + TimeDelta::seconds(10), 10).await.unwrap();
         assert_eq!(later.len(), 1);
-        // The first worker lost its lease: its outcome changes nothing.
-        assert!(!store.mark_sent(&first[0], None, None, lease).await.unwrap());
-        assert!(store.mark_failed(&later[0], "400", true, lease).await.unwrap());
+        // The first worker lost its lease: its outcome changes nothing and stores no event.
+        let sent = MessageEvent::Sent {
+            message_id: first[0].message.id,
+            group_id: group,
+            channel: "sms".into(),
+        };
+        let sent = [Event::record(&sent, lease)];
+        assert!(!store.mark_sent(&first[0], None, None, &sent, lease).await.unwrap());
+        assert!(
+            !store
+                .mark_failed(&first[0], "400", true, &failed(&first[0], "400", lease), lease)
+                .await
+                .unwrap()
+        );
+        assert!(!store.mark_delivered(&first[0], &sent, lease).await.unwrap());
+        assert!(!store.reschedule_check(&first[0], lease, &sent, lease).await.unwrap());
+        assert!(event_types(&store).is_empty());
+        assert!(
+            store
+                .mark_failed(&later[0], "400", true, &failed(&later[0], "400", lease), lease)
+                .await
+                .unwrap()
+        );
         assert_eq!(store.state().sms_credit.wallets[&group].balance, 100);
+        assert_eq!(event_types(&store), ["message.failed"]);
+    }
+
+    #[tokio::test]
+    async fn a_failover_stores_the_events_of_its_outcome_only() {
+        let store = MemoryStore::default();
+        let group = GroupId::new();
+        let at = Utc::now();
+        store.sms_credit_apply(group, 21, CreditReason::Purchase, None, at);
+        let alimtalk = |price| NewMessage { channel: Channel::Alimtalk, ..message(group, price) };
+        store.queue_batch(&[alimtalk(10), alimtalk(10)], &[], at).await.unwrap();
+        let lease = at + TimeDelta::seconds(10);
+        let claims = store.claim(at, lease, 10).await.unwrap();
+        let events = |claim: &Claim, resend: &NewMessage| {
+            let resent = MessageEvent::FailedOver {
+                message_id: claim.message.id,
+                group_id: group,
+                code: "3018".into(),
+                resend_id: resend.id,
+                channel: "sms".into(),
+            };
+            FailOverEvents {
+                resent: vec![Event::record(&resent, at)],
+                no_credit: failed(claim, "3018", at),
+            }
+        };
+        let resend = |of: MessageId| NewMessage { failover_of: Some(of), ..message(group, 11) };
+
+        // 1 + 10 refunded covers an 11 KRW resend: failed over.
+        let first = resend(claims[0].message.id);
+        let outcome =
+            store.fail_over(&claims[0], "3018", &first, &events(&claims[0], &first), at).await;
+        assert_eq!(outcome.unwrap(), FailOverOutcome::Resent);
+        assert_eq!(event_types(&store), ["message.failed_over"]);
+        // 0 + 10 refunded does not: failed.
+        let second = resend(claims[1].message.id);
+        let outcome =
+            store.fail_over(&claims[1], "3018", &second, &events(&claims[1], &second), at).await;
+        assert_eq!(outcome.unwrap(), FailOverOutcome::NoCredit);
+        assert_eq!(event_types(&store), ["message.failed_over", "message.failed"]);
+        // A lost lease: nothing.
+        let third = resend(claims[1].message.id);
+        let outcome =
+            store.fail_over(&claims[1], "3018", &third, &events(&claims[1], &third), at).await;
+        assert_eq!(outcome.unwrap(), FailOverOutcome::LeaseLost);
+        assert_eq!(store.state().outbox.all().count(), 2);
     }
 }

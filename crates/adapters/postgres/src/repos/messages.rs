@@ -5,6 +5,10 @@
 //! claims due rows with `FOR UPDATE SKIP LOCKED` under a lease token; each outcome is recorded
 //! with `WHERE lease = <the claim's token>`, so a worker whose lease ran out (another took the
 //! row over) changes nothing.
+//!
+//! The domain events of a change go into the outbox of domain events in the statement that
+//! makes it (a data-modifying CTE, [`record_events!`], stored only when the row changed), or in
+//! its transaction: no extra round trip.
 
 use std::fmt;
 use std::time::Duration;
@@ -16,10 +20,12 @@ use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestampt
 use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use onboard_kernel::events::Event;
 use onboard_kernel::{GroupId, PhoneNumber};
 use onboard_messaging::ports::MessageRepository;
 use onboard_messaging::{
-    Channel, Claim, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage, QueueError,
+    Channel, Claim, FailOverEvents, FailOverOutcome, Message, MessageId, MessageStatus, NewMessage,
+    QueueError,
 };
 use onboard_payments::sms_credit::CreditReason;
 
@@ -27,6 +33,7 @@ use crate::PgPool;
 use crate::cached::CachedExt;
 use crate::error::TxError;
 use crate::repos::notifications::{DEFAULT_TTL_SECS, ttl_secs};
+use crate::repos::outbox::{self, events_json, record_events};
 use crate::repos::sms_credit::apply;
 
 /// The columns of [`MessageRow`].
@@ -38,13 +45,21 @@ macro_rules! message_columns {
     };
 }
 
-/// Stores queued messages from parallel arrays, due at `$10`.
-const INSERT: &str = "
-    INSERT INTO messages (id, group_id, to_phone, channel, text, template_code, failover, price,
-        failover_of, status, due_at, created_at, updated_at)
-    SELECT m.*, 'queued', $10, $10, $10
-    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-        $7::bool[], $8::bigint[], $9::uuid[]) AS m";
+/// Stores queued messages from parallel arrays, due at `$10`, and the events `$11`.
+const INSERT: &str = concat!(
+    "WITH inserted AS (
+        INSERT INTO messages (id, group_id, to_phone, channel, text, template_code, failover,
+            price, failover_of, status, due_at, created_at, updated_at)
+        SELECT m.*, 'queued', $10, $10, $10
+        FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::bool[], $8::bigint[], $9::uuid[]) AS m
+        RETURNING id
+    ), events AS (",
+    record_events!("$11"),
+    " WHERE EXISTS (SELECT FROM inserted)
+    )
+    SELECT count(*) AS count FROM inserted"
+);
 
 const GET: &str =
     concat!("SELECT ", message_columns!(), " FROM messages WHERE group_id = $1 AND id = $2");
@@ -70,28 +85,63 @@ const CLAIM: &str = concat!(
     message_columns!()
 );
 
-/// Message `$1`, claimed under `$2`, was taken by the provider (id `$3`); next check at `$4`.
-const MARK_SENT: &str = "
-    UPDATE messages SET status = 'sent', provider_message_id = $3, due_at = $4,
-        lease = NULL, claimed_until = NULL, updated_at = $5
-    WHERE id = $1 AND lease = $2 AND status = 'queued'";
+/// Message `$1`, claimed under `$2`, was taken by the provider (id `$3`); next check at `$4`;
+/// events `$6`.
+const MARK_SENT: &str = concat!(
+    "WITH marked AS (
+        UPDATE messages SET status = 'sent', provider_message_id = $3, due_at = $4,
+            lease = NULL, claimed_until = NULL, updated_at = $5
+        WHERE id = $1 AND lease = $2 AND status = 'queued'
+        RETURNING id
+    ), events AS (",
+    record_events!("$6"),
+    " WHERE EXISTS (SELECT FROM marked)
+    )
+    SELECT count(*) AS count FROM marked"
+);
 
-const MARK_DELIVERED: &str = "
-    UPDATE messages SET status = 'delivered', result_code = '0000', due_at = NULL,
-        lease = NULL, claimed_until = NULL, updated_at = $3
-    WHERE id = $1 AND lease = $2";
+/// Message `$1`, claimed under `$2`, was delivered; events `$4`.
+const MARK_DELIVERED: &str = concat!(
+    "WITH marked AS (
+        UPDATE messages SET status = 'delivered', result_code = '0000', due_at = NULL,
+            lease = NULL, claimed_until = NULL, updated_at = $3
+        WHERE id = $1 AND lease = $2
+        RETURNING id
+    ), events AS (",
+    record_events!("$4"),
+    " WHERE EXISTS (SELECT FROM marked)
+    )
+    SELECT count(*) AS count FROM marked"
+);
 
-/// Message `$1`, claimed under `$2`, failed with code `$3`: its group and price, for a refund.
-const MARK_FAILED: &str = "
-    UPDATE messages SET status = 'failed', result_code = $3, due_at = NULL,
-        lease = NULL, claimed_until = NULL, updated_at = $4
-    WHERE id = $1 AND lease = $2
-    RETURNING group_id, price";
+/// Message `$1`, claimed under `$2`, failed with code `$3`; events `$5`: its group and price,
+/// for a refund.
+const MARK_FAILED: &str = concat!(
+    "WITH marked AS (
+        UPDATE messages SET status = 'failed', result_code = $3, due_at = NULL,
+            lease = NULL, claimed_until = NULL, updated_at = $4
+        WHERE id = $1 AND lease = $2
+        RETURNING group_id, price
+    ), events AS (",
+    record_events!("$5"),
+    " WHERE EXISTS (SELECT FROM marked)
+    )
+    SELECT group_id, price FROM marked"
+);
 
-const RESCHEDULE_CHECK: &str = "
-    UPDATE messages SET due_at = $3, checks = checks + 1, lease = NULL, claimed_until = NULL,
-        updated_at = $4
-    WHERE id = $1 AND lease = $2";
+/// Message `$1`, claimed under `$2`, is checked again at `$3`; events `$5`.
+const RESCHEDULE_CHECK: &str = concat!(
+    "WITH marked AS (
+        UPDATE messages SET due_at = $3, checks = checks + 1, lease = NULL,
+            claimed_until = NULL, updated_at = $4
+        WHERE id = $1 AND lease = $2
+        RETURNING id
+    ), events AS (",
+    record_events!("$5"),
+    " WHERE EXISTS (SELECT FROM marked)
+    )
+    SELECT count(*) AS count FROM marked"
+);
 
 const MARK_FAILED_OVER: &str = "
     UPDATE messages SET status = 'failed_over', failover_id = $2 WHERE id = $1";
@@ -165,6 +215,12 @@ impl MessageRow {
 }
 
 #[derive(Debug, QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+#[derive(Debug, QueryableByName)]
 struct PriceRow {
     #[diesel(sql_type = Uuid)]
     group_id: uuid::Uuid,
@@ -206,10 +262,11 @@ impl PgMessageRepository {
     }
 }
 
-/// Inserts `messages`, queued and due at `at`, on `conn`.
+/// Inserts `messages`, queued and due at `at`, and `events` on `conn`.
 async fn insert(
     conn: &mut AsyncPgConnection,
     messages: &[NewMessage],
+    events: &[Event],
     at: DateTime<Utc>,
 ) -> diesel::QueryResult<()> {
     let uuids = |f: fn(&NewMessage) -> uuid::Uuid| messages.iter().map(f).collect::<Vec<_>>();
@@ -228,6 +285,7 @@ async fn insert(
             messages.iter().map(|m| m.failover_of.map(|f| f.as_uuid())).collect::<Vec<_>>(),
         )
         .bind::<Timestamptz, _>(at)
+        .bind::<Text, _>(events_json(events))
         .cached()
         .execute(conn)
         .await?;
@@ -258,13 +316,14 @@ async fn debit(
     balance.map(|_| ()).ok_or(TxError::Refused(NoCredit))
 }
 
-/// Marks the claimed message failed with `code`, refunding it when asked; `false` when the
-/// lease is no longer the claim's.
+/// Marks the claimed message failed with `code`, refunding it when asked, and stores
+/// `events`; `false` (nothing written) when the lease is no longer the claim's.
 async fn fail(
     conn: &mut AsyncPgConnection,
     claim: &Claim,
     code: &str,
     refund: bool,
+    events: &[Event],
     at: DateTime<Utc>,
 ) -> diesel::QueryResult<bool> {
     let row: Option<PriceRow> = diesel::sql_query(MARK_FAILED)
@@ -272,6 +331,7 @@ async fn fail(
         .bind::<Uuid, _>(claim.lease)
         .bind::<Text, _>(code)
         .bind::<Timestamptz, _>(at)
+        .bind::<Text, _>(events_json(events))
         .cached()
         .get_result(conn)
         .await
@@ -295,6 +355,7 @@ impl MessageRepository for PgMessageRepository {
     async fn queue_batch(
         &self,
         messages: &[NewMessage],
+        events: &[Event],
         at: DateTime<Utc>,
     ) -> Result<(), QueueError> {
         if messages.is_empty() {
@@ -307,7 +368,7 @@ impl MessageRepository for PgMessageRepository {
                 for message in messages {
                     debit(conn, message, at, ttl).await?;
                 }
-                insert(conn, messages, at).await?;
+                insert(conn, messages, events, at).await?;
                 Ok::<_, TxError<NoCredit>>(())
             })
             .await;
@@ -375,33 +436,41 @@ impl MessageRepository for PgMessageRepository {
         claim: &Claim,
         provider_message_id: Option<String>,
         check_at: Option<DateTime<Utc>>,
+        events: &[Event],
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let mut conn = self.conn().await?;
-        let n = diesel::sql_query(MARK_SENT)
+        let row: CountRow = diesel::sql_query(MARK_SENT)
             .bind::<Uuid, _>(claim.message.id.as_uuid())
             .bind::<Uuid, _>(claim.lease)
             .bind::<Nullable<Text>, _>(provider_message_id)
             .bind::<Nullable<Timestamptz>, _>(check_at)
             .bind::<Timestamptz, _>(at)
+            .bind::<Text, _>(events_json(events))
             .cached()
-            .execute(&mut conn)
+            .get_result(&mut conn)
             .await
             .context("marking a message sent")?;
-        Ok(n == 1)
+        Ok(row.count == 1)
     }
 
-    async fn mark_delivered(&self, claim: &Claim, at: DateTime<Utc>) -> anyhow::Result<bool> {
+    async fn mark_delivered(
+        &self,
+        claim: &Claim,
+        events: &[Event],
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
         let mut conn = self.conn().await?;
-        let n = diesel::sql_query(MARK_DELIVERED)
+        let row: CountRow = diesel::sql_query(MARK_DELIVERED)
             .bind::<Uuid, _>(claim.message.id.as_uuid())
             .bind::<Uuid, _>(claim.lease)
             .bind::<Timestamptz, _>(at)
+            .bind::<Text, _>(events_json(events))
             .cached()
-            .execute(&mut conn)
+            .get_result(&mut conn)
             .await
             .context("marking a message delivered")?;
-        Ok(n == 1)
+        Ok(row.count == 1)
     }
 
     async fn mark_failed(
@@ -409,10 +478,11 @@ impl MessageRepository for PgMessageRepository {
         claim: &Claim,
         code: &str,
         refund: bool,
+        events: &[Event],
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let mut conn = self.conn().await?;
-        conn.transaction(async |conn| fail(conn, claim, code, refund, at).await)
+        conn.transaction(async |conn| fail(conn, claim, code, refund, events, at).await)
             .await
             .context("marking a message failed")
     }
@@ -421,19 +491,21 @@ impl MessageRepository for PgMessageRepository {
         &self,
         claim: &Claim,
         check_at: DateTime<Utc>,
+        events: &[Event],
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let mut conn = self.conn().await?;
-        let n = diesel::sql_query(RESCHEDULE_CHECK)
+        let row: CountRow = diesel::sql_query(RESCHEDULE_CHECK)
             .bind::<Uuid, _>(claim.message.id.as_uuid())
             .bind::<Uuid, _>(claim.lease)
             .bind::<Timestamptz, _>(check_at)
             .bind::<Timestamptz, _>(at)
+            .bind::<Text, _>(events_json(events))
             .cached()
-            .execute(&mut conn)
+            .get_result(&mut conn)
             .await
             .context("rescheduling a delivery check")?;
-        Ok(n == 1)
+        Ok(row.count == 1)
     }
 
     async fn fail_over(
@@ -441,20 +513,24 @@ impl MessageRepository for PgMessageRepository {
         claim: &Claim,
         code: &str,
         resend: &NewMessage,
+        events: &FailOverEvents,
         at: DateTime<Utc>,
     ) -> anyhow::Result<FailOverOutcome> {
         let ttl = self.notification_ttl_secs;
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
-            if !fail(conn, claim, code, true, at).await? {
+            if !fail(conn, claim, code, true, &[], at).await? {
                 return Ok(FailOverOutcome::LeaseLost);
             }
             match debit(conn, resend, at, ttl).await {
                 Ok(()) => {}
-                Err(TxError::Refused(NoCredit)) => return Ok(FailOverOutcome::NoCredit),
+                Err(TxError::Refused(NoCredit)) => {
+                    outbox::record(conn, &events.no_credit).await?;
+                    return Ok(FailOverOutcome::NoCredit);
+                }
                 Err(TxError::Db(e)) => return Err(e),
             }
-            insert(conn, std::slice::from_ref(resend), at).await?;
+            insert(conn, std::slice::from_ref(resend), &events.resent, at).await?;
             diesel::sql_query(MARK_FAILED_OVER)
                 .bind::<Uuid, _>(claim.message.id.as_uuid())
                 .bind::<Uuid, _>(resend.id.as_uuid())
