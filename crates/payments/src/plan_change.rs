@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::config::PaymentsConfig;
 use crate::model::{
     Billing, BillingStatus, Card, Catalogue, Charge, ChargeKind, ChargeStatus, Interval,
-    MerchantUid, Money, PlanCode,
+    MerchantUid, Money, Plan, PlanCode,
 };
 
 /// What a client asks for: a plan, its interval (required for a paid plan), its add-ons.
@@ -82,6 +82,7 @@ fn same_choice(
 
 /// Judges a plan change: the current account, the main card, the request, the time, the
 /// catalogue and settings in; the effects out. Pure: the same inputs give the same answer.
+/// One method of [`Judge`] per current status holds that status's rows of the table.
 pub fn plan_change(
     current: &Billing,
     main_card: Option<&Card>,
@@ -92,22 +93,7 @@ pub fn plan_change(
     ids: &NewIds,
 ) -> Result<PlanChange, PlanRefusal> {
     let plan = catalogue.plan(&request.plan).ok_or(PlanRefusal::UnknownPlan)?;
-    let mut request = request.clone();
-    if plan.is_free() {
-        request.interval = None;
-        request.addons.clear();
-    } else {
-        if request.interval.is_none() {
-            return Err(PlanRefusal::IntervalRequired);
-        }
-        request.addons.sort();
-        request.addons.dedup();
-        if let Some(bad) =
-            request.addons.iter().find(|a| !plan.addons.iter().any(|o| &o.code == *a))
-        {
-            return Err(PlanRefusal::UnknownAddon(bad.clone()));
-        }
-    }
+    let request = normalized(plan, request)?;
     if let Some(c) = &current.next_charge
         && c.kind == ChargeKind::Immediate
         && c.status == ChargeStatus::Scheduled
@@ -115,43 +101,140 @@ pub fn plan_change(
         return Err(PlanRefusal::Busy);
     }
     let pending = current.next_charge.clone().filter(|c| c.status == ChargeStatus::Scheduled);
-    let unchanged = |effective_at| PlanChange {
-        effective_at,
-        charge_now: None,
-        unschedule: None,
-        schedule: None,
-        billing: current.clone(),
-        unchanged: true,
-    };
-    let clock = config.clock;
-    let period_end_of = |start: DateTime<Utc>, interval| {
-        clock.period_end(clock.day_of(start), interval, current.pay_hour)
-    };
+    let judge = Judge { current, main_card, request, plan, now, config, ids, pending };
+    match current.status {
+        BillingStatus::Free => judge.from_free(),
+        BillingStatus::Trialing => judge.from_trialing(),
+        BillingStatus::Active => judge.from_active(),
+        BillingStatus::PastDue => judge.from_past_due(),
+        BillingStatus::Canceling => judge.from_canceling(),
+    }
+}
 
-    // Everything below that is not a move to Free charges or schedules on the main card.
-    let charge_for =
-        |kind, at, period_start, attempt, uid: &MerchantUid| -> Result<Charge, PlanRefusal> {
-            let card = main_card.ok_or(PlanRefusal::NoMainCard)?;
-            let interval = request.interval.ok_or(PlanRefusal::IntervalRequired)?;
-            Ok(Charge {
-                merchant_uid: uid.clone(),
-                group: current.group,
-                card_id: card.id,
-                customer_uid: card.customer_uid.clone(),
-                money: Money::with_vat(plan.period_price(interval, &request.addons)),
-                at,
-                plan: request.plan.clone(),
-                interval,
-                addons: request.addons.clone(),
-                period_start,
-                kind,
-                attempt,
-                status: ChargeStatus::Scheduled,
-                created_at: now,
-            })
-        };
-    let to_free_now = || {
-        let mut b = current.clone();
+/// The request as it is judged: Free takes no interval or add-ons; a paid plan needs an
+/// interval and add-ons it offers (sorted, once each).
+fn normalized(plan: &Plan, request: &PlanRequest) -> Result<PlanRequest, PlanRefusal> {
+    let mut request = request.clone();
+    if plan.is_free() {
+        request.interval = None;
+        request.addons.clear();
+        return Ok(request);
+    }
+    if request.interval.is_none() {
+        return Err(PlanRefusal::IntervalRequired);
+    }
+    request.addons.sort();
+    request.addons.dedup();
+    if let Some(bad) = request.addons.iter().find(|a| !plan.addons.iter().any(|o| &o.code == *a)) {
+        return Err(PlanRefusal::UnknownAddon(bad.clone()));
+    }
+    Ok(request)
+}
+
+/// One plan change being judged: its inputs, and the scheduled charge it may replace.
+struct Judge<'a> {
+    current: &'a Billing,
+    main_card: Option<&'a Card>,
+    request: PlanRequest,
+    plan: &'a Plan,
+    now: DateTime<Utc>,
+    config: &'a PaymentsConfig,
+    ids: &'a NewIds,
+    pending: Option<Charge>,
+}
+
+impl Judge<'_> {
+    /// Nothing to do; the answer says when the current choice holds.
+    fn unchanged(&self, effective_at: DateTime<Utc>) -> PlanChange {
+        PlanChange {
+            effective_at,
+            charge_now: None,
+            unschedule: None,
+            schedule: None,
+            billing: self.current.clone(),
+            unchanged: true,
+        }
+    }
+
+    /// A change that schedules `schedule` (and charges `charge_now`) with the account after.
+    fn change(
+        &self,
+        effective_at: DateTime<Utc>,
+        charge_now: Option<Charge>,
+        unschedule: Option<Charge>,
+        schedule: Option<Charge>,
+        billing: Billing,
+    ) -> PlanChange {
+        PlanChange { effective_at, charge_now, unschedule, schedule, billing, unchanged: false }
+    }
+
+    fn period_end_of(&self, start: DateTime<Utc>, interval: Interval) -> DateTime<Utc> {
+        let clock = self.config.clock;
+        clock.period_end(clock.day_of(start), interval, self.current.pay_hour)
+    }
+
+    /// A charge of the requested choice on the main card. Everything that is not a move to
+    /// Free charges or schedules one.
+    fn charge_for(
+        &self,
+        kind: ChargeKind,
+        at: DateTime<Utc>,
+        period_start: DateTime<Utc>,
+        attempt: u32,
+        uid: &MerchantUid,
+    ) -> Result<Charge, PlanRefusal> {
+        let card = self.main_card.ok_or(PlanRefusal::NoMainCard)?;
+        let interval = self.request.interval.ok_or(PlanRefusal::IntervalRequired)?;
+        Ok(Charge {
+            merchant_uid: uid.clone(),
+            group: self.current.group,
+            card_id: card.id,
+            customer_uid: card.customer_uid.clone(),
+            money: Money::with_vat(self.plan.period_price(interval, &self.request.addons)),
+            at,
+            plan: self.request.plan.clone(),
+            interval,
+            addons: self.request.addons.clone(),
+            period_start,
+            kind,
+            attempt,
+            status: ChargeStatus::Scheduled,
+            created_at: self.now,
+        })
+    }
+
+    /// The account as the request chose it (plan, interval, add-ons).
+    fn chosen(&self) -> Billing {
+        let mut b = self.current.clone();
+        b.plan = self.request.plan.clone();
+        b.interval = self.request.interval;
+        b.addons = self.request.addons.clone();
+        b
+    }
+
+    fn is_requested(
+        &self,
+        plan: &PlanCode,
+        interval: Option<Interval>,
+        addons: &[PlanCode],
+    ) -> bool {
+        same_choice(plan, interval, addons, &self.request)
+    }
+
+    fn pending_is_requested(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|p| self.is_requested(&p.plan, Some(p.interval), &p.addons))
+    }
+
+    fn current_is_requested(&self) -> bool {
+        let c = self.current;
+        self.is_requested(&c.plan, c.interval, &c.addons)
+    }
+
+    /// Free at once: the pending charge unscheduled, the period and trial gone.
+    fn to_free_now(&self) -> PlanChange {
+        let mut b = self.current.clone();
         b.plan = PlanCode::free();
         b.interval = None;
         b.addons.clear();
@@ -161,179 +244,113 @@ pub fn plan_change(
         b.current_period_end = None;
         b.cancel_at_period_end = false;
         b.next_charge = None;
-        PlanChange {
-            effective_at: now,
-            charge_now: None,
-            unschedule: pending.clone(),
-            schedule: None,
-            billing: b,
-            unchanged: false,
-        }
-    };
+        self.change(self.now, None, self.pending.clone(), None, b)
+    }
 
-    match current.status {
-        BillingStatus::Free => {
-            if plan.is_free() {
-                return Ok(unchanged(now));
-            }
-            let interval = request.interval.ok_or(PlanRefusal::IntervalRequired)?;
-            let mut b = current.clone();
-            b.plan = request.plan.clone();
-            b.interval = Some(interval);
-            b.addons = request.addons.clone();
-            b.cancel_at_period_end = false;
-            if !current.trial_used {
-                // The trial: the new plan at once, the first charge at the trial's end.
-                let trial_end = clock.at_pay_hour(
-                    clock.day_of(now) + Duration::days(config.trial_days),
-                    current.pay_hour,
-                );
-                let first =
-                    charge_for(ChargeKind::TrialEnd, trial_end, trial_end, 0, &ids.schedule)?;
-                b.status = BillingStatus::Trialing;
-                b.trial_used = true;
-                b.trial_ends_at = Some(trial_end);
-                b.current_period_start = Some(now);
-                b.current_period_end = Some(trial_end);
-                b.next_charge = Some(first.clone());
-                Ok(PlanChange {
-                    effective_at: now,
-                    charge_now: None,
-                    unschedule: None,
-                    schedule: Some(first),
-                    billing: b,
-                    unchanged: false,
-                })
-            } else {
-                // Trial used: a period charged now, the next one scheduled at its end.
-                let end = period_end_of(now, interval);
-                let now_charge = charge_for(ChargeKind::Immediate, now, now, 0, &ids.charge_now)?;
-                let next = charge_for(ChargeKind::Renewal, end, end, 0, &ids.schedule)?;
-                b.status = BillingStatus::Active;
-                b.current_period_start = Some(now);
-                b.current_period_end = Some(end);
-                b.next_charge = Some(next.clone());
-                Ok(PlanChange {
-                    effective_at: now,
-                    charge_now: Some(now_charge),
-                    unschedule: None,
-                    schedule: Some(next),
-                    billing: b,
-                    unchanged: false,
-                })
-            }
+    fn from_free(&self) -> Result<PlanChange, PlanRefusal> {
+        if self.plan.is_free() {
+            return Ok(self.unchanged(self.now));
         }
-        BillingStatus::Trialing => {
-            if plan.is_free() {
-                return Ok(to_free_now());
-            }
-            if same_choice(&current.plan, current.interval, &current.addons, &request)
-                && pending
-                    .as_ref()
-                    .is_some_and(|p| same_choice(&p.plan, Some(p.interval), &p.addons, &request))
-            {
-                return Ok(unchanged(now));
-            }
-            let trial_end = current.trial_ends_at.or(current.current_period_end).unwrap_or(now);
-            let first = charge_for(ChargeKind::TrialEnd, trial_end, trial_end, 0, &ids.schedule)?;
-            let mut b = current.clone();
-            b.plan = request.plan.clone();
-            b.interval = request.interval;
-            b.addons = request.addons.clone();
+        let interval = self.request.interval.ok_or(PlanRefusal::IntervalRequired)?;
+        let (now, ids) = (self.now, self.ids);
+        let mut b = self.chosen();
+        b.cancel_at_period_end = false;
+        if !self.current.trial_used {
+            // The trial: the new plan at once, the first charge at the trial's end.
+            let clock = self.config.clock;
+            let trial_end = clock.at_pay_hour(
+                clock.day_of(now) + Duration::days(self.config.trial_days),
+                self.current.pay_hour,
+            );
+            let first =
+                self.charge_for(ChargeKind::TrialEnd, trial_end, trial_end, 0, &ids.schedule)?;
+            b.status = BillingStatus::Trialing;
+            b.trial_used = true;
+            b.trial_ends_at = Some(trial_end);
+            b.current_period_start = Some(now);
+            b.current_period_end = Some(trial_end);
             b.next_charge = Some(first.clone());
-            Ok(PlanChange {
-                effective_at: now,
-                charge_now: None,
-                unschedule: pending,
-                schedule: Some(first),
-                billing: b,
-                unchanged: false,
-            })
+            return Ok(self.change(now, None, None, Some(first), b));
         }
-        BillingStatus::Active => {
-            let end = current.current_period_end.unwrap_or(now);
-            if plan.is_free() {
-                let mut b = current.clone();
-                b.status = BillingStatus::Canceling;
-                b.cancel_at_period_end = true;
-                b.next_charge = None;
-                return Ok(PlanChange {
-                    effective_at: end,
-                    charge_now: None,
-                    unschedule: pending,
-                    schedule: None,
-                    billing: b,
-                    unchanged: false,
-                });
-            }
-            let next_choice = match &pending {
-                Some(p) => same_choice(&p.plan, Some(p.interval), &p.addons, &request),
-                None => same_choice(&current.plan, current.interval, &current.addons, &request),
-            };
-            if next_choice && pending.is_some() {
-                return Ok(unchanged(end));
-            }
-            let at = pending.as_ref().map_or(end, |p| p.at);
-            let next = charge_for(ChargeKind::Renewal, at, end, 0, &ids.schedule)?;
-            let mut b = current.clone();
-            b.next_charge = Some(next.clone());
-            Ok(PlanChange {
-                effective_at: end,
-                charge_now: None,
-                unschedule: pending,
-                schedule: Some(next),
-                billing: b,
-                unchanged: false,
-            })
+        // Trial used: a period charged now, the next one scheduled at its end.
+        let end = self.period_end_of(now, interval);
+        let now_charge = self.charge_for(ChargeKind::Immediate, now, now, 0, &ids.charge_now)?;
+        let next = self.charge_for(ChargeKind::Renewal, end, end, 0, &ids.schedule)?;
+        b.status = BillingStatus::Active;
+        b.current_period_start = Some(now);
+        b.current_period_end = Some(end);
+        b.next_charge = Some(next.clone());
+        Ok(self.change(now, Some(now_charge), None, Some(next), b))
+    }
+
+    fn from_trialing(&self) -> Result<PlanChange, PlanRefusal> {
+        if self.plan.is_free() {
+            return Ok(self.to_free_now());
         }
-        BillingStatus::PastDue => {
-            if plan.is_free() {
-                return Ok(to_free_now());
-            }
-            // The pending retry is replaced by one for the new choice, at the same time.
-            let Some(p) = pending.clone() else {
-                return Ok(to_free_now());
-            };
-            if same_choice(&p.plan, Some(p.interval), &p.addons, &request) {
-                return Ok(unchanged(p.at));
-            }
-            let retry = charge_for(p.kind, p.at, p.period_start, p.attempt, &ids.schedule)?;
-            let mut b = current.clone();
-            b.next_charge = Some(retry.clone());
-            Ok(PlanChange {
-                effective_at: p.at,
-                charge_now: None,
-                unschedule: Some(p),
-                schedule: Some(retry),
-                billing: b,
-                unchanged: false,
-            })
+        if self.current_is_requested() && self.pending_is_requested() {
+            return Ok(self.unchanged(self.now));
         }
-        BillingStatus::Canceling => {
-            let end = current.current_period_end.unwrap_or(now);
-            if plan.is_free() {
-                return Ok(unchanged(end));
-            }
-            let next = charge_for(ChargeKind::Renewal, end, end, 0, &ids.schedule)?;
-            let mut b = current.clone();
-            b.status = BillingStatus::Active;
-            b.cancel_at_period_end = false;
-            b.next_charge = Some(next.clone());
-            let effective_at =
-                if same_choice(&current.plan, current.interval, &current.addons, &request) {
-                    now
-                } else {
-                    end
-                };
-            Ok(PlanChange {
-                effective_at,
-                charge_now: None,
-                unschedule: None,
-                schedule: Some(next),
-                billing: b,
-                unchanged: false,
-            })
+        let c = self.current;
+        let trial_end = c.trial_ends_at.or(c.current_period_end).unwrap_or(self.now);
+        let first =
+            self.charge_for(ChargeKind::TrialEnd, trial_end, trial_end, 0, &self.ids.schedule)?;
+        let mut b = self.chosen();
+        b.next_charge = Some(first.clone());
+        Ok(self.change(self.now, None, self.pending.clone(), Some(first), b))
+    }
+
+    fn from_active(&self) -> Result<PlanChange, PlanRefusal> {
+        let end = self.current.current_period_end.unwrap_or(self.now);
+        if self.plan.is_free() {
+            let mut b = self.current.clone();
+            b.status = BillingStatus::Canceling;
+            b.cancel_at_period_end = true;
+            b.next_charge = None;
+            return Ok(self.change(end, None, self.pending.clone(), None, b));
         }
+        let next_choice = match &self.pending {
+            Some(_) => self.pending_is_requested(),
+            None => self.current_is_requested(),
+        };
+        if next_choice && self.pending.is_some() {
+            return Ok(self.unchanged(end));
+        }
+        let at = self.pending.as_ref().map_or(end, |p| p.at);
+        let next = self.charge_for(ChargeKind::Renewal, at, end, 0, &self.ids.schedule)?;
+        let mut b = self.current.clone();
+        b.next_charge = Some(next.clone());
+        Ok(self.change(end, None, self.pending.clone(), Some(next), b))
+    }
+
+    fn from_past_due(&self) -> Result<PlanChange, PlanRefusal> {
+        if self.plan.is_free() {
+            return Ok(self.to_free_now());
+        }
+        // The pending retry is replaced by one for the new choice, at the same time.
+        let Some(p) = self.pending.clone() else {
+            return Ok(self.to_free_now());
+        };
+        if self.pending_is_requested() {
+            return Ok(self.unchanged(p.at));
+        }
+        let retry = self.charge_for(p.kind, p.at, p.period_start, p.attempt, &self.ids.schedule)?;
+        let mut b = self.current.clone();
+        b.next_charge = Some(retry.clone());
+        Ok(self.change(p.at, None, Some(p), Some(retry), b))
+    }
+
+    fn from_canceling(&self) -> Result<PlanChange, PlanRefusal> {
+        let end = self.current.current_period_end.unwrap_or(self.now);
+        if self.plan.is_free() {
+            return Ok(self.unchanged(end));
+        }
+        let next = self.charge_for(ChargeKind::Renewal, end, end, 0, &self.ids.schedule)?;
+        let mut b = self.current.clone();
+        b.status = BillingStatus::Active;
+        b.cancel_at_period_end = false;
+        b.next_charge = Some(next.clone());
+        let effective_at = if self.current_is_requested() { self.now } else { end };
+        Ok(self.change(effective_at, None, None, Some(next), b))
     }
 }
 
