@@ -57,6 +57,7 @@
 //! ```
 
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod ports;
 mod service;
