@@ -54,7 +54,7 @@ async fn a_block_revokes_every_session_refuses_sign_in_and_refresh_and_is_audite
     let by = members.sign_in(sign_in(&phone(2), now())).await.unwrap().member.id;
 
     let revoked = admin
-        .block(id, Some(BlockReason::parse("spam").unwrap()), Actor::Member(by), now())
+        .block(id, Some(BlockReason::parse("spam").unwrap()), Actor::Member(by), now(), &[])
         .await
         .unwrap();
 
@@ -76,7 +76,7 @@ async fn a_block_revokes_every_session_refuses_sign_in_and_refresh_and_is_audite
     assert_eq!(trail[0].actor, Actor::Member(by));
     assert_eq!(trail[0].details.as_deref(), Some("spam"));
 
-    admin.unblock(id, Actor::Member(by), now()).await.unwrap();
+    admin.unblock(id, Actor::Member(by), now(), &[]).await.unwrap();
     assert!(members.sign_in(sign_in(&phone(1), now())).await.is_ok(), "signs in again");
     assert_eq!(admin.audit(None, 10).await.unwrap()[0].action, AuditAction::Unblock);
 }
@@ -86,11 +86,11 @@ async fn blocking_an_unknown_member_writes_nothing() {
     let db = TestDatabase::new().await;
     let admin = PgAdminRepository::new(db.pool());
     assert!(matches!(
-        admin.block(MemberId::new(), None, Actor::Cli, now()).await,
+        admin.block(MemberId::new(), None, Actor::Cli, now(), &[]).await,
         Err(TargetError::NotFound)
     ));
     assert!(matches!(
-        admin.unblock(MemberId::new(), Actor::Cli, now()).await,
+        admin.unblock(MemberId::new(), Actor::Cli, now(), &[]).await,
         Err(TargetError::NotFound)
     ));
     assert_eq!(rows(&db.pool(), "admin_audit").await, 0);
@@ -113,6 +113,7 @@ async fn members_are_found_by_phone_email_name_and_code_newest_first_in_pages() 
                 email: Some(Email::parse("zoe_x@example.com").unwrap()),
                 ..ProfilePatch::default()
             },
+            &[],
         )
         .await
         .unwrap();

@@ -55,6 +55,7 @@ pub fn sign_in(phone: &PhoneNumber, now: DateTime<Utc>) -> SignInRequest {
             expires_at: now + Duration::days(14),
         },
         personal_workspace: None,
+        created_events: Vec::new(),
         now,
     }
 }

@@ -25,6 +25,7 @@ fn request(n: u32, refresh: u8) -> SignInRequest {
             expires_at: t(3600),
         },
         personal_workspace: None,
+        created_events: Vec::new(),
         now: t(0),
     }
 }
@@ -37,7 +38,7 @@ async fn a_block_revokes_sessions_refuses_sign_in_and_refresh_and_is_audited_unt
     let admin = store.sign_in(request(2, 3)).await.expect("signs in").member.id;
 
     let revoked = store
-        .block(id, BlockReason::parse("spam").ok(), Actor::Member(admin), t(10))
+        .block(id, BlockReason::parse("spam").ok(), Actor::Member(admin), t(10), &[])
         .await
         .expect("blocked");
     assert_eq!(revoked.len(), 2);
@@ -52,7 +53,7 @@ async fn a_block_revokes_sessions_refuses_sign_in_and_refresh_and_is_audited_unt
     assert_eq!(rotated, onboard_members::ports::RotateOutcome::Blocked);
     assert!(store.standing(id).await.expect("reads").expect("live").blocked);
 
-    store.unblock(id, Actor::Cli, t(12)).await.expect("unblocked");
+    store.unblock(id, Actor::Cli, t(12), &[]).await.expect("unblocked");
     assert!(store.sign_in(request(1, 5)).await.is_ok());
     let trail = store.audit(None, 10).await.expect("reads");
     let actions: Vec<AuditAction> = trail.iter().map(|e| e.action).collect();
