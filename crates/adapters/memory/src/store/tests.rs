@@ -534,3 +534,102 @@ async fn the_members_directory_filters_pages_oldest_first_and_counts_every_match
     assert_eq!(only(MemberFilter { search: Some("aaaaa1".into()), ..f() }).await, [ids[0]]);
     assert_eq!(only(MemberFilter { search: Some("+7917444".into()), ..f() }).await.len(), 3);
 }
+
+// ---- events --------------------------------------------------------------------------------
+
+fn stored_events(store: &MemoryStore) -> Vec<Event> {
+    store.state().outbox.all().cloned().collect()
+}
+
+/// A sign-in request carrying the events of the sign-up it would be.
+fn signing_up(phone: PhoneNumber, new_code: &str, refresh: TokenHash, at: i64) -> SignInRequest {
+    let mut req = request(phone, new_code, refresh, at);
+    req.created_events = onboard_members::events::signed_up(
+        req.new_member_id,
+        None,
+        req.personal_workspace.as_ref(),
+        t(at),
+    );
+    req
+}
+
+#[tokio::test]
+async fn a_sign_up_stores_its_events_once_and_a_repeated_sign_in_of_the_phone_none() {
+    let store = MemoryStore::new();
+    let first = signing_up(phone(1), "AAAAAA", hash(1), 0);
+    let expected = first.created_events.clone();
+    assert!(sign_in(&store, first).await.created);
+
+    let again = sign_in(&store, signing_up(phone(1), "BBBBBB", hash(2), 5)).await;
+
+    assert!(!again.created);
+    assert_eq!(stored_events(&store), expected);
+    assert_eq!(expected[0].event_type, "member.signed_up");
+}
+
+#[tokio::test]
+async fn a_refused_sign_up_stores_no_event() {
+    let store = MemoryStore::new();
+    let mut req = signing_up(phone(1), "AAAAAA", hash(1), 0);
+    req.referred_by = Some(code("ZZZZZZ"));
+
+    let refused = store.sign_in(req).await;
+
+    assert!(matches!(refused, Err(SignInStoreError::ReferralCodeNotFound)), "{refused:?}");
+    assert!(stored_events(&store).is_empty());
+}
+
+#[tokio::test]
+async fn a_replaced_workspace_slug_is_the_one_the_stored_group_created_event_names() {
+    use onboard_groups::events::GroupEvent;
+    use onboard_members::ports::NewWorkspace;
+
+    let store = MemoryStore::new();
+    let workspace = |slug: &str| NewWorkspace {
+        id: GroupId::new(),
+        slug: slug.to_owned(),
+        name: "Personal".to_owned(),
+    };
+    let mut first = request(phone(1), "AAAAAA", hash(1), 0);
+    first.personal_workspace = Some(workspace("ws-aaaaaaaaaa"));
+    sign_in(&store, first).await;
+    let mut second = request(phone(2), "BBBBBB", hash(2), 0);
+    second.personal_workspace = Some(workspace("ws-aaaaaaaaaa"));
+    second.created_events = onboard_members::events::signed_up(
+        second.new_member_id,
+        None,
+        second.personal_workspace.as_ref(),
+        t(0),
+    );
+
+    let record = sign_in(&store, second).await;
+
+    let stored_slug = record.member.current_group.expect("a current group");
+    assert_ne!(stored_slug, "ws-aaaaaaaaaa");
+    let created = stored_events(&store).iter().find_map(|e| e.decode::<GroupEvent>());
+    assert!(
+        matches!(&created, Some(GroupEvent::Created { slug, .. }) if *slug == stored_slug),
+        "{created:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_profile_update_and_a_deletion_store_their_events_and_refusals_none() {
+    let store = MemoryStore::new();
+    let ann = member(&store, 1, "AAAAAA").await;
+    let bob = member(&store, 2, "BBBBBB").await;
+    let event = |member_id| {
+        Event::record(&onboard_members::events::MemberEvent::Deleted { member_id }, t(0))
+    };
+    let patch = ProfilePatch { email: Some(email("ann@example.com")), ..ProfilePatch::default() };
+    let updated = event(ann.id);
+    store.update_profile(ann.id, &patch, std::slice::from_ref(&updated)).await.expect("updated");
+    let taken = store.update_profile(bob.id, &patch, &[event(bob.id)]).await;
+    assert!(matches!(taken, Err(UpdateProfileError::EmailTaken)), "{taken:?}");
+    let deleted = event(ann.id);
+    store.delete(ann.id, t(1), std::slice::from_ref(&deleted)).await.expect("deleted");
+    let again = store.delete(ann.id, t(2), &[event(ann.id)]).await;
+    assert!(matches!(again, Err(DeleteMemberError::NotFound)), "{again:?}");
+
+    assert_eq!(stored_events(&store), [updated, deleted]);
+}

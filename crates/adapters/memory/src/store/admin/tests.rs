@@ -76,3 +76,28 @@ async fn grant_needs_a_live_member_and_is_audited() {
     assert!(store.standing(id).await.expect("reads").expect("live").is_admin);
     assert_eq!(store.audit(None, 10).await.expect("reads")[0].action, AuditAction::Grant);
 }
+
+#[tokio::test]
+async fn a_block_and_an_unblock_store_their_events_and_a_refused_one_none() {
+    use onboard_admin::events::AdminEvent;
+    use onboard_kernel::events::Event;
+
+    let store = MemoryStore::new();
+    let id = store.sign_in(request(1, 1)).await.expect("signs in").member.id;
+    let blocked = Event::record(
+        &AdminEvent::MemberBlocked { member_id: id, by: None, reason: Some("spam".to_owned()) },
+        t(10),
+    );
+    let unblocked = Event::record(&AdminEvent::MemberUnblocked { member_id: id, by: None }, t(11));
+    store
+        .block(id, BlockReason::parse("spam").ok(), Actor::Cli, t(10), std::slice::from_ref(&blocked))
+        .await
+        .expect("blocked");
+    store.unblock(id, Actor::Cli, t(11), std::slice::from_ref(&unblocked)).await.expect("unblocked");
+    let unknown = MemberId::new();
+    let refused = store.block(unknown, None, Actor::Cli, t(12), &[blocked.clone()]).await;
+    assert!(matches!(refused, Err(TargetError::NotFound)), "{refused:?}");
+
+    let stored: Vec<Event> = store.state().outbox.all().cloned().collect();
+    assert_eq!(stored, [blocked, unblocked]);
+}

@@ -310,3 +310,29 @@ async fn a_check_answers_what_a_redeem_would_and_changes_nothing() {
         assert!(expected, "{what}: {refused:?}");
     }
 }
+
+#[tokio::test]
+async fn a_redeem_stores_its_events_for_the_referrer_found_and_a_refused_one_none() {
+    use onboard_kernel::events::Event;
+    use onboard_referrals::events::ReferralEvent;
+
+    let store = MemoryStore::new();
+    let referrer = member(&store, 1, "AAAAAA").await;
+    let invitee = member(&store, 2, "BBBBBB").await;
+    let events = RedeemEvents::new(move |referrer_id| {
+        vec![Event::record(&ReferralEvent::Redeemed { member_id: invitee.id, referrer_id }, t(60))]
+    });
+
+    store.redeem(invitee.id, &code("AAAAAA"), t(60), &events).await.expect("redeems");
+    let refused = store.redeem(invitee.id, &code("AAAAAA"), t(61), &events).await;
+    assert!(matches!(refused, Err(RedeemRefusal::AlreadyRedeemed)), "{refused:?}");
+    let refused = store.redeem(referrer.id, &code("AAAAAA"), t(62), &events).await;
+    assert!(matches!(refused, Err(RedeemRefusal::OwnCode)), "{refused:?}");
+
+    let stored: Vec<ReferralEvent> =
+        store.state().outbox.all().filter_map(Event::decode::<ReferralEvent>).collect();
+    assert_eq!(
+        stored,
+        [ReferralEvent::Redeemed { member_id: invitee.id, referrer_id: referrer.id }]
+    );
+}
