@@ -176,3 +176,33 @@ async fn groups_list_with_member_counts_on_the_free_plan_and_counts_add_up() {
         (1, 1, 1, 0)
     );
 }
+
+#[tokio::test]
+async fn a_block_and_an_unblock_store_their_events_and_refused_ones_none() {
+    use onboard_admin::events::AdminEvent;
+    use onboard_kernel::events::Event;
+
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let admin = PgAdminRepository::new(db.pool());
+    let t = now();
+    let id = members.sign_in(sign_in(&phone(1), t)).await.expect("signs up").member.id;
+    let blocked = Event::record(
+        &AdminEvent::MemberBlocked { member_id: id, by: None, reason: Some("spam".to_owned()) },
+        t,
+    );
+    let unblocked = Event::record(&AdminEvent::MemberUnblocked { member_id: id, by: None }, t);
+
+    admin
+        .block(id, BlockReason::parse("spam").ok(), Actor::Cli, t, &[blocked.clone()])
+        .await
+        .expect("blocked");
+    admin.unblock(id, Actor::Cli, t, &[unblocked.clone()]).await.expect("unblocked");
+    let unknown = MemberId::new();
+    let refused = admin.block(unknown, None, Actor::Cli, t, &[blocked.clone()]).await;
+    assert!(matches!(refused, Err(TargetError::NotFound)), "{refused:?}");
+    let refused = admin.unblock(unknown, Actor::Cli, t, &[unblocked.clone()]).await;
+    assert!(matches!(refused, Err(TargetError::NotFound)), "{refused:?}");
+
+    assert_eq!(crate::stored_events(&db.pool()).await, [blocked, unblocked]);
+}

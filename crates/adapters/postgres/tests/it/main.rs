@@ -66,6 +66,25 @@ struct Count {
     n: i64,
 }
 
+/// Every event the outbox holds, oldest first.
+pub async fn stored_events(pool: &PgPool) -> Vec<onboard_kernel::events::Event> {
+    use onboard_kernel::events::EventFeed as _;
+    onboard_postgres::PgEventFeed::new(pool.clone()).read("test", 100).await.unwrap().events
+}
+
+/// A sign-in of `phone` at `now` (as [`sign_in`]) carrying the events of the sign-up it would
+/// be, personal workspace included.
+pub fn signing_up(phone: &PhoneNumber, now: DateTime<Utc>) -> SignInRequest {
+    let mut request = sign_in(phone, now);
+    request.created_events = onboard_members::events::signed_up(
+        request.new_member_id,
+        None,
+        request.personal_workspace.as_ref(),
+        now,
+    );
+    request
+}
+
 /// The number of rows in `table`.
 pub async fn rows(pool: &PgPool, table: &str) -> i64 {
     let mut conn = pool.get().await.unwrap();

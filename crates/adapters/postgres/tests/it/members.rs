@@ -43,7 +43,10 @@ async fn a_new_phone_signs_up_and_then_signs_in_as_the_same_member() {
     assert_eq!(members.get(first.new_member_id).await.expect("gets"), Some(created.member.clone()));
     assert_eq!(members.find_by_phone(&phone(2)).await.expect("finds"), None);
     assert_eq!(members.get(MemberId::new()).await.expect("gets"), None);
-    assert!(members.referral_code_owner(&first.new_referral_code).await.expect("looks up").is_some());
+    assert_eq!(
+        members.referral_code_owner(&first.new_referral_code).await.expect("looks up"),
+        Some(first.new_member_id)
+    );
     assert_eq!(rows(&db.pool(), "members").await, 1);
     assert_eq!(rows(&db.pool(), "sessions").await, 2, "each sign-in opens its own session");
 }
@@ -564,4 +567,88 @@ async fn the_members_directory_filters_pages_oldest_first_and_counts_every_match
     assert_eq!(only(search(phone(4).as_e164())).await, [ids[4]]);
     assert_eq!(only(search(&codes[0].as_str().to_lowercase())).await, [ids[0]]);
     assert_eq!(only(search("+7917")).await.len(), 4);
+}
+
+// Events
+
+#[tokio::test]
+async fn a_sign_up_stores_its_events_once_and_a_repeated_sign_in_of_the_phone_none() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let first = crate::signing_up(&phone(1), t);
+    let expected = first.created_events.clone();
+
+    assert!(members.sign_in(first).await.expect("signs up").created);
+    let again = members.sign_in(crate::signing_up(&phone(1), t)).await.expect("signs in");
+
+    assert!(!again.created);
+    assert_eq!(crate::stored_events(&db.pool()).await, expected);
+}
+
+#[tokio::test]
+async fn a_sign_up_with_a_workspace_stores_the_workspace_events_with_its_own() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let mut request = with_workspace(sign_in(&phone(1), t));
+    request.created_events = onboard_members::events::signed_up(
+        request.new_member_id,
+        None,
+        request.personal_workspace.as_ref(),
+        t,
+    );
+    let expected = request.created_events.clone();
+
+    members.sign_in(request).await.expect("signs up");
+
+    let stored = crate::stored_events(&db.pool()).await;
+    assert_eq!(stored, expected);
+    let types: Vec<&str> = stored.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["member.signed_up", "group.created", "group.member_joined"]);
+}
+
+#[tokio::test]
+async fn a_refused_sign_up_stores_no_event() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let mut request = crate::signing_up(&phone(1), now());
+    request.referred_by = Some(ReferralCode::parse("ZZZZZZ").expect("a code"));
+
+    let refused = members.sign_in(request).await;
+
+    assert!(matches!(refused, Err(SignInStoreError::ReferralCodeNotFound)), "{refused:?}");
+    assert!(crate::stored_events(&db.pool()).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_profile_update_and_a_deletion_store_their_events_and_refusals_none() {
+    use onboard_kernel::events::Event;
+    use onboard_members::events::MemberEvent;
+
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let ann = members.sign_in(sign_in(&phone(1), t)).await.expect("signs up").member;
+    let bob = members.sign_in(sign_in(&phone(2), t)).await.expect("signs up").member;
+    let updated = |member_id| {
+        let fields = vec!["email".to_owned()];
+        Event::record(&MemberEvent::ProfileUpdated { member_id, fields }, t)
+    };
+    let patch = ProfilePatch {
+        email: Some(Email::parse("ann@example.com").expect("an e-mail")),
+        ..ProfilePatch::default()
+    };
+    let ann_updated = updated(ann.id);
+    members.update_profile(ann.id, &patch, &[ann_updated.clone()]).await.expect("updated");
+    let taken = members.update_profile(bob.id, &patch, &[updated(bob.id)]).await;
+    assert!(matches!(taken, Err(UpdateProfileError::EmailTaken)), "{taken:?}");
+    let gone = members.update_profile(MemberId::new(), &patch, &[updated(bob.id)]).await;
+    assert!(matches!(gone, Err(UpdateProfileError::NotFound)), "{gone:?}");
+    let deleted = Event::record(&MemberEvent::Deleted { member_id: ann.id }, t);
+    members.delete(ann.id, t, &[deleted.clone()]).await.expect("deleted");
+    let again = members.delete(ann.id, t, &[deleted.clone()]).await;
+    assert!(matches!(again, Err(DeleteMemberError::NotFound)), "{again:?}");
+
+    assert_eq!(crate::stored_events(&db.pool()).await, [ann_updated, deleted]);
 }

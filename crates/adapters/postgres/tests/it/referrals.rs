@@ -867,3 +867,36 @@ async fn a_check_answers_what_a_redeem_would_and_changes_nothing() {
     let refused = f.referrals.check_redeem(c.id, &unknown).await;
     assert!(matches!(refused, Err(RedeemRefusal::NotFound)), "{refused:?}");
 }
+
+#[tokio::test]
+async fn a_redeem_stores_its_events_for_the_referrer_found_and_a_refused_one_none() {
+    use onboard_kernel::events::Event;
+    use onboard_referrals::events::ReferralEvent;
+
+    let f = Fixture::new().await;
+    let t = now();
+    let referrer = f.member(1, t).await;
+    let invitee = f.member(2, t).await;
+    let invitee_id = invitee.id;
+    let events = RedeemEvents::new(move |referrer_id| {
+        vec![Event::record(&ReferralEvent::Redeemed { member_id: invitee_id, referrer_id }, t)]
+    });
+
+    f.referrals.redeem(invitee.id, &referrer.referral_code, t, &events).await.expect("redeems");
+    let refused = f.referrals.redeem(invitee.id, &referrer.referral_code, t, &events).await;
+    assert!(matches!(refused, Err(RedeemRefusal::AlreadyRedeemed)), "{refused:?}");
+    let refused = f.referrals.redeem(referrer.id, &invitee.referral_code, t, &events).await;
+    assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
+    let refused = f.referrals.redeem(referrer.id, &referrer.referral_code, t, &events).await;
+    assert!(matches!(refused, Err(RedeemRefusal::OwnCode)), "{refused:?}");
+
+    let stored: Vec<ReferralEvent> = crate::stored_events(&f.db.pool())
+        .await
+        .iter()
+        .filter_map(Event::decode::<ReferralEvent>)
+        .collect();
+    assert_eq!(
+        stored,
+        [ReferralEvent::Redeemed { member_id: invitee.id, referrer_id: referrer.id }]
+    );
+}
