@@ -10,8 +10,8 @@ use onboard_members::Principal;
 use onboard_members::ports::RevocationList;
 use uuid::Uuid;
 
-use crate::events::{self, AdminEvent};
 use crate::error::{AdminError, AdminMemberError, GrantError};
+use crate::events::{self, AdminEvent};
 use crate::model::{
     Actor, AdminGroup, AdminMember, AuditEntry, BlockReason, GroupSearch, IdCursor, MemberDetail,
     MemberSearch, Page, Stats,

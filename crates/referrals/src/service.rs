@@ -204,7 +204,10 @@ mod tests {
                     && decided.len() == 1
                     && decided[0].occurred_at == at
                     && decided[0].decode::<ReferralEvent>()
-                        == Some(ReferralEvent::Redeemed { member_id: redeemer, referrer_id: referrer })
+                        == Some(ReferralEvent::Redeemed {
+                            member_id: redeemer,
+                            referrer_id: referrer,
+                        })
             })
             .times(1)
             .returning(|_, _, _, _| Err(RedeemRefusal::Cycle));

@@ -140,7 +140,9 @@ fn redeem_chain(c: &mut Criterion) {
                         .await
                         .expect("resets the outsider");
                         let start = Instant::now();
-                        let joined = referrals.redeem(outsider, &bottom, Utc::now(), &RedeemEvents::none()).await;
+                        let joined = referrals
+                            .redeem(outsider, &bottom, Utc::now(), &RedeemEvents::none())
+                            .await;
                         timed += start.elapsed();
                         assert_eq!(joined.expect("redeems").referred_by.as_ref(), Some(&bottom));
                     }
@@ -154,7 +156,9 @@ fn redeem_chain(c: &mut Criterion) {
                 rt.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        let refused = referrals.redeem(root, &bottom, Utc::now(), &RedeemEvents::none()).await;
+                        let refused = referrals
+                            .redeem(root, &bottom, Utc::now(), &RedeemEvents::none())
+                            .await;
                         assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
                     }
                     start.elapsed()

@@ -7,8 +7,8 @@ use onboard_members::Member;
 use onboard_members::ports::MockRevocationList;
 
 use super::*;
-use crate::events::AdminEvent;
 use crate::error::TargetError;
+use crate::events::AdminEvent;
 use crate::model::{OtpCounts, Standing, StoredCounts};
 use crate::ports::{MockAdminRepository, MockOtpStats};
 

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboard_kernel::MemberId;
-use onboard_members::events::with_workspace_slug;
 use onboard_members::SignInStoreError;
+use onboard_members::events::with_workspace_slug;
 use onboard_members::ports::{NewSession, SignInDraft, SignInRecord};
 use onboard_sso::ProviderIdentity;
 use onboard_sso::ports::IdentityRepository;

@@ -101,7 +101,7 @@ async fn signing_in_a_known_phone_opens_a_session_for_the_same_member() {
     let record = sign_in(&store, again.clone()).await;
     assert!(!record.created);
     assert_eq!(record.member, first, "the new id, code and referral are not applied");
-    assert!(!store.referral_code_owner(&code("BBBBBB")).await.expect("answers").is_some());
+    assert!(store.referral_code_owner(&code("BBBBBB")).await.expect("answers").is_none());
     assert_eq!(live_session_ids(&store, first.id, 21).await.len(), 2);
 }
 
@@ -159,7 +159,7 @@ async fn an_unknown_referral_code_is_not_found_and_writes_nothing() {
     let err = store.sign_in(req.clone()).await.expect_err("refuses");
     assert!(matches!(err, SignInStoreError::ReferralCodeNotFound), "{err:?}");
     assert_eq!(store.find_by_phone(&phone(1)).await.expect("finds"), None);
-    assert!(!store.referral_code_owner(&code("AAAAAA")).await.expect("answers").is_some());
+    assert!(store.referral_code_owner(&code("AAAAAA")).await.expect("answers").is_none());
     let rotated = store.rotate(&hash(1), &hash(9), t(1), 10, t(TWO_WEEKS)).await.expect("rotates");
     assert_eq!(rotated, RotateOutcome::Invalid);
 }
@@ -169,7 +169,7 @@ async fn a_deleted_members_code_cannot_be_redeemed() {
     let store = MemoryStore::new();
     let gone = member(&store, 1, "AAAAAA").await;
     store.delete(gone.id, t(5), &[]).await.expect("deletes");
-    assert!(!store.referral_code_owner(&code("AAAAAA")).await.expect("answers").is_some());
+    assert!(store.referral_code_owner(&code("AAAAAA")).await.expect("answers").is_none());
     let mut req = request(phone(2), "BBBBBB", hash(2), 10);
     req.referred_by = Some(code("AAAAAA"));
     let err = store.sign_in(req).await.expect_err("refuses");
@@ -274,7 +274,10 @@ async fn another_members_email_is_taken_but_ones_own_is_not() {
     let bob = member(&store, 2, "BBBBBB").await;
     let patch = ProfilePatch { email: Some(email("ann@example.com")), ..ProfilePatch::default() };
     store.update_profile(ann.id, &patch, &[]).await.expect("updates");
-    store.update_profile(ann.id, &patch, &[]).await.expect("setting one's own e-mail again is fine");
+    store
+        .update_profile(ann.id, &patch, &[])
+        .await
+        .expect("setting one's own e-mail again is fine");
     let err = store.update_profile(bob.id, &patch, &[]).await.expect_err("taken");
     assert!(matches!(err, UpdateProfileError::EmailTaken), "{err:?}");
     let upper = ProfilePatch { email: Some(email("ANN@Example.com")), ..ProfilePatch::default() };

@@ -9,16 +9,16 @@ use diesel::{OptionalExtension as _, QueryResult, QueryableByName};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use onboard_groups::Slug;
-use onboard_members::events::with_workspace_slug;
 use onboard_members::SignInStoreError;
+use onboard_members::events::with_workspace_slug;
 use onboard_members::ports::{SignInDraft, SignInRecord};
 use onboard_sso::ProviderIdentity;
 use onboard_sso::ports::IdentityRepository;
 
 use crate::PgPool;
 use crate::cached::CachedExt;
-use crate::repos::outbox::{events_json, record_events};
 use crate::error::{TxError, is_transient, violated_unique};
+use crate::repos::outbox::{events_json, record_events};
 use crate::rows::CurrentMemberRow;
 
 /// Serialises the sign-ins of one identity (`$1`: provider, `$2`: subject) until the

@@ -172,7 +172,7 @@ async fn a_deleted_members_code_can_no_longer_be_redeemed() {
     let gone = members.sign_in(sign_in(&phone(1), t)).await.expect("signs up").member;
     members.delete(gone.id, t, &[]).await.expect("deletes");
 
-    assert!(!members.referral_code_owner(&gone.referral_code).await.expect("looks up").is_some());
+    assert!(members.referral_code_owner(&gone.referral_code).await.expect("looks up").is_none());
     let mut request = sign_in(&phone(2), t);
     request.referred_by = Some(gone.referral_code.clone());
     let refused = members.sign_in(request).await;

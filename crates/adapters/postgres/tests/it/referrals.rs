@@ -104,7 +104,12 @@ async fn a_member_redeems_another_members_code_and_shows_among_their_invitees() 
 
     let redeemed = f
         .referrals
-        .redeem(invitee.id, &referrer.referral_code, t + Duration::minutes(1), &RedeemEvents::none())
+        .redeem(
+            invitee.id,
+            &referrer.referral_code,
+            t + Duration::minutes(1),
+            &RedeemEvents::none(),
+        )
         .await
         .expect("redeems");
     assert_eq!(redeemed.referred_by, Some(referrer.referral_code.clone()));
@@ -151,8 +156,11 @@ async fn a_redeem_answers_the_member_with_their_current_group() {
     .await
     .unwrap();
 
-    let redeemed =
-        f.referrals.redeem(invitee.id, &referrer.referral_code, t, &RedeemEvents::none()).await.expect("redeems");
+    let redeemed = f
+        .referrals
+        .redeem(invitee.id, &referrer.referral_code, t, &RedeemEvents::none())
+        .await
+        .expect("redeems");
     assert_eq!(redeemed.current_group.as_deref(), Some("acme"));
     assert_eq!(Some(redeemed), f.members.get(invitee.id).await.expect("gets"));
 }
@@ -190,7 +198,10 @@ async fn a_member_redeems_at_most_one_code_ever() {
     let me = f.member(1, t).await;
     let first = f.member(2, t).await;
     let second = f.member(3, t).await;
-    f.referrals.redeem(me.id, &first.referral_code, t, &RedeemEvents::none()).await.expect("redeems");
+    f.referrals
+        .redeem(me.id, &first.referral_code, t, &RedeemEvents::none())
+        .await
+        .expect("redeems");
 
     for code in [&second.referral_code, &first.referral_code] {
         let refused = f.referrals.redeem(me.id, code, t, &RedeemEvents::none()).await;
@@ -249,7 +260,11 @@ async fn a_cycle_is_found_a_thousand_levels_down_and_an_outsider_may_join_there(
     assert!(matches!(refused, Err(RedeemRefusal::AlreadyRedeemed)), "{refused:?}");
 
     let outsider = f.member(1, t).await;
-    let joined = f.referrals.redeem(outsider.id, &bottom_code, t, &RedeemEvents::none()).await.expect("redeems");
+    let joined = f
+        .referrals
+        .redeem(outsider.id, &bottom_code, t, &RedeemEvents::none())
+        .await
+        .expect("redeems");
     assert_eq!(joined.referred_by, Some(bottom_code));
     // The outsider is now 1,001 levels below the root.
     let refused = f.referrals.redeem(root, &outsider.referral_code, t, &RedeemEvents::none()).await;
@@ -270,7 +285,10 @@ async fn invitee_pages_run_newest_first_with_no_gap_or_repeat_even_on_equal_time
     for n in 0..23u32 {
         let invitee = f.member(n, t).await;
         let at = t + Duration::seconds(i64::from(n / 5));
-        f.referrals.redeem(invitee.id, &referrer.referral_code, at, &RedeemEvents::none()).await.expect("redeems");
+        f.referrals
+            .redeem(invitee.id, &referrer.referral_code, at, &RedeemEvents::none())
+            .await
+            .expect("redeems");
         expected.push((at, invitee.id));
     }
     // A deleted invitee is neither listed nor counted.
@@ -366,7 +384,10 @@ async fn a_redeem_that_waited_for_a_root_which_joined_the_redeemers_tree_is_a_cy
     let r = f.member(1, t).await;
     let below_r = f.member(2, t).await;
     let o = f.member(3, t).await;
-    f.referrals.redeem(below_r.id, &r.referral_code, t, &RedeemEvents::none()).await.expect("redeems");
+    f.referrals
+        .redeem(below_r.id, &r.referral_code, t, &RedeemEvents::none())
+        .await
+        .expect("redeems");
 
     // Without climbing again after the lock, R would get O as referrer: R → O → below_r → R.
     let refused = redeem_while_the_owner_gains_a_referrer(&f, &r, &o, below_r.id).await;
@@ -479,7 +500,10 @@ async fn a_member_who_signed_up_with_a_code_deep_in_a_chain_is_in_the_roots_tree
     let refused = f.referrals.redeem(root, &newcomer.referral_code, t, &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
     let outsider = f.member(2, t).await;
-    f.referrals.redeem(outsider.id, &newcomer.referral_code, t, &RedeemEvents::none()).await.expect("redeems");
+    f.referrals
+        .redeem(outsider.id, &newcomer.referral_code, t, &RedeemEvents::none())
+        .await
+        .expect("redeems");
     let refused = f.referrals.redeem(root, &outsider.referral_code, t, &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
     assert_sets_are_the_trees(&f.db.pool(), "after the sign-up").await;
@@ -528,7 +552,10 @@ async fn the_sets_migration_makes_each_existing_tree_one_set() {
     let chain_root = member_of(&db.pool(), &code("C00000")).await;
     let refused = referrals.redeem(heap_root, &code("H00077"), now(), &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
-    referrals.redeem(heap_root, &code("C00050"), now(), &RedeemEvents::none()).await.expect("redeems");
+    referrals
+        .redeem(heap_root, &code("C00050"), now(), &RedeemEvents::none())
+        .await
+        .expect("redeems");
     let refused = referrals.redeem(chain_root, &code("H00099"), now(), &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
     assert_sets_are_the_trees(&db.pool(), "after the redeems").await;
@@ -777,7 +804,8 @@ async fn the_sets_stay_the_trees_through_random_redeems_sign_ups_and_deletions()
             };
             let code =
                 o.map_or_else(ReferralCode::generate, |o| model.members[o].referral_code.clone());
-            let got = f.referrals.redeem(model.members[r].id, &code, t, &RedeemEvents::none()).await;
+            let got =
+                f.referrals.redeem(model.members[r].id, &code, t, &RedeemEvents::none()).await;
             let expected = model.redeem(r, o);
             assert_eq!(outcome(&got), expected, "seed {seed}, step {step}: {got:?}");
             *seen.entry(expected).or_default() += 1;

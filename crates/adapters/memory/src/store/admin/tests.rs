@@ -90,12 +90,22 @@ async fn a_block_and_an_unblock_store_their_events_and_a_refused_one_none() {
     );
     let unblocked = Event::record(&AdminEvent::MemberUnblocked { member_id: id, by: None }, t(11));
     store
-        .block(id, BlockReason::parse("spam").ok(), Actor::Cli, t(10), std::slice::from_ref(&blocked))
+        .block(
+            id,
+            BlockReason::parse("spam").ok(),
+            Actor::Cli,
+            t(10),
+            std::slice::from_ref(&blocked),
+        )
         .await
         .expect("blocked");
-    store.unblock(id, Actor::Cli, t(11), std::slice::from_ref(&unblocked)).await.expect("unblocked");
+    store
+        .unblock(id, Actor::Cli, t(11), std::slice::from_ref(&unblocked))
+        .await
+        .expect("unblocked");
     let unknown = MemberId::new();
-    let refused = store.block(unknown, None, Actor::Cli, t(12), &[blocked.clone()]).await;
+    let refused =
+        store.block(unknown, None, Actor::Cli, t(12), std::slice::from_ref(&blocked)).await;
     assert!(matches!(refused, Err(TargetError::NotFound)), "{refused:?}");
 
     let stored: Vec<Event> = store.state().outbox.all().cloned().collect();

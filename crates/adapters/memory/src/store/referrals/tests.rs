@@ -57,7 +57,10 @@ async fn a_member_redeems_another_members_code_and_shows_among_their_invitees() 
     let referrer = member(&store, 1, "AAAAAA").await;
     let invitee = member(&store, 2, "BBBBBB").await;
 
-    let redeemed = store.redeem(invitee.id, &code("AAAAAA"), t(60), &RedeemEvents::none()).await.expect("redeems");
+    let redeemed = store
+        .redeem(invitee.id, &code("AAAAAA"), t(60), &RedeemEvents::none())
+        .await
+        .expect("redeems");
     assert_eq!(redeemed.referred_by, Some(code("AAAAAA")));
     assert_eq!(Some(redeemed.clone()), store.get(invitee.id).await.expect("gets"));
     assert_eq!(Member { referred_by: None, ..redeemed }, invitee, "nothing else changed");
@@ -168,7 +171,10 @@ async fn a_cycle_is_found_far_down_a_chain_and_an_outsider_may_join_there() {
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
 
     let outsider = member(&store, 1000, "OUTSDR").await;
-    let joined = store.redeem(outsider.id, &bottom.referral_code, t(2), &RedeemEvents::none()).await.expect("redeems");
+    let joined = store
+        .redeem(outsider.id, &bottom.referral_code, t(2), &RedeemEvents::none())
+        .await
+        .expect("redeems");
     assert_eq!(joined.referred_by, Some(bottom.referral_code.clone()));
     let refused = store.redeem(root.id, &code("OUTSDR"), t(3), &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
@@ -185,7 +191,10 @@ async fn invitee_pages_run_newest_first_with_no_gap_or_repeat_even_on_equal_time
     for n in 0..23u32 {
         let invitee = member(&store, n, &format!("INV{n:03}")).await;
         let at = t(i64::from(n / 5));
-        store.redeem(invitee.id, &code("REFRER"), at, &RedeemEvents::none()).await.expect("redeems");
+        store
+            .redeem(invitee.id, &code("REFRER"), at, &RedeemEvents::none())
+            .await
+            .expect("redeems");
         expected.push((at, invitee.id));
     }
     // A deleted invitee is neither listed nor counted.
