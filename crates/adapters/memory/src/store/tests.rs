@@ -636,3 +636,41 @@ async fn a_profile_update_and_a_deletion_store_their_events_and_refusals_none() 
 
     assert_eq!(stored_events(&store), [updated, deleted]);
 }
+
+#[tokio::test]
+async fn a_first_sso_login_stores_the_sign_up_events_and_a_later_login_none() {
+    use onboard_members::ports::SignInDraft;
+    use onboard_sso::ports::IdentityRepository;
+    use onboard_sso::{ProviderIdentity, ProviderName};
+
+    let store = MemoryStore::new();
+    let identity = ProviderIdentity {
+        provider: ProviderName::parse("sparcs").expect("a provider name"),
+        subject: "s-1".to_owned(),
+        verified_phone: Some(phone(1)),
+        verified_email: None,
+        first_name: None,
+        last_name: None,
+    };
+    let draft = |n: u32, new_code: &str| {
+        let request = signing_up(phone(1), new_code, hash(n), 0);
+        SignInDraft {
+            new_member_id: request.new_member_id,
+            new_referral_code: request.new_referral_code,
+            session: request.session,
+            personal_workspace: request.personal_workspace,
+            created_events: request.created_events,
+            now: request.now,
+        }
+    };
+    let first = draft(1, "AAAAAA");
+
+    let created = IdentityRepository::sign_in(&store, &identity, &first).await.expect("signs up");
+    let again = IdentityRepository::sign_in(&store, &identity, &draft(2, "BBBBBB"))
+        .await
+        .expect("signs in");
+
+    assert!(created.created);
+    assert!(!again.created);
+    assert_eq!(stored_events(&store), first.created_events);
+}

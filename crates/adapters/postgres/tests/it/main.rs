@@ -17,6 +17,7 @@ mod outbox;
 mod referrals;
 mod sessions;
 mod sms_credit;
+mod sso;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;
