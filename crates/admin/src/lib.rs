@@ -58,6 +58,7 @@
 
 mod directory;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod ports;
 mod service;

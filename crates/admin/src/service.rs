@@ -4,12 +4,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Duration;
+use onboard_kernel::events::Event;
 use onboard_kernel::{Clock, GroupId, MemberId, PhoneNumber};
 use onboard_members::Principal;
 use onboard_members::ports::RevocationList;
 use uuid::Uuid;
 
 use crate::error::{AdminError, AdminMemberError, GrantError};
+use crate::events::{self, AdminEvent};
 use crate::model::{
     Actor, AdminGroup, AdminMember, AuditEntry, BlockReason, GroupSearch, IdCursor, MemberDetail,
     MemberSearch, Page, Stats,
@@ -134,8 +136,14 @@ impl AdminService {
         // tokens of exactly those sessions (every live access token belongs to a live
         // session). By session, not by member and time: tokens are stamped to the second, so
         // a member-wide cut-off would also kill a sign-in right after a quick unblock.
-        let revoked =
-            self.ports.repo.block(id, reason, Actor::Member(principal.member_id), now).await?;
+        let actor = Actor::Member(principal.member_id);
+        let blocked = AdminEvent::MemberBlocked {
+            member_id: id,
+            by: events::by(actor),
+            reason: reason.as_ref().map(|r| r.as_str().to_owned()),
+        };
+        let events = [Event::record(&blocked, now)];
+        let revoked = self.ports.repo.block(id, reason, actor, now, &events).await?;
         if revoked.is_empty() {
             return Ok(());
         }
@@ -158,7 +166,9 @@ impl AdminService {
     ) -> Result<(), AdminMemberError> {
         self.require_admin(principal).await?;
         let now = self.ports.clock.now();
-        self.ports.repo.unblock(id, Actor::Member(principal.member_id), now).await?;
+        let actor = Actor::Member(principal.member_id);
+        let unblocked = AdminEvent::MemberUnblocked { member_id: id, by: events::by(actor) };
+        self.ports.repo.unblock(id, actor, now, &[Event::record(&unblocked, now)]).await?;
         Ok(())
     }
 

@@ -105,6 +105,7 @@
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod ports;
 mod service;

@@ -6,6 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hmac::{Hmac, Mac};
+use onboard_kernel::events::Event;
 use onboard_kernel::{Clock, MemberId, PhoneNumber, ReferralCode, SessionId};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
@@ -15,6 +16,7 @@ use crate::error::{
     AuthError, DeleteMemberError, NotFoundError, RefreshError, RequestOtpError, SignInStoreError,
     UpdateProfileError, VerifyOtpError,
 };
+use crate::events::{self, MemberEvent};
 use crate::model::{
     AccessClaims, ClientInfo, CodeHash, Member, MemberFilter, MemberList, MemberView, OtpIssued,
     Principal, Profile, ProfilePatch, RefreshToken, Session, SignIn, TokenHash, TokenInfo,
@@ -156,9 +158,14 @@ impl MembersService {
                 return Err(VerifyOtpError::RateLimited { retry_after_secs });
             }
         }
-        if let Some(code) = &request.referral_code {
-            let existing = self.ports.members.find_by_phone(&request.phone).await?;
-            if existing.is_none() && !self.ports.members.referral_code_exists(code).await? {
+        // The referrer, when this verification may create the member: its sign-up event names
+        // them.
+        let mut referrer = None;
+        if let Some(code) = &request.referral_code
+            && self.ports.members.find_by_phone(&request.phone).await?.is_none()
+        {
+            referrer = self.ports.members.referral_code_owner(code).await?;
+            if referrer.is_none() {
                 return Err(VerifyOtpError::ReferralCodeNotFound);
             }
         }
@@ -188,7 +195,7 @@ impl MembersService {
         let (phone, referred_by) = (request.phone, request.referral_code);
         let members = &self.ports.members;
         let signed_in = self
-            .sign_in_with(client, |draft| {
+            .sign_in_referred_by(client, referrer, |draft| {
                 let request = SignInRequest {
                     phone: phone.clone(),
                     new_member_id: draft.new_member_id,
@@ -196,6 +203,7 @@ impl MembersService {
                     referred_by: referred_by.clone(),
                     session: draft.session,
                     personal_workspace: draft.personal_workspace,
+                    created_events: draft.created_events,
                     now: draft.now,
                 };
                 async move { members.sign_in(request).await }
@@ -323,7 +331,14 @@ impl MembersService {
         principal: &Principal,
         patch: &ProfilePatch,
     ) -> Result<Member, UpdateProfileError> {
-        self.ports.members.update_profile(principal.member_id, patch).await
+        let fields = events::patched_fields(patch);
+        let events = if fields.is_empty() {
+            Vec::new()
+        } else {
+            let changed = MemberEvent::ProfileUpdated { member_id: principal.member_id, fields };
+            vec![Event::record(&changed, self.ports.clock.now())]
+        };
+        self.ports.members.update_profile(principal.member_id, patch, &events).await
     }
 
     /// Deletes the caller: every session ends at once and the phone may sign up again.
@@ -332,7 +347,8 @@ impl MembersService {
         // The database first: it refuses atomically (last owner) and then nothing else happens,
         // so a refused deletion leaves the caller signed in. Its sessions can no longer be
         // refreshed once it commits; the revocation list then kills the live access tokens.
-        self.ports.members.delete(principal.member_id, now).await?;
+        let deleted = Event::record(&MemberEvent::Deleted { member_id: principal.member_id }, now);
+        self.ports.members.delete(principal.member_id, now, &[deleted]).await?;
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -20,13 +20,14 @@
 //! # #[cfg(feature = "mocks")]
 //! # async fn demo() {
 //! let mut repo = MockReferralRepository::new();
-//! repo.expect_redeem().returning(|_, _, _| Err(RedeemRefusal::Cycle));
+//! repo.expect_redeem().returning(|_, _, _, _| Err(RedeemRefusal::Cycle));
 //! let service = ReferralsService::new(Arc::new(repo), Arc::new(onboard_kernel::SystemClock));
 //! let err = service.redeem(MemberId::new(), " k49fj5 ").await.unwrap_err();
 //! assert!(matches!(err, RedeemError::Cycle));
 //! # }
 //! ```
 
+pub mod events;
 pub mod ports;
 mod profile;
 mod service;

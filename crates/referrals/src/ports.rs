@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use onboard_kernel::{MemberId, ReferralCode};
 use onboard_members::{Member, MemberCard};
 
+use crate::events::RedeemEvents;
 use crate::service::{Cursor, ReferralSummary};
 
 /// Why storage refused a redeem. Every refusal writes nothing.
@@ -27,7 +28,8 @@ pub enum RedeemRefusal {
 #[async_trait]
 pub trait ReferralRepository: Send + Sync {
     /// Makes the owner of `code` the referrer of `member`, in one transaction, and answers the
-    /// updated member.
+    /// updated member. In that transaction it MUST store `events.for_referrer(owner)` (the
+    /// events the use case decided, for the owner it found); a refused redeem stores none.
     ///
     /// # Errors
     /// MUST refuse with [`RedeemRefusal::NotFound`], [`RedeemRefusal::OwnCode`],
@@ -39,6 +41,7 @@ pub trait ReferralRepository: Send + Sync {
         member: MemberId,
         code: &ReferralCode,
         now: DateTime<Utc>,
+        events: &RedeemEvents,
     ) -> Result<Member, RedeemRefusal>;
 
     /// Whether `member` may redeem `code` as things stand, changing nothing: the refusals of

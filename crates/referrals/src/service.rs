@@ -5,10 +5,12 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use onboard_kernel::events::Event;
 use onboard_kernel::{Clock, MemberId, ReferralCode};
 use onboard_members::{Member, MemberCard};
 use uuid::Uuid;
 
+use crate::events::{RedeemEvents, ReferralEvent};
 use crate::ports::{RedeemRefusal, ReferralRepository};
 
 /// Who referred a member.
@@ -112,7 +114,11 @@ impl ReferralsService {
     /// cannot be a code is a code nobody has.
     pub async fn redeem(&self, member: MemberId, raw_code: &str) -> Result<Member, RedeemError> {
         let code = ReferralCode::parse(raw_code).map_err(|_| RedeemError::NotFound)?;
-        Ok(self.repo.redeem(member, &code, self.clock.now()).await?)
+        let now = self.clock.now();
+        let events = RedeemEvents::new(move |referrer_id| {
+            vec![Event::record(&ReferralEvent::Redeemed { member_id: member, referrer_id }, now)]
+        });
+        Ok(self.repo.redeem(member, &code, now, &events).await?)
     }
 
     /// Whether `member` may redeem `raw_code` now, changing nothing (see
@@ -175,11 +181,39 @@ mod tests {
     async fn a_code_is_read_case_insensitively_without_surrounding_spaces() {
         let mut repo = MockReferralRepository::new();
         repo.expect_redeem()
-            .withf(|_, code, _| code.as_str() == "K49FJ5")
+            .withf(|_, code, _, _| code.as_str() == "K49FJ5")
             .times(1)
-            .returning(|_, _, _| Err(RedeemRefusal::AlreadyRedeemed));
+            .returning(|_, _, _, _| Err(RedeemRefusal::AlreadyRedeemed));
         let err = service(repo).redeem(MemberId::new(), "  k49fj5 ").await.unwrap_err();
         assert!(matches!(err, RedeemError::AlreadyRedeemed));
+    }
+
+    #[tokio::test]
+    async fn a_redeem_hands_storage_its_redeemed_event_for_the_referrer_it_finds() {
+        let redeemer = MemberId::new();
+        let referrer = MemberId::new();
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap();
+        let mut clock = onboard_kernel::MockClock::new();
+        clock.expect_now().return_const(at);
+        let mut repo = MockReferralRepository::new();
+        repo.expect_redeem()
+            .withf(move |m, _, now, events| {
+                let decided = events.for_referrer(referrer);
+                *m == redeemer
+                    && *now == at
+                    && decided.len() == 1
+                    && decided[0].occurred_at == at
+                    && decided[0].decode::<ReferralEvent>()
+                        == Some(ReferralEvent::Redeemed {
+                            member_id: redeemer,
+                            referrer_id: referrer,
+                        })
+            })
+            .times(1)
+            .returning(|_, _, _, _| Err(RedeemRefusal::Cycle));
+        let service = ReferralsService::new(Arc::new(repo), Arc::new(clock));
+        let err = service.redeem(redeemer, "K49FJ5").await.unwrap_err();
+        assert!(matches!(err, RedeemError::Cycle));
     }
 
     #[tokio::test]
@@ -206,7 +240,7 @@ mod tests {
             let mut repo = MockReferralRepository::new();
             let refusal = std::sync::Mutex::new(Some(refusal));
             repo.expect_redeem()
-                .returning(move |_, _, _| Err(refusal.lock().unwrap().take().unwrap()));
+                .returning(move |_, _, _, _| Err(refusal.lock().unwrap().take().unwrap()));
             let err = service(repo).redeem(MemberId::new(), "ABC123").await.unwrap_err();
             assert!(check(&err), "{err:?}");
         }

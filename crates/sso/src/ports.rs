@@ -89,7 +89,10 @@ pub trait IdentityRepository: Send + Sync {
     /// one with the verified e-mail; else a new member (the draft's id, referral code and
     /// personal workspace; the verified phone and e-mail, and the names). The identity is then
     /// linked to that member and the draft's session opened for them. Concurrent sign-ins of
-    /// one new identity end with one member.
+    /// one new identity end with one member. When it creates the member it MUST store the
+    /// draft's `created_events` in that transaction (with the slug it stored, through
+    /// [`onboard_members::events::with_workspace_slug`], if it replaced a taken workspace slug);
+    /// a sign-in of a linked or known member, or a refused one, stores no event.
     ///
     /// # Errors
     /// MUST return [`SignInStoreError::ReferralCodeCollision`], writing nothing, when a member

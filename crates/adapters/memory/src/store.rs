@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboard_groups::{Group, GroupName, Slug};
 use onboard_invites::InviteId;
+use onboard_kernel::events::Event;
 use onboard_kernel::{Email, GroupId, MemberId, PhoneNumber, ReferralCode, SessionId};
+use onboard_members::events::with_workspace_slug;
 use onboard_members::ports::{
     MemberRepository, NewWorkspace, RefreshedSession, RotateOutcome, SessionRepository,
     SignInRecord, SignInRequest,
@@ -262,8 +264,8 @@ impl MemberRepository for MemoryStore {
         Ok(state.by_phone.get(phone).and_then(|id| state.live_member(*id)).map(|m| state.member(m)))
     }
 
-    async fn referral_code_exists(&self, code: &ReferralCode) -> anyhow::Result<bool> {
-        Ok(self.state().live_code_owner(code).is_some())
+    async fn referral_code_owner(&self, code: &ReferralCode) -> anyhow::Result<Option<MemberId>> {
+        Ok(self.state().live_code_owner(code))
     }
 
     async fn sign_in(&self, request: SignInRequest) -> Result<SignInRecord, SignInStoreError> {
@@ -317,6 +319,12 @@ impl MemberRepository for MemoryStore {
             deleted_at: None,
         };
         let id = row.id;
+        let events = match (&workspace, &request.personal_workspace) {
+            (Some(stored), Some(asked)) if stored.slug.as_str() != asked.slug => {
+                with_workspace_slug(&request.created_events, stored.id, stored.slug.as_str())
+            }
+            _ => request.created_events.clone(),
+        };
         state.by_phone.insert(request.phone.clone(), id);
         state.by_code.insert(row.referral_code.clone(), id);
         state.members.insert(id, row);
@@ -324,6 +332,7 @@ impl MemberRepository for MemoryStore {
             // Checked above: the slug and id are free and the owner exists.
             state.insert_group(workspace, id).map_err(|e| anyhow::anyhow!("{e}"))?;
         }
+        state.outbox.record(&events);
         let member = state
             .live_member(id)
             .map(|m| state.member(m))
@@ -377,6 +386,7 @@ impl MemberRepository for MemoryStore {
         &self,
         id: MemberId,
         patch: &ProfilePatch,
+        events: &[Event],
     ) -> Result<Member, UpdateProfileError> {
         let mut state = self.state();
         let Some(row) = state.live_member(id) else {
@@ -408,6 +418,7 @@ impl MemberRepository for MemoryStore {
             row.email = Some(email.clone());
         }
         let row = row.clone();
+        state.outbox.record(events);
         Ok(state.member(&row))
     }
 
@@ -415,6 +426,7 @@ impl MemberRepository for MemoryStore {
         &self,
         id: MemberId,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> Result<Vec<SessionId>, DeleteMemberError> {
         let mut state = self.state();
         if state.live_member(id).is_none() {
@@ -451,6 +463,7 @@ impl MemberRepository for MemoryStore {
             }
         }
         revoked.sort();
+        state.outbox.record(events);
         Ok(revoked)
     }
 

@@ -19,6 +19,7 @@ use diesel_async::{RunQueryDsl as _, SimpleAsyncConnection as _};
 use onboard_kernel::{MemberId, ReferralCode};
 use onboard_postgres::PgReferralRepository;
 use onboard_postgres::testing::TestDatabase;
+use onboard_referrals::events::RedeemEvents;
 use onboard_referrals::ports::{RedeemRefusal, ReferralRepository};
 
 /// Levels between the chain's root and its bottom member, one chain (and database) each.
@@ -139,7 +140,9 @@ fn redeem_chain(c: &mut Criterion) {
                         .await
                         .expect("resets the outsider");
                         let start = Instant::now();
-                        let joined = referrals.redeem(outsider, &bottom, Utc::now()).await;
+                        let joined = referrals
+                            .redeem(outsider, &bottom, Utc::now(), &RedeemEvents::none())
+                            .await;
                         timed += start.elapsed();
                         assert_eq!(joined.expect("redeems").referred_by.as_ref(), Some(&bottom));
                     }
@@ -153,7 +156,9 @@ fn redeem_chain(c: &mut Criterion) {
                 rt.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        let refused = referrals.redeem(root, &bottom, Utc::now()).await;
+                        let refused = referrals
+                            .redeem(root, &bottom, Utc::now(), &RedeemEvents::none())
+                            .await;
                         assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
                     }
                     start.elapsed()

@@ -8,6 +8,7 @@ use onboard_members::ports::MockRevocationList;
 
 use super::*;
 use crate::error::TargetError;
+use crate::events::AdminEvent;
 use crate::model::{OtpCounts, Standing, StoredCounts};
 use crate::ports::{MockAdminRepository, MockOtpStats};
 
@@ -148,15 +149,23 @@ async fn a_block_revokes_in_storage_then_kills_the_access_tokens_of_those_sessio
     ports
         .repo
         .expect_block()
-        .withf(move |id, reason, actor, at| {
+        .withf(move |id, reason, actor, at, events| {
             *id == target
                 && reason.as_ref().map(BlockReason::as_str) == Some("spam")
                 && *actor == Actor::Member(admin)
                 && *at == now()
+                && events.len() == 1
+                && events[0].occurred_at == now()
+                && events[0].decode::<AdminEvent>()
+                    == Some(AdminEvent::MemberBlocked {
+                        member_id: target,
+                        by: Some(admin),
+                        reason: Some("spam".to_owned()),
+                    })
         })
         .times(1)
         .in_sequence(&mut seq)
-        .returning(move |_, _, _, _| Ok(sessions.to_vec()));
+        .returning(move |_, _, _, _, _| Ok(sessions.to_vec()));
     ports
         .revocations
         .expect_revoke_sessions()
@@ -177,7 +186,7 @@ async fn a_block_revokes_in_storage_then_kills_the_access_tokens_of_those_sessio
 async fn blocking_an_unknown_member_is_not_found_and_revokes_nothing() {
     let admin = MemberId::new();
     let mut ports = Ports::new().with_admin(admin);
-    ports.repo.expect_block().returning(|_, _, _, _| Err(TargetError::NotFound));
+    ports.repo.expect_block().returning(|_, _, _, _, _| Err(TargetError::NotFound));
     let service = ports.service();
     assert!(matches!(
         service.block(&principal(admin), MemberId::new(), None).await,
@@ -189,7 +198,7 @@ async fn blocking_an_unknown_member_is_not_found_and_revokes_nothing() {
 async fn a_revocation_list_hiccup_is_retried() {
     let (admin, target) = (MemberId::new(), MemberId::new());
     let mut ports = Ports::new().with_admin(admin);
-    ports.repo.expect_block().returning(|_, _, _, _| Ok(vec![SessionId::new()]));
+    ports.repo.expect_block().returning(|_, _, _, _, _| Ok(vec![SessionId::new()]));
     let mut calls = 0;
     ports.revocations.expect_revoke_sessions().times(2).returning(move |_, _, _| {
         calls += 1;
@@ -205,9 +214,14 @@ async fn unblock_writes_through_storage_as_the_calling_admin() {
     ports
         .repo
         .expect_unblock()
-        .with(eq(target), eq(Actor::Member(admin)), eq(now()))
+        .withf(move |id, actor, at, events| {
+            (*id, *actor, *at) == (target, Actor::Member(admin), now())
+                && events.len() == 1
+                && events[0].decode::<AdminEvent>()
+                    == Some(AdminEvent::MemberUnblocked { member_id: target, by: Some(admin) })
+        })
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(()));
     ports.service().unblock(&principal(admin), target).await.expect("unblocked");
 }
 
@@ -321,7 +335,7 @@ async fn the_command_line_grants_and_revokes_by_phone_as_cli() {
 async fn a_member_without_live_sessions_is_blocked_without_touching_the_revocation_list() {
     let (admin, target) = (MemberId::new(), MemberId::new());
     let mut ports = Ports::new().with_admin(admin);
-    ports.repo.expect_block().times(1).returning(|_, _, _, _| Ok(vec![]));
+    ports.repo.expect_block().times(1).returning(|_, _, _, _, _| Ok(vec![]));
     ports.service().block(&principal(admin), target, None).await.expect("blocked");
 }
 

@@ -9,6 +9,7 @@ use onboard_kernel::{GroupId, MemberId, SessionId, random_bytes};
 
 use super::{CODE_ATTEMPTS, MembersService, personal_slug, secs, token_hash};
 use crate::error::SignInStoreError;
+use crate::events;
 use crate::model::{ClientInfo, RefreshToken, SignIn, TokenPair};
 use crate::ports::{NewSession, NewWorkspace, SignInDraft, SignInRecord};
 
@@ -21,9 +22,27 @@ impl MembersService {
     /// session for them. When it answers [`SignInStoreError::ReferralCodeCollision`] it is
     /// called again with a fresh referral code; any other error is returned as it is, and then
     /// no token is issued.
+    ///
+    /// The draft carries the events of a sign-up ([`events::signed_up`]), for `write` to store
+    /// if, and only if, it creates the member.
     pub async fn sign_in_with<F, Fut>(
         &self,
         client: &ClientInfo,
+        write: F,
+    ) -> Result<SignIn, SignInStoreError>
+    where
+        F: FnMut(SignInDraft) -> Fut,
+        Fut: Future<Output = Result<SignInRecord, SignInStoreError>>,
+    {
+        self.sign_in_referred_by(client, None, write).await
+    }
+
+    /// [`Self::sign_in_with`] for a sign-in that, if it creates the member, makes `referrer`
+    /// their referrer (the sign-up event names them).
+    pub(super) async fn sign_in_referred_by<F, Fut>(
+        &self,
+        client: &ClientInfo,
+        referrer: Option<MemberId>,
         mut write: F,
     ) -> Result<SignIn, SignInStoreError>
     where
@@ -32,8 +51,16 @@ impl MembersService {
     {
         let now = self.ports.clock.now();
         let refresh = RefreshToken::new(URL_SAFE_NO_PAD.encode(random_bytes::<32>()));
+        let new_member_id = MemberId::new();
+        let personal_workspace = self.config.personal_workspace.then(|| NewWorkspace {
+            id: GroupId::new(),
+            slug: personal_slug(),
+            name: self.config.personal_workspace_name.clone(),
+        });
+        let created_events =
+            events::signed_up(new_member_id, referrer, personal_workspace.as_ref(), now);
         let mut draft = SignInDraft {
-            new_member_id: MemberId::new(),
+            new_member_id,
             new_referral_code: (self.referral_codes)(),
             session: NewSession {
                 id: SessionId::new(),
@@ -41,11 +68,8 @@ impl MembersService {
                 user_agent: client.user_agent.clone(),
                 expires_at: now + secs(self.config.refresh_ttl_secs),
             },
-            personal_workspace: self.config.personal_workspace.then(|| NewWorkspace {
-                id: GroupId::new(),
-                slug: personal_slug(),
-                name: self.config.personal_workspace_name.clone(),
-            }),
+            personal_workspace,
+            created_events,
             now,
         };
         let mut attempt = 1;

@@ -783,10 +783,10 @@ async fn an_unknown_referral_code_for_a_new_phone_leaves_the_code_valid_and_unco
         .times(1)
         .returning(|_| Ok(None));
     fx.members
-        .expect_referral_code_exists()
+        .expect_referral_code_owner()
         .withf(|c| c.as_str() == "ZZZ999")
         .times(1)
-        .returning(|_| Ok(false));
+        .returning(|_| Ok(None));
     fx.otp.expect_verify().never();
     fx.members.expect_sign_in().never();
     let service = fx.service();
@@ -802,8 +802,9 @@ async fn an_unknown_referral_code_for_a_new_phone_leaves_the_code_valid_and_unco
 #[tokio::test]
 async fn a_known_referral_code_for_a_new_phone_is_redeemed_at_sign_up() {
     let mut fx = Fixture::new();
+    let referrer = MemberId::new();
     fx.members.expect_find_by_phone().times(1).returning(|_| Ok(None));
-    fx.members.expect_referral_code_exists().times(1).returning(|_| Ok(true));
+    fx.members.expect_referral_code_owner().times(1).returning(move |_| Ok(Some(referrer)));
     let requests = fx.valid_sign_in(member(), true);
     let service = fx.service();
 
@@ -812,7 +813,13 @@ async fn a_known_referral_code_for_a_new_phone_is_redeemed_at_sign_up() {
         .await
         .expect("signed up");
 
-    assert_eq!(requests.one().referred_by, Some(code("K49FJ5")));
+    let request = requests.one();
+    assert_eq!(request.referred_by, Some(code("K49FJ5")));
+    let signed_up = request.created_events[0].decode::<MemberEvent>();
+    assert!(
+        matches!(signed_up, Some(MemberEvent::SignedUp { referred_by: Some(r), .. }) if r == referrer),
+        "{signed_up:?}"
+    );
 }
 
 #[tokio::test]
@@ -821,7 +828,7 @@ async fn a_referral_code_is_not_checked_when_the_phone_already_has_a_member() {
     let ann = member();
     let existing = ann.clone();
     fx.members.expect_find_by_phone().times(1).returning(move |_| Ok(Some(existing.clone())));
-    fx.members.expect_referral_code_exists().never();
+    fx.members.expect_referral_code_owner().never();
     fx.valid_sign_in(ann, false);
     let service = fx.service();
 
@@ -837,7 +844,7 @@ async fn a_referral_code_is_not_checked_when_the_phone_already_has_a_member() {
 async fn without_a_referral_code_no_member_is_looked_up_before_the_code_is_checked() {
     let mut fx = Fixture::new();
     fx.members.expect_find_by_phone().never();
-    fx.members.expect_referral_code_exists().never();
+    fx.members.expect_referral_code_owner().never();
     fx.valid_sign_in(member(), true);
     let service = fx.service();
 
@@ -848,7 +855,7 @@ async fn without_a_referral_code_no_member_is_looked_up_before_the_code_is_check
 async fn a_referral_code_that_vanishes_during_sign_up_answers_referral_code_not_found() {
     let mut fx = Fixture::new();
     fx.members.expect_find_by_phone().returning(|_| Ok(None));
-    fx.members.expect_referral_code_exists().returning(|_| Ok(true));
+    fx.members.expect_referral_code_owner().returning(|_| Ok(Some(MemberId::new())));
     fx.code_checked(VerifyOutcome::Valid);
     fx.members.expect_sign_in().times(1).returning(|_| Err(SignInStoreError::ReferralCodeNotFound));
     fx.tokens.expect_issue().never();
@@ -1389,9 +1396,9 @@ async fn update_me_applies_the_patch_to_the_caller() {
     let answer = updated.clone();
     fx.members
         .expect_update_profile()
-        .withf(move |id, p| *id == member_id && *p == expected_patch)
+        .withf(move |id, p, _| *id == member_id && *p == expected_patch)
         .times(1)
-        .returning(move |_, _| Ok(answer.clone()));
+        .returning(move |_, _, _| Ok(answer.clone()));
     let service = fx.service();
 
     assert_eq!(service.update_me(&me, &patch).await.expect("updated"), updated);
@@ -1400,7 +1407,7 @@ async fn update_me_applies_the_patch_to_the_caller() {
 #[tokio::test]
 async fn an_e_mail_taken_by_another_member_is_refused() {
     let mut fx = Fixture::new();
-    fx.members.expect_update_profile().returning(|_, _| Err(UpdateProfileError::EmailTaken));
+    fx.members.expect_update_profile().returning(|_, _, _| Err(UpdateProfileError::EmailTaken));
     let service = fx.service();
 
     let err = service.update_me(&principal(), &ProfilePatch::default()).await.expect_err("taken");
@@ -1416,10 +1423,10 @@ async fn delete_me_deletes_the_member_then_revokes_every_token_of_theirs() {
     let mut order = Sequence::new();
     fx.members
         .expect_delete()
-        .withf(move |m, at| (*m, *at) == (member_id, now()))
+        .withf(move |m, at, _| (*m, *at) == (member_id, now()))
         .times(1)
         .in_sequence(&mut order)
-        .returning(|_, _| Ok(vec![SessionId::new(), SessionId::new()]));
+        .returning(|_, _, _| Ok(vec![SessionId::new(), SessionId::new()]));
     fx.revocations
         .expect_revoke_member()
         .withf(move |m, at, ttl| (*m, *at, *ttl) == (member_id, now().timestamp(), 900))
@@ -1434,7 +1441,7 @@ async fn delete_me_deletes_the_member_then_revokes_every_token_of_theirs() {
 #[tokio::test]
 async fn a_passing_revocation_failure_is_retried() {
     let mut fx = Fixture::new();
-    fx.members.expect_delete().times(1).returning(|_, _| Ok(vec![]));
+    fx.members.expect_delete().times(1).returning(|_, _, _| Ok(vec![]));
     let mut calls = 0;
     fx.revocations.expect_revoke_member().times(2).returning(move |_, _, _| {
         calls += 1;
@@ -1448,7 +1455,7 @@ async fn a_passing_revocation_failure_is_retried() {
 #[tokio::test]
 async fn a_lasting_revocation_failure_is_reported() {
     let mut fx = Fixture::new();
-    fx.members.expect_delete().times(1).returning(|_, _| Ok(vec![]));
+    fx.members.expect_delete().times(1).returning(|_, _, _| Ok(vec![]));
     fx.revocations
         .expect_revoke_member()
         .times(3)
@@ -1464,7 +1471,7 @@ async fn a_lasting_revocation_failure_is_reported() {
 async fn a_refused_deletion_passes_its_reason_through_and_leaves_the_tokens_alive() {
     let mut fx = Fixture::new();
     fx.revocations.expect_revoke_member().never();
-    fx.members.expect_delete().returning(|_, _| Err(DeleteMemberError::LastOwner));
+    fx.members.expect_delete().returning(|_, _, _| Err(DeleteMemberError::LastOwner));
     let service = fx.service();
 
     let err = service.delete_me(&principal()).await.expect_err("refused");
@@ -1598,4 +1605,160 @@ async fn a_refresh_token_of_a_blocked_member_is_refused_as_blocked() {
     let err = service.refresh("of-a-blocked-member").await.expect_err("blocked");
 
     assert!(matches!(err, RefreshError::Blocked), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_sign_up_hands_the_store_its_events_for_when_it_creates_the_member() {
+    use onboard_groups::events::{GroupEvent, JoinedVia};
+
+    let mut fx = Fixture::new();
+    fx.config.personal_workspace = true;
+    let requests = fx.valid_sign_in(member(), true);
+    let service = fx.service();
+
+    service.verify_otp(verify("123456"), &anonymous()).await.expect("signed up");
+
+    let request = requests.one();
+    let workspace = request.personal_workspace.clone().expect("a personal workspace");
+    let events = &request.created_events;
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events.iter().all(|e| e.occurred_at == now()));
+    assert_eq!(
+        events[0].decode::<MemberEvent>(),
+        Some(MemberEvent::SignedUp {
+            member_id: request.new_member_id,
+            referred_by: None,
+            workspace_id: Some(workspace.id),
+        })
+    );
+    assert_eq!(
+        events[1].decode::<GroupEvent>(),
+        Some(GroupEvent::Created {
+            group_id: workspace.id,
+            slug: workspace.slug.clone(),
+            name: workspace.name.clone(),
+            owner_id: request.new_member_id,
+        })
+    );
+    assert_eq!(
+        events[2].decode::<GroupEvent>(),
+        Some(GroupEvent::MemberJoined {
+            group_id: workspace.id,
+            member_id: request.new_member_id,
+            role: "owner".to_owned(),
+            via: JoinedVia::Created,
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_sign_up_without_a_personal_workspace_has_only_its_signed_up_event() {
+    let mut fx = Fixture::new();
+    fx.config.personal_workspace = false;
+    let requests = fx.valid_sign_in(member(), true);
+    let service = fx.service();
+
+    service.verify_otp(verify("123456"), &anonymous()).await.expect("signed up");
+
+    let request = requests.one();
+    assert_eq!(request.created_events.len(), 1);
+    assert_eq!(
+        request.created_events[0].decode::<MemberEvent>(),
+        Some(MemberEvent::SignedUp {
+            member_id: request.new_member_id,
+            referred_by: None,
+            workspace_id: None,
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_workspace_slug_is_the_slug_its_created_event_names() {
+    use onboard_groups::events::GroupEvent;
+
+    let workspace = crate::ports::NewWorkspace {
+        id: onboard_kernel::GroupId::new(),
+        slug: "ws-aaaaaaaaaa".to_owned(),
+        name: "Personal".to_owned(),
+    };
+    let events = crate::events::signed_up(MemberId::new(), None, Some(&workspace), now());
+
+    let replaced = crate::events::with_workspace_slug(&events, workspace.id, "ws-bbbbbbbbbb");
+
+    assert!(matches!(
+        replaced[1].decode::<GroupEvent>(),
+        Some(GroupEvent::Created { slug, .. }) if slug == "ws-bbbbbbbbbb"
+    ));
+    assert_eq!(replaced[0], events[0]);
+    assert_eq!(replaced[2], events[2]);
+}
+
+#[tokio::test]
+async fn a_profile_update_hands_the_store_the_names_of_the_fields_it_sets() {
+    let mut fx = Fixture::new();
+    let me = principal();
+    let member_id = me.member_id;
+    let patch = ProfilePatch {
+        first_name: None,
+        last_name: Some(PersonName::parse("Lee").expect("a name")),
+        email: Some(Email::parse("ann@example.com").expect("an e-mail")),
+    };
+    let events = Captured::new();
+    let seen = events.clone();
+    let answer = member();
+    fx.members.expect_update_profile().times(1).returning(move |_, _, events| {
+        seen.push(events.to_vec());
+        Ok(answer.clone())
+    });
+    let service = fx.service();
+
+    service.update_me(&me, &patch).await.expect("updated");
+
+    let events = events.one();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].occurred_at, now());
+    assert_eq!(
+        events[0].decode::<MemberEvent>(),
+        Some(MemberEvent::ProfileUpdated {
+            member_id,
+            fields: vec!["last_name".to_owned(), "email".to_owned()],
+        })
+    );
+}
+
+#[tokio::test]
+async fn an_empty_profile_update_hands_the_store_no_event() {
+    let mut fx = Fixture::new();
+    let answer = member();
+    fx.members
+        .expect_update_profile()
+        .withf(|_, _, events| events.is_empty())
+        .times(1)
+        .returning(move |_, _, _| Ok(answer.clone()));
+    let service = fx.service();
+
+    service.update_me(&principal(), &ProfilePatch::default()).await.expect("unchanged");
+}
+
+#[tokio::test]
+async fn a_deletion_hands_the_store_its_deleted_event() {
+    let mut fx = Fixture::new();
+    let me = principal();
+    let member_id = me.member_id;
+    fx.members
+        .expect_delete()
+        .withf(move |_, _, events| {
+            events.len() == 1
+                && events[0].decode::<MemberEvent>() == Some(MemberEvent::Deleted { member_id })
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(vec![]));
+    fx.revocations.expect_revoke_member().returning(|_, _, _| Ok(()));
+    let service = fx.service();
+
+    service.delete_me(&me).await.expect("deleted");
 }

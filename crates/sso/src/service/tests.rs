@@ -219,7 +219,18 @@ async fn a_login_code_becomes_a_session_of_the_linked_member() {
     identities
         .expect_sign_in()
         .withf(|identity, draft| {
-            identity.subject == "s-1" && identity.verified_email.is_none() && draft.now == now()
+            let signed_up = draft
+                .created_events
+                .first()
+                .and_then(|e| e.decode::<onboard_members::events::MemberEvent>());
+            identity.subject == "s-1"
+                && identity.verified_email.is_none()
+                && draft.now == now()
+                && matches!(
+                    signed_up,
+                    Some(onboard_members::events::MemberEvent::SignedUp { member_id, referred_by: None, .. })
+                        if member_id == draft.new_member_id
+                )
         })
         .returning(move |_, draft| {
             let mut n = counted.lock().expect("lock");

@@ -14,6 +14,7 @@ use onboard_admin::{
     Actor, AdminGroup, AdminMember, AuditAction, AuditEntry, Block, BlockReason, GroupSearch,
     MemberDetail, MemberGroup, MemberSearch, Standing, StoredCounts, TargetError,
 };
+use onboard_kernel::events::Event;
 use onboard_kernel::{GroupId, MemberId, PhoneNumber, SessionId};
 
 use super::groups::stored;
@@ -185,6 +186,7 @@ impl AdminRepository for MemoryStore {
         reason: Option<BlockReason>,
         actor: Actor,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> Result<Vec<SessionId>, TargetError> {
         let mut state = self.state();
         if state.live_member(id).is_none() {
@@ -202,6 +204,7 @@ impl AdminRepository for MemoryStore {
         }
         revoked.sort();
         state.audit_entry(actor, AuditAction::Block, id, reason, now);
+        state.outbox.record(events);
         Ok(revoked)
     }
 
@@ -210,6 +213,7 @@ impl AdminRepository for MemoryStore {
         id: MemberId,
         actor: Actor,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> Result<(), TargetError> {
         let mut state = self.state();
         if state.live_member(id).is_none() {
@@ -217,6 +221,7 @@ impl AdminRepository for MemoryStore {
         }
         state.blocked.remove(&id);
         state.audit_entry(actor, AuditAction::Unblock, id, None, now);
+        state.outbox.record(events);
         Ok(())
     }
 

@@ -106,6 +106,7 @@ mod tests {
                 expires_at: now() + Duration::days(1),
             },
             personal_workspace: None,
+            created_events: Vec::new(),
             now: now(),
         };
         store.sign_in(request).await.expect("signs in").member.id

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboard_kernel::{MemberId, PhoneNumber, ReferralCode};
 use onboard_members::{Member, MemberCard};
+use onboard_referrals::events::RedeemEvents;
 use onboard_referrals::ports::{RedeemRefusal, ReferralRepository};
 use onboard_referrals::{Cursor, ReferralSummary, Referrer};
 
@@ -82,6 +83,7 @@ impl ReferralRepository for MemoryStore {
         member: MemberId,
         code: &ReferralCode,
         now: DateTime<Utc>,
+        events: &RedeemEvents,
     ) -> Result<Member, RedeemRefusal> {
         let mut state = self.state();
         let owner = state.judge_redeem(member, code)?;
@@ -92,6 +94,7 @@ impl ReferralRepository for MemoryStore {
         row.referred_by = Some(owner);
         row.referred_at = Some(now);
         let row = row.clone();
+        state.outbox.record(&events.for_referrer(owner));
         Ok(state.member(&row))
     }
 

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboard_kernel::MemberId;
 use onboard_members::SignInStoreError;
+use onboard_members::events::with_workspace_slug;
 use onboard_members::ports::{NewSession, SignInDraft, SignInRecord};
 use onboard_sso::ProviderIdentity;
 use onboard_sso::ports::IdentityRepository;
@@ -98,6 +99,12 @@ impl IdentityRepository for MemoryStore {
                     deleted_at: None,
                 };
                 let id = row.id;
+                let events = match (&workspace, &draft.personal_workspace) {
+                    (Some(stored), Some(asked)) if stored.slug.as_str() != asked.slug => {
+                        with_workspace_slug(&draft.created_events, stored.id, stored.slug.as_str())
+                    }
+                    _ => draft.created_events.clone(),
+                };
                 if let Some(phone) = &row.phone {
                     state.by_phone.insert(phone.clone(), id);
                 }
@@ -110,6 +117,7 @@ impl IdentityRepository for MemoryStore {
                     // Checked above: the slug and id are free and the owner exists.
                     state.insert_group(workspace, id).map_err(|e| anyhow::anyhow!("{e}"))?;
                 }
+                state.outbox.record(&events);
                 (id, true)
             }
         };

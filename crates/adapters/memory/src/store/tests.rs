@@ -45,6 +45,7 @@ fn request(phone: PhoneNumber, new_code: &str, refresh: TokenHash, at: i64) -> S
             expires_at: t(at + TWO_WEEKS),
         },
         personal_workspace: None,
+        created_events: Vec::new(),
         now: t(at),
     }
 }
@@ -78,7 +79,7 @@ async fn signing_in_a_new_phone_creates_the_member_and_opens_a_session() {
     assert_eq!(record.member.created_at, t(10));
     assert_eq!(store.find_by_phone(&phone(1)).await.expect("finds"), Some(record.member.clone()));
     assert_eq!(store.get(record.member.id).await.expect("gets"), Some(record.member.clone()));
-    assert!(store.referral_code_exists(&code("AAAAAA")).await.expect("answers"));
+    assert!(store.referral_code_owner(&code("AAAAAA")).await.expect("answers").is_some());
     let sessions = store.list(record.member.id, t(11)).await.expect("lists");
     assert_eq!(
         sessions,
@@ -100,7 +101,7 @@ async fn signing_in_a_known_phone_opens_a_session_for_the_same_member() {
     let record = sign_in(&store, again.clone()).await;
     assert!(!record.created);
     assert_eq!(record.member, first, "the new id, code and referral are not applied");
-    assert!(!store.referral_code_exists(&code("BBBBBB")).await.expect("answers"));
+    assert!(store.referral_code_owner(&code("BBBBBB")).await.expect("answers").is_none());
     assert_eq!(live_session_ids(&store, first.id, 21).await.len(), 2);
 }
 
@@ -145,7 +146,7 @@ async fn a_taken_referral_code_is_a_collision_and_writes_nothing() {
 async fn a_deleted_members_code_stays_taken() {
     let store = MemoryStore::new();
     let gone = member(&store, 1, "AAAAAA").await;
-    store.delete(gone.id, t(5)).await.expect("deletes");
+    store.delete(gone.id, t(5), &[]).await.expect("deletes");
     let err = store.sign_in(request(phone(2), "AAAAAA", hash(2), 10)).await.expect_err("collides");
     assert!(matches!(err, SignInStoreError::ReferralCodeCollision), "{err:?}");
 }
@@ -158,7 +159,7 @@ async fn an_unknown_referral_code_is_not_found_and_writes_nothing() {
     let err = store.sign_in(req.clone()).await.expect_err("refuses");
     assert!(matches!(err, SignInStoreError::ReferralCodeNotFound), "{err:?}");
     assert_eq!(store.find_by_phone(&phone(1)).await.expect("finds"), None);
-    assert!(!store.referral_code_exists(&code("AAAAAA")).await.expect("answers"));
+    assert!(store.referral_code_owner(&code("AAAAAA")).await.expect("answers").is_none());
     let rotated = store.rotate(&hash(1), &hash(9), t(1), 10, t(TWO_WEEKS)).await.expect("rotates");
     assert_eq!(rotated, RotateOutcome::Invalid);
 }
@@ -167,8 +168,8 @@ async fn an_unknown_referral_code_is_not_found_and_writes_nothing() {
 async fn a_deleted_members_code_cannot_be_redeemed() {
     let store = MemoryStore::new();
     let gone = member(&store, 1, "AAAAAA").await;
-    store.delete(gone.id, t(5)).await.expect("deletes");
-    assert!(!store.referral_code_exists(&code("AAAAAA")).await.expect("answers"));
+    store.delete(gone.id, t(5), &[]).await.expect("deletes");
+    assert!(store.referral_code_owner(&code("AAAAAA")).await.expect("answers").is_none());
     let mut req = request(phone(2), "BBBBBB", hash(2), 10);
     req.referred_by = Some(code("AAAAAA"));
     let err = store.sign_in(req).await.expect_err("refuses");
@@ -201,7 +202,7 @@ async fn invitees_are_live_members_newest_first_then_by_id() {
         invitees.push(sign_in(&store, req).await.member);
     }
     // Phone 6, the newest, leaves.
-    store.delete(invitees[4].id, t(50)).await.expect("deletes");
+    store.delete(invitees[4].id, t(50), &[]).await.expect("deletes");
     let (later, earlier) = if invitees[1].id > invitees[2].id { (1, 2) } else { (2, 1) };
 
     let profile = store.profile(referrer.id, 3).await.expect("reads").expect("exists");
@@ -217,7 +218,7 @@ async fn unknown_and_deleted_members_have_no_profile() {
     let store = MemoryStore::new();
     assert_eq!(store.profile(MemberId::new(), 20).await.expect("reads"), None);
     let gone = member(&store, 1, "AAAAAA").await;
-    store.delete(gone.id, t(5)).await.expect("deletes");
+    store.delete(gone.id, t(5), &[]).await.expect("deletes");
     assert_eq!(store.profile(gone.id, 20).await.expect("reads"), None);
     assert_eq!(store.get(gone.id).await.expect("gets"), None);
 }
@@ -236,7 +237,7 @@ async fn a_member_sees_themself_in_full_and_others_as_a_card() {
         Some(MemberView::Card(MemberCard::from(&bob)))
     );
     assert_eq!(store.view(ann.id, MemberId::new()).await.expect("views"), None);
-    store.delete(bob.id, t(5)).await.expect("deletes");
+    store.delete(bob.id, t(5), &[]).await.expect("deletes");
     assert_eq!(store.view(ann.id, bob.id).await.expect("views"), None);
 }
 
@@ -249,7 +250,7 @@ async fn a_profile_patch_changes_only_the_fields_it_names() {
         last_name: None,
         email: Some(email("ann@example.com")),
     };
-    let updated = store.update_profile(ann.id, &patch).await.expect("updates");
+    let updated = store.update_profile(ann.id, &patch, &[]).await.expect("updates");
     assert_eq!(updated.first_name.as_deref(), Some("Ann"));
     assert_eq!(updated.last_name, None);
     assert_eq!(updated.email, Some(email("ann@example.com")));
@@ -259,7 +260,7 @@ async fn a_profile_patch_changes_only_the_fields_it_names() {
         last_name: Some(PersonName::parse("Lee").expect("valid")),
         ..ProfilePatch::default()
     };
-    let updated = store.update_profile(ann.id, &last_only).await.expect("updates");
+    let updated = store.update_profile(ann.id, &last_only, &[]).await.expect("updates");
     assert_eq!(updated.first_name.as_deref(), Some("Ann"));
     assert_eq!(updated.last_name.as_deref(), Some("Lee"));
     assert_eq!(updated.email, Some(email("ann@example.com")));
@@ -272,12 +273,15 @@ async fn another_members_email_is_taken_but_ones_own_is_not() {
     let ann = member(&store, 1, "AAAAAA").await;
     let bob = member(&store, 2, "BBBBBB").await;
     let patch = ProfilePatch { email: Some(email("ann@example.com")), ..ProfilePatch::default() };
-    store.update_profile(ann.id, &patch).await.expect("updates");
-    store.update_profile(ann.id, &patch).await.expect("setting one's own e-mail again is fine");
-    let err = store.update_profile(bob.id, &patch).await.expect_err("taken");
+    store.update_profile(ann.id, &patch, &[]).await.expect("updates");
+    store
+        .update_profile(ann.id, &patch, &[])
+        .await
+        .expect("setting one's own e-mail again is fine");
+    let err = store.update_profile(bob.id, &patch, &[]).await.expect_err("taken");
     assert!(matches!(err, UpdateProfileError::EmailTaken), "{err:?}");
     let upper = ProfilePatch { email: Some(email("ANN@Example.com")), ..ProfilePatch::default() };
-    let err = store.update_profile(bob.id, &upper).await.expect_err("taken whatever the case");
+    let err = store.update_profile(bob.id, &upper, &[]).await.expect_err("taken whatever the case");
     assert!(matches!(err, UpdateProfileError::EmailTaken), "{err:?}");
     assert_eq!(store.get(bob.id).await.expect("gets").expect("exists").email, None);
 }
@@ -289,20 +293,20 @@ async fn changing_an_email_frees_the_old_one() {
     let bob = member(&store, 2, "BBBBBB").await;
     let old = ProfilePatch { email: Some(email("old@example.com")), ..ProfilePatch::default() };
     let new = ProfilePatch { email: Some(email("new@example.com")), ..ProfilePatch::default() };
-    store.update_profile(ann.id, &old).await.expect("updates");
-    store.update_profile(ann.id, &new).await.expect("updates");
-    let updated = store.update_profile(bob.id, &old).await.expect("the old address is free");
+    store.update_profile(ann.id, &old, &[]).await.expect("updates");
+    store.update_profile(ann.id, &new, &[]).await.expect("updates");
+    let updated = store.update_profile(bob.id, &old, &[]).await.expect("the old address is free");
     assert_eq!(updated.email, Some(email("old@example.com")));
 }
 
 #[tokio::test]
 async fn updating_an_unknown_or_deleted_member_is_not_found() {
     let store = MemoryStore::new();
-    let err = store.update_profile(MemberId::new(), &ProfilePatch::default()).await;
+    let err = store.update_profile(MemberId::new(), &ProfilePatch::default(), &[]).await;
     assert!(matches!(err, Err(UpdateProfileError::NotFound)), "{err:?}");
     let gone = member(&store, 1, "AAAAAA").await;
-    store.delete(gone.id, t(5)).await.expect("deletes");
-    let err = store.update_profile(gone.id, &ProfilePatch::default()).await;
+    store.delete(gone.id, t(5), &[]).await.expect("deletes");
+    let err = store.update_profile(gone.id, &ProfilePatch::default(), &[]).await;
     assert!(matches!(err, Err(UpdateProfileError::NotFound)), "{err:?}");
 }
 
@@ -313,7 +317,7 @@ async fn deleting_a_member_frees_their_phone_and_email_and_revokes_their_live_se
     let store = MemoryStore::new();
     let ann = member(&store, 1, "AAAAAA").await;
     let patch = ProfilePatch { email: Some(email("ann@example.com")), ..ProfilePatch::default() };
-    store.update_profile(ann.id, &patch).await.expect("updates");
+    store.update_profile(ann.id, &patch, &[]).await.expect("updates");
     let second = request(phone(1), "XXXXXX", hash(100), 10);
     sign_in(&store, second.clone()).await;
     let mut short = request(phone(1), "XXXXXX", hash(101), 10);
@@ -325,7 +329,7 @@ async fn deleting_a_member_frees_their_phone_and_email_and_revokes_their_live_se
     let first_session = live_session_ids(&store, ann.id, 30).await;
     assert_eq!(first_session.len(), 2);
 
-    let mut ids = store.delete(ann.id, t(30)).await.expect("deletes");
+    let mut ids = store.delete(ann.id, t(30), &[]).await.expect("deletes");
     ids.sort();
     let mut expected = vec![first_session[0], first_session[1]];
     expected.sort();
@@ -343,11 +347,11 @@ async fn deleting_a_member_frees_their_phone_and_email_and_revokes_their_live_se
     assert!(again.created, "the phone signs up as a new member");
     assert_ne!(again.member.id, ann.id);
     let bob = member(&store, 2, "BBBBBB").await;
-    store.update_profile(bob.id, &patch).await.expect("the e-mail is free");
+    store.update_profile(bob.id, &patch, &[]).await.expect("the e-mail is free");
 
-    let err = store.delete(ann.id, t(50)).await;
+    let err = store.delete(ann.id, t(50), &[]).await;
     assert!(matches!(err, Err(DeleteMemberError::NotFound)), "{err:?}");
-    let err = store.delete(MemberId::new(), t(50)).await;
+    let err = store.delete(MemberId::new(), t(50), &[]).await;
     assert!(matches!(err, Err(DeleteMemberError::NotFound)), "{err:?}");
 }
 
@@ -509,8 +513,8 @@ async fn the_members_directory_filters_pages_oldest_first_and_counts_every_match
         email: Some(email("lee@example.com")),
         ..ProfilePatch::default()
     };
-    store.update_profile(ids[1], &patch).await.expect("updates");
-    store.delete(ids[2], t(10)).await.expect("deletes");
+    store.update_profile(ids[1], &patch, &[]).await.expect("updates");
+    store.delete(ids[2], t(10), &[]).await.expect("deletes");
 
     let all = MemberFilter::default();
     let page = store.list_members(&all, 1, 1).await.expect("lists");
@@ -532,4 +536,141 @@ async fn the_members_directory_filters_pages_oldest_first_and_counts_every_match
     assert_eq!(only(MemberFilter { search: Some("le".into()), ..f() }).await, [ids[1]]);
     assert_eq!(only(MemberFilter { search: Some("aaaaa1".into()), ..f() }).await, [ids[0]]);
     assert_eq!(only(MemberFilter { search: Some("+7917444".into()), ..f() }).await.len(), 3);
+}
+
+// ---- events --------------------------------------------------------------------------------
+
+fn stored_events(store: &MemoryStore) -> Vec<Event> {
+    store.state().outbox.all().cloned().collect()
+}
+
+/// A sign-in request carrying the events of the sign-up it would be.
+fn signing_up(phone: PhoneNumber, new_code: &str, refresh: TokenHash, at: i64) -> SignInRequest {
+    let mut req = request(phone, new_code, refresh, at);
+    req.created_events = onboard_members::events::signed_up(
+        req.new_member_id,
+        None,
+        req.personal_workspace.as_ref(),
+        t(at),
+    );
+    req
+}
+
+#[tokio::test]
+async fn a_sign_up_stores_its_events_once_and_a_repeated_sign_in_of_the_phone_none() {
+    let store = MemoryStore::new();
+    let first = signing_up(phone(1), "AAAAAA", hash(1), 0);
+    let expected = first.created_events.clone();
+    assert!(sign_in(&store, first).await.created);
+
+    let again = sign_in(&store, signing_up(phone(1), "BBBBBB", hash(2), 5)).await;
+
+    assert!(!again.created);
+    assert_eq!(stored_events(&store), expected);
+    assert_eq!(expected[0].event_type, "member.signed_up");
+}
+
+#[tokio::test]
+async fn a_refused_sign_up_stores_no_event() {
+    let store = MemoryStore::new();
+    let mut req = signing_up(phone(1), "AAAAAA", hash(1), 0);
+    req.referred_by = Some(code("ZZZZZZ"));
+
+    let refused = store.sign_in(req).await;
+
+    assert!(matches!(refused, Err(SignInStoreError::ReferralCodeNotFound)), "{refused:?}");
+    assert!(stored_events(&store).is_empty());
+}
+
+#[tokio::test]
+async fn a_replaced_workspace_slug_is_the_one_the_stored_group_created_event_names() {
+    use onboard_groups::events::GroupEvent;
+    use onboard_members::ports::NewWorkspace;
+
+    let store = MemoryStore::new();
+    let workspace = |slug: &str| NewWorkspace {
+        id: GroupId::new(),
+        slug: slug.to_owned(),
+        name: "Personal".to_owned(),
+    };
+    let mut first = request(phone(1), "AAAAAA", hash(1), 0);
+    first.personal_workspace = Some(workspace("ws-aaaaaaaaaa"));
+    sign_in(&store, first).await;
+    let mut second = request(phone(2), "BBBBBB", hash(2), 0);
+    second.personal_workspace = Some(workspace("ws-aaaaaaaaaa"));
+    second.created_events = onboard_members::events::signed_up(
+        second.new_member_id,
+        None,
+        second.personal_workspace.as_ref(),
+        t(0),
+    );
+
+    let record = sign_in(&store, second).await;
+
+    let stored_slug = record.member.current_group.expect("a current group");
+    assert_ne!(stored_slug, "ws-aaaaaaaaaa");
+    let created = stored_events(&store).iter().find_map(|e| e.decode::<GroupEvent>());
+    assert!(
+        matches!(&created, Some(GroupEvent::Created { slug, .. }) if *slug == stored_slug),
+        "{created:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_profile_update_and_a_deletion_store_their_events_and_refusals_none() {
+    let store = MemoryStore::new();
+    let ann = member(&store, 1, "AAAAAA").await;
+    let bob = member(&store, 2, "BBBBBB").await;
+    let event = |member_id| {
+        Event::record(&onboard_members::events::MemberEvent::Deleted { member_id }, t(0))
+    };
+    let patch = ProfilePatch { email: Some(email("ann@example.com")), ..ProfilePatch::default() };
+    let updated = event(ann.id);
+    store.update_profile(ann.id, &patch, std::slice::from_ref(&updated)).await.expect("updated");
+    let taken = store.update_profile(bob.id, &patch, &[event(bob.id)]).await;
+    assert!(matches!(taken, Err(UpdateProfileError::EmailTaken)), "{taken:?}");
+    let deleted = event(ann.id);
+    store.delete(ann.id, t(1), std::slice::from_ref(&deleted)).await.expect("deleted");
+    let again = store.delete(ann.id, t(2), &[event(ann.id)]).await;
+    assert!(matches!(again, Err(DeleteMemberError::NotFound)), "{again:?}");
+
+    assert_eq!(stored_events(&store), [updated, deleted]);
+}
+
+#[tokio::test]
+async fn a_first_sso_login_stores_the_sign_up_events_and_a_later_login_none() {
+    use onboard_members::ports::SignInDraft;
+    use onboard_sso::ports::IdentityRepository;
+    use onboard_sso::{ProviderIdentity, ProviderName};
+
+    let store = MemoryStore::new();
+    let identity = ProviderIdentity {
+        provider: ProviderName::parse("sparcs").expect("a provider name"),
+        subject: "s-1".to_owned(),
+        verified_phone: Some(phone(1)),
+        verified_email: None,
+        first_name: None,
+        last_name: None,
+    };
+    let draft = |n: u32, new_code: &str| {
+        let request = signing_up(phone(1), new_code, hash(n), 0);
+        SignInDraft {
+            new_member_id: request.new_member_id,
+            new_referral_code: request.new_referral_code,
+            session: request.session,
+            personal_workspace: request.personal_workspace,
+            created_events: request.created_events,
+            now: request.now,
+        }
+    };
+    let first = draft(1, "AAAAAA");
+
+    let created = IdentityRepository::sign_in(&store, &identity, &first).await.expect("signs up");
+    let again = IdentityRepository::sign_in(&store, &identity, &draft(2, "BBBBBB"))
+        .await
+        .expect("signs in");
+
+    assert!(created.created);
+    assert!(!again.created);
+    assert_eq!(stored_events(&store), first.created_events);
 }

@@ -18,11 +18,13 @@ use onboard_admin::{
     Actor, AdminGroup, AdminMember, AuditAction, AuditEntry, Block, BlockReason, GroupSearch,
     MemberDetail, MemberGroup, MemberSearch, Standing, StoredCounts, TargetError,
 };
+use onboard_kernel::events::Event;
 use onboard_kernel::{GroupId, MemberId, PhoneNumber, SessionId};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
 use crate::error::TxError;
+use crate::repos::outbox::{self, events_json, record_events};
 use crate::rows::{CurrentMemberRow, GroupRow};
 
 /// The member columns of [`CurrentMemberRow`] from `m`, joined by [`admin_member_joins!`].
@@ -135,8 +137,9 @@ const REVOKE_ALL_SESSIONS: &str = "
     RETURNING id";
 
 /// Lifts live member `$1`'s block and writes the audit row (`$2` time, `$3` id, `$4` actor
-/// kind, `$5` acting member).
-const UNBLOCK: &str = "
+/// kind, `$5` acting member) and the events `$6`, only for a live member.
+const UNBLOCK: &str = concat!(
+    "
     WITH m AS (
         UPDATE members SET blocked_at = NULL, blocked_reason = NULL
         WHERE id = $1 AND deleted_at IS NULL
@@ -145,8 +148,12 @@ const UNBLOCK: &str = "
         INSERT INTO admin_audit
             (id, actor, actor_member_id, action, target_id, details, created_at)
         SELECT $3, $4, $5, 'unblock', m.id, NULL, $2 FROM m
+    ), events AS (",
+    record_events!("$6"),
+    " WHERE EXISTS (SELECT FROM m)
     )
-    SELECT id FROM m";
+    SELECT id FROM m"
+);
 
 /// Groups after `$1` (or from the newest), at most `$2`, with active member counts and plans.
 ///
@@ -331,6 +338,7 @@ async fn block_member(
     reason: Option<&str>,
     actor: Actor,
     now: DateTime<Utc>,
+    events: &[Event],
 ) -> Result<Vec<SessionId>, TxError<TargetError>> {
     conn.transaction(async |conn| {
         let blocked: Option<IdRow> = diesel::sql_query(BLOCK)
@@ -355,6 +363,7 @@ async fn block_member(
             .cached()
             .load(conn)
             .await?;
+        outbox::record(conn, events).await?;
         Ok(revoked.into_iter().map(|r| SessionId::from_uuid(r.id)).collect())
     })
     .await
@@ -498,11 +507,11 @@ impl AdminRepository for PgAdminRepository {
         reason: Option<BlockReason>,
         actor: Actor,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> Result<Vec<SessionId>, TargetError> {
         let mut conn = self.conn().await?;
-        match block_member(&mut conn, id, reason.as_ref().map(BlockReason::as_str), actor, now)
-            .await
-        {
+        let reason = reason.as_ref().map(BlockReason::as_str);
+        match block_member(&mut conn, id, reason, actor, now, events).await {
             Ok(revoked) => Ok(revoked),
             Err(TxError::Refused(e)) => Err(e),
             Err(TxError::Db(e)) => Err(anyhow::Error::new(e).context("blocking a member").into()),
@@ -514,6 +523,7 @@ impl AdminRepository for PgAdminRepository {
         id: MemberId,
         actor: Actor,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> Result<(), TargetError> {
         let mut conn = self.conn().await?;
         let row: Option<IdRow> = diesel::sql_query(UNBLOCK)
@@ -522,6 +532,7 @@ impl AdminRepository for PgAdminRepository {
             .bind::<Uuid, _>(uuid::Uuid::now_v7())
             .bind::<Text, _>(actor.kind())
             .bind::<Nullable<Uuid>, _>(actor.member_id().map(|m| m.as_uuid()))
+            .bind::<Text, _>(events_json(events))
             .cached()
             .get_result(&mut conn)
             .await

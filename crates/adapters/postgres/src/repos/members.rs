@@ -12,7 +12,9 @@ use diesel::{
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use onboard_groups::Slug;
+use onboard_kernel::events::Event;
 use onboard_kernel::{MemberId, PhoneNumber, ReferralCode, SessionId};
+use onboard_members::events::with_workspace_slug;
 use onboard_members::ports::{MemberRepository, SignInRecord, SignInRequest};
 use onboard_members::{
     DeleteMemberError, Member, MemberCard, MemberFilter, MemberList, MemberView, Profile,
@@ -22,6 +24,7 @@ use onboard_members::{
 use crate::PgPool;
 use crate::cached::CachedExt;
 use crate::error::{TxError, is_transient, violated_unique};
+use crate::repos::outbox::{self, events_json, record_events};
 use crate::rows::{CurrentMemberRow, ProfileRow, SignInRow, ViewRow};
 use crate::schema::{members, sessions};
 
@@ -85,15 +88,17 @@ const OPEN_SESSION: &str = concat!(
 /// When `$6` is given, the new member's personal workspace comes with it: group `$6` (slug
 /// `$7`, name `$8`), the member its active owner and the group their current one. With the
 /// member comes their first session: `$9` (refresh hash `$10`, user agent `$11`, expiry
-/// `$12`). Answers the new member (as [`OPEN_SESSION`] does) when it created them; no row
-/// when it created nothing.
+/// `$12`). The events of the sign-up (the JSON array `$13`) are stored with the member, in
+/// the same statement, only when it creates them. Answers the new member (as
+/// [`OPEN_SESSION`] does) when it created them; no row when it created nothing.
 ///
 /// One statement for the whole sign-up (it used to be a transaction of two statements after
 /// the session lookup: five round trips, now two). The foreign keys from the member to the
 /// group and back, and from the session to the member, are checked at the end of the
 /// statement, when all rows exist. The new rows are this statement's own, so nobody can block
 /// or delete the member before it commits, which is what [`OPEN_SESSION`]'s share lock is for.
-const SIGN_UP: &str = "
+const SIGN_UP: &str = concat!(
+    "
     WITH m AS (
         INSERT INTO members
             (id, phone, referral_code, referred_by, referred_at, current_group_id, created_at)
@@ -115,13 +120,17 @@ const SIGN_UP: &str = "
         INSERT INTO sessions
             (id, member_id, refresh_hash, user_agent, created_at, last_used_at, expires_at)
         SELECT $9, m.id, $10, $11, $5, $5, $12 FROM m
+    ), events AS (",
+    record_events!("$13"),
+    " WHERE EXISTS (SELECT FROM m)
     )
     SELECT m.id, m.phone, m.first_name, m.last_name, m.email, m.referral_code,
         r.referral_code AS referred_by_code, m.created_at, g.slug AS current_group,
         false AS blocked
     FROM m
     LEFT JOIN members r ON r.id = m.referred_by
-    LEFT JOIN g ON g.id = m.current_group_id";
+    LEFT JOIN g ON g.id = m.current_group_id"
+);
 
 /// How many slugs a sign-up tries for the personal workspace before it gives up (a clash of
 /// random 10-character slugs is already a rarity).
@@ -168,7 +177,8 @@ const VIEW: &str = concat!(
     " WHERE m.id = $2 AND m.deleted_at IS NULL"
 );
 
-/// Applies the non-null fields of a patch to the live member `$1` and answers the member.
+/// Applies the non-null fields of a patch to the live member `$1`, stores the events `$5` with
+/// the change (none when there is no such member), and answers the member.
 const UPDATE_PROFILE: &str = concat!(
     "WITH m AS (
         UPDATE members
@@ -178,6 +188,9 @@ const UPDATE_PROFILE: &str = concat!(
         WHERE id = $1 AND deleted_at IS NULL
         RETURNING id, phone, first_name, last_name, email, referral_code, referred_by,
             current_group_id, created_at
+    ), events AS (",
+    record_events!("$5"),
+    " WHERE EXISTS (SELECT FROM m)
     )
     SELECT ",
     member_columns!(),
@@ -386,6 +399,7 @@ async fn create_member(
         .bind::<Bytea, _>(&session.refresh_hash.0[..])
         .bind::<Nullable<Text>, _>(session.user_agent.as_deref())
         .bind::<Timestamptz, _>(session.expires_at)
+        .bind::<Text, _>(events_json(&request.created_events))
         .cached()
         .get_result(conn)
         .await
@@ -452,6 +466,7 @@ async fn delete_member(
     conn: &mut AsyncPgConnection,
     id: MemberId,
     now: DateTime<Utc>,
+    events: &[Event],
 ) -> Result<Vec<SessionId>, TxError<DeleteMemberError>> {
     conn.transaction(async |conn| {
         let solo = match groups_of_deleted(conn, id).await? {
@@ -482,6 +497,7 @@ async fn delete_member(
         .returning(sessions::id)
         .get_results(conn)
         .await?;
+        outbox::record(conn, events).await?;
         Ok(revoked.into_iter().map(SessionId::from_uuid).collect())
     })
     .await
@@ -501,16 +517,17 @@ impl MemberRepository for PgMemberRepository {
         Ok(row.map(Member::from))
     }
 
-    async fn referral_code_exists(&self, code: &ReferralCode) -> anyhow::Result<bool> {
+    async fn referral_code_owner(&self, code: &ReferralCode) -> anyhow::Result<Option<MemberId>> {
         let mut conn = self.conn().await?;
-        diesel::select(diesel::dsl::exists(
-            members::table
-                .filter(members::referral_code.eq(code.as_str()))
-                .filter(members::deleted_at.is_null()),
-        ))
-        .get_result(&mut conn)
-        .await
-        .context("looking up a referral code")
+        let owner: Option<uuid::Uuid> = members::table
+            .filter(members::referral_code.eq(code.as_str()))
+            .filter(members::deleted_at.is_null())
+            .select(members::id)
+            .first(&mut conn)
+            .await
+            .optional()
+            .context("looking up a referral code")?;
+        Ok(owner.map(MemberId::from_uuid))
     }
 
     /// Also creates the personal workspace of a new member when the request has one. If its
@@ -541,6 +558,11 @@ impl MemberRepository for PgMemberRepository {
                     attempt += 1;
                     if let Some(workspace) = request.personal_workspace.as_mut() {
                         workspace.slug = Slug::personal().as_str().to_owned();
+                        request.created_events = with_workspace_slug(
+                            &request.created_events,
+                            workspace.id,
+                            &workspace.slug,
+                        );
                     }
                 }
                 _ => return Err(anyhow::Error::new(error).context("signing up").into()),
@@ -603,6 +625,7 @@ impl MemberRepository for PgMemberRepository {
         &self,
         id: MemberId,
         patch: &ProfilePatch,
+        events: &[Event],
     ) -> Result<Member, UpdateProfileError> {
         if *patch == ProfilePatch::default() {
             return self.get(id).await?.ok_or(UpdateProfileError::NotFound);
@@ -613,6 +636,7 @@ impl MemberRepository for PgMemberRepository {
             .bind::<Nullable<Text>, _>(patch.first_name.as_ref().map(|n| n.as_str()))
             .bind::<Nullable<Text>, _>(patch.last_name.as_ref().map(|n| n.as_str()))
             .bind::<Nullable<Text>, _>(patch.email.as_ref().map(|e| e.as_str()))
+            .bind::<Text, _>(events_json(events))
             .cached()
             .get_result(&mut conn)
             .await
@@ -633,11 +657,12 @@ impl MemberRepository for PgMemberRepository {
         &self,
         id: MemberId,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> Result<Vec<SessionId>, DeleteMemberError> {
         let mut conn = self.conn().await?;
         let mut attempt = 1;
         loop {
-            match delete_member(&mut conn, id, now).await {
+            match delete_member(&mut conn, id, now, events).await {
                 Ok(revoked) => return Ok(revoked),
                 Err(TxError::Refused(e)) => return Err(e),
                 Err(TxError::Db(e)) if is_transient(&e) && attempt < DELETE_ATTEMPTS => {

@@ -12,11 +12,13 @@ use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use onboard_kernel::{MemberId, PhoneNumber, ReferralCode};
 use onboard_members::{Member, MemberCard};
+use onboard_referrals::events::RedeemEvents;
 use onboard_referrals::ports::{RedeemRefusal, ReferralRepository};
 use onboard_referrals::{Cursor, ReferralSummary, Referrer};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
+use crate::repos::outbox::{events_json, record_events};
 use crate::rows::{CurrentMemberRow, MemberRow};
 
 /// The most `ref_parent` steps a lookup of a representative follows before it gives up with an
@@ -64,13 +66,15 @@ const PROBE: &str = "
 /// that joins the other set, and that other one if its rank grows. Answers one row: the
 /// outcome (`redeemed`, `gone`: the redeemer is no longer live, `already`: a concurrent
 /// redeem of theirs won, `moved`: a representative joined another set meanwhile) and, when
-/// redeemed, the redeemer as [`CurrentMemberRow`] reads them.
+/// redeemed, the redeemer as [`CurrentMemberRow`] reads them. The redeem's events (the JSON
+/// array `$6`) are stored with it, in the same statement, only when it redeems.
 ///
 /// Why one statement sees and writes the rows as of now: in READ COMMITTED, a row locked by
 /// `FOR NO KEY UPDATE` is the newest committed version (re-read after waiting for the lock),
 /// and the UPDATE of a row changed since the statement's snapshot updates that newest version
 /// (which this statement holds locked, so it is the one judged).
-const LOCK_AND_UNITE: &str = "
+const LOCK_AND_UNITE: &str = concat!(
+    "
     WITH locked AS MATERIALIZED (
         SELECT id, deleted_at IS NULL AS is_live, referred_by IS NULL AS is_root,
             ref_parent IS NULL AS is_representative, ref_rank
@@ -102,6 +106,9 @@ const LOCK_AND_UNITE: &str = "
         RETURNING members.id, members.phone, members.first_name, members.last_name,
             members.email, members.referral_code, members.referred_by,
             members.current_group_id, members.created_at
+    ), events AS (",
+    record_events!("$6"),
+    " WHERE EXISTS (SELECT FROM m)
     )
     SELECT
         CASE
@@ -115,7 +122,8 @@ const LOCK_AND_UNITE: &str = "
     FROM (SELECT) AS one
     LEFT JOIN m ON m.id = $1
     LEFT JOIN members r ON r.id = m.referred_by
-    LEFT JOIN groups g ON g.id = m.current_group_id";
+    LEFT JOIN groups g ON g.id = m.current_group_id"
+);
 
 /// The live member `$1`'s code, their referrer (live or not: who referred them stays true),
 /// and the count of their live invitees.
@@ -355,6 +363,7 @@ async fn locked_attempt(
     owner: uuid::Uuid,
     sets: Sets,
     now: DateTime<Utc>,
+    events: &str,
 ) -> Result<Attempt, DbError> {
     let row: UniteRow = diesel::sql_query(LOCK_AND_UNITE)
         .bind::<Uuid, _>(member)
@@ -362,6 +371,7 @@ async fn locked_attempt(
         .bind::<Uuid, _>(sets.owner)
         .bind::<Uuid, _>(owner)
         .bind::<Timestamptz, _>(now)
+        .bind::<Text, _>(events)
         .cached()
         .get_result(conn)
         .await?;
@@ -437,13 +447,15 @@ impl ReferralRepository for PgReferralRepository {
         member: MemberId,
         code: &ReferralCode,
         now: DateTime<Utc>,
+        events: &RedeemEvents,
     ) -> Result<Member, RedeemRefusal> {
         let mut conn = self.conn().await?;
         for _ in 0..MAX_ATTEMPTS {
             let found = probe(&mut conn, member, code).await.context("probing a redeem")?;
             let (owner, sets) = judge(&found, member, code)?;
+            let decided = events_json(&events.for_referrer(MemberId::from_uuid(owner)));
 
-            match locked_attempt(&mut conn, member.as_uuid(), owner, sets, now).await {
+            match locked_attempt(&mut conn, member.as_uuid(), owner, sets, now, &decided).await {
                 Ok(Attempt::Redeemed(row)) => return Ok(Member::from(*row)),
                 Ok(Attempt::AlreadyRedeemed) => return Err(RedeemRefusal::AlreadyRedeemed),
                 Ok(Attempt::SetsMoved) => {}

@@ -10,6 +10,7 @@ use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use onboard_groups::Slug;
 use onboard_members::SignInStoreError;
+use onboard_members::events::with_workspace_slug;
 use onboard_members::ports::{SignInDraft, SignInRecord};
 use onboard_sso::ProviderIdentity;
 use onboard_sso::ports::IdentityRepository;
@@ -17,6 +18,7 @@ use onboard_sso::ports::IdentityRepository;
 use crate::PgPool;
 use crate::cached::CachedExt;
 use crate::error::{TxError, is_transient, violated_unique};
+use crate::repos::outbox::{events_json, record_events};
 use crate::rows::CurrentMemberRow;
 
 /// Serialises the sign-ins of one identity (`$1`: provider, `$2`: subject) until the
@@ -50,8 +52,10 @@ const MEMBER_BY_EMAIL: &str =
 
 /// Creates member `$1` (phone `$2`, e-mail `$3`, names `$4` `$5`, referral code `$6`, at `$7`)
 /// and, when `$8` is given, their personal workspace: group `$8` (slug `$9`, name `$10`), the
-/// member its active owner and the group their current one.
-const CREATE_MEMBER: &str = "
+/// member its active owner and the group their current one; with them, the sign-up's events
+/// (the JSON array `$11`).
+const CREATE_MEMBER: &str = concat!(
+    "
     WITH m AS (
         INSERT INTO members
             (id, phone, email, first_name, last_name, referral_code, current_group_id, created_at)
@@ -64,8 +68,12 @@ const CREATE_MEMBER: &str = "
     ), o AS (
         INSERT INTO group_members (group_id, member_id, role, status, joined_at)
         SELECT g.id, m.id, 'owner', 'active', $7 FROM g CROSS JOIN m
+    ), events AS (",
+    record_events!("$11"),
+    " WHERE EXISTS (SELECT FROM m)
     )
-    SELECT id FROM m";
+    SELECT id FROM m"
+);
 
 /// Links identity (`$1`, `$2`) to member `$3` at `$4` (moving a link whose member was deleted).
 const LINK: &str = "
@@ -167,6 +175,10 @@ async fn resolve(
         return Ok((id, false));
     }
     let workspace = draft.personal_workspace.as_ref();
+    let events = match (workspace, slug) {
+        (Some(w), Some(slug)) => with_workspace_slug(&draft.created_events, w.id, slug),
+        _ => draft.created_events.clone(),
+    };
     let row: IdRow = diesel::sql_query(CREATE_MEMBER)
         .bind::<Uuid, _>(draft.new_member_id.as_uuid())
         .bind::<Nullable<Text>, _>(identity.verified_phone.as_ref().map(|p| p.as_e164()))
@@ -178,6 +190,7 @@ async fn resolve(
         .bind::<Nullable<Uuid>, _>(workspace.map(|w| w.id.as_uuid()))
         .bind::<Nullable<Text>, _>(workspace.map(|w| slug.unwrap_or(&w.slug)))
         .bind::<Nullable<Text>, _>(workspace.map(|w| w.name.as_str()))
+        .bind::<Text, _>(events_json(&events))
         .cached()
         .get_result(conn)
         .await?;

@@ -54,7 +54,7 @@ async fn a_block_revokes_every_session_refuses_sign_in_and_refresh_and_is_audite
     let by = members.sign_in(sign_in(&phone(2), now())).await.unwrap().member.id;
 
     let revoked = admin
-        .block(id, Some(BlockReason::parse("spam").unwrap()), Actor::Member(by), now())
+        .block(id, Some(BlockReason::parse("spam").unwrap()), Actor::Member(by), now(), &[])
         .await
         .unwrap();
 
@@ -76,7 +76,7 @@ async fn a_block_revokes_every_session_refuses_sign_in_and_refresh_and_is_audite
     assert_eq!(trail[0].actor, Actor::Member(by));
     assert_eq!(trail[0].details.as_deref(), Some("spam"));
 
-    admin.unblock(id, Actor::Member(by), now()).await.unwrap();
+    admin.unblock(id, Actor::Member(by), now(), &[]).await.unwrap();
     assert!(members.sign_in(sign_in(&phone(1), now())).await.is_ok(), "signs in again");
     assert_eq!(admin.audit(None, 10).await.unwrap()[0].action, AuditAction::Unblock);
 }
@@ -86,11 +86,11 @@ async fn blocking_an_unknown_member_writes_nothing() {
     let db = TestDatabase::new().await;
     let admin = PgAdminRepository::new(db.pool());
     assert!(matches!(
-        admin.block(MemberId::new(), None, Actor::Cli, now()).await,
+        admin.block(MemberId::new(), None, Actor::Cli, now(), &[]).await,
         Err(TargetError::NotFound)
     ));
     assert!(matches!(
-        admin.unblock(MemberId::new(), Actor::Cli, now()).await,
+        admin.unblock(MemberId::new(), Actor::Cli, now(), &[]).await,
         Err(TargetError::NotFound)
     ));
     assert_eq!(rows(&db.pool(), "admin_audit").await, 0);
@@ -113,6 +113,7 @@ async fn members_are_found_by_phone_email_name_and_code_newest_first_in_pages() 
                 email: Some(Email::parse("zoe_x@example.com").unwrap()),
                 ..ProfilePatch::default()
             },
+            &[],
         )
         .await
         .unwrap();
@@ -174,4 +175,34 @@ async fn groups_list_with_member_counts_on_the_free_plan_and_counts_add_up() {
         (counts.members, counts.groups, counts.sign_ins, counts.referrals_redeemed),
         (1, 1, 1, 0)
     );
+}
+
+#[tokio::test]
+async fn a_block_and_an_unblock_store_their_events_and_refused_ones_none() {
+    use onboard_admin::events::AdminEvent;
+    use onboard_kernel::events::Event;
+
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let admin = PgAdminRepository::new(db.pool());
+    let t = now();
+    let id = members.sign_in(sign_in(&phone(1), t)).await.expect("signs up").member.id;
+    let blocked = Event::record(
+        &AdminEvent::MemberBlocked { member_id: id, by: None, reason: Some("spam".to_owned()) },
+        t,
+    );
+    let unblocked = Event::record(&AdminEvent::MemberUnblocked { member_id: id, by: None }, t);
+
+    admin
+        .block(id, BlockReason::parse("spam").ok(), Actor::Cli, t, &[blocked.clone()])
+        .await
+        .expect("blocked");
+    admin.unblock(id, Actor::Cli, t, &[unblocked.clone()]).await.expect("unblocked");
+    let unknown = MemberId::new();
+    let refused = admin.block(unknown, None, Actor::Cli, t, &[blocked.clone()]).await;
+    assert!(matches!(refused, Err(TargetError::NotFound)), "{refused:?}");
+    let refused = admin.unblock(unknown, Actor::Cli, t, &[unblocked.clone()]).await;
+    assert!(matches!(refused, Err(TargetError::NotFound)), "{refused:?}");
+
+    assert_eq!(crate::stored_events(&db.pool()).await, [blocked, unblocked]);
 }

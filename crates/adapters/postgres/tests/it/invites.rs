@@ -57,7 +57,7 @@ impl Fixture {
             last_name: None,
             email: Some(email.clone()),
         };
-        self.members.update_profile(member, &patch).await.expect("updates");
+        self.members.update_profile(member, &patch, &[]).await.expect("updates");
     }
 
     /// A new open group `slug` owned by `owner`.
@@ -184,7 +184,7 @@ async fn a_join_request_or_a_deleted_member_does_not_count_as_a_member() {
     let group = f.group("acme", ann).await;
     f.groups.join(group.id, bob, MembershipStatus::Pending, f.t, &[]).await.expect("asks to join");
     f.groups.join(group.id, cid, MembershipStatus::Active, f.t, &[]).await.expect("joins");
-    f.members.delete(cid, f.t).await.expect("deletes");
+    f.members.delete(cid, f.t, &[]).await.expect("deletes");
 
     f.invites.create(&new_invite(group.id, ann, Some(phone(2)), None, f.t)).await.expect("bob");
     f.invites.create(&new_invite(group.id, ann, Some(phone(3)), None, f.t)).await.expect("cid");
@@ -446,7 +446,7 @@ async fn a_preview_shows_no_first_name_for_an_inviter_without_one_or_deleted() {
     f.groups.join(group.id, bob, MembershipStatus::Active, f.t, &[]).await.expect("joins");
     let by_ann = f.invite_phone(group.id, ann, 3).await;
     let by_bob = f.invite_phone(group.id, bob, 4).await;
-    f.members.delete(bob, f.t).await.expect("deletes bob");
+    f.members.delete(bob, f.t, &[]).await.expect("deletes bob");
 
     let ann_preview = f.invites.preview(by_ann.id).await.expect("previews").expect("exists");
     let bob_preview = f.invites.preview(by_bob.id).await.expect("previews").expect("exists");
@@ -470,7 +470,7 @@ async fn accepting_reads_the_invite_with_the_callers_phone_while_they_are_live()
         f.invites.for_accept(invite.id, MemberId::new()).await.expect("reads").expect("exists");
     assert_eq!(nobody, None);
     assert_eq!(f.invites.for_accept(InviteId::new(), ann).await.expect("reads"), None);
-    f.members.delete(ann, f.t).await.expect("deletes");
+    f.members.delete(ann, f.t, &[]).await.expect("deletes");
     let (_, deleted) = f.invites.for_accept(invite.id, ann).await.expect("reads").expect("exists");
     assert_eq!(deleted, None);
 }
@@ -765,7 +765,7 @@ async fn deleting_a_member_who_is_alone_in_a_group_deletes_its_invites() {
     let group = f.group("acme", ann).await;
     let invite = f.invite_phone(group.id, ann, 2).await;
 
-    f.members.delete(ann, f.t).await.expect("deletes");
+    f.members.delete(ann, f.t, &[]).await.expect("deletes");
 
     assert_eq!(f.invites.get(invite.id).await.expect("gets"), None);
     assert_eq!(rows(&f.db.pool(), "invites").await, 0);

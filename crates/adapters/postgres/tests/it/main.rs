@@ -17,6 +17,7 @@ mod referrals;
 mod sessions;
 mod sms_credit;
 mod sms_credit_store;
+mod sso;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;
@@ -55,6 +56,7 @@ pub fn sign_in(phone: &PhoneNumber, now: DateTime<Utc>) -> SignInRequest {
             expires_at: now + Duration::days(14),
         },
         personal_workspace: None,
+        created_events: Vec::new(),
         now,
     }
 }
@@ -63,6 +65,25 @@ pub fn sign_in(phone: &PhoneNumber, now: DateTime<Utc>) -> SignInRequest {
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
+}
+
+/// Every event the outbox holds, oldest first.
+pub async fn stored_events(pool: &PgPool) -> Vec<onboard_kernel::events::Event> {
+    use onboard_kernel::events::EventFeed as _;
+    onboard_postgres::PgEventFeed::new(pool.clone()).read("test", 100).await.unwrap().events
+}
+
+/// A sign-in of `phone` at `now` (as [`sign_in`]) carrying the events of the sign-up it would
+/// be, personal workspace included.
+pub fn signing_up(phone: &PhoneNumber, now: DateTime<Utc>) -> SignInRequest {
+    let mut request = sign_in(phone, now);
+    request.created_events = onboard_members::events::signed_up(
+        request.new_member_id,
+        None,
+        request.personal_workspace.as_ref(),
+        now,
+    );
+    request
 }
 
 /// The number of rows in `table`.

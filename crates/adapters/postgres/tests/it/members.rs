@@ -43,7 +43,10 @@ async fn a_new_phone_signs_up_and_then_signs_in_as_the_same_member() {
     assert_eq!(members.get(first.new_member_id).await.expect("gets"), Some(created.member.clone()));
     assert_eq!(members.find_by_phone(&phone(2)).await.expect("finds"), None);
     assert_eq!(members.get(MemberId::new()).await.expect("gets"), None);
-    assert!(members.referral_code_exists(&first.new_referral_code).await.expect("looks up"));
+    assert_eq!(
+        members.referral_code_owner(&first.new_referral_code).await.expect("looks up"),
+        Some(first.new_member_id)
+    );
     assert_eq!(rows(&db.pool(), "members").await, 1);
     assert_eq!(rows(&db.pool(), "sessions").await, 2, "each sign-in opens its own session");
 }
@@ -152,7 +155,7 @@ async fn a_redeemed_code_makes_the_newest_invitees_and_their_count_show_in_the_p
     assert!(invitee.invitees.is_empty());
 
     // A deleted invitee is neither shown nor counted.
-    members.delete(invitees[2].id, t + Duration::minutes(1)).await.expect("deletes");
+    members.delete(invitees[2].id, t + Duration::minutes(1), &[]).await.expect("deletes");
     let profile = members.profile(referrer.id, 20).await.expect("loads").expect("exists");
     assert_eq!(profile.invitees_count, 2);
     let shown: Vec<_> = profile.invitees.iter().map(|c| c.id).collect();
@@ -167,9 +170,9 @@ async fn a_deleted_members_code_can_no_longer_be_redeemed() {
     let members = PgMemberRepository::new(db.pool());
     let t = now();
     let gone = members.sign_in(sign_in(&phone(1), t)).await.expect("signs up").member;
-    members.delete(gone.id, t).await.expect("deletes");
+    members.delete(gone.id, t, &[]).await.expect("deletes");
 
-    assert!(!members.referral_code_exists(&gone.referral_code).await.expect("looks up"));
+    assert!(members.referral_code_owner(&gone.referral_code).await.expect("looks up").is_none());
     let mut request = sign_in(&phone(2), t);
     request.referred_by = Some(gone.referral_code.clone());
     let refused = members.sign_in(request).await;
@@ -190,26 +193,26 @@ async fn a_profile_change_keeps_unset_fields_and_an_email_of_another_member_is_t
         last_name: Some(PersonName::parse("Lee").expect("a name")),
         email: None,
     };
-    members.update_profile(ann.id, &named).await.expect("updates");
+    members.update_profile(ann.id, &named, &[]).await.expect("updates");
     let with_email = ProfilePatch { email: Some(email.clone()), ..ProfilePatch::default() };
-    let updated = members.update_profile(ann.id, &with_email).await.expect("updates");
+    let updated = members.update_profile(ann.id, &with_email, &[]).await.expect("updates");
     assert_eq!(updated.first_name.as_deref(), Some("Ann"));
     assert_eq!(updated.last_name.as_deref(), Some("Lee"));
     assert_eq!(updated.email, Some(email.clone()));
     assert_eq!(members.get(ann.id).await.expect("gets"), Some(updated.clone()));
 
     // Setting one's own address again is no conflict.
-    members.update_profile(ann.id, &with_email).await.expect("updates");
-    let taken = members.update_profile(bob.id, &with_email).await;
+    members.update_profile(ann.id, &with_email, &[]).await.expect("updates");
+    let taken = members.update_profile(bob.id, &with_email, &[]).await;
     assert!(matches!(taken, Err(UpdateProfileError::EmailTaken)), "{taken:?}");
     assert_eq!(members.get(bob.id).await.expect("gets").expect("exists").email, None);
 
-    let missing = members.update_profile(MemberId::new(), &with_email).await;
+    let missing = members.update_profile(MemberId::new(), &with_email, &[]).await;
     assert!(matches!(missing, Err(UpdateProfileError::NotFound)), "{missing:?}");
-    let missing = members.update_profile(MemberId::new(), &ProfilePatch::default()).await;
+    let missing = members.update_profile(MemberId::new(), &ProfilePatch::default(), &[]).await;
     assert!(matches!(missing, Err(UpdateProfileError::NotFound)), "{missing:?}");
     assert_eq!(
-        members.update_profile(ann.id, &ProfilePatch::default()).await.expect("no change"),
+        members.update_profile(ann.id, &ProfilePatch::default(), &[]).await.expect("no change"),
         updated
     );
 }
@@ -248,9 +251,9 @@ async fn deleting_a_member_revokes_their_sessions_and_frees_the_phone_and_email(
     members.sign_in(second.clone()).await.expect("signs in");
     let email = Email::parse("gone@example.com").expect("an address");
     let patch = ProfilePatch { email: Some(email.clone()), ..ProfilePatch::default() };
-    members.update_profile(gone.id, &patch).await.expect("updates");
+    members.update_profile(gone.id, &patch, &[]).await.expect("updates");
 
-    let revoked = members.delete(gone.id, t + Duration::minutes(1)).await.expect("deletes");
+    let revoked = members.delete(gone.id, t + Duration::minutes(1), &[]).await.expect("deletes");
 
     let revoked: HashSet<_> = revoked.into_iter().collect();
     assert_eq!(revoked, HashSet::from([first.session.id, second.session.id]));
@@ -258,14 +261,14 @@ async fn deleting_a_member_revokes_their_sessions_and_frees_the_phone_and_email(
     assert_eq!(members.get(gone.id).await.expect("gets"), None);
     assert_eq!(members.find_by_phone(&phone(1)).await.expect("finds"), None);
     assert_eq!(members.profile(gone.id, 20).await.expect("loads"), None);
-    let again = members.delete(gone.id, t).await;
+    let again = members.delete(gone.id, t, &[]).await;
     assert!(matches!(again, Err(DeleteMemberError::NotFound)), "{again:?}");
 
     let reborn =
         members.sign_in(sign_in(&phone(1), t + Duration::minutes(2))).await.expect("signs up");
     assert!(reborn.created);
     assert_ne!(reborn.member.id, gone.id);
-    members.update_profile(reborn.member.id, &patch).await.expect("the address is free again");
+    members.update_profile(reborn.member.id, &patch, &[]).await.expect("the address is free again");
 }
 
 // ---- groups ------------------------------------------------------------------------------
@@ -299,7 +302,7 @@ async fn a_sign_up_with_a_personal_workspace_makes_the_member_its_owner_and_curr
         first_name: Some(PersonName::parse("Ann").expect("a name")),
         ..ProfilePatch::default()
     };
-    let updated = f.members.update_profile(ann.id, &patch).await.expect("updates");
+    let updated = f.members.update_profile(ann.id, &patch, &[]).await.expect("updates");
     assert_eq!(updated.current_group, ann.current_group);
 
     // Signing in again creates nothing more.
@@ -407,7 +410,7 @@ async fn the_sole_owner_of_a_group_with_other_members_is_not_deleted() {
     let group = f.group("acme", ann).await;
     f.join(group.id, bob, f.t).await;
 
-    let refused = f.members.delete(ann, f.t).await;
+    let refused = f.members.delete(ann, f.t, &[]).await;
 
     assert!(matches!(refused, Err(DeleteMemberError::LastOwner)), "{refused:?}");
     assert!(f.members.get(ann).await.expect("gets").is_some(), "nothing written");
@@ -419,7 +422,7 @@ async fn the_sole_owner_of_a_group_with_other_members_is_not_deleted() {
         .change_role(group.id, bob, &RoleName::MEMBER, &RoleName::OWNER, &[])
         .await
         .expect("promotes");
-    f.members.delete(ann, f.t).await.expect("deletes");
+    f.members.delete(ann, f.t, &[]).await.expect("deletes");
     assert_eq!(f.owners(group.id).await, BTreeSet::from([bob]));
     assert_eq!(f.groups.member(group.id, ann).await.expect("gets"), None);
 }
@@ -445,7 +448,7 @@ async fn deleting_a_member_deletes_the_groups_only_they_are_active_in_and_all_th
     let asked = f.group("asked", bob).await;
     f.groups.join(asked.id, ann, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
 
-    f.members.delete(ann, f.t).await.expect("deletes");
+    f.members.delete(ann, f.t, &[]).await.expect("deletes");
 
     let ws = Slug::parse(&workspace.slug).expect("a slug");
     assert_eq!(f.groups.find_for_member(&ws, bob).await.expect("finds"), None);
@@ -475,7 +478,7 @@ async fn two_co_owners_deleting_their_accounts_at_once_leave_their_group_an_owne
                 let (members, start, t) = (f.members.clone(), start.clone(), f.t);
                 tokio::spawn(async move {
                     start.wait().await;
-                    members.delete(id, t).await
+                    members.delete(id, t, &[]).await
                 })
             })
             .collect();
@@ -516,8 +519,8 @@ async fn the_members_directory_filters_pages_oldest_first_and_counts_every_match
         email: Some(Email::parse("Anna@Example.com").expect("an e-mail")),
         ..ProfilePatch::default()
     };
-    members.update_profile(ids[2], &patch).await.expect("updates");
-    members.delete(ids[3], t).await.expect("deletes");
+    members.update_profile(ids[2], &patch, &[]).await.expect("updates");
+    members.delete(ids[3], t, &[]).await.expect("deletes");
 
     let all = MemberFilter::default();
     let page = members.list_members(&all, 0, 2).await.expect("lists");
@@ -564,4 +567,88 @@ async fn the_members_directory_filters_pages_oldest_first_and_counts_every_match
     assert_eq!(only(search(phone(4).as_e164())).await, [ids[4]]);
     assert_eq!(only(search(&codes[0].as_str().to_lowercase())).await, [ids[0]]);
     assert_eq!(only(search("+7917")).await.len(), 4);
+}
+
+// Events
+
+#[tokio::test]
+async fn a_sign_up_stores_its_events_once_and_a_repeated_sign_in_of_the_phone_none() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let first = crate::signing_up(&phone(1), t);
+    let expected = first.created_events.clone();
+
+    assert!(members.sign_in(first).await.expect("signs up").created);
+    let again = members.sign_in(crate::signing_up(&phone(1), t)).await.expect("signs in");
+
+    assert!(!again.created);
+    assert_eq!(crate::stored_events(&db.pool()).await, expected);
+}
+
+#[tokio::test]
+async fn a_sign_up_with_a_workspace_stores_the_workspace_events_with_its_own() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let mut request = with_workspace(sign_in(&phone(1), t));
+    request.created_events = onboard_members::events::signed_up(
+        request.new_member_id,
+        None,
+        request.personal_workspace.as_ref(),
+        t,
+    );
+    let expected = request.created_events.clone();
+
+    members.sign_in(request).await.expect("signs up");
+
+    let stored = crate::stored_events(&db.pool()).await;
+    assert_eq!(stored, expected);
+    let types: Vec<&str> = stored.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["member.signed_up", "group.created", "group.member_joined"]);
+}
+
+#[tokio::test]
+async fn a_refused_sign_up_stores_no_event() {
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let mut request = crate::signing_up(&phone(1), now());
+    request.referred_by = Some(ReferralCode::parse("ZZZZZZ").expect("a code"));
+
+    let refused = members.sign_in(request).await;
+
+    assert!(matches!(refused, Err(SignInStoreError::ReferralCodeNotFound)), "{refused:?}");
+    assert!(crate::stored_events(&db.pool()).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_profile_update_and_a_deletion_store_their_events_and_refusals_none() {
+    use onboard_kernel::events::Event;
+    use onboard_members::events::MemberEvent;
+
+    let db = TestDatabase::new().await;
+    let members = PgMemberRepository::new(db.pool());
+    let t = now();
+    let ann = members.sign_in(sign_in(&phone(1), t)).await.expect("signs up").member;
+    let bob = members.sign_in(sign_in(&phone(2), t)).await.expect("signs up").member;
+    let updated = |member_id| {
+        let fields = vec!["email".to_owned()];
+        Event::record(&MemberEvent::ProfileUpdated { member_id, fields }, t)
+    };
+    let patch = ProfilePatch {
+        email: Some(Email::parse("ann@example.com").expect("an e-mail")),
+        ..ProfilePatch::default()
+    };
+    let ann_updated = updated(ann.id);
+    members.update_profile(ann.id, &patch, &[ann_updated.clone()]).await.expect("updated");
+    let taken = members.update_profile(bob.id, &patch, &[updated(bob.id)]).await;
+    assert!(matches!(taken, Err(UpdateProfileError::EmailTaken)), "{taken:?}");
+    let gone = members.update_profile(MemberId::new(), &patch, &[updated(bob.id)]).await;
+    assert!(matches!(gone, Err(UpdateProfileError::NotFound)), "{gone:?}");
+    let deleted = Event::record(&MemberEvent::Deleted { member_id: ann.id }, t);
+    members.delete(ann.id, t, &[deleted.clone()]).await.expect("deleted");
+    let again = members.delete(ann.id, t, &[deleted.clone()]).await;
+    assert!(matches!(again, Err(DeleteMemberError::NotFound)), "{again:?}");
+
+    assert_eq!(crate::stored_events(&db.pool()).await, [ann_updated, deleted]);
 }

@@ -18,6 +18,7 @@ use onboard_postgres::testing::TestDatabase;
 use onboard_postgres::{
     MIGRATIONS, PgMemberRepository, PgPool, PgReferralRepository, connect, run_migrations,
 };
+use onboard_referrals::events::RedeemEvents;
 use onboard_referrals::ports::{RedeemRefusal, ReferralRepository};
 use onboard_referrals::{Cursor, ReferralsService, Referrer};
 use tokio::sync::Barrier;
@@ -103,7 +104,12 @@ async fn a_member_redeems_another_members_code_and_shows_among_their_invitees() 
 
     let redeemed = f
         .referrals
-        .redeem(invitee.id, &referrer.referral_code, t + Duration::minutes(1))
+        .redeem(
+            invitee.id,
+            &referrer.referral_code,
+            t + Duration::minutes(1),
+            &RedeemEvents::none(),
+        )
         .await
         .expect("redeems");
     assert_eq!(redeemed.referred_by, Some(referrer.referral_code.clone()));
@@ -150,8 +156,11 @@ async fn a_redeem_answers_the_member_with_their_current_group() {
     .await
     .unwrap();
 
-    let redeemed =
-        f.referrals.redeem(invitee.id, &referrer.referral_code, t).await.expect("redeems");
+    let redeemed = f
+        .referrals
+        .redeem(invitee.id, &referrer.referral_code, t, &RedeemEvents::none())
+        .await
+        .expect("redeems");
     assert_eq!(redeemed.current_group.as_deref(), Some("acme"));
     assert_eq!(Some(redeemed), f.members.get(invitee.id).await.expect("gets"));
 }
@@ -162,10 +171,10 @@ async fn an_unknown_code_and_a_deleted_members_code_are_not_found() {
     let t = now();
     let redeemer = f.member(1, t).await;
     let gone = f.member(2, t).await;
-    f.members.delete(gone.id, t).await.expect("deletes");
+    f.members.delete(gone.id, t, &[]).await.expect("deletes");
 
     for code in [ReferralCode::parse("ZZZZZZ").expect("a code"), gone.referral_code] {
-        let refused = f.referrals.redeem(redeemer.id, &code, t).await;
+        let refused = f.referrals.redeem(redeemer.id, &code, t, &RedeemEvents::none()).await;
         assert!(matches!(refused, Err(RedeemRefusal::NotFound)), "{code}: {refused:?}");
     }
     assert_eq!(f.referred_by(redeemer.id).await, None);
@@ -177,7 +186,7 @@ async fn a_member_cannot_redeem_their_own_code() {
     let t = now();
     let me = f.member(1, t).await;
 
-    let refused = f.referrals.redeem(me.id, &me.referral_code, t).await;
+    let refused = f.referrals.redeem(me.id, &me.referral_code, t, &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::OwnCode)), "{refused:?}");
     assert_eq!(f.referred_by(me.id).await, None);
 }
@@ -189,10 +198,13 @@ async fn a_member_redeems_at_most_one_code_ever() {
     let me = f.member(1, t).await;
     let first = f.member(2, t).await;
     let second = f.member(3, t).await;
-    f.referrals.redeem(me.id, &first.referral_code, t).await.expect("redeems");
+    f.referrals
+        .redeem(me.id, &first.referral_code, t, &RedeemEvents::none())
+        .await
+        .expect("redeems");
 
     for code in [&second.referral_code, &first.referral_code] {
-        let refused = f.referrals.redeem(me.id, code, t).await;
+        let refused = f.referrals.redeem(me.id, code, t, &RedeemEvents::none()).await;
         assert!(matches!(refused, Err(RedeemRefusal::AlreadyRedeemed)), "{refused:?}");
     }
     assert_eq!(f.referred_by(me.id).await, Some(first.referral_code));
@@ -206,10 +218,10 @@ async fn a_redeemer_who_is_not_a_live_member_is_an_error() {
     let t = now();
     let gone = f.member(1, t).await;
     let owner = f.member(2, t).await;
-    f.members.delete(gone.id, t).await.expect("deletes");
+    f.members.delete(gone.id, t, &[]).await.expect("deletes");
 
     for id in [gone.id, MemberId::new()] {
-        let refused = f.referrals.redeem(id, &owner.referral_code, t).await;
+        let refused = f.referrals.redeem(id, &owner.referral_code, t, &RedeemEvents::none()).await;
         assert!(matches!(refused, Err(RedeemRefusal::Unexpected(_))), "{refused:?}");
     }
     assert_eq!(f.referrals.summary(owner.id).await.expect("sums up").unwrap().invitees_count, 0);
@@ -221,9 +233,9 @@ async fn redeeming_the_code_of_ones_own_invitee_is_a_cycle() {
     let t = now();
     let a = f.member(1, t).await;
     let b = f.member(2, t).await;
-    f.referrals.redeem(a.id, &b.referral_code, t).await.expect("redeems");
+    f.referrals.redeem(a.id, &b.referral_code, t, &RedeemEvents::none()).await.expect("redeems");
 
-    let refused = f.referrals.redeem(b.id, &a.referral_code, t).await;
+    let refused = f.referrals.redeem(b.id, &a.referral_code, t, &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
     assert_eq!(f.referred_by(b.id).await, None);
 }
@@ -238,20 +250,24 @@ async fn a_cycle_is_found_a_thousand_levels_down_and_an_outsider_may_join_there(
     let (bottom, bottom_code) = links[1000].clone();
     let (middle, middle_code) = links[500].clone();
     // A deleted member stays in the tree: the climb goes through them.
-    f.members.delete(links[700].0, t).await.expect("deletes");
+    f.members.delete(links[700].0, t, &[]).await.expect("deletes");
 
     for code in [&bottom_code, &middle_code] {
-        let refused = f.referrals.redeem(root, code, t).await;
+        let refused = f.referrals.redeem(root, code, t, &RedeemEvents::none()).await;
         assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
     }
-    let refused = f.referrals.redeem(middle, &bottom_code, t).await;
+    let refused = f.referrals.redeem(middle, &bottom_code, t, &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::AlreadyRedeemed)), "{refused:?}");
 
     let outsider = f.member(1, t).await;
-    let joined = f.referrals.redeem(outsider.id, &bottom_code, t).await.expect("redeems");
+    let joined = f
+        .referrals
+        .redeem(outsider.id, &bottom_code, t, &RedeemEvents::none())
+        .await
+        .expect("redeems");
     assert_eq!(joined.referred_by, Some(bottom_code));
     // The outsider is now 1,001 levels below the root.
-    let refused = f.referrals.redeem(root, &outsider.referral_code, t).await;
+    let refused = f.referrals.redeem(root, &outsider.referral_code, t, &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
     let summary = f.referrals.summary(bottom).await.expect("sums up").expect("known");
     assert_eq!(summary.invitees_count, 1);
@@ -269,12 +285,15 @@ async fn invitee_pages_run_newest_first_with_no_gap_or_repeat_even_on_equal_time
     for n in 0..23u32 {
         let invitee = f.member(n, t).await;
         let at = t + Duration::seconds(i64::from(n / 5));
-        f.referrals.redeem(invitee.id, &referrer.referral_code, at).await.expect("redeems");
+        f.referrals
+            .redeem(invitee.id, &referrer.referral_code, at, &RedeemEvents::none())
+            .await
+            .expect("redeems");
         expected.push((at, invitee.id));
     }
     // A deleted invitee is neither listed nor counted.
     let (_, gone) = expected.remove(7);
-    f.members.delete(gone, t).await.expect("deletes");
+    f.members.delete(gone, t, &[]).await.expect("deletes");
     expected.sort_by(|a, b| b.cmp(a));
 
     let mut seen = Vec::new();
@@ -351,7 +370,7 @@ async fn redeem_while_the_owner_gains_a_referrer(
     let redeem = {
         let referrals = f.referrals.clone();
         let (r, code) = (r.id, o.referral_code.clone());
-        tokio::spawn(async move { referrals.redeem(r, &code, t).await })
+        tokio::spawn(async move { referrals.redeem(r, &code, t, &RedeemEvents::none()).await })
     };
     until_someone_waits_for_a_lock(&f.db.pool()).await;
     holder.batch_execute("COMMIT").await.unwrap();
@@ -365,7 +384,10 @@ async fn a_redeem_that_waited_for_a_root_which_joined_the_redeemers_tree_is_a_cy
     let r = f.member(1, t).await;
     let below_r = f.member(2, t).await;
     let o = f.member(3, t).await;
-    f.referrals.redeem(below_r.id, &r.referral_code, t).await.expect("redeems");
+    f.referrals
+        .redeem(below_r.id, &r.referral_code, t, &RedeemEvents::none())
+        .await
+        .expect("redeems");
 
     // Without climbing again after the lock, R would get O as referrer: R → O → below_r → R.
     let refused = redeem_while_the_owner_gains_a_referrer(&f, &r, &o, below_r.id).await;
@@ -404,7 +426,7 @@ async fn twenty_pairs_redeeming_each_others_codes_at_once_never_both_succeed() {
             let (me, code) = (me.id, them.referral_code.clone());
             tasks.push(tokio::spawn(async move {
                 start.wait().await;
-                referrals.redeem(me, &code, t).await
+                referrals.redeem(me, &code, t, &RedeemEvents::none()).await
             }));
         }
     }
@@ -442,7 +464,7 @@ async fn a_member_redeeming_two_codes_at_once_gets_exactly_one() {
                 let (referrals, start) = (f.referrals.clone(), start.clone());
                 tokio::spawn(async move {
                     start.wait().await;
-                    referrals.redeem(me.id, &code, t).await
+                    referrals.redeem(me.id, &code, t, &RedeemEvents::none()).await
                 })
             })
             .collect();
@@ -475,11 +497,14 @@ async fn a_member_who_signed_up_with_a_code_deep_in_a_chain_is_in_the_roots_tree
     let newcomer = f.members.sign_in(request).await.expect("signs up").member;
     assert_eq!(newcomer.referred_by, Some(bottom_code));
 
-    let refused = f.referrals.redeem(root, &newcomer.referral_code, t).await;
+    let refused = f.referrals.redeem(root, &newcomer.referral_code, t, &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
     let outsider = f.member(2, t).await;
-    f.referrals.redeem(outsider.id, &newcomer.referral_code, t).await.expect("redeems");
-    let refused = f.referrals.redeem(root, &outsider.referral_code, t).await;
+    f.referrals
+        .redeem(outsider.id, &newcomer.referral_code, t, &RedeemEvents::none())
+        .await
+        .expect("redeems");
+    let refused = f.referrals.redeem(root, &outsider.referral_code, t, &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
     assert_sets_are_the_trees(&f.db.pool(), "after the sign-up").await;
 }
@@ -525,10 +550,13 @@ async fn the_sets_migration_makes_each_existing_tree_one_set() {
     let code = |c: &str| ReferralCode::from_trusted(c);
     let heap_root = member_of(&db.pool(), &code("H00001")).await;
     let chain_root = member_of(&db.pool(), &code("C00000")).await;
-    let refused = referrals.redeem(heap_root, &code("H00077"), now()).await;
+    let refused = referrals.redeem(heap_root, &code("H00077"), now(), &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
-    referrals.redeem(heap_root, &code("C00050"), now()).await.expect("redeems");
-    let refused = referrals.redeem(chain_root, &code("H00099"), now()).await;
+    referrals
+        .redeem(heap_root, &code("C00050"), now(), &RedeemEvents::none())
+        .await
+        .expect("redeems");
+    let refused = referrals.redeem(chain_root, &code("H00099"), now(), &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
     assert_sets_are_the_trees(&db.pool(), "after the redeems").await;
 }
@@ -763,7 +791,7 @@ async fn the_sets_stay_the_trees_through_random_redeems_sign_ups_and_deletions()
             model.add(member, Some(o));
         } else if roll < 12 {
             let gone = model.live(&mut rng);
-            f.members.delete(model.members[gone].id, t).await.expect("deletes");
+            f.members.delete(model.members[gone].id, t, &[]).await.expect("deletes");
             model.deleted[gone] = true;
         } else {
             let r = rng.below(model.members.len());
@@ -776,7 +804,8 @@ async fn the_sets_stay_the_trees_through_random_redeems_sign_ups_and_deletions()
             };
             let code =
                 o.map_or_else(ReferralCode::generate, |o| model.members[o].referral_code.clone());
-            let got = f.referrals.redeem(model.members[r].id, &code, t).await;
+            let got =
+                f.referrals.redeem(model.members[r].id, &code, t, &RedeemEvents::none()).await;
             let expected = model.redeem(r, o);
             assert_eq!(outcome(&got), expected, "seed {seed}, step {step}: {got:?}");
             *seen.entry(expected).or_default() += 1;
@@ -806,7 +835,7 @@ async fn the_sets_stay_the_trees_through_random_redeems_sign_ups_and_deletions()
         tasks.push(tokio::spawn(async move {
             let mut outcomes = Vec::new();
             for (r, o, code) in attempts {
-                let got = referrals.redeem(r, &code, t).await;
+                let got = referrals.redeem(r, &code, t, &RedeemEvents::none()).await;
                 outcomes.push((r, o, outcome(&got)));
             }
             outcomes
@@ -855,7 +884,7 @@ async fn a_check_answers_what_a_redeem_would_and_changes_nothing() {
     f.referrals.check_redeem(a.id, &b.referral_code).await.expect("allowed");
     assert_eq!(f.referred_by(a.id).await, None, "a check redeems nothing");
 
-    f.referrals.redeem(a.id, &b.referral_code, t).await.expect("redeems");
+    f.referrals.redeem(a.id, &b.referral_code, t, &RedeemEvents::none()).await.expect("redeems");
     let refused = f.referrals.check_redeem(b.id, &a.referral_code).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
     let refused = f.referrals.check_redeem(a.id, &c.referral_code).await;
@@ -865,4 +894,37 @@ async fn a_check_answers_what_a_redeem_would_and_changes_nothing() {
     let unknown = ReferralCode::parse("ZZZZZZ").expect("a code");
     let refused = f.referrals.check_redeem(c.id, &unknown).await;
     assert!(matches!(refused, Err(RedeemRefusal::NotFound)), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_redeem_stores_its_events_for_the_referrer_found_and_a_refused_one_none() {
+    use onboard_kernel::events::Event;
+    use onboard_referrals::events::ReferralEvent;
+
+    let f = Fixture::new().await;
+    let t = now();
+    let referrer = f.member(1, t).await;
+    let invitee = f.member(2, t).await;
+    let invitee_id = invitee.id;
+    let events = RedeemEvents::new(move |referrer_id| {
+        vec![Event::record(&ReferralEvent::Redeemed { member_id: invitee_id, referrer_id }, t)]
+    });
+
+    f.referrals.redeem(invitee.id, &referrer.referral_code, t, &events).await.expect("redeems");
+    let refused = f.referrals.redeem(invitee.id, &referrer.referral_code, t, &events).await;
+    assert!(matches!(refused, Err(RedeemRefusal::AlreadyRedeemed)), "{refused:?}");
+    let refused = f.referrals.redeem(referrer.id, &invitee.referral_code, t, &events).await;
+    assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
+    let refused = f.referrals.redeem(referrer.id, &referrer.referral_code, t, &events).await;
+    assert!(matches!(refused, Err(RedeemRefusal::OwnCode)), "{refused:?}");
+
+    let stored: Vec<ReferralEvent> = crate::stored_events(&f.db.pool())
+        .await
+        .iter()
+        .filter_map(Event::decode::<ReferralEvent>)
+        .collect();
+    assert_eq!(
+        stored,
+        [ReferralEvent::Redeemed { member_id: invitee.id, referrer_id: referrer.id }]
+    );
 }

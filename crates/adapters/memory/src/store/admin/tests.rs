@@ -25,6 +25,7 @@ fn request(n: u32, refresh: u8) -> SignInRequest {
             expires_at: t(3600),
         },
         personal_workspace: None,
+        created_events: Vec::new(),
         now: t(0),
     }
 }
@@ -37,7 +38,7 @@ async fn a_block_revokes_sessions_refuses_sign_in_and_refresh_and_is_audited_unt
     let admin = store.sign_in(request(2, 3)).await.expect("signs in").member.id;
 
     let revoked = store
-        .block(id, BlockReason::parse("spam").ok(), Actor::Member(admin), t(10))
+        .block(id, BlockReason::parse("spam").ok(), Actor::Member(admin), t(10), &[])
         .await
         .expect("blocked");
     assert_eq!(revoked.len(), 2);
@@ -52,7 +53,7 @@ async fn a_block_revokes_sessions_refuses_sign_in_and_refresh_and_is_audited_unt
     assert_eq!(rotated, onboard_members::ports::RotateOutcome::Blocked);
     assert!(store.standing(id).await.expect("reads").expect("live").blocked);
 
-    store.unblock(id, Actor::Cli, t(12)).await.expect("unblocked");
+    store.unblock(id, Actor::Cli, t(12), &[]).await.expect("unblocked");
     assert!(store.sign_in(request(1, 5)).await.is_ok());
     let trail = store.audit(None, 10).await.expect("reads");
     let actions: Vec<AuditAction> = trail.iter().map(|e| e.action).collect();
@@ -74,4 +75,39 @@ async fn grant_needs_a_live_member_and_is_audited() {
     assert_eq!(store.set_admin(&phone(7), true, Actor::Cli, t(1)).await.expect("granted"), id);
     assert!(store.standing(id).await.expect("reads").expect("live").is_admin);
     assert_eq!(store.audit(None, 10).await.expect("reads")[0].action, AuditAction::Grant);
+}
+
+#[tokio::test]
+async fn a_block_and_an_unblock_store_their_events_and_a_refused_one_none() {
+    use onboard_admin::events::AdminEvent;
+    use onboard_kernel::events::Event;
+
+    let store = MemoryStore::new();
+    let id = store.sign_in(request(1, 1)).await.expect("signs in").member.id;
+    let blocked = Event::record(
+        &AdminEvent::MemberBlocked { member_id: id, by: None, reason: Some("spam".to_owned()) },
+        t(10),
+    );
+    let unblocked = Event::record(&AdminEvent::MemberUnblocked { member_id: id, by: None }, t(11));
+    store
+        .block(
+            id,
+            BlockReason::parse("spam").ok(),
+            Actor::Cli,
+            t(10),
+            std::slice::from_ref(&blocked),
+        )
+        .await
+        .expect("blocked");
+    store
+        .unblock(id, Actor::Cli, t(11), std::slice::from_ref(&unblocked))
+        .await
+        .expect("unblocked");
+    let unknown = MemberId::new();
+    let refused =
+        store.block(unknown, None, Actor::Cli, t(12), std::slice::from_ref(&blocked)).await;
+    assert!(matches!(refused, Err(TargetError::NotFound)), "{refused:?}");
+
+    let stored: Vec<Event> = store.state().outbox.all().cloned().collect();
+    assert_eq!(stored, [blocked, unblocked]);
 }

@@ -52,6 +52,7 @@ fn request(n: u32) -> SignInRequest {
             expires_at: t(3600),
         },
         personal_workspace: None,
+        created_events: Vec::new(),
         now: t(0),
     }
 }
@@ -590,14 +591,14 @@ async fn the_sole_owner_of_a_group_with_other_members_is_not_deleted() {
     let g = group(&store, "acme", ann).await;
     join(&store, g.id, bob, t(0)).await;
 
-    let refused = MemberRepository::delete(&store, ann, t(10)).await;
+    let refused = MemberRepository::delete(&store, ann, t(10), &[]).await;
 
     assert!(matches!(refused, Err(DeleteMemberError::LastOwner)), "{refused:?}");
     assert!(store.get(ann).await.expect("gets").is_some(), "nothing written");
     assert_eq!(store.list(ann, t(10)).await.expect("lists").len(), 1);
 
     store.change_role(g.id, bob, &RoleName::MEMBER, &RoleName::OWNER, &[]).await.expect("promotes");
-    MemberRepository::delete(&store, ann, t(10)).await.expect("deletes");
+    MemberRepository::delete(&store, ann, t(10), &[]).await.expect("deletes");
     assert_eq!(owners(&store, g.id).await, BTreeSet::from([bob]));
 }
 
@@ -615,7 +616,7 @@ async fn deleting_a_member_deletes_the_groups_only_they_are_active_in_and_all_th
     let asked = group(&store, "asked", bob).await;
     store.join(asked.id, ann, MembershipStatus::Pending, t(0), &[]).await.expect("asks");
 
-    MemberRepository::delete(&store, ann, t(10)).await.expect("deletes");
+    MemberRepository::delete(&store, ann, t(10), &[]).await.expect("deletes");
 
     assert_eq!(store.find_for_member(&slug("ws-ann0000000"), bob).await.expect("finds"), None);
     assert_eq!(store.find_for_member(&slug("lonely"), cy).await.expect("finds"), None);

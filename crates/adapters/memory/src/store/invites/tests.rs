@@ -61,6 +61,7 @@ async fn member(store: &MemoryStore, n: u32) -> MemberId {
             expires_at: t(3600),
         },
         personal_workspace: None,
+        created_events: Vec::new(),
         now: t(0),
     };
     members(store).sign_in(request).await.expect("signs up").member.id
@@ -73,7 +74,7 @@ async fn profile(store: &MemoryStore, member: MemberId, first_name: &str, addres
         last_name: None,
         email: Some(email(address)),
     };
-    members(store).update_profile(member, &patch).await.expect("updates");
+    members(store).update_profile(member, &patch, &[]).await.expect("updates");
 }
 
 /// A new group `slug` owned by `owner`, created at `t(0)`.
@@ -201,7 +202,7 @@ async fn a_join_request_or_a_deleted_member_does_not_count_as_a_member() {
     let g = group(&store, "acme", ann, false).await;
     join(&store, g.id, bob, MembershipStatus::Pending).await;
     join(&store, g.id, cid, MembershipStatus::Active).await;
-    members(&store).delete(cid, t(0)).await.expect("deletes");
+    members(&store).delete(cid, t(0), &[]).await.expect("deletes");
 
     invites(&store).create(&new_invite(g.id, ann, Some(phone(2)), None, t(0))).await.expect("bob");
     invites(&store).create(&new_invite(g.id, ann, Some(phone(3)), None, t(0))).await.expect("cid");
@@ -440,7 +441,7 @@ async fn a_preview_shows_no_first_name_for_an_inviter_without_one_or_deleted() {
     join(&store, g.id, bob, MembershipStatus::Active).await;
     let by_ann = invite_phone(&store, g.id, ann, 3).await;
     let by_bob = invite_phone(&store, g.id, bob, 4).await;
-    members(&store).delete(bob, t(0)).await.expect("deletes bob");
+    members(&store).delete(bob, t(0), &[]).await.expect("deletes bob");
 
     for id in [by_ann.id, by_bob.id] {
         let preview = invites(&store).preview(id).await.expect("previews").expect("exists");
@@ -466,7 +467,7 @@ async fn accepting_reads_the_invite_with_the_callers_phone_while_they_are_live()
         .expect("exists");
     assert_eq!(nobody, None);
     assert_eq!(invites(&store).for_accept(InviteId::new(), ann).await.expect("reads"), None);
-    members(&store).delete(ann, t(0)).await.expect("deletes");
+    members(&store).delete(ann, t(0), &[]).await.expect("deletes");
     let (_, deleted) =
         invites(&store).for_accept(invite.id, ann).await.expect("reads").expect("exists");
     assert_eq!(deleted, None);
@@ -752,7 +753,7 @@ async fn deleting_a_member_who_is_alone_in_a_group_deletes_its_invites() {
     let g = group(&store, "acme", ann, false).await;
     let invite = invite_phone(&store, g.id, ann, 2).await;
 
-    members(&store).delete(ann, t(0)).await.expect("deletes");
+    members(&store).delete(ann, t(0), &[]).await.expect("deletes");
 
     assert_eq!(invites(&store).get(invite.id).await.expect("gets"), None);
 }

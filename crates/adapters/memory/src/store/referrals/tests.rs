@@ -1,3 +1,4 @@
+use onboard_referrals::events::RedeemEvents;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ async fn sign_up(store: &MemoryStore, n: u32, new_code: &str, referred_by: Optio
             expires_at: t(3600),
         },
         personal_workspace: None,
+        created_events: Vec::new(),
         now: t(0),
     };
     store.sign_in(request).await.expect("signs up").member
@@ -55,7 +57,10 @@ async fn a_member_redeems_another_members_code_and_shows_among_their_invitees() 
     let referrer = member(&store, 1, "AAAAAA").await;
     let invitee = member(&store, 2, "BBBBBB").await;
 
-    let redeemed = store.redeem(invitee.id, &code("AAAAAA"), t(60)).await.expect("redeems");
+    let redeemed = store
+        .redeem(invitee.id, &code("AAAAAA"), t(60), &RedeemEvents::none())
+        .await
+        .expect("redeems");
     assert_eq!(redeemed.referred_by, Some(code("AAAAAA")));
     assert_eq!(Some(redeemed.clone()), store.get(invitee.id).await.expect("gets"));
     assert_eq!(Member { referred_by: None, ..redeemed }, invitee, "nothing else changed");
@@ -85,10 +90,10 @@ async fn an_unknown_code_and_a_deleted_members_code_are_not_found() {
     let store = MemoryStore::new();
     let redeemer = member(&store, 1, "AAAAAA").await;
     let gone = member(&store, 2, "BBBBBB").await;
-    store.delete(gone.id, t(1)).await.expect("deletes");
+    store.delete(gone.id, t(1), &[]).await.expect("deletes");
 
     for c in ["ZZZZZZ", "BBBBBB"] {
-        let refused = store.redeem(redeemer.id, &code(c), t(2)).await;
+        let refused = store.redeem(redeemer.id, &code(c), t(2), &RedeemEvents::none()).await;
         assert!(matches!(refused, Err(RedeemRefusal::NotFound)), "{c}: {refused:?}");
     }
     assert_eq!(referred_by(&store, redeemer.id).await, None);
@@ -98,7 +103,7 @@ async fn an_unknown_code_and_a_deleted_members_code_are_not_found() {
 async fn a_member_cannot_redeem_their_own_code() {
     let store = MemoryStore::new();
     let me = member(&store, 1, "AAAAAA").await;
-    let refused = store.redeem(me.id, &code("AAAAAA"), t(1)).await;
+    let refused = store.redeem(me.id, &code("AAAAAA"), t(1), &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::OwnCode)), "{refused:?}");
     assert_eq!(referred_by(&store, me.id).await, None);
 }
@@ -109,15 +114,15 @@ async fn a_member_redeems_at_most_one_code_ever() {
     let me = member(&store, 1, "AAAAAA").await;
     member(&store, 2, "BBBBBB").await;
     member(&store, 3, "CCCCCC").await;
-    store.redeem(me.id, &code("BBBBBB"), t(1)).await.expect("redeems");
+    store.redeem(me.id, &code("BBBBBB"), t(1), &RedeemEvents::none()).await.expect("redeems");
 
     for c in ["CCCCCC", "BBBBBB"] {
-        let refused = store.redeem(me.id, &code(c), t(2)).await;
+        let refused = store.redeem(me.id, &code(c), t(2), &RedeemEvents::none()).await;
         assert!(matches!(refused, Err(RedeemRefusal::AlreadyRedeemed)), "{c}: {refused:?}");
     }
     // Signing up with a code counts as the one redeem too.
     let newcomer = sign_up(&store, 4, "DDDDDD", Some("BBBBBB")).await;
-    let refused = store.redeem(newcomer.id, &code("CCCCCC"), t(3)).await;
+    let refused = store.redeem(newcomer.id, &code("CCCCCC"), t(3), &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::AlreadyRedeemed)), "{refused:?}");
     assert_eq!(referred_by(&store, me.id).await, Some(code("BBBBBB")));
 }
@@ -127,9 +132,9 @@ async fn a_redeemer_who_is_not_a_live_member_is_an_error() {
     let store = MemoryStore::new();
     let gone = member(&store, 1, "AAAAAA").await;
     member(&store, 2, "BBBBBB").await;
-    store.delete(gone.id, t(1)).await.expect("deletes");
+    store.delete(gone.id, t(1), &[]).await.expect("deletes");
     for id in [gone.id, MemberId::new()] {
-        let refused = store.redeem(id, &code("BBBBBB"), t(2)).await;
+        let refused = store.redeem(id, &code("BBBBBB"), t(2), &RedeemEvents::none()).await;
         assert!(matches!(refused, Err(RedeemRefusal::Unexpected(_))), "{refused:?}");
     }
 }
@@ -139,9 +144,9 @@ async fn redeeming_the_code_of_ones_own_invitee_is_a_cycle() {
     let store = MemoryStore::new();
     let a = member(&store, 1, "AAAAAA").await;
     let b = member(&store, 2, "BBBBBB").await;
-    store.redeem(a.id, &code("BBBBBB"), t(1)).await.expect("redeems");
+    store.redeem(a.id, &code("BBBBBB"), t(1), &RedeemEvents::none()).await.expect("redeems");
 
-    let refused = store.redeem(b.id, &code("AAAAAA"), t(2)).await;
+    let refused = store.redeem(b.id, &code("AAAAAA"), t(2), &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
     assert_eq!(referred_by(&store, b.id).await, None);
 }
@@ -158,17 +163,20 @@ async fn a_cycle_is_found_far_down_a_chain_and_an_outsider_may_join_there() {
     }
     let bottom = chain[300].clone();
     // A deleted member stays in the tree: the climb goes through them.
-    store.delete(chain[150].id, t(1)).await.expect("deletes");
+    store.delete(chain[150].id, t(1), &[]).await.expect("deletes");
     let summary = store.summary(root.id).await.expect("sums up").expect("known");
     assert_eq!(summary.invitees_count, 1);
 
-    let refused = store.redeem(root.id, &bottom.referral_code, t(1)).await;
+    let refused = store.redeem(root.id, &bottom.referral_code, t(1), &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
 
     let outsider = member(&store, 1000, "OUTSDR").await;
-    let joined = store.redeem(outsider.id, &bottom.referral_code, t(2)).await.expect("redeems");
+    let joined = store
+        .redeem(outsider.id, &bottom.referral_code, t(2), &RedeemEvents::none())
+        .await
+        .expect("redeems");
     assert_eq!(joined.referred_by, Some(bottom.referral_code.clone()));
-    let refused = store.redeem(root.id, &code("OUTSDR"), t(3)).await;
+    let refused = store.redeem(root.id, &code("OUTSDR"), t(3), &RedeemEvents::none()).await;
     assert!(matches!(refused, Err(RedeemRefusal::Cycle)), "{refused:?}");
     assert_eq!(referred_by(&store, root.id).await, None);
 }
@@ -183,12 +191,15 @@ async fn invitee_pages_run_newest_first_with_no_gap_or_repeat_even_on_equal_time
     for n in 0..23u32 {
         let invitee = member(&store, n, &format!("INV{n:03}")).await;
         let at = t(i64::from(n / 5));
-        store.redeem(invitee.id, &code("REFRER"), at).await.expect("redeems");
+        store
+            .redeem(invitee.id, &code("REFRER"), at, &RedeemEvents::none())
+            .await
+            .expect("redeems");
         expected.push((at, invitee.id));
     }
     // A deleted invitee is neither listed nor counted.
     let (_, gone) = expected.remove(7);
-    store.delete(gone, t(100)).await.expect("deletes");
+    store.delete(gone, t(100), &[]).await.expect("deletes");
     expected.sort_by(|a, b| b.cmp(a));
 
     let mut seen = Vec::new();
@@ -229,7 +240,7 @@ async fn twenty_pairs_redeeming_each_others_codes_at_once_never_both_succeed() {
             let (me, code) = (me.id, them.referral_code.clone());
             tasks.push(tokio::spawn(async move {
                 start.wait().await;
-                store.redeem(me, &code, t(1)).await
+                store.redeem(me, &code, t(1), &RedeemEvents::none()).await
             }));
         }
     }
@@ -259,7 +270,7 @@ async fn a_member_redeeming_two_codes_at_once_gets_exactly_one() {
                 let (store, start) = (store.clone(), start.clone());
                 tokio::spawn(async move {
                     start.wait().await;
-                    store.redeem(me.id, &code, t(1)).await
+                    store.redeem(me.id, &code, t(1), &RedeemEvents::none()).await
                 })
             })
             .collect();
@@ -289,7 +300,7 @@ async fn a_check_answers_what_a_redeem_would_and_changes_nothing() {
     store.check_redeem(a.id, &code("BBBBBB")).await.expect("allowed");
     assert_eq!(referred_by(&store, a.id).await, None, "a check redeems nothing");
 
-    store.redeem(a.id, &code("BBBBBB"), t(1)).await.expect("redeems");
+    store.redeem(a.id, &code("BBBBBB"), t(1), &RedeemEvents::none()).await.expect("redeems");
     let cases = [
         (b.id, "AAAAAA", "cycle"),
         (a.id, "CCCCCC", "already"),
@@ -307,4 +318,30 @@ async fn a_check_answers_what_a_redeem_would_and_changes_nothing() {
         );
         assert!(expected, "{what}: {refused:?}");
     }
+}
+
+#[tokio::test]
+async fn a_redeem_stores_its_events_for_the_referrer_found_and_a_refused_one_none() {
+    use onboard_kernel::events::Event;
+    use onboard_referrals::events::ReferralEvent;
+
+    let store = MemoryStore::new();
+    let referrer = member(&store, 1, "AAAAAA").await;
+    let invitee = member(&store, 2, "BBBBBB").await;
+    let events = RedeemEvents::new(move |referrer_id| {
+        vec![Event::record(&ReferralEvent::Redeemed { member_id: invitee.id, referrer_id }, t(60))]
+    });
+
+    store.redeem(invitee.id, &code("AAAAAA"), t(60), &events).await.expect("redeems");
+    let refused = store.redeem(invitee.id, &code("AAAAAA"), t(61), &events).await;
+    assert!(matches!(refused, Err(RedeemRefusal::AlreadyRedeemed)), "{refused:?}");
+    let refused = store.redeem(referrer.id, &code("AAAAAA"), t(62), &events).await;
+    assert!(matches!(refused, Err(RedeemRefusal::OwnCode)), "{refused:?}");
+
+    let stored: Vec<ReferralEvent> =
+        store.state().outbox.all().filter_map(Event::decode::<ReferralEvent>).collect();
+    assert_eq!(
+        stored,
+        [ReferralEvent::Redeemed { member_id: invitee.id, referrer_id: referrer.id }]
+    );
 }
