@@ -163,16 +163,16 @@ mod tests {
         referrals.expect_check_redeem().times(1).in_sequence(&mut seq).returning(|_, _| Ok(()));
         profiles
             .expect_update_profile()
-            .with(eq(caller().member_id), eq(rename()))
+            .with(eq(caller().member_id), eq(rename()), always())
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|_, _| Ok(member("Ada")));
+            .returning(|_, _, _| Ok(member("Ada")));
         referrals
             .expect_redeem()
-            .with(eq(caller().member_id), always(), always())
+            .with(eq(caller().member_id), always(), always(), always())
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|_, _, _| {
+            .returning(|_, _, _, _| {
                 let mut m = member("Ada");
                 m.referred_by = Some(ReferralCode::parse("AB12CD").expect("a code"));
                 Ok(m)
@@ -190,7 +190,7 @@ mod tests {
     async fn a_code_alone_writes_no_profile() {
         let mut referrals = MockReferralRepository::new();
         referrals.expect_check_redeem().returning(|_, _| Ok(()));
-        referrals.expect_redeem().times(1).returning(|_, _, _| Ok(member("Grace")));
+        referrals.expect_redeem().times(1).returning(|_, _, _, _| Ok(member("Grace")));
         let mut profiles = MockMemberRepository::new();
         profiles.expect_update_profile().never();
         let service = ReferralsService::new(Arc::new(referrals), clock());
@@ -207,7 +207,7 @@ mod tests {
         referrals.expect_check_redeem().never();
         referrals.expect_redeem().never();
         let mut profiles = MockMemberRepository::new();
-        profiles.expect_update_profile().times(1).returning(|_, _| Ok(member("Ada")));
+        profiles.expect_update_profile().times(1).returning(|_, _, _| Ok(member("Ada")));
         let service = ReferralsService::new(Arc::new(referrals), clock());
         let after = service
             .update_profile(&members(profiles), &caller(), &rename(), None)
@@ -222,7 +222,7 @@ mod tests {
         referrals.expect_check_redeem().returning(|_, _| Ok(()));
         referrals.expect_redeem().never();
         let mut profiles = MockMemberRepository::new();
-        profiles.expect_update_profile().returning(|_, _| Err(UpdateProfileError::EmailTaken));
+        profiles.expect_update_profile().returning(|_, _, _| Err(UpdateProfileError::EmailTaken));
         let service = ReferralsService::new(Arc::new(referrals), clock());
         let e = service
             .update_profile(&members(profiles), &caller(), &rename(), Some("ab12cd"))
