@@ -97,7 +97,7 @@
 //! #     let mut codes = MockInviteCodeStore::new();
 //! #     codes.expect_put().times(1).returning(|_, _, _| Ok(()));
 //! #     let mut repo = MockInviteRepository::new();
-//! #     repo.expect_create().times(1).returning(|_| Ok(()));
+//! #     repo.expect_create().times(1).returning(|_, _| Ok(()));
 //! #     let service = build(Arc::new(repo), Arc::new(codes), groups);
 //! #     tokio::runtime::Builder::new_current_thread().build()?.block_on(invite(service, me))
 //! # }
@@ -146,6 +146,7 @@
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod ports;
 mod service;
