@@ -41,7 +41,6 @@ use onboard_kernel::{GroupId, MemberId};
 use crate::PgPool;
 use crate::cached::CachedExt;
 use crate::error::{TxError, is_transient, violated_foreign_key, violated_unique};
-use crate::repos::notifications::name_of_m;
 use crate::repos::outbox::{self, events_json, record_events};
 use crate::rows::{GroupMemberRow, GroupMembershipRow, GroupRow, MyGroupRow, RoleRow};
 use crate::schema::{group_roles, members};
