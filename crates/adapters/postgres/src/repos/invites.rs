@@ -209,9 +209,6 @@ const ADD_MEMBER: &str = "
 
 /// The membership of member `$2` in group `$1` (locked by this transaction when read after
 /// [`ADD_REQUEST`] or [`ADD_MEMBER`] found it).
-///
-/// Accepting, last step: the accept's events, as the membership settled, in a statement of
-/// their own ([`outbox::record`]).
 const MEMBERSHIP: &str = "
     SELECT role, status FROM group_members WHERE group_id = $1 AND member_id = $2";
 
@@ -430,7 +427,10 @@ async fn create_tx(
     .await
 }
 
-/// One attempt at [`InviteRepository::accept`].
+/// One attempt at [`InviteRepository::accept`]. Its last statement stores the accept's events,
+/// picked by how the membership settled ([`outbox::record`]); it takes the place of the
+/// inviter's notification the transaction used to write, so the accept makes as many round
+/// trips as before.
 async fn accept_tx(
     conn: &mut AsyncPgConnection,
     invite: InviteId,
