@@ -80,7 +80,10 @@ impl TestApp {
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
             let page = self.notifications(who, "?unread=true").await;
-            if page["unread_count"] == n || Instant::now() > deadline {
+            // The page's items and its count are two reads: a notification the consumer
+            // stores between them shows in one only, so both must say `n`.
+            let listed = page["items"].as_array().map_or(0, Vec::len) as u64;
+            if (page["unread_count"] == n && listed == n) || Instant::now() > deadline {
                 assert_eq!(page["unread_count"], n, "{page}");
                 return page;
             }

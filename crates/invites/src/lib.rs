@@ -23,6 +23,12 @@
 //! - Accepting joins the group with the invite's role ([`AcceptOutcome::Joined`]), or waits
 //!   for approval when the group requires it ([`AcceptOutcome::PendingApproval`]), or changes
 //!   nothing for an active member ([`AcceptOutcome::AlreadyMember`]).
+//! - Every change records its domain events ([`events`]): `invite.created`, `invite.accepted`
+//!   (with the group's `group.member_joined` or `group.join_requested` when the membership
+//!   changed) and `invite.revoked`, stored by the repository with the change. Who is told of
+//!   them is for their consumers (the inviter is told of an accept by the notifications
+//!   domain). An invite SMS paid from the group's SMS credit is named in the repository call
+//!   ([`ports::SmsCharge`]).
 //!
 //! ## Using the service with your own adapters
 //!
@@ -97,7 +103,7 @@
 //! #     let mut codes = MockInviteCodeStore::new();
 //! #     codes.expect_put().times(1).returning(|_, _, _| Ok(()));
 //! #     let mut repo = MockInviteRepository::new();
-//! #     repo.expect_create().times(1).returning(|_| Ok(()));
+//! #     repo.expect_create().times(1).returning(|_, _| Ok(()));
 //! #     let service = build(Arc::new(repo), Arc::new(codes), groups);
 //! #     tokio::runtime::Builder::new_current_thread().build()?.block_on(invite(service, me))
 //! # }
@@ -146,6 +152,7 @@
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod ports;
 mod service;

@@ -18,8 +18,11 @@ use uuid::Uuid;
 // InviteId
 // ---------------------------------------------------------------------------------------------
 
-/// Identifies an invite: a time-ordered UUID (v7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Identifies an invite: a time-ordered UUID (v7). Serialised as the bare UUID.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct InviteId(Uuid);
 
 impl InviteId {

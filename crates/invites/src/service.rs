@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use onboard_groups::{GroupsService, Page, Permission, RoleName, Slug};
+use onboard_kernel::events::Event;
 use onboard_kernel::{Clock, MemberId};
 use onboard_members::ports::SmsSender;
 
@@ -16,11 +17,12 @@ use crate::error::{
     AcceptInviteError, AcceptRefusal, CreateInviteError, CreateInviteRefusal, ListInvitesError,
     PreviewInviteError, RevokeInviteError,
 };
+use crate::events::{AcceptEvents, InviteEvent};
 use crate::model::{
     AcceptRecord, CreateInvite, CreatedInvite, Invite, InviteCode, InviteCursor, InviteId,
     InvitePreview, InviteStatus,
 };
-use crate::ports::{InviteCodeStore, InviteRepository, NewInvite};
+use crate::ports::{InviteCodeStore, InviteRepository, NewInvite, SmsCharge};
 
 /// Invites to groups: create, list, revoke, preview and accept.
 #[derive(Clone)]
@@ -90,8 +92,9 @@ impl InvitesService {
                 .replace("{group}", group.name.as_str())
                 .replace("{code}", code.as_str())
         });
+        let id = InviteId::new();
         let new = NewInvite {
-            id: InviteId::new(),
+            id,
             group: group.id,
             name: request.name,
             phone: request.phone,
@@ -102,16 +105,15 @@ impl InvitesService {
             expires_at: now
                 .checked_add_signed(secs(self.config.ttl_secs))
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),
-            sms_charge: self
-                .config
-                .sms_billing
-                .zip(sms_text.as_deref())
-                .map(|(prices, text)| prices.of(text)),
+            sms_charge: self.config.sms_billing.zip(sms_text.as_deref()).map(|(prices, text)| {
+                SmsCharge { group: group.id, amount: prices.of(text), invite: id }
+            }),
         };
+        let events = Event::records(&[InviteEvent::created(&new)], now);
         // The code first: once the invite is stored it always has one. A code whose invite
         // was never stored names nothing, and expires.
         self.codes.put(&code, new.id, self.config.ttl_secs).await?;
-        let refused = match self.repo.create(&new).await {
+        let refused = match self.repo.create(&new, &events).await {
             Ok(()) => None,
             Err(CreateInviteRefusal::AlreadyMember) => Some(CreateInviteError::AlreadyMember),
             Err(CreateInviteRefusal::InvitePending) => Some(CreateInviteError::InvitePending),
@@ -180,7 +182,7 @@ impl InvitesService {
 
     /// Revokes one of the group's invites: its code stops working at once. Needs
     /// `invites.manage`. Revoking an invite that is no longer pending changes nothing (and is
-    /// not an error).
+    /// not an error). Records `invite.revoked` when the invite was pending (expired or not).
     pub async fn revoke(
         &self,
         slug: &Slug,
@@ -190,7 +192,10 @@ impl InvitesService {
         let (group, _) = self.groups.authorize(slug, caller, &Permission::INVITES_MANAGE).await?;
         // Storage first: once the record says revoked, the code is refused even if deleting it
         // below fails (and a retry deletes it).
-        if !self.repo.revoke(group.id, invite, self.clock.now()).await? {
+        let now = self.clock.now();
+        let revoked = InviteEvent::Revoked { invite_id: invite, group_id: group.id, by: caller };
+        let events = Event::records(&[revoked], now);
+        if !self.repo.revoke(group.id, invite, now, &events).await? {
             return Err(RevokeInviteError::InviteNotFound);
         }
         self.codes.delete(invite).await?;
@@ -211,7 +216,9 @@ impl InvitesService {
     }
 
     /// Accepts an invite by its code for the caller: they join the group with the invite's
-    /// role (or wait for approval, or were a member already).
+    /// role (or wait for approval, or were a member already). Records `invite.accepted`, and
+    /// the group's `group.member_joined` (via an invite) or `group.join_requested` when the
+    /// membership changed ([`AcceptEvents`]).
     ///
     /// An invite naming a phone is only for the member with that phone; anyone else is
     /// refused and the code stays usable. A code works once: of concurrent accepts, exactly
@@ -239,7 +246,15 @@ impl InvitesService {
         if !self.codes.consume(code, id).await? {
             return Err(AcceptInviteError::NotFound);
         }
-        match self.repo.accept(id, caller, now).await {
+        let events = AcceptEvents {
+            invite: id,
+            group: invite.group,
+            invited_by: invite.invited_by,
+            member: caller,
+            role: invite.role.clone(),
+            at: now,
+        };
+        match self.repo.accept(id, caller, now, &events).await {
             Ok(record) => Ok(record),
             // Revoked or expired meanwhile: the code had no use left anyway.
             Err(AcceptRefusal::NotFound) => Err(AcceptInviteError::NotFound),
@@ -255,12 +270,17 @@ impl InvitesService {
         }
     }
 
-    /// Undoes a created invite whose SMS could not be sent.
+    /// Undoes a created invite whose SMS could not be sent: it is revoked by its inviter.
     async fn withdraw(&self, invite: &NewInvite, now: DateTime<Utc>) -> anyhow::Result<()> {
-        self.repo.revoke(invite.group, invite.id, now).await?;
+        let revoked = InviteEvent::Revoked {
+            invite_id: invite.id,
+            group_id: invite.group,
+            by: invite.invited_by,
+        };
+        self.repo.revoke(invite.group, invite.id, now, &Event::records(&[revoked], now)).await?;
         // The SMS was paid for and not sent.
-        if let Some(amount) = invite.sms_charge {
-            self.repo.refund_sms(invite.group, invite.id, amount, now).await?;
+        if let Some(charge) = &invite.sms_charge {
+            self.repo.refund_sms(charge, now, &[]).await?;
         }
         self.codes.delete(invite.id).await
     }

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use chrono::{SubsecRound as _, TimeDelta};
 use onboard_groups::events::GroupEvent;
 use onboard_groups::{GroupsService, Permission};
+use onboard_invites::events::InviteEvent;
 use onboard_kernel::events::{Event, EventFeed};
 use onboard_kernel::{GroupId, MemberId};
 
@@ -139,6 +140,21 @@ fn group_notice(event: &GroupEvent) -> Option<Notice> {
     })
 }
 
+/// What an invite event tells, and whom; `None` for events nobody is told of. The join
+/// request an accepted invite may make is told by its own group event.
+fn invite_notice(event: &InviteEvent) -> Option<Notice> {
+    match event {
+        InviteEvent::Accepted { group_id, invited_by, member_id, .. } => Some(Notice {
+            group: *group_id,
+            kind: NotificationType::InviteAccepted,
+            to: Recipients::Member(*invited_by),
+            about: Some(*member_id),
+            role: String::new(),
+        }),
+        _ => None,
+    }
+}
+
 /// Turns the outbox's events into members' notifications.
 #[derive(Clone)]
 pub struct NotificationsConsumer {
@@ -187,7 +203,10 @@ impl NotificationsConsumer {
     /// The notifications an event implies: whom it concerns and what they read. Events of
     /// types this consumer does not know imply none.
     pub async fn notifications_for(&self, event: &Event) -> anyhow::Result<Vec<NewNotification>> {
-        let Some(notice) = event.decode::<GroupEvent>().as_ref().and_then(group_notice) else {
+        let notice = None
+            .or_else(|| event.decode::<GroupEvent>().as_ref().and_then(group_notice))
+            .or_else(|| event.decode::<InviteEvent>().as_ref().and_then(invite_notice));
+        let Some(notice) = notice else {
             return Ok(Vec::new());
         };
         let (Some(text), Some(group)) =
@@ -340,6 +359,80 @@ mod tests {
         let made = consumer(audience).notifications_for(&Event::record(&event, at())).await;
 
         assert!(made.expect("decided").is_empty());
+    }
+
+    fn invite_id() -> onboard_invites::InviteId {
+        onboard_invites::InviteId::from_uuid(uuid::Uuid::from_u128(0x1717))
+    }
+
+    #[tokio::test]
+    async fn an_accepted_invite_tells_the_inviter_who_accepted_it() {
+        let mut audience = MockAudience::new();
+        acme(&mut audience);
+        audience.expect_holders().never();
+        audience
+            .expect_member_name()
+            .withf(|g, m| *g == group_id() && *m == member(9))
+            .times(1)
+            .returning(|_, _| Ok(Some("Ann Lee".to_owned())));
+        let event = InviteEvent::Accepted {
+            invite_id: invite_id(),
+            group_id: group_id(),
+            invited_by: member(1),
+            member_id: member(9),
+            role: "member".to_owned(),
+        };
+
+        let made = consumer(audience).notifications_for(&Event::record(&event, at())).await;
+
+        let made = made.expect("decided");
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].member, member(1));
+        assert_eq!(made[0].kind, NotificationType::InviteAccepted);
+        assert_eq!(made[0].title, "Invite accepted");
+        assert_eq!(made[0].body, "Ann Lee accepted your invite to Acme");
+        assert_eq!(made[0].link.as_deref(), Some("/groups/acme/members"));
+        assert_eq!(made[0].group.as_deref(), Some("acme"));
+        assert_eq!(made[0].created_at, at());
+    }
+
+    #[tokio::test]
+    async fn an_invitee_without_a_name_is_someone() {
+        let mut audience = MockAudience::new();
+        acme(&mut audience);
+        audience.expect_member_name().returning(|_, _| Ok(Some(String::new())));
+        let event = InviteEvent::Accepted {
+            invite_id: invite_id(),
+            group_id: group_id(),
+            invited_by: member(1),
+            member_id: member(9),
+            role: "member".to_owned(),
+        };
+
+        let made = consumer(audience).notifications_for(&Event::record(&event, at())).await;
+
+        let body = &made.expect("decided")[0].body;
+        assert_eq!(*body, format!("{} accepted your invite to Acme", crate::texts::NO_NAME));
+    }
+
+    #[tokio::test]
+    async fn created_and_revoked_invites_tell_nobody() {
+        let events = [
+            InviteEvent::Created {
+                invite_id: invite_id(),
+                group_id: group_id(),
+                invited_by: member(1),
+                phone: Some("+7******5566".to_owned()),
+                email: None,
+                role: "member".to_owned(),
+            },
+            InviteEvent::Revoked { invite_id: invite_id(), group_id: group_id(), by: member(1) },
+        ];
+        for event in events {
+            let audience = MockAudience::new();
+            let made = consumer(audience).notifications_for(&Event::record(&event, at())).await;
+            assert!(made.expect("decided").is_empty(), "{event:?}");
+        }
     }
 
     fn batch(events: Vec<Event>) -> EventBatch {

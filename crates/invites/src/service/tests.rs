@@ -18,6 +18,7 @@ use onboard_members::ports::MockSmsSender;
 use uuid::Uuid;
 
 use super::*;
+use crate::events::AcceptedMembership;
 use crate::model::{AcceptOutcome, InviteeName};
 use crate::ports::{MockInviteCodeStore, MockInviteRepository};
 
@@ -263,7 +264,7 @@ impl Fixture {
     fn invites_stored(&mut self) -> Captured<NewInvite> {
         let seen = Captured::new();
         let sink = seen.clone();
-        self.repo.expect_create().times(1).returning(move |invite| {
+        self.repo.expect_create().times(1).returning(move |invite, _| {
             sink.push(invite.clone());
             Ok(())
         });
@@ -526,7 +527,7 @@ async fn inviting_an_active_member_is_refused_and_the_new_code_is_dropped() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::ADMIN);
     let puts = fx.codes_put();
-    fx.repo.expect_create().times(1).returning(|_| Err(CreateInviteRefusal::AlreadyMember));
+    fx.repo.expect_create().times(1).returning(|_, _| Err(CreateInviteRefusal::AlreadyMember));
     let deleted = Captured::new();
     let sink = deleted.clone();
     fx.codes.expect_delete().times(1).returning(move |id| {
@@ -549,7 +550,7 @@ async fn a_second_pending_invite_for_the_same_person_is_refused_even_if_tidying_
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::ADMIN);
     fx.codes_put();
-    fx.repo.expect_create().times(1).returning(|_| Err(CreateInviteRefusal::InvitePending));
+    fx.repo.expect_create().times(1).returning(|_, _| Err(CreateInviteRefusal::InvitePending));
     fx.codes.expect_delete().times(1).returning(|_| Err(anyhow::anyhow!("Redis is down")));
     let service = fx.service();
 
@@ -585,8 +586,8 @@ async fn when_the_sms_cannot_be_sent_the_invite_is_withdrawn_so_a_retry_can_succ
     fx.sms.expect_send().times(1).returning(|_, _| Err(anyhow::anyhow!("queue full")));
     let revoked = Captured::new();
     let sink = revoked.clone();
-    fx.repo.expect_revoke().times(1).returning(move |g, id, at| {
-        sink.push((g, id, at));
+    fx.repo.expect_revoke().times(1).returning(move |g, id, at, events| {
+        sink.push((g, id, at, events.to_vec()));
         Ok(true)
     });
     let deleted = Captured::new();
@@ -604,7 +605,10 @@ async fn when_the_sms_cannot_be_sent_the_invite_is_withdrawn_so_a_retry_can_succ
 
     assert!(matches!(err, CreateInviteError::Unexpected(_)), "{err:?}");
     let id = puts.one().1;
-    assert_eq!(revoked.one(), (group_id(), id, now()));
+    let (g, revoked_id, at, events) = revoked.one();
+    assert_eq!((g, revoked_id, at), (group_id(), id, now()));
+    let revoked = InviteEvent::Revoked { invite_id: id, group_id: group_id(), by: caller() };
+    assert_eq!(decoded(&events), [revoked], "withdrawn by its inviter");
     assert_eq!(deleted.one(), id);
 }
 
@@ -622,7 +626,11 @@ async fn with_billed_invite_sms_the_invite_carries_the_price_of_its_text() {
 
     service.create(&slug(), caller(), request(Some(phone()), None, None)).await.expect("201");
 
-    assert_eq!(stored.one().sms_charge, Some(11));
+    let stored = stored.one();
+    assert_eq!(
+        stored.sms_charge,
+        Some(SmsCharge { group: group_id(), amount: 11, invite: stored.id })
+    );
 }
 
 #[tokio::test]
@@ -645,7 +653,7 @@ async fn without_sms_credit_the_invite_is_refused_and_no_sms_is_sent() {
     fx.config.sms_billing = Some(crate::InviteSmsPrices { sms: 11, lms: 37 });
     fx.caller_is(RoleName::ADMIN);
     fx.codes_put();
-    fx.repo.expect_create().times(1).returning(|_| Err(CreateInviteRefusal::InsufficientCredit));
+    fx.repo.expect_create().times(1).returning(|_, _| Err(CreateInviteRefusal::InsufficientCredit));
     fx.codes.expect_delete().times(1).returning(|_| Ok(()));
     fx.sms.expect_send().never();
     let service = fx.service();
@@ -667,12 +675,13 @@ async fn a_paid_invite_sms_that_cannot_be_sent_is_refunded() {
     let puts = fx.codes_put();
     fx.invites_stored();
     fx.sms.expect_send().times(1).returning(|_, _| Err(anyhow::anyhow!("queue full")));
-    fx.repo.expect_revoke().times(1).returning(|_, _, _| Ok(true));
+    fx.repo.expect_revoke().times(1).returning(|_, _, _, _| Ok(true));
     fx.codes.expect_delete().times(1).returning(|_| Ok(()));
     let refunded = Captured::new();
     let sink = refunded.clone();
-    fx.repo.expect_refund_sms().times(1).returning(move |g, id, amount, _| {
-        sink.push((g, id, amount));
+    fx.repo.expect_refund_sms().times(1).returning(move |charge, _, events| {
+        assert!(events.is_empty());
+        sink.push((charge.group, charge.invite, charge.amount));
         Ok(())
     });
     let service = fx.service();
@@ -803,9 +812,9 @@ async fn revoking_marks_the_invite_revoked_and_deletes_its_code() {
     fx.caller_has_custom_role("recruiter", &["invites.manage"]);
     fx.repo
         .expect_revoke()
-        .with(eq(group_id()), eq(invite_id()), eq(now()))
+        .withf(|g, id, at, _| (*g, *id, *at) == (group_id(), invite_id(), now()))
         .times(1)
-        .returning(|_, _, _| Ok(true));
+        .returning(|_, _, _, _| Ok(true));
     fx.codes.expect_delete().with(eq(invite_id())).times(1).returning(|_| Ok(()));
     let service = fx.service();
 
@@ -816,7 +825,7 @@ async fn revoking_marks_the_invite_revoked_and_deletes_its_code() {
 async fn revoking_an_unknown_invite_is_not_found_and_touches_no_code() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::ADMIN);
-    fx.repo.expect_revoke().times(1).returning(|_, _, _| Ok(false));
+    fx.repo.expect_revoke().times(1).returning(|_, _, _, _| Ok(false));
     let service = fx.service();
 
     let err = service.revoke(&slug(), caller(), invite_id()).await.expect_err("404");
@@ -839,7 +848,7 @@ async fn revoking_needs_invites_manage() {
 async fn a_failure_to_delete_the_code_is_reported_after_the_record_says_revoked() {
     let mut fx = Fixture::new();
     fx.caller_is(RoleName::ADMIN);
-    fx.repo.expect_revoke().times(1).returning(|_, _, _| Ok(true));
+    fx.repo.expect_revoke().times(1).returning(|_, _, _, _| Ok(true));
     fx.codes.expect_delete().times(1).returning(|_| Err(anyhow::anyhow!("Redis is down")));
     let service = fx.service();
 
@@ -925,9 +934,9 @@ async fn the_member_with_the_invited_phone_joins_and_the_code_is_used_up() {
     fx.consume_answers(true);
     fx.repo
         .expect_accept()
-        .with(eq(invite_id()), eq(caller()), eq(now()))
+        .withf(|id, m, at, _| (*id, *m, *at) == (invite_id(), caller(), now()))
         .times(1)
-        .returning(|_, _, _| Ok(accepted(AcceptOutcome::Joined, RoleName::MEMBER)));
+        .returning(|_, _, _, _| Ok(accepted(AcceptOutcome::Joined, RoleName::MEMBER)));
     let service = fx.service();
 
     let record = service.accept(&code(), caller()).await.expect("joined");
@@ -947,7 +956,7 @@ async fn the_outcomes_storage_settles_on_are_answered_as_they_are() {
         fx.caller_phone(Some(phone()));
         fx.consume_answers(true);
         let answer = record.clone();
-        fx.repo.expect_accept().times(1).returning(move |_, _, _| Ok(answer.clone()));
+        fx.repo.expect_accept().times(1).returning(move |_, _, _, _| Ok(answer.clone()));
         let service = fx.service();
 
         assert_eq!(service.accept(&code(), caller()).await.expect("accepted"), record);
@@ -963,7 +972,7 @@ async fn an_invite_by_e_mail_only_is_accepted_by_whoever_holds_the_code() {
     fx.repo
         .expect_accept()
         .times(1)
-        .returning(|_, _, _| Ok(accepted(AcceptOutcome::Joined, RoleName::MEMBER)));
+        .returning(|_, _, _, _| Ok(accepted(AcceptOutcome::Joined, RoleName::MEMBER)));
     let service = fx.service();
 
     service.accept(&code(), caller()).await.expect("joined without a phone check");
@@ -1040,7 +1049,7 @@ async fn an_invite_revoked_after_the_code_was_consumed_is_not_found_and_the_code
     fx.storage_has(live_invite());
     fx.caller_phone(Some(phone()));
     fx.consume_answers(true);
-    fx.repo.expect_accept().times(1).returning(|_, _, _| Err(AcceptRefusal::NotFound));
+    fx.repo.expect_accept().times(1).returning(|_, _, _, _| Err(AcceptRefusal::NotFound));
     // No `restore` expectation: a call would fail the test.
     let service = fx.service();
 
@@ -1061,7 +1070,7 @@ async fn when_storage_fails_after_the_code_was_consumed_the_code_is_put_back_for
     fx.repo
         .expect_accept()
         .times(1)
-        .returning(|_, _, _| Err(AcceptRefusal::Unexpected(anyhow::anyhow!("connection lost"))));
+        .returning(|_, _, _, _| Err(AcceptRefusal::Unexpected(anyhow::anyhow!("connection lost"))));
     let restored = Captured::new();
     let sink = restored.clone();
     fx.codes.expect_restore().times(1).returning(move |c, id, ttl| {
@@ -1086,7 +1095,7 @@ async fn a_failed_compensation_is_reported_with_the_storage_failure() {
     fx.consume_answers(true);
     fx.repo
         .expect_accept()
-        .returning(|_, _, _| Err(AcceptRefusal::Unexpected(anyhow::anyhow!("connection lost"))));
+        .returning(|_, _, _, _| Err(AcceptRefusal::Unexpected(anyhow::anyhow!("connection lost"))));
     fx.codes.expect_restore().times(1).returning(|_, _, _| Err(anyhow::anyhow!("Redis is down")));
     let service = fx.service();
 
@@ -1109,4 +1118,153 @@ async fn a_failure_to_consume_the_code_is_unexpected_and_storage_is_not_asked_to
     let err = service.accept(&code(), caller()).await.expect_err("500");
 
     assert!(matches!(err, AcceptInviteError::Unexpected(_)), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+/// The invite events among `records`, in order (a record of another type fails the test).
+fn decoded(records: &[Event]) -> Vec<InviteEvent> {
+    records.iter().map(|r| r.decode::<InviteEvent>().expect("an invite event")).collect()
+}
+
+#[tokio::test]
+async fn creating_records_invite_created_with_the_phone_masked_and_no_code() {
+    let mut fx = Fixture::new();
+    fx.caller_is(RoleName::ADMIN);
+    let puts = fx.codes_put();
+    let handed = Captured::new();
+    let sink = handed.clone();
+    fx.repo.expect_create().times(1).returning(move |_, events| {
+        sink.push(events.to_vec());
+        Ok(())
+    });
+    fx.sms.expect_send().times(1).returning(|_, _| Ok(()));
+    let service = fx.service();
+
+    service
+        .create(&slug(), caller(), request(Some(phone()), Some(email()), Some(role("admin"))))
+        .await
+        .expect("201");
+
+    let (code, id, _) = puts.one();
+    let records = handed.one();
+    let created = InviteEvent::Created {
+        invite_id: id,
+        group_id: group_id(),
+        invited_by: caller(),
+        phone: Some("+7******5566".to_owned()),
+        email: Some(email().as_str().to_owned()),
+        role: "admin".to_owned(),
+    };
+    assert_eq!(decoded(&records), [created]);
+    assert_eq!(records[0].occurred_at, now());
+    let payload = records[0].payload.to_string();
+    assert!(!payload.contains(code.as_str()) && !payload.contains("9174445566"), "{payload}");
+}
+
+#[tokio::test]
+async fn revoking_records_invite_revoked_by_the_caller() {
+    let mut fx = Fixture::new();
+    fx.caller_is(RoleName::ADMIN);
+    let handed = Captured::new();
+    let sink = handed.clone();
+    fx.repo.expect_revoke().times(1).returning(move |_, _, _, events| {
+        sink.push(events.to_vec());
+        Ok(true)
+    });
+    fx.codes.expect_delete().times(1).returning(|_| Ok(()));
+    let service = fx.service();
+
+    service.revoke(&slug(), caller(), invite_id()).await.expect("revoked");
+
+    let revoked =
+        InviteEvent::Revoked { invite_id: invite_id(), group_id: group_id(), by: caller() };
+    assert_eq!(decoded(&handed.one()), [revoked]);
+}
+
+#[tokio::test]
+async fn accepting_hands_storage_the_events_of_every_way_the_membership_may_settle() {
+    let mut fx = Fixture::new();
+    fx.code_names(invite_id());
+    let mut invite = live_invite();
+    invite.role = role("recruiter");
+    fx.storage_has(invite);
+    fx.caller_phone(Some(phone()));
+    fx.consume_answers(true);
+    let handed = Captured::new();
+    let sink = handed.clone();
+    fx.repo.expect_accept().times(1).returning(move |_, _, _, events| {
+        sink.push(events.clone());
+        Ok(accepted(AcceptOutcome::Joined, role("recruiter")))
+    });
+    let service = fx.service();
+
+    service.accept(&code(), caller()).await.expect("joined");
+
+    let events = handed.one();
+    assert_eq!(
+        events,
+        AcceptEvents {
+            invite: invite_id(),
+            group: group_id(),
+            invited_by: inviter(),
+            member: caller(),
+            role: role("recruiter"),
+            at: now(),
+        }
+    );
+    let accepted = InviteEvent::Accepted {
+        invite_id: invite_id(),
+        group_id: group_id(),
+        invited_by: inviter(),
+        member_id: caller(),
+        role: "recruiter".to_owned(),
+    };
+    let joined = onboard_groups::events::GroupEvent::MemberJoined {
+        group_id: group_id(),
+        member_id: caller(),
+        role: "recruiter".to_owned(),
+        via: onboard_groups::events::JoinedVia::Invite,
+    };
+    let requested = onboard_groups::events::GroupEvent::JoinRequested {
+        group_id: group_id(),
+        member_id: caller(),
+    };
+    let settled = AcceptedMembership::Joined(role("recruiter"));
+    assert_eq!(events.events(&settled), (accepted.clone(), Some(joined)));
+    assert_eq!(events.events(&AcceptedMembership::Requested), (accepted.clone(), Some(requested)));
+    assert_eq!(events.events(&AcceptedMembership::Unchanged), (accepted, None));
+}
+
+#[tokio::test]
+async fn refused_use_cases_hand_storage_no_events() {
+    // Inviting and revoking without `invites.manage`: storage is never asked to write.
+    let mut fx = Fixture::new();
+    fx.caller_is(RoleName::MEMBER);
+    fx.repo.expect_create().never();
+    fx.repo.expect_revoke().never();
+    let service = fx.service();
+    let err = service.create(&slug(), caller(), request(Some(phone()), None, None)).await;
+    assert!(matches!(err, Err(CreateInviteError::Forbidden)), "{err:?}");
+    let err = service.revoke(&slug(), caller(), invite_id()).await;
+    assert!(matches!(err, Err(RevokeInviteError::Forbidden)), "{err:?}");
+
+    // Accepting an invite for another phone, or one already used up.
+    for won in [None, Some(false)] {
+        let mut fx = Fixture::new();
+        fx.code_names(invite_id());
+        fx.storage_has(live_invite());
+        match won {
+            None => fx.caller_phone(Some(other_phone())),
+            Some(won) => {
+                fx.caller_phone(Some(phone()));
+                fx.consume_answers(won);
+            }
+        }
+        fx.repo.expect_accept().never();
+        let service = fx.service();
+        service.accept(&code(), caller()).await.expect_err("refused");
+    }
 }

@@ -5,7 +5,8 @@
 //! invite, an accept and a revoke) run one after the other, and the second sees the first.
 //! Accepting changes the very memberships the [`GroupRepository`] sees, and deleting a group
 //! deletes its invites. Times are kept to the microsecond, as PostgreSQL keeps them, so that a
-//! cursor points exactly at its invite.
+//! cursor points exactly at its invite. Each write records its events in the outbox under the
+//! same lock, only when it changes something.
 //!
 //! [`GroupRepository`]: onboard_groups::ports::GroupRepository
 
@@ -14,11 +15,13 @@ use std::cmp::Reverse;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboard_groups::{MembershipStatus, MyGroup, RoleName};
-use onboard_invites::ports::{InviteRepository, NewInvite};
+use onboard_invites::events::{AcceptEvents, AcceptedMembership};
+use onboard_invites::ports::{InviteRepository, NewInvite, SmsCharge};
 use onboard_invites::{
     AcceptOutcome, AcceptRecord, AcceptRefusal, CreateInviteRefusal, Invite, InviteCursor,
     InviteId, InvitePreview, InviteStatus, InviteeName,
 };
+use onboard_kernel::events::Event;
 use onboard_kernel::{Email, GroupId, MemberId, PhoneNumber};
 
 use super::groups::{MembershipRow, stored};
@@ -102,7 +105,11 @@ impl State {
 
 #[async_trait]
 impl InviteRepository for MemoryStore {
-    async fn create(&self, invite: &NewInvite) -> Result<(), CreateInviteRefusal> {
+    async fn create(
+        &self,
+        invite: &NewInvite,
+        events: &[Event],
+    ) -> Result<(), CreateInviteRefusal> {
         let mut state = self.state();
         if !state.groups.contains_key(&invite.group) {
             return Err(anyhow::anyhow!("no group {}", invite.group).into());
@@ -128,11 +135,11 @@ impl InviteRepository for MemoryStore {
             return Err(CreateInviteRefusal::InvitePending);
         }
         // The invite SMS is paid under the same lock as the invite row.
-        if let Some(charge) = invite.sms_charge {
-            let reference = invite.id.to_string();
+        if let Some(charge) = &invite.sms_charge {
+            let reference = charge.invite.to_string();
             let debited = state.apply_sms_credit(
-                invite.group,
-                -charge,
+                charge.group,
+                -charge.amount,
                 onboard_payments::sms_credit::CreditReason::InviteSms,
                 Some(&reference),
                 invite.created_at,
@@ -159,6 +166,7 @@ impl InviteRepository for MemoryStore {
                 expires_at: stored(invite.expires_at),
             },
         );
+        state.outbox.record(events);
         Ok(())
     }
 
@@ -196,22 +204,22 @@ impl InviteRepository for MemoryStore {
 
     async fn refund_sms(
         &self,
-        group: GroupId,
-        invite: InviteId,
-        amount: i64,
+        charge: &SmsCharge,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<()> {
-        let reference = invite.to_string();
+        let reference = charge.invite.to_string();
         let mut state = self.state();
         state
             .apply_sms_credit(
-                group,
-                amount,
+                charge.group,
+                charge.amount,
                 onboard_payments::sms_credit::CreditReason::Refund,
                 Some(&reference),
                 now,
             )
             .ok_or_else(|| anyhow::anyhow!("a refund was refused"))?;
+        state.outbox.record(events);
         Ok(())
     }
 
@@ -220,6 +228,7 @@ impl InviteRepository for MemoryStore {
         group: GroupId,
         invite: InviteId,
         _now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<bool> {
         let mut state = self.state();
         let Some(row) = state.invites.get_mut(&invite).filter(|i| i.group == group) else {
@@ -227,6 +236,7 @@ impl InviteRepository for MemoryStore {
         };
         if matches!(row.status, InviteStatus::Pending | InviteStatus::Expired) {
             row.status = InviteStatus::Revoked;
+            state.outbox.record(events);
         }
         Ok(true)
     }
@@ -266,6 +276,7 @@ impl InviteRepository for MemoryStore {
         invite: InviteId,
         member: MemberId,
         now: DateTime<Utc>,
+        events: &AcceptEvents,
     ) -> Result<AcceptRecord, AcceptRefusal> {
         let mut state = self.state();
         let now = stored(now);
@@ -284,12 +295,13 @@ impl InviteRepository for MemoryStore {
             return Err(AcceptRefusal::NotFound);
         };
 
-        let mut request_added = false;
         let existing = g.members.get(&member);
-        let (outcome, my_role) = match existing {
-            Some(m) if m.is_active() => (AcceptOutcome::AlreadyMember, m.role.clone()),
+        let (outcome, my_role, settled) = match existing {
+            Some(m) if m.is_active() => {
+                (AcceptOutcome::AlreadyMember, m.role.clone(), AcceptedMembership::Unchanged)
+            }
             Some(_) if g.group.approval_required => {
-                (AcceptOutcome::PendingApproval, RoleName::MEMBER)
+                (AcceptOutcome::PendingApproval, RoleName::MEMBER, AcceptedMembership::Unchanged)
             }
             None if g.group.approval_required => {
                 g.members.insert(
@@ -300,8 +312,7 @@ impl InviteRepository for MemoryStore {
                         joined_at: now,
                     },
                 );
-                request_added = true;
-                (AcceptOutcome::PendingApproval, RoleName::MEMBER)
+                (AcceptOutcome::PendingApproval, RoleName::MEMBER, AcceptedMembership::Requested)
             }
             // No membership, or a join request: an active member with the invite's role.
             Some(_) | None => {
@@ -318,24 +329,14 @@ impl InviteRepository for MemoryStore {
                         joined_at: now,
                     },
                 );
-                (AcceptOutcome::Joined, role)
+                (AcceptOutcome::Joined, role.clone(), AcceptedMembership::Joined(role))
             }
         };
         let group = g.group.clone();
-        let mut inviter = None;
         if let Some(row) = state.invites.get_mut(&invite) {
             row.status = InviteStatus::Accepted;
-            inviter = Some(row.invited_by);
         }
-        // A new join request tells those who decide it, as `join` does.
-        if request_added {
-            state.notify_join_request(group.id, member, now);
-        }
-        // The inviter learns of it under the same lock.
-        if let Some(inviter) = inviter {
-            let kind = onboard_notifications::NotificationType::InviteAccepted;
-            state.notify_group_event(group.id, inviter, kind, Some(member), "", Some(now));
-        }
+        state.outbox.record(&events.records(&settled));
         Ok(AcceptRecord { outcome, group: MyGroup { group, my_role } })
     }
 }

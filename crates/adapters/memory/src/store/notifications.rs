@@ -1,17 +1,17 @@
 //! Notifications in memory: [`NotificationRepository`] and [`NotificationOutbox`] for
-//! [`MemoryStore`], and the helpers the groups and invites calls use to notify under the same
-//! lock as their change (the memory twin of notifying in the same transaction).
+//! [`MemoryStore`], and the helper producers whose memory adapter shares this store use to
+//! notify under the same lock as their change (the memory twin of notifying in the same
+//! transaction).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use onboard_groups::Permission;
 use onboard_kernel::events::FeedPosition;
 use onboard_kernel::{GroupId, MemberId};
 use onboard_notifications::ports::{NotificationOutbox, NotificationRepository};
-use onboard_notifications::texts::Text;
 use onboard_notifications::{
     MarkRead, NewNotification, Notification, NotificationId, NotificationType,
 };
@@ -52,56 +52,7 @@ impl Notifications {
     }
 }
 
-/// The current time as the store keeps it.
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
 impl State {
-    /// The display name of a member (first and last names joined), if any.
-    fn display_name_of(&self, member: MemberId) -> Option<String> {
-        let m = self.members.get(&member)?;
-        let name = [m.first_name.as_deref(), m.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
-        Some(name)
-    }
-
-    /// Notifies `to` of a groups or invites event about `group` with the type's texts; `about`
-    /// is the member named in the text (`{name}`), `role` the `{role}`.
-    pub(super) fn notify_group_event(
-        &mut self,
-        group: GroupId,
-        to: MemberId,
-        kind: NotificationType,
-        about: Option<MemberId>,
-        role: &str,
-        at: Option<DateTime<Utc>>,
-    ) {
-        let (Some(text), Some(g)) = (Text::of(kind), self.groups.get(&group)) else {
-            return;
-        };
-        let name = about.and_then(|m| self.display_name_of(m));
-        let (body, link) =
-            text.render(name.as_deref(), role, g.group.name.as_str(), g.group.slug.as_str());
-        let slug = g.group.slug.as_str().to_owned();
-        let created_at = at.unwrap_or_else(now);
-        let expires_at = created_at + self.notifications.ttl;
-        self.notifications.insert(NewNotification {
-            id: NotificationId::new(),
-            member: to,
-            kind,
-            title: text.title.to_owned(),
-            body,
-            group: Some(slug),
-            link,
-            created_at,
-            expires_at,
-        });
-    }
-
     /// The active members of `group` whose role holds `permission` (owner and admin hold all).
     pub(super) fn holders_of(&self, group: GroupId, permission: &Permission) -> Vec<MemberId> {
         let Some(g) = self.groups.get(&group) else {
@@ -120,25 +71,6 @@ impl State {
             .collect();
         holders.sort();
         holders
-    }
-
-    /// Notifies the holders of `permission` in `group` of a join request by `requester`.
-    pub(super) fn notify_join_request(
-        &mut self,
-        group: GroupId,
-        requester: MemberId,
-        at: DateTime<Utc>,
-    ) {
-        for to in self.holders_of(group, &Permission::MEMBERS_MANAGE) {
-            self.notify_group_event(
-                group,
-                to,
-                NotificationType::JoinRequestCreated,
-                Some(requester),
-                "",
-                Some(at),
-            );
-        }
     }
 }
 

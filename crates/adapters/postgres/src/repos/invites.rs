@@ -17,6 +17,10 @@
 //!   WHERE status = 'pending'`, which either adds the row, upgrades a join request, or locks
 //!   the existing active membership (which then stays as it is).
 //!
+//! Every write stores its domain events in the outbox in its own transaction (in a
+//! data-modifying CTE of its statement where it is one statement), only when it changes
+//! something; the adapter writes no notification itself.
+//!
 //! Lock order, as in the groups and members adapters: a group row (an accept share-locks it
 //! first, so the group's deletion, a member deletion that locks it, or a change of its
 //! `approval_required` runs wholly before or after), then the invite row, then a custom role
@@ -33,20 +37,21 @@ use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use onboard_groups::{GroupName, MembershipStatus, MyGroup, RoleName, Slug};
-use onboard_invites::ports::{InviteRepository, NewInvite};
+use onboard_invites::events::{AcceptEvents, AcceptedMembership};
+use onboard_invites::ports::{InviteRepository, NewInvite, SmsCharge};
 use onboard_invites::{
     AcceptOutcome, AcceptRecord, AcceptRefusal, CreateInviteRefusal, Invite, InviteCursor,
     InviteId, InvitePreview, InviteStatus, InviteeName,
 };
+use onboard_kernel::events::Event;
 use onboard_kernel::{Email, GroupId, MemberId, PhoneNumber};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
 use crate::error::{TxError, is_transient, violated_unique};
-use crate::repos::notifications::{DEFAULT_TTL_SECS, name_of_m, notify_join_request, ttl_secs};
+use crate::repos::notifications::{DEFAULT_TTL_SECS, ttl_secs};
+use crate::repos::outbox::{self, events_json, record_events};
 use crate::rows::GroupRow;
-use onboard_notifications::NotificationType;
-use onboard_notifications::texts::Text as NotificationText;
 
 /// Whether a live member with phone `$2` or e-mail `$3` is an active member of group `$1`;
 /// unless so, marks `expired` the group's pending invites naming that phone or e-mail whose
@@ -67,11 +72,15 @@ const CHECK_AND_EXPIRE: &str = "
     )
     SELECT already_member FROM found";
 
-/// Stores a pending invite.
-const INSERT: &str = "
+/// Stores a pending invite, and the events in `$10` with it (a failed insert stores none).
+const INSERT: &str = concat!(
+    "WITH events AS (",
+    record_events!("$10"),
+    ")
     INSERT INTO invites (id, group_id, name, phone, email, role, status, invited_by, created_at,
         expires_at)
-    VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)";
+    VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)"
+);
 
 /// The columns of [`InviteRow`], from `invites i JOIN groups g`.
 macro_rules! invite_columns {
@@ -126,17 +135,23 @@ struct ForAcceptRow {
     caller_phone: Option<String>,
 }
 
-/// Revokes invite `$1` of group `$2` at `$3` when it is pending (expired or not); answers
-/// whether the group has the invite at all. A concurrent accept or revoke holding the row
-/// makes the update wait, then find the row no longer pending and leave it.
-const REVOKE: &str = "
-    WITH target AS (
+/// Revokes invite `$1` of group `$2` at `$3` when it is pending (expired or not), storing the
+/// events in `$4` only then; answers whether the group has the invite at all. A concurrent
+/// accept or revoke holding the row makes the update wait, then find the row no longer pending
+/// and leave it.
+const REVOKE: &str = concat!(
+    "WITH target AS (
         SELECT id FROM invites WHERE id = $1 AND group_id = $2
     ), revoked AS (
         UPDATE invites SET status = 'revoked', revoked_at = $3
         WHERE id = (SELECT id FROM target) AND status IN ('pending', 'expired')
+        RETURNING id
+    ), events AS (",
+    record_events!("$4"),
+    " WHERE EXISTS (SELECT FROM revoked)
     )
-    SELECT EXISTS (SELECT FROM target) AS found";
+    SELECT EXISTS (SELECT FROM target) AS found"
+);
 
 /// What invite `$1` shows to a holder of its code; the inviter's first name only while they
 /// are a live member.
@@ -163,22 +178,6 @@ const MARK_ACCEPTED: &str = "
     UPDATE invites SET status = 'accepted', accepted_by = $3, accepted_at = $4
     WHERE id = $1 AND group_id = $2 AND status = 'pending' AND expires_at > $4
     RETURNING role";
-
-/// Accepting, step 2b (notify): notifies the inviter of invite `$1` that member `$2` accepted
-/// it: type `$3`, title `$4`, body and link templates `$5`, `$6`, at `$7`, kept `$8` seconds.
-const NOTIFY_INVITER: &str = concat!(
-    "INSERT INTO notifications
-        (id, member_id, type, title, body, group_slug, link, created_at, expires_at)
-    SELECT notification_id_v7(), i.invited_by, $3, $4,
-        replace(replace($5, '{name}', ",
-    name_of_m!(),
-    "), '{group}', g.name),
-        g.slug, replace($6, '{slug}', g.slug), $7, $7 + $8 * interval '1 second'
-    FROM invites i
-    JOIN groups g ON g.id = i.group_id
-    JOIN members m ON m.id = $2
-    WHERE i.id = $1"
-);
 
 /// Accepting into a group that requires approval, step 3: adds member `$2`'s PENDING
 /// membership of group `$1` as `member`, joined at `$3`, unless a membership exists, which is
@@ -330,7 +329,8 @@ struct MembershipRow {
 #[derive(Clone)]
 pub struct PgInviteRepository {
     pool: PgPool,
-    /// How long the notifications this repository makes are kept (notify).
+    /// How long the notifications a debit of SMS credit makes are kept (the low-balance
+    /// notice of [`crate::repos::sms_credit::apply`]).
     notification_ttl_secs: i64,
 }
 
@@ -346,8 +346,8 @@ impl PgInviteRepository {
         Self { pool, notification_ttl_secs: DEFAULT_TTL_SECS }
     }
 
-    /// Keeps the notifications this repository makes for `ttl` (`NOTIFICATION_TTL`; 14 days
-    /// by default).
+    /// Keeps the notifications the SMS credit debits of this repository make for `ttl`
+    /// (`NOTIFICATION_TTL`; 14 days by default).
     #[must_use]
     pub fn with_notification_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.notification_ttl_secs = ttl_secs(ttl);
@@ -368,6 +368,7 @@ fn status_of(raw: &str) -> anyhow::Result<InviteStatus> {
 async fn create_tx(
     conn: &mut AsyncPgConnection,
     invite: &NewInvite,
+    events: &str,
     ttl_secs: i64,
 ) -> Result<(), TxError<CreateInviteRefusal>> {
     conn.transaction(async |conn| {
@@ -394,6 +395,7 @@ async fn create_tx(
             .bind::<Uuid, _>(invite.invited_by.as_uuid())
             .bind::<Timestamptz, _>(invite.created_at)
             .bind::<Timestamptz, _>(invite.expires_at)
+            .bind::<Text, _>(events)
             .cached()
             .execute(conn)
             .await
@@ -404,12 +406,12 @@ async fn create_tx(
                 _ => TxError::Db(e),
             })?;
         // The invite SMS is paid in the invite's transaction.
-        if let Some(charge) = invite.sms_charge {
-            let reference = invite.id.to_string();
+        if let Some(charge) = &invite.sms_charge {
+            let reference = charge.invite.to_string();
             let debited = crate::repos::sms_credit::apply(
                 conn,
-                invite.group,
-                -charge,
+                charge.group,
+                -charge.amount,
                 onboard_payments::sms_credit::CreditReason::InviteSms,
                 Some(&reference),
                 invite.created_at,
@@ -425,13 +427,16 @@ async fn create_tx(
     .await
 }
 
-/// One attempt at [`InviteRepository::accept`].
+/// One attempt at [`InviteRepository::accept`]. Its last statement stores the accept's events,
+/// picked by how the membership settled ([`outbox::record`]); it takes the place of the
+/// inviter's notification the transaction used to write, so the accept makes as many round
+/// trips as before.
 async fn accept_tx(
     conn: &mut AsyncPgConnection,
     invite: InviteId,
     member: MemberId,
     now: DateTime<Utc>,
-    ttl_secs: i64,
+    events: &AcceptEvents,
 ) -> Result<AcceptRecord, TxError<AcceptRefusal>> {
     conn.transaction(async |conn| {
         let group: Option<GroupRow> = diesel::sql_query(LOCK_GROUP)
@@ -455,22 +460,6 @@ async fn accept_tx(
         let Some(RoleRow { role }) = accepted else {
             return Err(TxError::Refused(AcceptRefusal::NotFound));
         };
-        // The inviter learns of it in this transaction.
-        let kind = NotificationType::InviteAccepted;
-        if let Some(text) = NotificationText::of(kind) {
-            diesel::sql_query(NOTIFY_INVITER)
-                .bind::<Uuid, _>(invite.as_uuid())
-                .bind::<Uuid, _>(member.as_uuid())
-                .bind::<Text, _>(kind.as_str())
-                .bind::<Text, _>(text.title)
-                .bind::<Text, _>(text.body)
-                .bind::<Nullable<Text>, _>(text.link)
-                .bind::<Timestamptz, _>(now)
-                .bind::<BigInt, _>(ttl_secs)
-                .cached()
-                .execute(conn)
-                .await?;
-        }
 
         let added: Option<RoleRow> = if group.approval_required {
             diesel::sql_query(ADD_REQUEST)
@@ -494,15 +483,16 @@ async fn accept_tx(
                 .await
                 .optional()?
         };
-        let (outcome, my_role) = match added {
+        let (outcome, my_role, settled) = match added {
             Some(RoleRow { role }) if group.approval_required => {
                 debug_assert_eq!(role, RoleName::MEMBER.as_str());
-                // A new join request, as `join` would tell.
-                let group_id = onboard_kernel::GroupId::from_uuid(group.id);
-                notify_join_request(conn, group_id, member, now, ttl_secs).await?;
-                (AcceptOutcome::PendingApproval, RoleName::MEMBER)
+                // A new join request.
+                (AcceptOutcome::PendingApproval, RoleName::MEMBER, AcceptedMembership::Requested)
             }
-            Some(RoleRow { role }) => (AcceptOutcome::Joined, RoleName::from_trusted(role)),
+            Some(RoleRow { role }) => {
+                let role = RoleName::from_trusted(role);
+                (AcceptOutcome::Joined, role.clone(), AcceptedMembership::Joined(role))
+            }
             None => {
                 // The membership existed; the statement locked it, so it is as read here.
                 let found: MembershipRow = diesel::sql_query(MEMBERSHIP)
@@ -512,12 +502,16 @@ async fn accept_tx(
                     .get_result(conn)
                     .await?;
                 match MembershipStatus::parse(&found.status) {
-                    Some(MembershipStatus::Active) => {
-                        (AcceptOutcome::AlreadyMember, RoleName::from_trusted(found.role))
-                    }
-                    Some(MembershipStatus::Pending) => {
-                        (AcceptOutcome::PendingApproval, RoleName::MEMBER)
-                    }
+                    Some(MembershipStatus::Active) => (
+                        AcceptOutcome::AlreadyMember,
+                        RoleName::from_trusted(found.role),
+                        AcceptedMembership::Unchanged,
+                    ),
+                    Some(MembershipStatus::Pending) => (
+                        AcceptOutcome::PendingApproval,
+                        RoleName::MEMBER,
+                        AcceptedMembership::Unchanged,
+                    ),
                     None => {
                         return Err(TxError::Refused(
                             anyhow::anyhow!("unknown membership status {:?}", found.status).into(),
@@ -526,6 +520,7 @@ async fn accept_tx(
                 }
             }
         };
+        outbox::record(conn, &events.records(&settled)).await?;
         Ok(AcceptRecord { outcome, group: MyGroup { group: group.into(), my_role } })
     })
     .await
@@ -533,10 +528,15 @@ async fn accept_tx(
 
 #[async_trait]
 impl InviteRepository for PgInviteRepository {
-    async fn create(&self, invite: &NewInvite) -> Result<(), CreateInviteRefusal> {
+    async fn create(
+        &self,
+        invite: &NewInvite,
+        events: &[Event],
+    ) -> Result<(), CreateInviteRefusal> {
         let mut conn = self.conn().await?;
         let ttl = self.notification_ttl_secs;
-        retrying!("creating an invite", create_tx(&mut conn, invite, ttl))
+        let events = events_json(events);
+        retrying!("creating an invite", create_tx(&mut conn, invite, &events, ttl))
     }
 
     async fn list(
@@ -576,23 +576,35 @@ impl InviteRepository for PgInviteRepository {
 
     async fn refund_sms(
         &self,
-        group: GroupId,
-        invite: InviteId,
-        amount: i64,
+        charge: &SmsCharge,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<()> {
         let mut conn = self.conn().await?;
-        let reference = invite.to_string();
-        crate::repos::sms_credit::apply(
-            &mut conn,
-            group,
-            amount,
-            onboard_payments::sms_credit::CreditReason::Refund,
-            Some(&reference),
-            now,
-            self.notification_ttl_secs,
-        )
-        .await
+        let reference = charge.invite.to_string();
+        let ttl = self.notification_ttl_secs;
+        let refund = async |conn: &mut AsyncPgConnection| {
+            crate::repos::sms_credit::apply(
+                conn,
+                charge.group,
+                charge.amount,
+                onboard_payments::sms_credit::CreditReason::Refund,
+                Some(&reference),
+                now,
+                ttl,
+            )
+            .await
+        };
+        if events.is_empty() {
+            refund(&mut conn).await
+        } else {
+            conn.transaction(async |conn| {
+                let refunded = refund(conn).await?;
+                outbox::record(conn, events).await?;
+                Ok(refunded)
+            })
+            .await
+        }
         .context("refunding an invite SMS")?;
         Ok(())
     }
@@ -602,12 +614,14 @@ impl InviteRepository for PgInviteRepository {
         group: GroupId,
         invite: InviteId,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<bool> {
         let mut conn = self.conn().await?;
         let row: FoundRow = diesel::sql_query(REVOKE)
             .bind::<Uuid, _>(invite.as_uuid())
             .bind::<Uuid, _>(group.as_uuid())
             .bind::<Timestamptz, _>(now)
+            .bind::<Text, _>(events_json(events))
             .cached()
             .get_result(&mut conn)
             .await
@@ -663,9 +677,9 @@ impl InviteRepository for PgInviteRepository {
         invite: InviteId,
         member: MemberId,
         now: DateTime<Utc>,
+        events: &AcceptEvents,
     ) -> Result<AcceptRecord, AcceptRefusal> {
         let mut conn = self.conn().await?;
-        let ttl = self.notification_ttl_secs;
-        retrying!("accepting an invite", accept_tx(&mut conn, invite, member, now, ttl))
+        retrying!("accepting an invite", accept_tx(&mut conn, invite, member, now, events))
     }
 }

@@ -127,63 +127,6 @@ const NOTIFY_MEMBER_ABOUT_GROUP: &str = "
         COALESCE($7, now()) + $8 * interval '1 second'
     FROM groups g WHERE g.id = $1";
 
-/// The display name of the member `m` (first and last names): the SQL twin of
-/// `texts::display_name` (`'Someone'` is `texts::NO_NAME`, checked by a test).
-macro_rules! name_of_m {
-    () => {
-        "COALESCE(NULLIF(btrim(concat_ws(' ', m.first_name, m.last_name)), ''), 'Someone')"
-    };
-}
-pub(crate) use name_of_m;
-
-/// Notifies the active members of group `$1` holding `members.manage` that member `$2` asked
-/// to join: type `$3`, title `$4`, body and link templates `$5`, `$6`, at `$7`, kept `$8`
-/// seconds.
-const NOTIFY_JOIN_REQUEST: &str = concat!(
-    "INSERT INTO notifications
-        (id, member_id, type, title, body, group_slug, link, created_at, expires_at)
-    SELECT notification_id_v7(), gm.member_id, $3, $4,
-        replace(replace($5, '{name}', ",
-    name_of_m!(),
-    "), '{group}', g.name),
-        g.slug, replace($6, '{slug}', g.slug), $7, $7 + $8 * interval '1 second'
-    FROM groups g
-    JOIN members m ON m.id = $2
-    JOIN group_members gm ON gm.group_id = g.id AND gm.status = 'active'
-    LEFT JOIN group_roles r ON r.group_id = gm.group_id AND r.name = gm.role
-    WHERE g.id = $1
-        AND (gm.role IN ('owner', 'admin') OR 'members.manage' = ANY (r.permissions))"
-);
-
-/// Notifies, inside `conn`'s transaction, the members of `group` who may decide join requests
-/// that `requester` asked to join (a join request made other than by `join`: an accepted
-/// invite to a group that requires approval).
-pub(crate) async fn notify_join_request(
-    conn: &mut AsyncPgConnection,
-    group: GroupId,
-    requester: MemberId,
-    now: DateTime<Utc>,
-    ttl_secs: i64,
-) -> diesel::QueryResult<()> {
-    let kind = NotificationType::JoinRequestCreated;
-    let Some(text) = Template::of(kind) else {
-        return Ok(());
-    };
-    diesel::sql_query(NOTIFY_JOIN_REQUEST)
-        .bind::<Uuid, _>(group.as_uuid())
-        .bind::<Uuid, _>(requester.as_uuid())
-        .bind::<Text, _>(kind.as_str())
-        .bind::<Text, _>(text.title)
-        .bind::<Text, _>(text.body)
-        .bind::<Nullable<Text>, _>(text.link)
-        .bind::<Timestamptz, _>(now)
-        .bind::<BigInt, _>(ttl_secs)
-        .cached()
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Notifies every active member of group `$1` holding permission `$2`.
 const NOTIFY_GROUP_PERMISSION: &str = "
     SELECT notify_group_permission($1, $2, $3, $4, $5, $6, $7, $8) AS count";
@@ -564,13 +507,5 @@ impl NotificationOutbox for PgNotificationRepository {
             .await
             .context("marking notifications published")?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_sql_name_fallback_is_the_domains() {
-        assert!(name_of_m!().contains(&format!("'{}'", onboard_notifications::texts::NO_NAME)));
     }
 }

@@ -3,11 +3,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use onboard_groups::ports::GroupRepository;
 use onboard_groups::{Group, GroupPatch, MembershipStatus, Permission, RoleName};
+use onboard_invites::events::{AcceptEvents, InviteEvent};
 use onboard_invites::ports::{InviteRepository, NewInvite};
 use onboard_invites::{
     AcceptOutcome, AcceptRefusal, CreateInviteRefusal, InviteCursor, InviteId, InviteStatus,
     InviteeName,
 };
+use onboard_kernel::events::Event;
 use onboard_kernel::{Email, GroupId, MemberId, PhoneNumber};
 use onboard_members::ports::MemberRepository;
 use onboard_members::{PersonName, ProfilePatch};
@@ -75,7 +77,7 @@ impl Fixture {
     /// Stores an invite to `group` by `by` for phone `n`, created at `self.t`, living a day.
     async fn invite_phone(&self, group: GroupId, by: MemberId, n: u32) -> NewInvite {
         let invite = new_invite(group, by, Some(phone(n)), None, self.t);
-        self.invites.create(&invite).await.expect("creates");
+        self.invites.create(&invite, &[]).await.expect("creates");
         invite
     }
 
@@ -117,6 +119,18 @@ fn new_invite(
     }
 }
 
+/// Accept events the tests that do not look at the outbox hand over.
+fn any_events() -> AcceptEvents {
+    AcceptEvents {
+        invite: InviteId::new(),
+        group: GroupId::new(),
+        invited_by: MemberId::new(),
+        member: MemberId::new(),
+        role: RoleName::MEMBER,
+        at: now(),
+    }
+}
+
 fn email(s: &str) -> Email {
     Email::parse(s).expect("an e-mail")
 }
@@ -135,7 +149,7 @@ async fn a_created_invite_reads_back_pending_with_its_group_slug() {
     let mut new = new_invite(group.id, ann, Some(phone(2)), Some(email("bo@example.com")), f.t);
     new.role = RoleName::ADMIN;
 
-    f.invites.create(&new).await.expect("creates");
+    f.invites.create(&new, &[]).await.expect("creates");
 
     let invite = f.invites.get(new.id).await.expect("gets").expect("exists");
     assert_eq!(invite.id, new.id);
@@ -165,14 +179,17 @@ async fn inviting_an_active_member_by_phone_or_email_is_refused_and_writes_nothi
         (None, Some(email("bob@example.com"))),
         (Some(phone(9)), Some(email("bob@example.com"))),
     ] {
-        let refused = f.invites.create(&new_invite(group.id, ann, phone, email, f.t)).await;
+        let refused = f.invites.create(&new_invite(group.id, ann, phone, email, f.t), &[]).await;
         assert!(matches!(refused, Err(CreateInviteRefusal::AlreadyMember)), "{refused:?}");
     }
     assert_eq!(rows(&f.db.pool(), "invites").await, 0);
 
     // Another group is another matter.
     let other = f.group("other", ann).await;
-    f.invites.create(&new_invite(other.id, ann, Some(phone(2)), None, f.t)).await.expect("creates");
+    f.invites
+        .create(&new_invite(other.id, ann, Some(phone(2)), None, f.t), &[])
+        .await
+        .expect("creates");
 }
 
 #[tokio::test]
@@ -186,8 +203,14 @@ async fn a_join_request_or_a_deleted_member_does_not_count_as_a_member() {
     f.groups.join(group.id, cid, MembershipStatus::Active, f.t, &[]).await.expect("joins");
     f.members.delete(cid, f.t, &[]).await.expect("deletes");
 
-    f.invites.create(&new_invite(group.id, ann, Some(phone(2)), None, f.t)).await.expect("bob");
-    f.invites.create(&new_invite(group.id, ann, Some(phone(3)), None, f.t)).await.expect("cid");
+    f.invites
+        .create(&new_invite(group.id, ann, Some(phone(2)), None, f.t), &[])
+        .await
+        .expect("bob");
+    f.invites
+        .create(&new_invite(group.id, ann, Some(phone(3)), None, f.t), &[])
+        .await
+        .expect("cid");
 }
 
 #[tokio::test]
@@ -196,7 +219,7 @@ async fn a_second_live_invite_naming_the_same_phone_or_email_is_refused() {
     let ann = f.member(1).await;
     let group = f.group("acme", ann).await;
     let first = new_invite(group.id, ann, Some(phone(2)), Some(email("bo@example.com")), f.t);
-    f.invites.create(&first).await.expect("creates");
+    f.invites.create(&first, &[]).await.expect("creates");
 
     let later = f.t + Duration::hours(1);
     for (phone, email) in [
@@ -205,17 +228,17 @@ async fn a_second_live_invite_naming_the_same_phone_or_email_is_refused() {
         (Some(phone(3)), Some(email("bo@example.com"))),
         (Some(phone(2)), Some(email("other@example.com"))),
     ] {
-        let refused = f.invites.create(&new_invite(group.id, ann, phone, email, later)).await;
+        let refused = f.invites.create(&new_invite(group.id, ann, phone, email, later), &[]).await;
         assert!(matches!(refused, Err(CreateInviteRefusal::InvitePending)), "{refused:?}");
     }
     assert_eq!(rows(&f.db.pool(), "invites").await, 1, "nothing written");
 
     // Neither a phone nor an e-mail in common, or another group: fine.
     let other = new_invite(group.id, ann, Some(phone(3)), Some(email("cy@example.com")), later);
-    f.invites.create(&other).await.expect("creates");
+    f.invites.create(&other, &[]).await.expect("creates");
     let elsewhere = f.group("other", ann).await;
     f.invites
-        .create(&new_invite(elsewhere.id, ann, Some(phone(2)), None, later))
+        .create(&new_invite(elsewhere.id, ann, Some(phone(2)), None, later), &[])
         .await
         .expect("creates");
 }
@@ -229,7 +252,8 @@ async fn already_member_comes_before_invite_pending() {
     let bob = f.member(2).await;
     f.groups.join(group.id, bob, MembershipStatus::Active, f.t, &[]).await.expect("joins");
 
-    let refused = f.invites.create(&new_invite(group.id, ann, Some(phone(2)), None, f.t)).await;
+    let refused =
+        f.invites.create(&new_invite(group.id, ann, Some(phone(2)), None, f.t), &[]).await;
 
     assert!(matches!(refused, Err(CreateInviteRefusal::AlreadyMember)), "{refused:?}");
 }
@@ -243,7 +267,7 @@ async fn an_expired_pending_invite_does_not_block_a_new_one() {
 
     // Exactly at the old invite's expiry: it is expired.
     let new = new_invite(group.id, ann, Some(phone(2)), None, old.expires_at);
-    f.invites.create(&new).await.expect("creates");
+    f.invites.create(&new, &[]).await.expect("creates");
 
     let listed = f.invites.list(group.id, None, None, 10, new.created_at).await.expect("lists");
     let statuses: Vec<_> =
@@ -254,7 +278,7 @@ async fn an_expired_pending_invite_does_not_block_a_new_one() {
     assert_eq!(expired.expect("lists").iter().map(|(i, _)| i.id).collect::<Vec<_>>(), [old.id]);
     // The old one cannot be accepted any more.
     let bob = f.member(2).await;
-    let refused = f.invites.accept(old.id, bob, new.created_at).await;
+    let refused = f.invites.accept(old.id, bob, new.created_at, &any_events()).await;
     assert!(matches!(refused, Err(AcceptRefusal::NotFound)), "{refused:?}");
 }
 
@@ -264,13 +288,13 @@ async fn a_revoked_or_accepted_invite_does_not_block_a_new_one() {
     let ann = f.member(1).await;
     let group = f.group("acme", ann).await;
     let revoked = f.invite_phone(group.id, ann, 2).await;
-    assert!(f.invites.revoke(group.id, revoked.id, f.t).await.expect("revokes"));
+    assert!(f.invites.revoke(group.id, revoked.id, f.t, &[]).await.expect("revokes"));
 
     let again = f.invite_phone(group.id, ann, 2).await;
 
     assert_eq!(f.status(again.id).await, InviteStatus::Pending);
     let bob = f.member(2).await;
-    f.invites.accept(again.id, bob, f.t).await.expect("accepts");
+    f.invites.accept(again.id, bob, f.t, &any_events()).await.expect("accepts");
     f.groups.remove(group.id, bob, &RoleName::MEMBER, &[]).await.expect("removes bob");
     f.invite_phone(group.id, ann, 2).await;
 }
@@ -289,7 +313,7 @@ async fn two_concurrent_creates_for_the_same_phone_end_in_one_invite_and_one_ref
                 let invite = new_invite(group.id, ann, Some(phone(2)), email, f.t);
                 tokio::spawn(async move {
                     start.wait().await;
-                    invites.create(&invite).await
+                    invites.create(&invite, &[]).await
                 })
             })
             .collect();
@@ -320,9 +344,9 @@ async fn the_list_filters_by_status_as_of_now() {
     let revoked = f.invite_phone(group.id, ann, 4).await;
     let mut short = new_invite(group.id, ann, Some(phone(5)), None, f.t);
     short.expires_at = f.t + Duration::minutes(5);
-    f.invites.create(&short).await.expect("creates");
-    f.invites.accept(accepted.id, bob, f.t).await.expect("accepts");
-    f.invites.revoke(group.id, revoked.id, f.t).await.expect("revokes");
+    f.invites.create(&short, &[]).await.expect("creates");
+    f.invites.accept(accepted.id, bob, f.t, &any_events()).await.expect("accepts");
+    f.invites.revoke(group.id, revoked.id, f.t, &[]).await.expect("revokes");
     let now = f.t + Duration::minutes(5);
 
     let ids = async |status| {
@@ -356,7 +380,7 @@ async fn the_list_runs_newest_first_in_keyset_pages_through_ties() {
     let mut made = Vec::new();
     for (n, at) in [(2, 0), (3, 0), (4, 0), (5, 1), (6, 2)] {
         let invite = new_invite(group.id, ann, Some(phone(n)), None, f.t + Duration::seconds(at));
-        f.invites.create(&invite).await.expect("creates");
+        f.invites.create(&invite, &[]).await.expect("creates");
         made.push((invite.created_at, invite.id));
     }
     made.sort();
@@ -395,22 +419,25 @@ async fn revoking_changes_only_a_pending_invite_of_that_group() {
     let accepted = f.invite_phone(group.id, ann, 3).await;
     let mut expired = new_invite(group.id, ann, Some(phone(4)), None, f.t);
     expired.expires_at = f.t;
-    f.invites.create(&expired).await.expect("creates");
-    f.invites.accept(accepted.id, bob, f.t).await.expect("accepts");
+    f.invites.create(&expired, &[]).await.expect("creates");
+    f.invites.accept(accepted.id, bob, f.t, &any_events()).await.expect("accepts");
 
-    assert!(!f.invites.revoke(other.id, pending.id, f.t).await.expect("revokes"), "other group");
+    assert!(
+        !f.invites.revoke(other.id, pending.id, f.t, &[]).await.expect("revokes"),
+        "other group"
+    );
     assert_eq!(f.status(pending.id).await, InviteStatus::Pending);
-    assert!(!f.invites.revoke(group.id, InviteId::new(), f.t).await.expect("revokes"));
+    assert!(!f.invites.revoke(group.id, InviteId::new(), f.t, &[]).await.expect("revokes"));
 
-    assert!(f.invites.revoke(group.id, pending.id, f.t).await.expect("revokes"));
-    assert!(f.invites.revoke(group.id, expired.id, f.t).await.expect("revokes"));
-    assert!(f.invites.revoke(group.id, accepted.id, f.t).await.expect("revokes"));
-    assert!(f.invites.revoke(group.id, pending.id, f.t).await.expect("again"));
+    assert!(f.invites.revoke(group.id, pending.id, f.t, &[]).await.expect("revokes"));
+    assert!(f.invites.revoke(group.id, expired.id, f.t, &[]).await.expect("revokes"));
+    assert!(f.invites.revoke(group.id, accepted.id, f.t, &[]).await.expect("revokes"));
+    assert!(f.invites.revoke(group.id, pending.id, f.t, &[]).await.expect("again"));
 
     assert_eq!(f.status(pending.id).await, InviteStatus::Revoked);
     assert_eq!(f.status(expired.id).await, InviteStatus::Revoked);
     assert_eq!(f.status(accepted.id).await, InviteStatus::Accepted);
-    let refused = f.invites.accept(pending.id, bob, f.t).await;
+    let refused = f.invites.accept(pending.id, bob, f.t, &any_events()).await;
     assert!(matches!(refused, Err(AcceptRefusal::NotFound)), "{refused:?}");
 }
 
@@ -431,7 +458,7 @@ async fn a_preview_shows_the_group_the_inviter_and_the_invitee() {
     assert_eq!(preview.expires_at, invite.expires_at);
     assert_eq!(preview.status, InviteStatus::Pending);
     assert_eq!(f.invites.preview(InviteId::new()).await.expect("previews"), None);
-    f.invites.revoke(group.id, invite.id, f.t).await.expect("revokes");
+    f.invites.revoke(group.id, invite.id, f.t, &[]).await.expect("revokes");
     let revoked = f.invites.preview(invite.id).await.expect("previews").expect("exists");
     assert_eq!(revoked.status, InviteStatus::Revoked);
 }
@@ -485,10 +512,10 @@ async fn accepting_joins_with_the_invites_role_and_uses_the_invite_up() {
     let group = f.group("acme", ann).await;
     let mut invite = new_invite(group.id, ann, Some(phone(2)), None, f.t);
     invite.role = RoleName::ADMIN;
-    f.invites.create(&invite).await.expect("creates");
+    f.invites.create(&invite, &[]).await.expect("creates");
     let at = f.t + Duration::minutes(1);
 
-    let record = f.invites.accept(invite.id, bob, at).await.expect("accepts");
+    let record = f.invites.accept(invite.id, bob, at, &any_events()).await.expect("accepts");
 
     assert_eq!(record.outcome, AcceptOutcome::Joined);
     assert_eq!(record.group.group, group);
@@ -499,7 +526,7 @@ async fn accepting_joins_with_the_invites_role_and_uses_the_invite_up() {
         (RoleName::ADMIN, MembershipStatus::Active, at)
     );
     assert_eq!(f.status(invite.id).await, InviteStatus::Accepted);
-    let again = f.invites.accept(invite.id, bob, at).await;
+    let again = f.invites.accept(invite.id, bob, at, &any_events()).await;
     assert!(matches!(again, Err(AcceptRefusal::NotFound)), "{again:?}");
 }
 
@@ -511,8 +538,8 @@ async fn an_expired_or_unknown_invite_cannot_be_accepted_and_nothing_is_written(
     let group = f.group("acme", ann).await;
     let invite = f.invite_phone(group.id, ann, 2).await;
 
-    let expired = f.invites.accept(invite.id, bob, invite.expires_at).await;
-    let unknown = f.invites.accept(InviteId::new(), bob, f.t).await;
+    let expired = f.invites.accept(invite.id, bob, invite.expires_at, &any_events()).await;
+    let unknown = f.invites.accept(InviteId::new(), bob, f.t, &any_events()).await;
 
     assert!(matches!(expired, Err(AcceptRefusal::NotFound)), "{expired:?}");
     assert!(matches!(unknown, Err(AcceptRefusal::NotFound)), "{unknown:?}");
@@ -530,9 +557,9 @@ async fn an_active_member_accepting_keeps_their_role() {
     // Bob joined after the invite was made.
     let mut invite = new_invite(group.id, ann, None, Some(email("bob@example.com")), f.t);
     invite.role = RoleName::ADMIN;
-    f.invites.create(&invite).await.expect("creates");
+    f.invites.create(&invite, &[]).await.expect("creates");
 
-    let record = f.invites.accept(invite.id, bob, f.t).await.expect("accepts");
+    let record = f.invites.accept(invite.id, bob, f.t, &any_events()).await.expect("accepts");
 
     assert_eq!(record.outcome, AcceptOutcome::AlreadyMember);
     assert_eq!(record.group.my_role, RoleName::MEMBER);
@@ -552,13 +579,13 @@ async fn accepting_into_a_group_that_requires_approval_leaves_a_join_request() {
     let group = f.approval_group("acme", ann).await;
     let mut for_bob = new_invite(group.id, ann, Some(phone(2)), None, f.t);
     for_bob.role = RoleName::ADMIN;
-    f.invites.create(&for_bob).await.expect("creates");
+    f.invites.create(&for_bob, &[]).await.expect("creates");
     let for_cid = f.invite_phone(group.id, ann, 3).await;
     let earlier = f.t - Duration::hours(1);
     f.groups.join(group.id, cid, MembershipStatus::Pending, earlier, &[]).await.expect("asks");
 
-    let bob_record = f.invites.accept(for_bob.id, bob, f.t).await.expect("accepts");
-    let cid_record = f.invites.accept(for_cid.id, cid, f.t).await.expect("accepts");
+    let bob_record = f.invites.accept(for_bob.id, bob, f.t, &any_events()).await.expect("accepts");
+    let cid_record = f.invites.accept(for_cid.id, cid, f.t, &any_events()).await.expect("accepts");
 
     assert_eq!(bob_record.outcome, AcceptOutcome::PendingApproval);
     assert_eq!(bob_record.group.my_role, RoleName::MEMBER);
@@ -580,9 +607,9 @@ async fn an_active_member_accepting_into_a_group_that_requires_approval_stays_ac
     let ann = f.member(1).await;
     let group = f.approval_group("acme", ann).await;
     let invite = new_invite(group.id, ann, None, Some(email("ann2@example.com")), f.t);
-    f.invites.create(&invite).await.expect("creates");
+    f.invites.create(&invite, &[]).await.expect("creates");
 
-    let record = f.invites.accept(invite.id, ann, f.t).await.expect("accepts");
+    let record = f.invites.accept(invite.id, ann, f.t, &any_events()).await.expect("accepts");
 
     assert_eq!(record.outcome, AcceptOutcome::AlreadyMember);
     assert_eq!(record.group.my_role, RoleName::OWNER);
@@ -601,10 +628,10 @@ async fn accepting_makes_a_pending_join_request_an_active_membership() {
     f.groups.join(group.id, bob, MembershipStatus::Pending, f.t, &[]).await.expect("asks");
     let mut invite = new_invite(group.id, ann, Some(phone(2)), None, f.t);
     invite.role = RoleName::ADMIN;
-    f.invites.create(&invite).await.expect("creates");
+    f.invites.create(&invite, &[]).await.expect("creates");
     let at = f.t + Duration::minutes(1);
 
-    let record = f.invites.accept(invite.id, bob, at).await.expect("accepts");
+    let record = f.invites.accept(invite.id, bob, at, &any_events()).await.expect("accepts");
 
     assert_eq!((record.outcome, record.group.my_role), (AcceptOutcome::Joined, RoleName::ADMIN));
     let joined = f.groups.member(group.id, bob).await.expect("gets").expect("a member");
@@ -628,12 +655,12 @@ async fn a_custom_role_deleted_since_the_invite_grants_member() {
     kept.role = role("staff");
     let mut gone = new_invite(group.id, ann, Some(phone(3)), None, f.t);
     gone.role = role("temp");
-    f.invites.create(&kept).await.expect("creates");
-    f.invites.create(&gone).await.expect("creates");
+    f.invites.create(&kept, &[]).await.expect("creates");
+    f.invites.create(&gone, &[]).await.expect("creates");
     f.groups.delete_role(group.id, &role("temp")).await.expect("deletes");
 
-    let staff = f.invites.accept(kept.id, bob, f.t).await.expect("accepts");
-    let member = f.invites.accept(gone.id, cid, f.t).await.expect("accepts");
+    let staff = f.invites.accept(kept.id, bob, f.t, &any_events()).await.expect("accepts");
+    let member = f.invites.accept(gone.id, cid, f.t, &any_events()).await.expect("accepts");
 
     assert_eq!(staff.group.my_role, role("staff"));
     assert_eq!(f.membership(group.id, bob).await, Some((role("staff"), MembershipStatus::Active)));
@@ -654,7 +681,7 @@ async fn of_eight_concurrent_accepts_of_one_invite_exactly_one_succeeds() {
         takers.push(f.member(n).await);
     }
     let invite = new_invite(group.id, ann, None, Some(email("all@example.com")), f.t);
-    f.invites.create(&invite).await.expect("creates");
+    f.invites.create(&invite, &[]).await.expect("creates");
 
     let start = Arc::new(Barrier::new(takers.len()));
     let tasks: Vec<_> = takers
@@ -663,7 +690,7 @@ async fn of_eight_concurrent_accepts_of_one_invite_exactly_one_succeeds() {
             let (invites, start, t) = (f.invites.clone(), start.clone(), f.t);
             tokio::spawn(async move {
                 start.wait().await;
-                (taker, invites.accept(invite.id, taker, t).await)
+                (taker, invites.accept(invite.id, taker, t, &any_events()).await)
             })
         })
         .collect();
@@ -698,20 +725,20 @@ async fn of_an_accept_and_a_revoke_at_once_exactly_one_wins() {
     let group = f.group("acme", ann).await;
     for round in 0..10 {
         let invite = new_invite(group.id, ann, None, Some(email("bob@example.com")), f.t);
-        f.invites.create(&invite).await.expect("creates");
+        f.invites.create(&invite, &[]).await.expect("creates");
         let start = Arc::new(Barrier::new(2));
         let accept = {
             let (invites, start, t) = (f.invites.clone(), start.clone(), f.t);
             tokio::spawn(async move {
                 start.wait().await;
-                invites.accept(invite.id, bob, t).await
+                invites.accept(invite.id, bob, t, &any_events()).await
             })
         };
         let revoke = {
             let (invites, start, t) = (f.invites.clone(), start.clone(), f.t);
             tokio::spawn(async move {
                 start.wait().await;
-                invites.revoke(group.id, invite.id, t).await
+                invites.revoke(group.id, invite.id, t, &[]).await
             })
         };
         let accepted = accept.await.expect("the task ran");
@@ -751,9 +778,9 @@ async fn deleting_a_group_deletes_its_invites() {
 
     assert_eq!(f.invites.get(invite.id).await.expect("gets"), None);
     assert_eq!(f.invites.preview(invite.id).await.expect("previews"), None);
-    let refused = f.invites.accept(invite.id, bob, f.t).await;
+    let refused = f.invites.accept(invite.id, bob, f.t, &any_events()).await;
     assert!(matches!(refused, Err(AcceptRefusal::NotFound)), "{refused:?}");
-    assert!(!f.invites.revoke(group.id, invite.id, f.t).await.expect("revokes"));
+    assert!(!f.invites.revoke(group.id, invite.id, f.t, &[]).await.expect("revokes"));
     assert_eq!(rows(&f.db.pool(), "invites").await, 1);
     assert_eq!(f.status(other.id).await, InviteStatus::Pending);
 }
@@ -769,4 +796,117 @@ async fn deleting_a_member_who_is_alone_in_a_group_deletes_its_invites() {
 
     assert_eq!(f.invites.get(invite.id).await.expect("gets"), None);
     assert_eq!(rows(&f.db.pool(), "invites").await, 0);
+}
+
+// ---- events --------------------------------------------------------------------------------
+
+/// The types of every event in the outbox, oldest first.
+async fn recorded(f: &Fixture) -> Vec<String> {
+    use onboard_kernel::events::EventFeed as _;
+    let feed = onboard_postgres::PgEventFeed::new(f.db.pool());
+    let batch = feed.read("test", 100).await.expect("reads");
+    batch.events.into_iter().map(|e| e.event_type).collect()
+}
+
+/// The events of `member` accepting `invite`.
+fn accept_events(invite: &NewInvite, member: MemberId, at: DateTime<Utc>) -> AcceptEvents {
+    AcceptEvents {
+        invite: invite.id,
+        group: invite.group,
+        invited_by: invite.invited_by,
+        member,
+        role: invite.role.clone(),
+        at,
+    }
+}
+
+fn created(invite: &NewInvite) -> Vec<Event> {
+    Event::records(&[InviteEvent::created(invite)], invite.created_at)
+}
+
+fn revoked(invite: &NewInvite, at: DateTime<Utc>) -> Vec<Event> {
+    let revoked = InviteEvent::Revoked {
+        invite_id: invite.id,
+        group_id: invite.group,
+        by: invite.invited_by,
+    };
+    Event::records(&[revoked], at)
+}
+
+#[tokio::test]
+async fn a_create_stores_its_events_and_a_refused_one_stores_none() {
+    let f = Fixture::new().await;
+    let ann = f.member(1).await;
+    let group = f.group("acme", ann).await;
+    let before = recorded(&f).await.len();
+    let invite = new_invite(group.id, ann, Some(phone(2)), None, f.t);
+    let twin = new_invite(group.id, ann, Some(phone(2)), None, f.t);
+
+    f.invites.create(&invite, &created(&invite)).await.expect("creates");
+    let refused = f.invites.create(&twin, &created(&twin)).await;
+
+    assert!(matches!(refused, Err(CreateInviteRefusal::InvitePending)), "{refused:?}");
+    assert_eq!(recorded(&f).await[before..], ["invite.created"]);
+}
+
+#[tokio::test]
+async fn an_accept_stores_its_events_as_the_membership_settled() {
+    let f = Fixture::new().await;
+    let ann = f.member(1).await;
+    let (bob, cid, dan) = (f.member(2).await, f.member(3).await, f.member(4).await);
+    let open = f.group("acme", ann).await;
+    let gated = f.approval_group("gated", ann).await;
+    f.groups.join(gated.id, dan, MembershipStatus::Pending, f.t, &[]).await.expect("joins");
+    let joins = f.invite_phone(open.id, ann, 2).await;
+    let asks = f.invite_phone(gated.id, ann, 3).await;
+    let waits = f.invite_phone(gated.id, ann, 4).await;
+
+    let mut seen = Vec::new();
+    for (invite, member) in [(&joins, bob), (&asks, cid), (&waits, dan)] {
+        let before = recorded(&f).await.len();
+        let events = accept_events(invite, member, f.t);
+        f.invites.accept(invite.id, member, f.t, &events).await.expect("accepts");
+        seen.push(recorded(&f).await[before..].to_vec());
+    }
+
+    assert_eq!(seen[0], ["invite.accepted", "group.member_joined"]);
+    assert_eq!(seen[1], ["invite.accepted", "group.join_requested"]);
+    assert_eq!(seen[2], ["invite.accepted"], "the join request was pending already");
+}
+
+#[tokio::test]
+async fn a_refused_or_lost_accept_and_a_no_op_revoke_store_no_events() {
+    let f = Fixture::new().await;
+    let ann = f.member(1).await;
+    let bob = f.member(2).await;
+    let group = f.group("acme", ann).await;
+    let invite = f.invite_phone(group.id, ann, 2).await;
+    let late = f.invite_phone(group.id, ann, 3).await;
+    let events = accept_events(&invite, bob, f.t);
+    f.invites.accept(invite.id, bob, f.t, &events).await.expect("accepts");
+    let before = recorded(&f).await;
+
+    let lost = f.invites.accept(invite.id, bob, f.t, &events).await;
+    let expired =
+        f.invites.accept(late.id, bob, late.expires_at, &accept_events(&late, bob, f.t)).await;
+    let found = f.invites.revoke(group.id, invite.id, f.t, &revoked(&invite, f.t)).await;
+
+    assert!(matches!(lost, Err(AcceptRefusal::NotFound)), "{lost:?}");
+    assert!(matches!(expired, Err(AcceptRefusal::NotFound)), "{expired:?}");
+    assert!(found.expect("revokes"), "the invite exists, accepted");
+    assert_eq!(recorded(&f).await, before);
+}
+
+#[tokio::test]
+async fn a_revoke_of_a_pending_invite_stores_its_events() {
+    let f = Fixture::new().await;
+    let ann = f.member(1).await;
+    let group = f.group("acme", ann).await;
+    let invite = f.invite_phone(group.id, ann, 2).await;
+    let before = recorded(&f).await.len();
+
+    let found = f.invites.revoke(group.id, invite.id, f.t, &revoked(&invite, f.t)).await;
+
+    assert!(found.expect("revokes"));
+    assert_eq!(recorded(&f).await[before..], ["invite.revoked"]);
 }

@@ -202,7 +202,7 @@ async fn concurrent_debits_never_take_the_balance_below_zero() {
 
 #[tokio::test]
 async fn a_billed_invite_is_debited_with_its_row_refused_without_credit_and_refunded() {
-    use onboard_invites::ports::{InviteRepository, NewInvite};
+    use onboard_invites::ports::{InviteRepository, NewInvite, SmsCharge};
     use onboard_invites::{CreateInviteRefusal, InviteId, InviteeName};
     use onboard_postgres::PgInviteRepository;
 
@@ -212,20 +212,23 @@ async fn a_billed_invite_is_debited_with_its_row_refused_without_credit_and_refu
     let pool = f.db.pool();
     let invites = PgInviteRepository::new(pool.clone());
     let store = PgSmsCreditStore::new(pool.clone());
-    let invite = |n: u32| NewInvite {
-        id: InviteId::new(),
-        group: group.id,
-        name: InviteeName::parse("Ann Lee").unwrap(),
-        phone: Some(crate::phone(100 + n)),
-        email: None,
-        role: onboard_groups::RoleName::MEMBER,
-        invited_by: owner,
-        created_at: f.t,
-        expires_at: f.t + Duration::days(1),
-        sms_charge: Some(11),
+    let invite = |n: u32| {
+        let id = InviteId::new();
+        NewInvite {
+            id,
+            group: group.id,
+            name: InviteeName::parse("Ann Lee").unwrap(),
+            phone: Some(crate::phone(100 + n)),
+            email: None,
+            role: onboard_groups::RoleName::MEMBER,
+            invited_by: owner,
+            created_at: f.t,
+            expires_at: f.t + Duration::days(1),
+            sms_charge: Some(SmsCharge { group: group.id, amount: 11, invite: id }),
+        }
     };
 
-    let refused = invites.create(&invite(1)).await;
+    let refused = invites.create(&invite(1), &[]).await;
     assert!(matches!(refused, Err(CreateInviteRefusal::InsufficientCredit)), "{refused:?}");
     assert_eq!(rows(&pool, "invites").await, 0, "no invite row without credit");
 
@@ -233,9 +236,10 @@ async fn a_billed_invite_is_debited_with_its_row_refused_without_credit_and_refu
     apply(&mut conn, group.id, 20, CreditReason::Purchase, None, f.t, TTL).await.unwrap();
     drop(conn);
     let paid = invite(2);
-    invites.create(&paid).await.unwrap();
+    invites.create(&paid, &[]).await.unwrap();
     assert_eq!(store.wallet(group.id).await.unwrap().balance, 9);
-    invites.refund_sms(group.id, paid.id, 11, f.t).await.unwrap();
+    let charge = paid.sms_charge.expect("a charge");
+    invites.refund_sms(&charge, f.t, &[]).await.unwrap();
     assert_eq!(store.wallet(group.id).await.unwrap().balance, 20);
     let ledger = store.ledger(group.id, None, 10).await.unwrap();
     let reasons: Vec<_> = ledger.iter().map(|e| e.reason).collect();

@@ -124,8 +124,20 @@ fn new_invite(
 /// Stores an invite to `group` by `by` for phone `n`, created at `t(0)`.
 async fn invite_phone(store: &MemoryStore, group: GroupId, by: MemberId, n: u32) -> NewInvite {
     let invite = new_invite(group, by, Some(phone(n)), None, t(0));
-    invites(store).create(&invite).await.expect("creates");
+    invites(store).create(&invite, &[]).await.expect("creates");
     invite
+}
+
+/// Accept events the tests that do not look at the outbox hand over.
+fn any_events() -> AcceptEvents {
+    AcceptEvents {
+        invite: InviteId::new(),
+        group: GroupId::new(),
+        invited_by: MemberId::new(),
+        member: MemberId::new(),
+        role: RoleName::MEMBER,
+        at: t(0),
+    }
 }
 
 async fn status(store: &MemoryStore, invite: InviteId) -> InviteStatus {
@@ -155,7 +167,7 @@ async fn a_created_invite_reads_back_pending_with_its_group_slug() {
     let mut new = new_invite(g.id, ann, Some(phone(2)), Some(email("bo@example.com")), t(0));
     new.role = RoleName::ADMIN;
 
-    invites(&store).create(&new).await.expect("creates");
+    invites(&store).create(&new, &[]).await.expect("creates");
 
     let invite = invites(&store).get(new.id).await.expect("gets").expect("exists");
     assert_eq!((invite.id, invite.group, invite.group_slug), (new.id, g.id, g.slug));
@@ -181,14 +193,14 @@ async fn inviting_an_active_member_by_phone_or_email_is_refused_and_writes_nothi
         (None, Some(email("bob@example.com"))),
         (Some(phone(9)), Some(email("bob@example.com"))),
     ] {
-        let refused = invites(&store).create(&new_invite(g.id, ann, phone, email, t(0))).await;
+        let refused = invites(&store).create(&new_invite(g.id, ann, phone, email, t(0)), &[]).await;
         assert!(matches!(refused, Err(CreateInviteRefusal::AlreadyMember)), "{refused:?}");
     }
     assert_eq!(count(&store, g.id).await, 0);
 
     let other = group(&store, "other", ann, false).await;
     invites(&store)
-        .create(&new_invite(other.id, ann, Some(phone(2)), None, t(0)))
+        .create(&new_invite(other.id, ann, Some(phone(2)), None, t(0)), &[])
         .await
         .expect("ok");
 }
@@ -204,8 +216,14 @@ async fn a_join_request_or_a_deleted_member_does_not_count_as_a_member() {
     join(&store, g.id, cid, MembershipStatus::Active).await;
     members(&store).delete(cid, t(0), &[]).await.expect("deletes");
 
-    invites(&store).create(&new_invite(g.id, ann, Some(phone(2)), None, t(0))).await.expect("bob");
-    invites(&store).create(&new_invite(g.id, ann, Some(phone(3)), None, t(0))).await.expect("cid");
+    invites(&store)
+        .create(&new_invite(g.id, ann, Some(phone(2)), None, t(0)), &[])
+        .await
+        .expect("bob");
+    invites(&store)
+        .create(&new_invite(g.id, ann, Some(phone(3)), None, t(0)), &[])
+        .await
+        .expect("cid");
 }
 
 #[tokio::test]
@@ -214,7 +232,7 @@ async fn a_second_live_invite_naming_the_same_phone_or_email_is_refused() {
     let ann = member(&store, 1).await;
     let g = group(&store, "acme", ann, false).await;
     let first = new_invite(g.id, ann, Some(phone(2)), Some(email("bo@example.com")), t(0));
-    invites(&store).create(&first).await.expect("creates");
+    invites(&store).create(&first, &[]).await.expect("creates");
 
     for (phone, email) in [
         (Some(phone(2)), None),
@@ -222,16 +240,17 @@ async fn a_second_live_invite_naming_the_same_phone_or_email_is_refused() {
         (Some(phone(3)), Some(email("bo@example.com"))),
         (Some(phone(2)), Some(email("other@example.com"))),
     ] {
-        let refused = invites(&store).create(&new_invite(g.id, ann, phone, email, t(60))).await;
+        let refused =
+            invites(&store).create(&new_invite(g.id, ann, phone, email, t(60)), &[]).await;
         assert!(matches!(refused, Err(CreateInviteRefusal::InvitePending)), "{refused:?}");
     }
     assert_eq!(count(&store, g.id).await, 1, "nothing written");
 
     let other = new_invite(g.id, ann, Some(phone(3)), Some(email("cy@example.com")), t(60));
-    invites(&store).create(&other).await.expect("creates");
+    invites(&store).create(&other, &[]).await.expect("creates");
     let elsewhere = group(&store, "other", ann, false).await;
     let there = new_invite(elsewhere.id, ann, Some(phone(2)), None, t(60));
-    invites(&store).create(&there).await.expect("creates");
+    invites(&store).create(&there, &[]).await.expect("creates");
 }
 
 #[tokio::test]
@@ -243,7 +262,8 @@ async fn already_member_comes_before_invite_pending() {
     let bob = member(&store, 2).await;
     join(&store, g.id, bob, MembershipStatus::Active).await;
 
-    let refused = invites(&store).create(&new_invite(g.id, ann, Some(phone(2)), None, t(0))).await;
+    let refused =
+        invites(&store).create(&new_invite(g.id, ann, Some(phone(2)), None, t(0)), &[]).await;
 
     assert!(matches!(refused, Err(CreateInviteRefusal::AlreadyMember)), "{refused:?}");
 }
@@ -257,7 +277,7 @@ async fn an_expired_pending_invite_does_not_block_a_new_one() {
 
     // Exactly at the old invite's expiry: it is expired.
     let new = new_invite(g.id, ann, Some(phone(2)), None, old.expires_at);
-    invites(&store).create(&new).await.expect("creates");
+    invites(&store).create(&new, &[]).await.expect("creates");
 
     let at = new.created_at;
     let listed = invites(&store).list(g.id, None, None, 10, at).await.expect("lists");
@@ -267,7 +287,7 @@ async fn an_expired_pending_invite_does_not_block_a_new_one() {
     let expired = invites(&store).list(g.id, Some(InviteStatus::Expired), None, 10, at).await;
     assert_eq!(expired.expect("lists").iter().map(|(i, _)| i.id).collect::<Vec<_>>(), [old.id]);
     let bob = member(&store, 2).await;
-    let refused = invites(&store).accept(old.id, bob, at).await;
+    let refused = invites(&store).accept(old.id, bob, at, &any_events()).await;
     assert!(matches!(refused, Err(AcceptRefusal::NotFound)), "{refused:?}");
 }
 
@@ -277,13 +297,13 @@ async fn a_revoked_or_accepted_invite_does_not_block_a_new_one() {
     let ann = member(&store, 1).await;
     let g = group(&store, "acme", ann, false).await;
     let revoked = invite_phone(&store, g.id, ann, 2).await;
-    assert!(invites(&store).revoke(g.id, revoked.id, t(0)).await.expect("revokes"));
+    assert!(invites(&store).revoke(g.id, revoked.id, t(0), &[]).await.expect("revokes"));
 
     let again = invite_phone(&store, g.id, ann, 2).await;
 
     assert_eq!(status(&store, again.id).await, InviteStatus::Pending);
     let bob = member(&store, 2).await;
-    invites(&store).accept(again.id, bob, t(0)).await.expect("accepts");
+    invites(&store).accept(again.id, bob, t(0), &any_events()).await.expect("accepts");
     groups(&store).remove(g.id, bob, &RoleName::MEMBER, &[]).await.expect("removes bob");
     invite_phone(&store, g.id, ann, 2).await;
 }
@@ -301,7 +321,7 @@ async fn two_concurrent_creates_for_the_same_phone_end_in_one_invite_and_one_ref
             let invite = new_invite(g.id, ann, Some(phone(2)), Some(email(address)), t(0));
             tokio::spawn(async move {
                 start.wait().await;
-                invites(&store).create(&invite).await
+                invites(&store).create(&invite, &[]).await
             })
         })
         .collect();
@@ -330,9 +350,9 @@ async fn the_list_filters_by_status_as_of_now() {
     let revoked = invite_phone(&store, g.id, ann, 4).await;
     let mut short = new_invite(g.id, ann, Some(phone(5)), None, t(0));
     short.expires_at = t(300);
-    invites(&store).create(&short).await.expect("creates");
-    invites(&store).accept(accepted.id, bob, t(0)).await.expect("accepts");
-    invites(&store).revoke(g.id, revoked.id, t(0)).await.expect("revokes");
+    invites(&store).create(&short, &[]).await.expect("creates");
+    invites(&store).accept(accepted.id, bob, t(0), &any_events()).await.expect("accepts");
+    invites(&store).revoke(g.id, revoked.id, t(0), &[]).await.expect("revokes");
 
     let ids = async |status, now| {
         let listed = invites(&store).list(g.id, status, None, 10, now).await.expect("lists");
@@ -360,7 +380,7 @@ async fn the_list_runs_newest_first_in_keyset_pages_through_ties() {
     let mut made = Vec::new();
     for (n, at) in [(2, 0), (3, 0), (4, 0), (5, 1), (6, 2)] {
         let invite = new_invite(g.id, ann, Some(phone(n)), None, t(at));
-        invites(&store).create(&invite).await.expect("creates");
+        invites(&store).create(&invite, &[]).await.expect("creates");
         made.push((kept(at), invite.id));
     }
     made.sort();
@@ -393,21 +413,21 @@ async fn revoking_changes_only_a_pending_invite_of_that_group() {
     let accepted = invite_phone(&store, g.id, ann, 3).await;
     let mut expired = new_invite(g.id, ann, Some(phone(4)), None, t(0));
     expired.expires_at = t(0);
-    invites(&store).create(&expired).await.expect("creates");
-    invites(&store).accept(accepted.id, bob, t(0)).await.expect("accepts");
+    invites(&store).create(&expired, &[]).await.expect("creates");
+    invites(&store).accept(accepted.id, bob, t(0), &any_events()).await.expect("accepts");
 
-    assert!(!invites(&store).revoke(other.id, pending.id, t(0)).await.expect("revokes"));
+    assert!(!invites(&store).revoke(other.id, pending.id, t(0), &[]).await.expect("revokes"));
     assert_eq!(status(&store, pending.id).await, InviteStatus::Pending);
-    assert!(!invites(&store).revoke(g.id, InviteId::new(), t(0)).await.expect("revokes"));
+    assert!(!invites(&store).revoke(g.id, InviteId::new(), t(0), &[]).await.expect("revokes"));
 
     for id in [pending.id, expired.id, accepted.id, pending.id] {
-        assert!(invites(&store).revoke(g.id, id, t(0)).await.expect("revokes"));
+        assert!(invites(&store).revoke(g.id, id, t(0), &[]).await.expect("revokes"));
     }
 
     assert_eq!(status(&store, pending.id).await, InviteStatus::Revoked);
     assert_eq!(status(&store, expired.id).await, InviteStatus::Revoked);
     assert_eq!(status(&store, accepted.id).await, InviteStatus::Accepted);
-    let refused = invites(&store).accept(pending.id, bob, t(0)).await;
+    let refused = invites(&store).accept(pending.id, bob, t(0), &any_events()).await;
     assert!(matches!(refused, Err(AcceptRefusal::NotFound)), "{refused:?}");
 }
 
@@ -426,7 +446,7 @@ async fn a_preview_shows_the_group_the_inviter_and_the_invitee() {
     assert_eq!(preview.name.as_str(), "Ann Lee");
     assert_eq!((preview.expires_at, preview.status), (kept(86_400), InviteStatus::Pending));
     assert_eq!(invites(&store).preview(InviteId::new()).await.expect("previews"), None);
-    invites(&store).revoke(g.id, invite.id, t(0)).await.expect("revokes");
+    invites(&store).revoke(g.id, invite.id, t(0), &[]).await.expect("revokes");
     let revoked = invites(&store).preview(invite.id).await.expect("previews").expect("exists");
     assert_eq!(revoked.status, InviteStatus::Revoked);
 }
@@ -483,9 +503,10 @@ async fn accepting_joins_with_the_invites_role_and_uses_the_invite_up() {
     let g = group(&store, "acme", ann, false).await;
     let mut invite = new_invite(g.id, ann, Some(phone(2)), None, t(0));
     invite.role = RoleName::ADMIN;
-    invites(&store).create(&invite).await.expect("creates");
+    invites(&store).create(&invite, &[]).await.expect("creates");
 
-    let record = invites(&store).accept(invite.id, bob, t(60)).await.expect("accepts");
+    let record =
+        invites(&store).accept(invite.id, bob, t(60), &any_events()).await.expect("accepts");
 
     assert_eq!(record.outcome, AcceptOutcome::Joined);
     assert_eq!(record.group, MyGroup { group: g.clone(), my_role: RoleName::ADMIN });
@@ -494,7 +515,7 @@ async fn accepting_joins_with_the_invites_role_and_uses_the_invite_up() {
         Some((RoleName::ADMIN, MembershipStatus::Active, kept(60)))
     );
     assert_eq!(status(&store, invite.id).await, InviteStatus::Accepted);
-    let again = invites(&store).accept(invite.id, bob, t(60)).await;
+    let again = invites(&store).accept(invite.id, bob, t(60), &any_events()).await;
     assert!(matches!(again, Err(AcceptRefusal::NotFound)), "{again:?}");
 }
 
@@ -506,8 +527,8 @@ async fn an_expired_or_unknown_invite_cannot_be_accepted_and_nothing_is_written(
     let g = group(&store, "acme", ann, false).await;
     let invite = invite_phone(&store, g.id, ann, 2).await;
 
-    let expired = invites(&store).accept(invite.id, bob, invite.expires_at).await;
-    let unknown = invites(&store).accept(InviteId::new(), bob, t(0)).await;
+    let expired = invites(&store).accept(invite.id, bob, invite.expires_at, &any_events()).await;
+    let unknown = invites(&store).accept(InviteId::new(), bob, t(0), &any_events()).await;
 
     assert!(matches!(expired, Err(AcceptRefusal::NotFound)), "{expired:?}");
     assert!(matches!(unknown, Err(AcceptRefusal::NotFound)), "{unknown:?}");
@@ -524,9 +545,10 @@ async fn an_active_member_accepting_keeps_their_role() {
     join(&store, g.id, bob, MembershipStatus::Active).await;
     let mut invite = new_invite(g.id, ann, None, Some(email("bob@example.com")), t(0));
     invite.role = RoleName::ADMIN;
-    invites(&store).create(&invite).await.expect("creates");
+    invites(&store).create(&invite, &[]).await.expect("creates");
 
-    let record = invites(&store).accept(invite.id, bob, t(60)).await.expect("accepts");
+    let record =
+        invites(&store).accept(invite.id, bob, t(60), &any_events()).await.expect("accepts");
 
     assert_eq!(
         (record.outcome, record.group.my_role),
@@ -548,12 +570,14 @@ async fn accepting_into_a_group_that_requires_approval_leaves_a_join_request() {
     let g = group(&store, "acme", ann, true).await;
     let mut for_bob = new_invite(g.id, ann, Some(phone(2)), None, t(0));
     for_bob.role = RoleName::ADMIN;
-    invites(&store).create(&for_bob).await.expect("creates");
+    invites(&store).create(&for_bob, &[]).await.expect("creates");
     let for_cid = invite_phone(&store, g.id, ann, 3).await;
     join(&store, g.id, cid, MembershipStatus::Pending).await;
 
-    let bob_record = invites(&store).accept(for_bob.id, bob, t(60)).await.expect("accepts");
-    let cid_record = invites(&store).accept(for_cid.id, cid, t(60)).await.expect("accepts");
+    let bob_record =
+        invites(&store).accept(for_bob.id, bob, t(60), &any_events()).await.expect("accepts");
+    let cid_record =
+        invites(&store).accept(for_cid.id, cid, t(60), &any_events()).await.expect("accepts");
 
     assert_eq!(bob_record.outcome, AcceptOutcome::PendingApproval);
     assert_eq!(bob_record.group.my_role, RoleName::MEMBER);
@@ -577,9 +601,10 @@ async fn an_active_member_accepting_into_a_group_that_requires_approval_stays_ac
     let ann = member(&store, 1).await;
     let g = group(&store, "acme", ann, true).await;
     let invite = new_invite(g.id, ann, None, Some(email("ann2@example.com")), t(0));
-    invites(&store).create(&invite).await.expect("creates");
+    invites(&store).create(&invite, &[]).await.expect("creates");
 
-    let record = invites(&store).accept(invite.id, ann, t(0)).await.expect("accepts");
+    let record =
+        invites(&store).accept(invite.id, ann, t(0), &any_events()).await.expect("accepts");
 
     assert_eq!(
         (record.outcome, record.group.my_role),
@@ -600,9 +625,10 @@ async fn accepting_makes_a_pending_join_request_an_active_membership() {
     join(&store, g.id, bob, MembershipStatus::Pending).await;
     let mut invite = new_invite(g.id, ann, Some(phone(2)), None, t(0));
     invite.role = RoleName::ADMIN;
-    invites(&store).create(&invite).await.expect("creates");
+    invites(&store).create(&invite, &[]).await.expect("creates");
 
-    let record = invites(&store).accept(invite.id, bob, t(60)).await.expect("accepts");
+    let record =
+        invites(&store).accept(invite.id, bob, t(60), &any_events()).await.expect("accepts");
 
     assert_eq!((record.outcome, record.group.my_role), (AcceptOutcome::Joined, RoleName::ADMIN));
     assert_eq!(
@@ -625,12 +651,13 @@ async fn a_custom_role_deleted_since_the_invite_grants_member() {
     kept_role.role = role("staff");
     let mut gone = new_invite(g.id, ann, Some(phone(3)), None, t(0));
     gone.role = role("temp");
-    invites(&store).create(&kept_role).await.expect("creates");
-    invites(&store).create(&gone).await.expect("creates");
+    invites(&store).create(&kept_role, &[]).await.expect("creates");
+    invites(&store).create(&gone, &[]).await.expect("creates");
     groups(&store).delete_role(g.id, &role("temp")).await.expect("deletes");
 
-    let staff = invites(&store).accept(kept_role.id, bob, t(0)).await.expect("accepts");
-    let plain = invites(&store).accept(gone.id, cid, t(0)).await.expect("accepts");
+    let staff =
+        invites(&store).accept(kept_role.id, bob, t(0), &any_events()).await.expect("accepts");
+    let plain = invites(&store).accept(gone.id, cid, t(0), &any_events()).await.expect("accepts");
 
     assert_eq!(staff.group.my_role, role("staff"));
     assert_eq!(membership(&store, g.id, bob).await.map(|(r, ..)| r), Some(role("staff")));
@@ -648,7 +675,7 @@ async fn of_eight_concurrent_accepts_of_one_invite_exactly_one_succeeds() {
         takers.push(member(&store, n).await);
     }
     let invite = new_invite(g.id, ann, None, Some(email("all@example.com")), t(0));
-    invites(&store).create(&invite).await.expect("creates");
+    invites(&store).create(&invite, &[]).await.expect("creates");
 
     let start = Arc::new(Barrier::new(takers.len()));
     let tasks: Vec<_> = takers
@@ -657,7 +684,7 @@ async fn of_eight_concurrent_accepts_of_one_invite_exactly_one_succeeds() {
             let (store, start) = (store.clone(), start.clone());
             tokio::spawn(async move {
                 start.wait().await;
-                (taker, invites(&store).accept(invite.id, taker, t(0)).await)
+                (taker, invites(&store).accept(invite.id, taker, t(0), &any_events()).await)
             })
         })
         .collect();
@@ -691,20 +718,20 @@ async fn of_an_accept_and_a_revoke_at_once_exactly_one_wins() {
     let g = group(&store, "acme", ann, false).await;
     for round in 0..10 {
         let invite = new_invite(g.id, ann, None, Some(email("bob@example.com")), t(0));
-        invites(&store).create(&invite).await.expect("creates");
+        invites(&store).create(&invite, &[]).await.expect("creates");
         let start = Arc::new(Barrier::new(2));
         let accept = {
             let (store, start) = (store.clone(), start.clone());
             tokio::spawn(async move {
                 start.wait().await;
-                invites(&store).accept(invite.id, bob, t(0)).await
+                invites(&store).accept(invite.id, bob, t(0), &any_events()).await
             })
         };
         let revoke = {
             let (store, start) = (store.clone(), start.clone());
             tokio::spawn(async move {
                 start.wait().await;
-                invites(&store).revoke(g.id, invite.id, t(0)).await
+                invites(&store).revoke(g.id, invite.id, t(0), &[]).await
             })
         };
         let accepted = accept.await.expect("the task ran");
@@ -740,9 +767,9 @@ async fn deleting_a_group_deletes_its_invites() {
 
     assert_eq!(invites(&store).get(invite.id).await.expect("gets"), None);
     assert_eq!(invites(&store).preview(invite.id).await.expect("previews"), None);
-    let refused = invites(&store).accept(invite.id, bob, t(0)).await;
+    let refused = invites(&store).accept(invite.id, bob, t(0), &any_events()).await;
     assert!(matches!(refused, Err(AcceptRefusal::NotFound)), "{refused:?}");
-    assert!(!invites(&store).revoke(g.id, invite.id, t(0)).await.expect("revokes"));
+    assert!(!invites(&store).revoke(g.id, invite.id, t(0), &[]).await.expect("revokes"));
     assert_eq!(status(&store, other.id).await, InviteStatus::Pending);
 }
 
@@ -756,4 +783,134 @@ async fn deleting_a_member_who_is_alone_in_a_group_deletes_its_invites() {
     members(&store).delete(ann, t(0), &[]).await.expect("deletes");
 
     assert_eq!(invites(&store).get(invite.id).await.expect("gets"), None);
+}
+
+// Events -------------------------------------------------------------------------------------
+
+/// The types of the events in the outbox, oldest first.
+fn recorded(store: &MemoryStore) -> Vec<String> {
+    store.state().outbox.all().map(|e| e.event_type.clone()).collect()
+}
+
+/// The events of `member` accepting `invite`.
+fn accept_events(invite: &NewInvite, member: MemberId) -> AcceptEvents {
+    AcceptEvents {
+        invite: invite.id,
+        group: invite.group,
+        invited_by: invite.invited_by,
+        member,
+        role: invite.role.clone(),
+        at: t(60),
+    }
+}
+
+fn created(invite: &NewInvite) -> Vec<Event> {
+    Event::records(&[onboard_invites::events::InviteEvent::created(invite)], t(0))
+}
+
+#[tokio::test]
+async fn a_create_stores_its_events_and_a_refused_one_stores_none() {
+    let store = MemoryStore::new();
+    let ann = member(&store, 1).await;
+    let g = group(&store, "acme", ann, false).await;
+    let before = recorded(&store).len();
+    let invite = new_invite(g.id, ann, Some(phone(2)), None, t(0));
+
+    invites(&store).create(&invite, &created(&invite)).await.expect("creates");
+    let twin = new_invite(g.id, ann, Some(phone(2)), None, t(0));
+    let refused = invites(&store).create(&twin, &created(&twin)).await;
+
+    assert!(matches!(refused, Err(CreateInviteRefusal::InvitePending)), "{refused:?}");
+    assert_eq!(recorded(&store)[before..], ["invite.created"]);
+}
+
+#[tokio::test]
+async fn an_accept_stores_its_events_as_the_membership_settled() {
+    let store = MemoryStore::new();
+    let ann = member(&store, 1).await;
+    let (bob, cid, dan) =
+        (member(&store, 2).await, member(&store, 3).await, member(&store, 4).await);
+    let open = group(&store, "acme", ann, false).await;
+    let gated = group(&store, "gated", ann, true).await;
+    join(&store, gated.id, dan, MembershipStatus::Pending).await;
+    let joins = invite_phone(&store, open.id, ann, 2).await;
+    let asks = invite_phone(&store, gated.id, ann, 3).await;
+    let waits = invite_phone(&store, gated.id, ann, 4).await;
+
+    let mut seen = Vec::new();
+    for (invite, member) in [(&joins, bob), (&asks, cid), (&waits, dan)] {
+        let before = recorded(&store).len();
+        let events = accept_events(invite, member);
+        invites(&store).accept(invite.id, member, t(60), &events).await.expect("accepts");
+        seen.push(recorded(&store)[before..].to_vec());
+    }
+
+    assert_eq!(seen[0], ["invite.accepted", "group.member_joined"]);
+    assert_eq!(seen[1], ["invite.accepted", "group.join_requested"]);
+    assert_eq!(seen[2], ["invite.accepted"], "the join request was pending already");
+    let state = store.state();
+    let joined = state.outbox.all().find(|e| e.event_type == "group.member_joined");
+    let joined = joined.and_then(|e| e.decode::<onboard_groups::events::GroupEvent>());
+    assert_eq!(
+        joined,
+        Some(onboard_groups::events::GroupEvent::MemberJoined {
+            group_id: open.id,
+            member_id: bob,
+            role: "member".to_owned(),
+            via: onboard_groups::events::JoinedVia::Invite,
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_refused_or_lost_accept_and_a_no_op_revoke_store_no_events() {
+    let store = MemoryStore::new();
+    let ann = member(&store, 1).await;
+    let bob = member(&store, 2).await;
+    let g = group(&store, "acme", ann, false).await;
+    let invite = invite_phone(&store, g.id, ann, 2).await;
+    let events = accept_events(&invite, bob);
+    invites(&store).accept(invite.id, bob, t(60), &events).await.expect("accepts");
+    let before = recorded(&store).len();
+
+    let lost = invites(&store).accept(invite.id, bob, t(60), &events).await;
+    let expired = invite_phone(&store, g.id, ann, 3).await;
+    let after_create = recorded(&store).len();
+    let late = invites(&store).accept(expired.id, bob, expired.expires_at, &any_events()).await;
+    let revoked = Event::records(
+        &[onboard_invites::events::InviteEvent::Revoked {
+            invite_id: invite.id,
+            group_id: g.id,
+            by: ann,
+        }],
+        t(60),
+    );
+    let found = invites(&store).revoke(g.id, invite.id, t(60), &revoked).await.expect("revokes");
+
+    assert!(matches!(lost, Err(AcceptRefusal::NotFound)), "{lost:?}");
+    assert!(matches!(late, Err(AcceptRefusal::NotFound)), "{late:?}");
+    assert!(found, "the invite exists, accepted");
+    assert_eq!(after_create, before, "invite_phone hands no events");
+    assert_eq!(recorded(&store).len(), before);
+}
+
+#[tokio::test]
+async fn a_revoke_of_a_pending_invite_stores_its_events() {
+    let store = MemoryStore::new();
+    let ann = member(&store, 1).await;
+    let g = group(&store, "acme", ann, false).await;
+    let invite = invite_phone(&store, g.id, ann, 2).await;
+    let before = recorded(&store).len();
+    let revoked = Event::records(
+        &[onboard_invites::events::InviteEvent::Revoked {
+            invite_id: invite.id,
+            group_id: g.id,
+            by: ann,
+        }],
+        t(60),
+    );
+
+    assert!(invites(&store).revoke(g.id, invite.id, t(60), &revoked).await.expect("revokes"));
+
+    assert_eq!(recorded(&store)[before..], ["invite.revoked"]);
 }
