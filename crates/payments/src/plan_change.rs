@@ -103,11 +103,11 @@ pub fn plan_change(
     let pending = current.next_charge.clone().filter(|c| c.status == ChargeStatus::Scheduled);
     let judge = Judge { current, main_card, request, plan, now, config, ids, pending };
     match current.status {
-        BillingStatus::Free => judge.from_free(),
-        BillingStatus::Trialing => judge.from_trialing(),
-        BillingStatus::Active => judge.from_active(),
-        BillingStatus::PastDue => judge.from_past_due(),
-        BillingStatus::Canceling => judge.from_canceling(),
+        BillingStatus::Free => judge.when_free(),
+        BillingStatus::Trialing => judge.when_trialing(),
+        BillingStatus::Active => judge.when_active(),
+        BillingStatus::PastDue => judge.when_past_due(),
+        BillingStatus::Canceling => judge.when_canceling(),
     }
 }
 
@@ -247,7 +247,7 @@ impl Judge<'_> {
         self.change(self.now, None, self.pending.clone(), None, b)
     }
 
-    fn from_free(&self) -> Result<PlanChange, PlanRefusal> {
+    fn when_free(&self) -> Result<PlanChange, PlanRefusal> {
         if self.plan.is_free() {
             return Ok(self.unchanged(self.now));
         }
@@ -283,7 +283,7 @@ impl Judge<'_> {
         Ok(self.change(now, Some(now_charge), None, Some(next), b))
     }
 
-    fn from_trialing(&self) -> Result<PlanChange, PlanRefusal> {
+    fn when_trialing(&self) -> Result<PlanChange, PlanRefusal> {
         if self.plan.is_free() {
             return Ok(self.to_free_now());
         }
@@ -299,7 +299,7 @@ impl Judge<'_> {
         Ok(self.change(self.now, None, self.pending.clone(), Some(first), b))
     }
 
-    fn from_active(&self) -> Result<PlanChange, PlanRefusal> {
+    fn when_active(&self) -> Result<PlanChange, PlanRefusal> {
         let end = self.current.current_period_end.unwrap_or(self.now);
         if self.plan.is_free() {
             let mut b = self.current.clone();
@@ -322,7 +322,7 @@ impl Judge<'_> {
         Ok(self.change(end, None, self.pending.clone(), Some(next), b))
     }
 
-    fn from_past_due(&self) -> Result<PlanChange, PlanRefusal> {
+    fn when_past_due(&self) -> Result<PlanChange, PlanRefusal> {
         if self.plan.is_free() {
             return Ok(self.to_free_now());
         }
@@ -339,7 +339,7 @@ impl Judge<'_> {
         Ok(self.change(p.at, None, Some(p), Some(retry), b))
     }
 
-    fn from_canceling(&self) -> Result<PlanChange, PlanRefusal> {
+    fn when_canceling(&self) -> Result<PlanChange, PlanRefusal> {
         let end = self.current.current_period_end.unwrap_or(self.now);
         if self.plan.is_free() {
             return Ok(self.unchanged(end));

@@ -29,6 +29,7 @@ impl Outbox {
     }
 
     /// Every event recorded so far, oldest first (for tests).
+    #[cfg(test)]
     pub(crate) fn all(&self) -> impl Iterator<Item = &Event> {
         self.events.iter().map(|(_, e)| e)
     }

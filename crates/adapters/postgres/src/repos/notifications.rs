@@ -19,7 +19,6 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use onboard_kernel::events::FeedPosition;
 use onboard_kernel::{GroupId, MemberId};
 use onboard_notifications::ports::{NotificationOutbox, NotificationRepository};
-use onboard_notifications::texts::Text as Template;
 use onboard_notifications::{
     MarkRead, NewNotification, Notification, NotificationId, NotificationType,
 };
@@ -115,17 +114,6 @@ const CLAIM: &str = concat!(
 
 const MARK_PUBLISHED: &str = "
     UPDATE notifications SET published_at = now(), claimed_until = NULL WHERE id = ANY ($1)";
-
-/// Notifies member `$2` about group `$1`: type `$3`, title `$4`, body `$5` and link `$6`
-/// templates (`{group}` and `{slug}` filled here, the rest before), created at `$7`
-/// (`now()` when null), kept `$8` seconds.
-const NOTIFY_MEMBER_ABOUT_GROUP: &str = "
-    INSERT INTO notifications
-        (id, member_id, type, title, body, group_slug, link, created_at, expires_at)
-    SELECT notification_id_v7(), $2, $3, $4, replace($5, '{group}', g.name), g.slug,
-        replace($6, '{slug}', g.slug), COALESCE($7, now()),
-        COALESCE($7, now()) + $8 * interval '1 second'
-    FROM groups g WHERE g.id = $1";
 
 /// Notifies every active member of group `$1` holding permission `$2`.
 const NOTIFY_GROUP_PERMISSION: &str = "
@@ -263,42 +251,6 @@ pub async fn notify_group_permission(
         .get_result(conn)
         .await?;
     Ok(u64::try_from(row.count).unwrap_or(0))
-}
-
-/// Notifies `member` of a groups or invites event about `group` with the type's texts
-/// (`name` and `role` already known; the group's name and slug filled in SQL), inside
-/// `conn`'s transaction. `now` `None` means the database's `now()`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn notify_member_about_group(
-    conn: &mut AsyncPgConnection,
-    group: GroupId,
-    member: MemberId,
-    kind: NotificationType,
-    name: Option<&str>,
-    role: &str,
-    now: Option<DateTime<Utc>>,
-    ttl_secs: i64,
-) -> diesel::QueryResult<()> {
-    let Some(text) = Template::of(kind) else {
-        return Ok(());
-    };
-    let body = text
-        .body
-        .replace("{name}", onboard_notifications::texts::display_name(name))
-        .replace("{role}", role);
-    diesel::sql_query(NOTIFY_MEMBER_ABOUT_GROUP)
-        .bind::<Uuid, _>(group.as_uuid())
-        .bind::<Uuid, _>(member.as_uuid())
-        .bind::<Text, _>(kind.as_str())
-        .bind::<Text, _>(text.title)
-        .bind::<Text, _>(body)
-        .bind::<Nullable<Text>, _>(text.link)
-        .bind::<Nullable<Timestamptz>, _>(now)
-        .bind::<BigInt, _>(ttl_secs)
-        .cached()
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Notifications in PostgreSQL.

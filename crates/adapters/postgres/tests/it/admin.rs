@@ -194,14 +194,14 @@ async fn a_block_and_an_unblock_store_their_events_and_refused_ones_none() {
     let unblocked = Event::record(&AdminEvent::MemberUnblocked { member_id: id, by: None }, t);
 
     admin
-        .block(id, BlockReason::parse("spam").ok(), Actor::Cli, t, &[blocked.clone()])
+        .block(id, BlockReason::parse("spam").ok(), Actor::Cli, t, std::slice::from_ref(&blocked))
         .await
         .expect("blocked");
-    admin.unblock(id, Actor::Cli, t, &[unblocked.clone()]).await.expect("unblocked");
+    admin.unblock(id, Actor::Cli, t, std::slice::from_ref(&unblocked)).await.expect("unblocked");
     let unknown = MemberId::new();
-    let refused = admin.block(unknown, None, Actor::Cli, t, &[blocked.clone()]).await;
+    let refused = admin.block(unknown, None, Actor::Cli, t, std::slice::from_ref(&blocked)).await;
     assert!(matches!(refused, Err(TargetError::NotFound)), "{refused:?}");
-    let refused = admin.unblock(unknown, Actor::Cli, t, &[unblocked.clone()]).await;
+    let refused = admin.unblock(unknown, Actor::Cli, t, std::slice::from_ref(&unblocked)).await;
     assert!(matches!(refused, Err(TargetError::NotFound)), "{refused:?}");
 
     assert_eq!(crate::stored_events(&db.pool()).await, [blocked, unblocked]);

@@ -640,14 +640,17 @@ async fn a_profile_update_and_a_deletion_store_their_events_and_refusals_none() 
         ..ProfilePatch::default()
     };
     let ann_updated = updated(ann.id);
-    members.update_profile(ann.id, &patch, &[ann_updated.clone()]).await.expect("updated");
+    members
+        .update_profile(ann.id, &patch, std::slice::from_ref(&ann_updated))
+        .await
+        .expect("updated");
     let taken = members.update_profile(bob.id, &patch, &[updated(bob.id)]).await;
     assert!(matches!(taken, Err(UpdateProfileError::EmailTaken)), "{taken:?}");
     let gone = members.update_profile(MemberId::new(), &patch, &[updated(bob.id)]).await;
     assert!(matches!(gone, Err(UpdateProfileError::NotFound)), "{gone:?}");
     let deleted = Event::record(&MemberEvent::Deleted { member_id: ann.id }, t);
-    members.delete(ann.id, t, &[deleted.clone()]).await.expect("deleted");
-    let again = members.delete(ann.id, t, &[deleted.clone()]).await;
+    members.delete(ann.id, t, std::slice::from_ref(&deleted)).await.expect("deleted");
+    let again = members.delete(ann.id, t, std::slice::from_ref(&deleted)).await;
     assert!(matches!(again, Err(DeleteMemberError::NotFound)), "{again:?}");
 
     assert_eq!(crate::stored_events(&db.pool()).await, [ann_updated, deleted]);

@@ -24,7 +24,7 @@ async fn an_event_is_read_back_as_it_was_recorded() {
     let db = TestDatabase::new().await;
     let feed = PgEventFeed::new(db.pool());
     let recorded = event();
-    onboard_postgres::outbox::record(&mut connection(&db).await, &[recorded.clone()])
+    onboard_postgres::outbox::record(&mut connection(&db).await, std::slice::from_ref(&recorded))
         .await
         .unwrap();
 
@@ -58,7 +58,7 @@ async fn an_event_of_a_transaction_still_open_holds_back_every_later_one_until_i
     });
     recorded.await.unwrap();
     // A later transaction commits first.
-    onboard_postgres::outbox::record(&mut other, &[late.clone()]).await.unwrap();
+    onboard_postgres::outbox::record(&mut other, std::slice::from_ref(&late)).await.unwrap();
 
     let held = feed.read("test", 10).await.unwrap();
     assert!(held.events.is_empty(), "nothing after the open transaction is handed out yet");

@@ -646,7 +646,9 @@ async fn a_change_stores_its_events_and_a_no_op_or_refusal_stores_none() {
     let acme = group(&store, "acme", ann).await;
 
     let first = event(acme.id, bob);
-    let added = store.join(acme.id, bob, MembershipStatus::Pending, t(1), &[first.clone()]).await;
+    let added = store
+        .join(acme.id, bob, MembershipStatus::Pending, t(1), std::slice::from_ref(&first))
+        .await;
     assert_eq!(added.expect("joins"), JoinRecord::Added);
     let again = event(acme.id, bob);
     let pending = store.join(acme.id, bob, MembershipStatus::Pending, t(2), &[again]).await;
@@ -656,7 +658,7 @@ async fn a_change_stores_its_events_and_a_no_op_or_refusal_stores_none() {
     let last_owner = store.remove(acme.id, ann, &RoleName::OWNER, &[event(acme.id, ann)]).await;
     assert!(matches!(last_owner, Err(RemoveRefusal::LastOwner)), "{last_owner:?}");
     let rejected = event(acme.id, bob);
-    assert!(store.reject(acme.id, bob, &[rejected.clone()]).await.expect("rejects"));
+    assert!(store.reject(acme.id, bob, std::slice::from_ref(&rejected)).await.expect("rejects"));
     assert!(!store.reject(acme.id, bob, &[event(acme.id, bob)]).await.expect("nothing left"));
     assert_eq!(recorded(&store), [first.id, rejected.id]);
 }
