@@ -38,9 +38,6 @@ use crate::model::{Billing, BillingStatus, ReceiptId};
 use crate::period::BillingClock;
 use crate::sms_credit::{CreditReason, LOW_CREDIT_THRESHOLD, crossed_below};
 
-/// The permission whose holders are told of billing events.
-pub const NOTIFIED_PERMISSION: &str = "billing.manage";
-
 /// The usage thresholds, in percent of a limit, each told once per period and metric.
 pub const USAGE_THRESHOLDS: [u8; 3] = [50, 80, 100];
 

@@ -149,8 +149,11 @@ mod tests {
             Arc::new(audience),
             std::time::Duration::from_secs(60),
         );
-        let changed =
-            BillingEvent::PlanChanged { group_id: group_id(), from: "free".into(), to: "pro".into() };
+        let changed = BillingEvent::PlanChanged {
+            group_id: group_id(),
+            from: "free".into(),
+            to: "pro".into(),
+        };
         let bought = BillingEvent::SmsCreditPurchased {
             group_id: group_id(),
             amount: 5_000,

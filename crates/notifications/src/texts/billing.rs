@@ -160,7 +160,10 @@ mod tests {
         };
         let text = text_of(&usage).expect("told");
         assert_eq!(text.title, "Usage at 80 %");
-        assert_eq!(text.render("Acme", "acme").0, "Acme has used 33 of 40 consultations this period");
+        assert_eq!(
+            text.render("Acme", "acme").0,
+            "Acme has used 33 of 40 consultations this period"
+        );
         assert_eq!(won(1_234_567), "1,234,567 KRW");
         assert_eq!(won(100), "100 KRW");
     }
@@ -169,10 +172,12 @@ mod tests {
     fn sms_credit_texts_have_no_link_and_a_plan_change_tells_nobody() {
         let group_id = GroupId::new();
         let low = text_of(&BillingEvent::SmsCreditLow { group_id, balance: 968 }).expect("told");
-        assert_eq!((low.kind, low.title.as_str()), (NotificationType::SmsCreditLow, "SMS credit is running low"));
+        assert_eq!(
+            (low.kind, low.title.as_str()),
+            (NotificationType::SmsCreditLow, "SMS credit is running low")
+        );
         assert_eq!(low.render("Acme", "acme"), ("968 KRW of SMS credit is left.".to_owned(), None));
-        let changed =
-            BillingEvent::PlanChanged { group_id, from: "free".into(), to: "pro".into() };
+        let changed = BillingEvent::PlanChanged { group_id, from: "free".into(), to: "pro".into() };
         assert_eq!(text_of(&changed), None);
     }
 }

@@ -5,9 +5,9 @@ use onboard_groups::{AuthorizeError, Group, Slug};
 use onboard_kernel::{GroupId, MemberId};
 
 use crate::error::ChangePlanError;
+use crate::events::BillingEvent;
 use crate::gateway::{ChargeRequest, Payment, PaymentStatus};
 use crate::model::{Billing, Card, Catalogue, Charge, ChargeStatus};
-use crate::events::BillingEvent;
 use crate::plan_change::{NewIds, PlanChange, PlanRequest, plan_change};
 use crate::ports::{BillingCommit, CommitError};
 

@@ -28,13 +28,13 @@ pub use usage_caller::UsageCaller;
 
 use crate::config::PaymentsConfig;
 use crate::error::ViewBillingError;
+use crate::events::{BillingEvent, status_events};
 use crate::gateway::{GatewayError, Payment, PaymentGateway, ScheduleRequest};
 use crate::idempotency::IdempotencyKeys;
 use crate::model::{
     Billing, BillingStatus, Card, Catalogue, Charge, PlanCode, Receipt, ReceiptId, ReceiptKind,
     ReceiptStatus,
 };
-use crate::events::{BillingEvent, status_events};
 use crate::ports::{BillingRepository, CardRepository, IdempotencyRepository, UsageRepository};
 
 pub use account::ReceiptPage;

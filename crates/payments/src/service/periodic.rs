@@ -61,8 +61,8 @@ impl PaymentsService {
 
     /// Tells the billing managers of every trial whose end is near (`billing.trial_ending`, 30,
     /// 7 and 1 days before; see [`trial_ending_due`]), each (trial, days) once however often
-    /// and on however many instances this runs: storage records each one it notified.
-    /// Answers how many it notified now.
+    /// and on however many instances this runs: storage records each (trial, days) and its
+    /// `billing.trial_ending` event once. Answers how many it recorded now.
     pub async fn notify_trials_ending(&self) -> anyhow::Result<usize> {
         const PAGE: u32 = 100;
         let now = self.now();

@@ -6,12 +6,12 @@ use onboard_kernel::GroupId;
 use onboard_kernel::events::Event;
 
 use crate::error::WebhookError;
+use crate::events::BillingEvent;
 use crate::gateway::{Payment, PaymentStatus, WebhookNotice};
 use crate::model::{
     Billing, BillingStatus, Charge, ChargeKind, ChargeStatus, MerchantUid, Receipt, ReceiptId,
     ReceiptKind, ReceiptStatus,
 };
-use crate::events::BillingEvent;
 use crate::plan_change::{first_attempt_at, retry_at};
 use crate::ports::{BillingCommit, CommitError};
 

@@ -4,10 +4,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboard_kernel::GroupId;
+use onboard_kernel::events::Event;
 use onboard_payments::model::{
     Billing, BillingStatus, Catalogue, Charge, ChargeStatus, MerchantUid, Receipt, ReceiptCursor,
 };
-use onboard_kernel::events::Event;
 use onboard_payments::ports::{BillingCommit, BillingRepository, CommitError, GatewayLeftover};
 
 use super::MemoryBillingStore;

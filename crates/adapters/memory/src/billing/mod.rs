@@ -5,10 +5,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use onboard_kernel::GroupId;
+use onboard_kernel::events::Event;
 use onboard_payments::model::{
     Billing, Card, CardChange, Catalogue, Charge, ChargeStatus, CustomerUid, MerchantUid, Receipt,
 };
-use onboard_kernel::events::Event;
 use onboard_payments::ports::{BillingCommit, CommitError, GatewayLeftover};
 
 mod accounts;

@@ -28,15 +28,16 @@ impl UsageRepository for MemoryBillingStore {
             *used += delta;
             let after = *used;
             // Each threshold once per (group, metric, period, percent).
-            let crossed: Vec<BillingEvent> = usage_events(group, metric, before, after, limit)
-                .into_iter()
-                .filter(|e| match e {
-                    BillingEvent::UsageThreshold { percent, .. } => state
-                        .usage_notices
-                        .insert((group, metric.to_owned(), period_start, *percent)),
-                    _ => true,
-                })
-                .collect();
+            let crossed: Vec<BillingEvent> =
+                usage_events(group, metric, before, after, limit)
+                    .into_iter()
+                    .filter(|e| match e {
+                        BillingEvent::UsageThreshold { percent, .. } => state
+                            .usage_notices
+                            .insert((group, metric.to_owned(), period_start, *percent)),
+                        _ => true,
+                    })
+                    .collect();
             (Ok(after), Event::records(&crossed, Utc::now().trunc_subsecs(6)))
         })
     }

@@ -119,7 +119,10 @@ mod tests {
         let state = store.state();
         let types: Vec<&str> = state.outbox.all().map(|e| e.event_type.as_str()).collect();
         assert_eq!(types, ["sms_credit.low"]);
-        assert_eq!(state.outbox.all().next().map(|e| e.payload["balance"].clone()), Some(968.into()));
+        assert_eq!(
+            state.outbox.all().next().map(|e| e.payload["balance"].clone()),
+            Some(968.into())
+        );
     }
 
     #[test]

@@ -187,8 +187,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use chrono::TimeDelta;
-    use onboard_payments::model::{Money, ReceiptId, ReceiptKind, ReceiptStatus};
     use onboard_payments::events::BillingEvent;
+    use onboard_payments::model::{Money, ReceiptId, ReceiptKind, ReceiptStatus};
 
     use super::*;
 

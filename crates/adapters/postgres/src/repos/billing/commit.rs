@@ -1,5 +1,5 @@
 //! One billing commit in one transaction: charges, receipt, account and the change's
-//! notifications ([`BillingRepository::commit`], and the last step of a main-card change).
+//! events ([`BillingRepository::commit`], and the last step of a main-card change).
 //!
 //! [`BillingRepository::commit`]: onboard_payments::ports::BillingRepository::commit
 

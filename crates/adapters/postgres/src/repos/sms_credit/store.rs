@@ -192,7 +192,9 @@ impl PgSmsCreditStore {
         Self { pool, notification_ttl_secs: DEFAULT_TTL_SECS }
     }
 
-    /// Keeps the notifications this store makes (low credit, failed top-up) for `ttl`.
+    /// The notification time handed to `sms_credit::apply` (no longer used there: the
+    /// store makes no notifications, the notifications consumer keeps what it makes for its
+    /// own time).
     #[must_use]
     pub fn with_notification_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.notification_ttl_secs = ttl_secs(ttl);
