@@ -135,10 +135,10 @@ impl SmsCreditRepository for MemoryStore {
         };
         purchase.status = PurchaseStatus::Failed;
         let (group, kind) = (purchase.group, purchase.reason);
-        if kind == CreditReason::AutoTopup {
-            if let Some(w) = state.sms_credit.wallets.get_mut(&group) {
-                w.topup_requested_at = None;
-            }
+        if kind == CreditReason::AutoTopup
+            && let Some(w) = state.sms_credit.wallets.get_mut(&group)
+        {
+            w.topup_requested_at = None;
         }
         state.outbox.record(events);
         Ok(true)
