@@ -26,6 +26,8 @@ use crate::model::{NewNotification, NotificationId, NotificationType};
 use crate::ports::NotificationRepository;
 use crate::texts::Text;
 
+mod billing;
+
 /// The consumer's name: its position in the feed is kept under it.
 pub const CONSUMER: &str = "notifications";
 
@@ -203,6 +205,9 @@ impl NotificationsConsumer {
     /// The notifications an event implies: whom it concerns and what they read. Events of
     /// types this consumer does not know imply none.
     pub async fn notifications_for(&self, event: &Event) -> anyhow::Result<Vec<NewNotification>> {
+        if let Some(billing) = event.decode::<onboard_payments::events::BillingEvent>() {
+            return self.billing_notifications(event, &billing).await;
+        }
         let notice = None
             .or_else(|| event.decode::<GroupEvent>().as_ref().and_then(group_notice))
             .or_else(|| event.decode::<InviteEvent>().as_ref().and_then(invite_notice));

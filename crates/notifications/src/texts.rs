@@ -7,6 +7,8 @@
 
 use crate::model::NotificationType;
 
+pub mod billing;
+
 /// The title, body and link templates of one type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Text {

@@ -17,9 +17,10 @@
 //!   conditional on the account's version, so races end in one consistent result.
 //! - Webhooks are never trusted: the payment is read back from the gateway and must match a
 //!   charge Onboard scheduled; it is applied once (unique `imp_uid`).
-//! - Billing notifications ([`notices`]) are decided here and created by storage in the
-//!   transaction of the change they report; trial-ending ones by the periodic run, once per
-//!   (group, trial end, days).
+//! - The events of a change ([`events::BillingEvent`]) are decided here and stored by storage
+//!   in the transaction of the change they report (the outbox); trial-ending ones by the
+//!   periodic run, once per (group, trial end, days). The notifications domain turns them
+//!   into notifications for the holders of `billing.manage`.
 //!
 //! ```
 //! use chrono::{TimeZone, Utc};
@@ -43,10 +44,10 @@
 
 mod config;
 mod error;
+pub mod events;
 pub mod gateway;
 mod idempotency;
 pub mod model;
-pub mod notices;
 pub mod period;
 pub mod plan_change;
 pub mod ports;

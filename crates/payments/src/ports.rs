@@ -14,19 +14,19 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboard_kernel::GroupId;
+use onboard_kernel::events::Event;
 
 use crate::model::{
     Billing, Card, CardChange, CardChangeId, CardChangeStep, CardId, Catalogue, Charge,
     ChargeStatus, CustomerUid, MerchantUid, Receipt, ReceiptCursor,
 };
-use crate::notices::BillingNotice;
 
 // ---------------------------------------------------------------------------------------------
 // Billing: the account, its charges and receipts
 // ---------------------------------------------------------------------------------------------
 
 /// One consistent change of a group's billing, written by [`BillingRepository::commit`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BillingCommit {
     /// The account as it must be after the change. Its `version` is the version the service
     /// READ (0 when no row existed); storage writes `version + 1`. `next_charge` is stored as
@@ -40,9 +40,9 @@ pub struct BillingCommit {
     pub closed_charges: Vec<(MerchantUid, ChargeStatus)>,
     /// A receipt to insert.
     pub receipt: Option<Receipt>,
-    /// Notifications to the group's members with `billing.manage`, created in the same
-    /// transaction (decided by the service; see [`crate::notices`]).
-    pub notices: Vec<BillingNotice>,
+    /// The change's events (decided by the service; see [`crate::events`]), stored in the
+    /// outbox in the same transaction.
+    pub events: Vec<Event>,
 }
 
 /// Why [`BillingRepository::commit`] wrote nothing.
@@ -72,14 +72,12 @@ pub trait BillingRepository: Send + Sync {
     async fn billing(&self, group: GroupId) -> anyhow::Result<Option<Billing>>;
 
     /// Writes one change in ONE transaction: inserts the new charges, closes the closed ones,
-    /// inserts the receipt, notifies the group's active members holding `billing.manage` of
-    /// each of `notices` (texts of [`BillingNotice::text`], `{group}` and `{slug}` filled in),
-    /// and writes the account (insert when `billing.version` is 0, else
+    /// inserts the receipt, stores `events` in the outbox, and writes the account (insert when `billing.version` is 0, else
     /// `UPDATE … WHERE group_id = $1 AND version = $billing.version`), setting its version to
     /// `billing.version + 1`.
     ///
     /// # Errors
-    /// Nothing is written on an error. MUST return [`CommitError::Stale`] when the version
+    /// Nothing is written on an error, no event either. MUST return [`CommitError::Stale`] when the version
     /// condition fails (0 rows updated, or the insert of version 0 meets an existing row) or a
     /// closed charge is not `Scheduled` (`UPDATE … WHERE status = 'scheduled'` touching 0
     /// rows); [`CommitError::DuplicateReceipt`] when the receipt's `imp_uid` exists (unique
@@ -132,16 +130,17 @@ pub trait BillingRepository: Send + Sync {
     ) -> anyhow::Result<Vec<Billing>>;
 
     /// In ONE transaction: records that the trial of `group` ending at `trial_ends_at` was
-    /// noticed `days` before its end, and notifies as [`Self::commit`] does with `notice`;
-    /// only when that was never recorded (a unique key on (group, trial end, days): `INSERT …
-    /// ON CONFLICT DO NOTHING`) and the account is still `trialing` with that trial end.
-    /// Answers whether it notified. Of concurrent calls for one key at most one notifies.
-    async fn notify_trial_ending(
+    /// told `days` before its end, and stores `events` (its `billing.trial_ending`) in the
+    /// outbox; only when that was never recorded (a unique key on (group, trial end, days):
+    /// `INSERT … ON CONFLICT DO NOTHING`) and the account is still `trialing` with that trial
+    /// end; otherwise nothing is stored, no event either. Answers whether it recorded. Of
+    /// concurrent calls for one key at most one records.
+    async fn record_trial_ending(
         &self,
         group: GroupId,
         trial_ends_at: DateTime<Utc>,
         days: u32,
-        notice: &BillingNotice,
+        events: &[Event],
     ) -> anyhow::Result<bool>;
 
     /// Up to `limit` gateway leftovers of deleted groups, oldest first: what storage recorded
@@ -262,8 +261,8 @@ pub trait CardRepository: Send + Sync {
     ) -> anyhow::Result<()>;
 
     /// Saga step 4, in ONE transaction: `commit` (as [`BillingRepository::commit`]: the new
-    /// charge, the old one cancelled, the account pointing at the new charge), and the journal
-    /// row set to `Done`. With `commit` = `None` only the journal row changes.
+    /// charge, the old one cancelled, the account pointing at the new charge, its events
+    /// stored in the outbox), and the journal row set to `Done`. With `commit` = `None` only the journal row changes.
     ///
     /// # Errors
     /// As [`BillingRepository::commit`]; nothing is written then (the saga compensates).
@@ -306,9 +305,13 @@ pub trait UsageRepository: Send + Sync {
     /// <= $limit RETURNING used`, with the insert itself refused when `delta > limit`), and
     /// answers the new count. Concurrent increments never take the count over the limit.
     ///
-    /// In the same transaction it notifies (as [`BillingRepository::commit`] does) of each
-    /// notice of [`crate::notices::usage_notices`]`(metric, new count - delta, new count,
-    /// limit)`, each at most once per (group, metric, period_start, percent) (a unique key).
+    /// In the same transaction, for each event of
+    /// [`crate::events::usage_events`]`(group, metric, new count - delta, new count, limit)`
+    /// (the thresholds crossed, [`crate::events::usage_thresholds_crossed`]), it records the
+    /// row (group, metric, period_start, percent) unless recorded before (a unique key;
+    /// `INSERT … ON CONFLICT DO NOTHING`) and, only when the row is new, stores that
+    /// `billing.usage_threshold` event in the outbox: each threshold is stored at most once
+    /// per (group, metric, period). A refused increment records nothing.
     ///
     /// # Errors
     /// [`IncrementError::LimitReached`] with the current count; nothing is counted then.

@@ -167,8 +167,7 @@ impl Adapters {
         let ttl = settings.notifications.ttl;
         let otp = Arc::new(r::RedisOtpStore::new(redis.clone(), prefix.clone()));
         let notifications = Arc::new(postgres::PgNotificationRepository::new(pg.clone()));
-        let billing =
-            Arc::new(postgres::PgBillingStore::new(pg.clone()).with_notification_ttl(ttl));
+        let billing = Arc::new(postgres::PgBillingStore::new(pg.clone()));
         Self {
             otp: otp.clone(),
             limiter: Arc::new(r::RedisRateLimiter::new(redis.clone(), prefix.clone())),

@@ -23,7 +23,7 @@ use onboard_members::{
 use crate::window::seconds;
 
 mod admin;
-pub(crate) mod billing_notices;
+pub(crate) mod billing_outbox;
 mod groups;
 mod invites;
 mod messages;
@@ -230,10 +230,10 @@ impl State {
 impl Default for MemoryStore {
     fn default() -> Self {
         let state = std::sync::Arc::new(Mutex::new(State::default()));
-        // The billing store creates its notifications under this store's lock, taken before
-        // its own (the one lock order of the two).
-        let notifier = billing_notices::BillingNotifier::new(state.clone());
-        let billing = std::sync::Arc::new(crate::MemoryBillingStore::notifying(notifier));
+        // The billing store records its events under this store's lock, taken before its own
+        // (the one lock order of the two).
+        let outbox = billing_outbox::BillingOutbox::new(state.clone());
+        let billing = std::sync::Arc::new(crate::MemoryBillingStore::recording(outbox));
         Self { state, billing }
     }
 }

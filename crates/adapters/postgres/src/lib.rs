@@ -60,7 +60,7 @@ pub use repos::sso::PgIdentityRepository;
 
 /// Notifying from inside another repository's transaction (notify area).
 pub mod notifications {
-    pub use crate::repos::notifications::{insert_notifications, notify_group_permission};
+    pub use crate::repos::notifications::insert_notifications;
 }
 /// Storing domain events from inside another repository's transaction.
 pub mod outbox {

@@ -190,7 +190,7 @@ impl PaymentsService {
             new_charges: vec![moved],
             closed_charges: vec![(old.merchant_uid.clone(), ChargeStatus::Cancelled)],
             receipt: None,
-            notices: vec![],
+            events: vec![],
         };
         self.ports.cards.finish_main_change(change.id, Some(commit)).await?;
         billing.version += 1;

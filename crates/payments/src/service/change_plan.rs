@@ -5,9 +5,9 @@ use onboard_groups::{AuthorizeError, Group, Slug};
 use onboard_kernel::{GroupId, MemberId};
 
 use crate::error::ChangePlanError;
+use crate::events::BillingEvent;
 use crate::gateway::{ChargeRequest, Payment, PaymentStatus};
 use crate::model::{Billing, Card, Catalogue, Charge, ChargeStatus};
-use crate::notices::BillingNotice;
 use crate::plan_change::{NewIds, PlanChange, PlanRequest, plan_change};
 use crate::ports::{BillingCommit, CommitError};
 
@@ -106,7 +106,7 @@ impl PaymentsService {
             new_charges: vec![now_charge.clone()],
             closed_charges: vec![],
             receipt: None,
-            notices: vec![],
+            events: vec![],
         };
         self.commit(&commit).await?;
         version += 1;
@@ -134,10 +134,12 @@ impl PaymentsService {
         };
         if payment.status != PaymentStatus::Paid || payment.amount != now_charge.money.amount {
             let reason = payment.failure_reason.clone().unwrap_or_else(|| "declined".to_owned());
-            let failed = BillingNotice::PaymentFailed {
+            let failed = BillingEvent::PaymentFailed {
+                group_id: current.group,
                 plan: plan_name(catalogue, &now_charge.plan),
                 amount: now_charge.money.amount,
                 reason: reason.clone(),
+                retry_at: None,
                 retry_on: None,
             };
             self.close_marker(restore, now_charge, ChargeStatus::Failed, vec![failed]).await?;
@@ -169,17 +171,20 @@ impl PaymentsService {
             after.next_charge = None;
         }
         let scheduled_ok = after.next_charge.is_some();
-        let mut notices = self.status_notices(current, &after, catalogue);
-        notices.push(BillingNotice::PaymentSucceeded {
+        let receipt = paid_receipt(now_charge, payment, self.now());
+        let mut events = self.status_events(current, &after, catalogue);
+        events.push(BillingEvent::PaymentSucceeded {
+            group_id: current.group,
             plan: plan_name(catalogue, &now_charge.plan),
             amount: now_charge.money.amount,
+            receipt_id: receipt.id,
         });
         let commit = BillingCommit {
             billing: after.clone(),
             new_charges: change.schedule.clone().filter(|_| scheduled_ok).into_iter().collect(),
             closed_charges: vec![(now_charge.merchant_uid.clone(), ChargeStatus::Paid)],
-            receipt: Some(paid_receipt(now_charge, payment, self.now())),
-            notices,
+            receipt: Some(receipt),
+            events: self.records(&events),
         };
         self.ports.billing.commit(&commit).await.map_err(|e| match e {
             CommitError::Unexpected(e) => ChangePlanError::Unexpected(e),
@@ -229,7 +234,7 @@ impl PaymentsService {
                 .map(|c| (c.merchant_uid.clone(), ChargeStatus::Cancelled))
                 .collect(),
             receipt: None,
-            notices: self.status_notices(&current, &change.billing, catalogue),
+            events: self.records(&self.status_events(&current, &change.billing, catalogue)),
         };
         match self.commit(&commit).await {
             Ok(()) => {
@@ -268,14 +273,14 @@ impl PaymentsService {
         restore: Billing,
         marker: &Charge,
         status: ChargeStatus,
-        notices: Vec<BillingNotice>,
+        events: Vec<BillingEvent>,
     ) -> Result<(), ChangePlanError> {
         let commit = BillingCommit {
             billing: restore,
             new_charges: vec![],
             closed_charges: vec![(marker.merchant_uid.clone(), status)],
             receipt: None,
-            notices,
+            events: self.records(&events),
         };
         self.ports
             .billing

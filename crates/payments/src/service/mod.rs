@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use onboard_groups::{AuthorizeError, Group, GroupsService, Permission, Slug, ViewGroupError};
+use onboard_kernel::events::Event;
 use onboard_kernel::{Clock, GroupId, MemberId};
 
 pub(crate) use change_plan::plan_access;
@@ -27,13 +28,13 @@ pub use usage_caller::UsageCaller;
 
 use crate::config::PaymentsConfig;
 use crate::error::ViewBillingError;
+use crate::events::{BillingEvent, status_events};
 use crate::gateway::{GatewayError, Payment, PaymentGateway, ScheduleRequest};
 use crate::idempotency::IdempotencyKeys;
 use crate::model::{
     Billing, BillingStatus, Card, Catalogue, Charge, PlanCode, Receipt, ReceiptId, ReceiptKind,
     ReceiptStatus,
 };
-use crate::notices::{BillingNotice, status_notices};
 use crate::ports::{BillingRepository, CardRepository, IdempotencyRepository, UsageRepository};
 
 pub use account::ReceiptPage;
@@ -166,19 +167,24 @@ impl PaymentsService {
         }
     }
 
-    /// What a change of the account tells by itself (see [`status_notices`]).
-    fn status_notices(
+    /// What a change of the account tells by itself (see [`status_events`]).
+    fn status_events(
         &self,
         before: &Billing,
         after: &Billing,
         catalogue: &Catalogue,
-    ) -> Vec<BillingNotice> {
-        status_notices(
+    ) -> Vec<BillingEvent> {
+        status_events(
             before,
             after,
             |code| plan_name(catalogue, &PlanCode::from_trusted(code)),
             &self.config.clock,
         )
+    }
+
+    /// The records of a change's events, as it happens now.
+    fn records(&self, events: &[BillingEvent]) -> Vec<Event> {
+        Event::records(events, self.now())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use crate::notices::{BillingNotice, TRIAL_ENDING_DAYS, trial_ending_due};
+use crate::events::{BillingEvent, TRIAL_ENDING_DAYS, trial_ending_due};
 use crate::ports::{BillingCommit, CommitError};
 
 use super::{PaymentsService, plan_name, to_free};
@@ -35,7 +35,7 @@ impl PaymentsService {
             let mut after = billing.clone();
             to_free(&mut after);
             let commit = BillingCommit {
-                notices: self.status_notices(&billing, &after, &catalogue),
+                events: self.records(&self.status_events(&billing, &after, &catalogue)),
                 billing: after,
                 new_charges: vec![],
                 closed_charges: vec![],
@@ -61,8 +61,8 @@ impl PaymentsService {
 
     /// Tells the billing managers of every trial whose end is near (`billing.trial_ending`, 30,
     /// 7 and 1 days before; see [`trial_ending_due`]), each (trial, days) once however often
-    /// and on however many instances this runs: storage records each one it notified.
-    /// Answers how many it notified now.
+    /// and on however many instances this runs: storage records each (trial, days) and its
+    /// `billing.trial_ending` event once. Answers how many it recorded now.
     pub async fn notify_trials_ending(&self) -> anyhow::Result<usize> {
         const PAGE: u32 = 100;
         let now = self.now();
@@ -83,12 +83,14 @@ impl PaymentsService {
                     Some(c) => c,
                     None => catalogue.insert(self.catalogue().await?),
                 };
-                let notice = BillingNotice::TrialEnding {
+                let ending = BillingEvent::TrialEnding {
+                    group_id: billing.group,
                     plan: plan_name(catalogue, &billing.plan),
                     days,
                     ends_on: self.config.clock.day_of(end),
                 };
-                if self.ports.billing.notify_trial_ending(billing.group, end, days, &notice).await?
+                let events = self.records(&[ending]);
+                if self.ports.billing.record_trial_ending(billing.group, end, days, &events).await?
                 {
                     notified += 1;
                 }

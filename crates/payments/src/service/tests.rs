@@ -7,6 +7,7 @@ use onboard_kernel::MockClock;
 
 use super::*;
 use crate::error::ChangePlanError;
+use crate::events::BillingEvent;
 use crate::gateway::{MockPaymentGateway, Payment, PaymentStatus, Unscheduled, WebhookNotice};
 use crate::model::{
     CardChange, CardChangeId, CardChangeStep, CardId, ChargeKind, ChargeStatus, CustomerUid,
@@ -182,6 +183,11 @@ fn webhook_of(m: &mut Mocks, card: &Card, charge: &Charge, status: BillingStatus
     });
 }
 
+/// The billing events of `records`, typed again.
+fn decoded(records: &[Event]) -> Vec<BillingEvent> {
+    records.iter().map(|r| r.decode::<BillingEvent>().expect("a billing event")).collect()
+}
+
 fn notice_of(uid: &MerchantUid, status: &str) -> WebhookNotice {
     WebhookNotice { imp_uid: "imp_1".into(), merchant_uid: uid.to_string(), status: status.into() }
 }
@@ -199,9 +205,13 @@ async fn starting_a_trial_tells_the_billing_managers_in_the_same_commit() {
     let commits = recorded.lock().expect("lock").clone();
     assert_eq!(commits.len(), 1);
     let ends_on = PaymentsConfig::default().clock.day_of(after.trial_ends_at.expect("a trial"));
+    let group_id = group().id;
     assert_eq!(
-        commits[0].notices,
-        vec![BillingNotice::TrialStarted { plan: "Pro".into(), ends_on }]
+        decoded(&commits[0].events),
+        vec![
+            BillingEvent::PlanChanged { group_id, from: "free".into(), to: "pro".into() },
+            BillingEvent::TrialStarted { group_id, plan: "Pro".into(), ends_on }
+        ]
     );
 }
 
@@ -216,9 +226,15 @@ async fn a_paid_first_charge_tells_of_the_payment_only() {
     let outcome = service.handle_webhook(&notice_of(&charge.merchant_uid, "paid")).await;
     assert_eq!(outcome.expect("handled"), WebhookOutcome::Applied);
     let commits = recorded.lock().expect("lock").clone();
+    let receipt_id = commits[0].receipt.as_ref().expect("a receipt").id;
     assert_eq!(
-        commits[0].notices,
-        vec![BillingNotice::PaymentSucceeded { plan: "Pro".into(), amount: 83_380 }]
+        decoded(&commits[0].events),
+        vec![BillingEvent::PaymentSucceeded {
+            group_id: group().id,
+            plan: "Pro".into(),
+            amount: 83_380,
+            receipt_id,
+        }]
     );
 }
 
@@ -235,11 +251,13 @@ async fn a_failed_renewal_tells_of_the_failure_and_the_retry_day() {
     let commit = recorded.lock().expect("lock")[0].clone();
     let retry = commit.new_charges[0].at;
     assert_eq!(
-        commit.notices,
-        vec![BillingNotice::PaymentFailed {
+        decoded(&commit.events),
+        vec![BillingEvent::PaymentFailed {
+            group_id: group().id,
             plan: "Pro".into(),
             amount: 83_380,
             reason: "card declined".into(),
+            retry_at: Some(retry),
             retry_on: Some(PaymentsConfig::default().clock.day_of(retry)),
         }]
     );
@@ -257,16 +275,20 @@ async fn the_last_failed_retry_tells_of_the_failure_and_the_fall_to_free() {
     assert_eq!(outcome.expect("handled"), WebhookOutcome::Applied);
     let commit = recorded.lock().expect("lock")[0].clone();
     assert_eq!(commit.billing.status, BillingStatus::Free);
+    let group_id = group().id;
     assert_eq!(
-        commit.notices,
+        decoded(&commit.events),
         vec![
-            BillingNotice::PaymentFailed {
+            BillingEvent::PaymentFailed {
+                group_id,
                 plan: "Pro".into(),
                 amount: 83_380,
                 reason: "card declined".into(),
+                retry_at: None,
                 retry_on: None,
             },
-            BillingNotice::Downgraded { from: "Pro".into() },
+            BillingEvent::PlanChanged { group_id, from: "pro".into(), to: "free".into() },
+            BillingEvent::Downgraded { group_id, from: "Pro".into() },
         ]
     );
 }
@@ -298,14 +320,16 @@ async fn a_declined_charge_made_at_once_tells_of_the_failure_and_changes_nothing
     let commits = recorded.lock().expect("lock").clone();
     // The marker (nothing to tell), then its closing with the failure.
     assert_eq!(commits.len(), 2);
-    assert_eq!(commits[0].notices, vec![]);
+    assert_eq!(commits[0].events, vec![]);
     assert_eq!(commits[1].billing.status, BillingStatus::Free);
     assert_eq!(
-        commits[1].notices,
-        vec![BillingNotice::PaymentFailed {
+        decoded(&commits[1].events),
+        vec![BillingEvent::PaymentFailed {
+            group_id: group().id,
             plan: "Pro".into(),
             amount: 83_380,
             reason: "card declined".into(),
+            retry_at: None,
             retry_on: None,
         }]
     );
@@ -328,7 +352,14 @@ async fn a_cancellation_taking_effect_tells_of_the_fall_to_free() {
     assert_eq!(service.expire_periods().await.expect("ran"), 1);
     let commit = recorded.lock().expect("lock")[0].clone();
     assert_eq!(commit.billing.status, BillingStatus::Free);
-    assert_eq!(commit.notices, vec![BillingNotice::Downgraded { from: "Team".into() }]);
+    let group_id = group().id;
+    assert_eq!(
+        decoded(&commit.events),
+        vec![
+            BillingEvent::PlanChanged { group_id, from: "team".into(), to: "free".into() },
+            BillingEvent::Downgraded { group_id, from: "Team".into() }
+        ]
+    );
 }
 
 #[tokio::test]
@@ -357,12 +388,18 @@ async fn the_trial_ending_job_asks_storage_for_the_due_notice_of_each_near_trial
     let (group, end) = (soon.group, soon.trial_ends_at.expect("an end"));
     let ends_on = PaymentsConfig::default().clock.day_of(end);
     m.billing
-        .expect_notify_trial_ending()
-        .withf(move |g, e, days, notice| {
+        .expect_record_trial_ending()
+        .withf(move |g, e, days, events| {
             *g == group
                 && *e == end
                 && *days == 7
-                && *notice == BillingNotice::TrialEnding { plan: "Pro".into(), days: 7, ends_on }
+                && decoded(events)
+                    == [BillingEvent::TrialEnding {
+                        group_id: group,
+                        plan: "Pro".into(),
+                        days: 7,
+                        ends_on,
+                    }]
         })
         .times(1)
         .returning(|_, _, _, _| Ok(true));

@@ -3,14 +3,15 @@
 
 use chrono::{DateTime, Utc};
 use onboard_kernel::GroupId;
+use onboard_kernel::events::Event;
 
 use crate::error::WebhookError;
+use crate::events::BillingEvent;
 use crate::gateway::{Payment, PaymentStatus, WebhookNotice};
 use crate::model::{
     Billing, BillingStatus, Charge, ChargeKind, ChargeStatus, MerchantUid, Receipt, ReceiptId,
     ReceiptKind, ReceiptStatus,
 };
-use crate::notices::BillingNotice;
 use crate::plan_change::{first_attempt_at, retry_at};
 use crate::ports::{BillingCommit, CommitError};
 
@@ -147,13 +148,16 @@ impl PaymentsService {
         payment: &Payment,
     ) -> Result<(BillingCommit, Option<Charge>), WebhookError> {
         if charge.kind == ChargeKind::Immediate && payment.status == PaymentStatus::Failed {
-            let failed = BillingNotice::PaymentFailed {
+            let failed = BillingEvent::PaymentFailed {
+                group_id: billing.group,
                 plan: plan_name(&self.catalogue().await?, &charge.plan),
                 amount: charge.money.amount,
                 reason: failure_reason(payment),
+                retry_at: None,
                 retry_on: None,
             };
-            Ok((drop_marker(billing, charge, ChargeStatus::Failed, vec![failed]), None))
+            let events = self.records(&[failed]);
+            Ok((drop_marker(billing, charge, ChargeStatus::Failed, events), None))
         } else if payment.status == PaymentStatus::Paid {
             self.on_paid(&billing, charge, payment).await
         } else {
@@ -240,17 +244,20 @@ impl PaymentsService {
         {
             closed.push((other.merchant_uid.clone(), ChargeStatus::Cancelled));
         }
-        let mut notices = self.status_notices(billing, &after, &catalogue);
-        notices.push(BillingNotice::PaymentSucceeded {
+        let receipt = paid_receipt(charge, payment, self.now());
+        let mut events = self.status_events(billing, &after, &catalogue);
+        events.push(BillingEvent::PaymentSucceeded {
+            group_id: billing.group,
             plan: plan_name(&catalogue, &charge.plan),
             amount: charge.money.amount,
+            receipt_id: receipt.id,
         });
         let commit = BillingCommit {
             billing: after,
             new_charges: vec![next.clone()],
             closed_charges: closed,
-            receipt: Some(paid_receipt(charge, payment, self.now())),
-            notices,
+            receipt: Some(receipt),
+            events: self.records(&events),
         };
         Ok((commit, Some(next)))
     }
@@ -263,11 +270,14 @@ impl PaymentsService {
     ) -> Result<(BillingCommit, Option<Charge>), WebhookError> {
         let receipt = failed_receipt(charge, payment, self.now());
         let catalogue = self.catalogue().await?;
-        let failed = |retry_on| BillingNotice::PaymentFailed {
+        let clock = &self.config.clock;
+        let failed = |next_at: Option<DateTime<Utc>>| BillingEvent::PaymentFailed {
+            group_id: billing.group,
             plan: plan_name(&catalogue, &charge.plan),
             amount: charge.money.amount,
             reason: failure_reason(payment),
-            retry_on,
+            retry_at: next_at,
+            retry_on: next_at.map(|at| clock.day_of(at)),
         };
         let closed = vec![(charge.merchant_uid.clone(), ChargeStatus::Failed)];
         let attempt = charge.attempt + 1;
@@ -282,7 +292,7 @@ impl PaymentsService {
                     new_charges: vec![],
                     closed_charges: closed,
                     receipt: Some(receipt),
-                    notices: vec![failed(None)],
+                    events: self.records(&[failed(None)]),
                 },
                 None,
             ));
@@ -305,14 +315,13 @@ impl PaymentsService {
                     .await?;
                 after.status = BillingStatus::PastDue;
                 after.next_charge = Some(retry.clone());
-                let retry_on = self.config.clock.day_of(retry.at);
                 Ok((
                     BillingCommit {
                         billing: after,
                         new_charges: vec![retry.clone()],
                         closed_charges: closed,
                         receipt: Some(receipt),
-                        notices: vec![failed(Some(retry_on))],
+                        events: self.records(&[failed(Some(retry.at))]),
                     },
                     Some(retry),
                 ))
@@ -320,15 +329,15 @@ impl PaymentsService {
             None => {
                 // The last retry failed: back to Free.
                 to_free(&mut after);
-                let mut notices = vec![failed(None)];
-                notices.extend(self.status_notices(billing, &after, &catalogue));
+                let mut events = vec![failed(None)];
+                events.extend(self.status_events(billing, &after, &catalogue));
                 Ok((
                     BillingCommit {
                         billing: after,
                         new_charges: vec![],
                         closed_charges: closed,
                         receipt: Some(receipt),
-                        notices,
+                        events: self.records(&events),
                     },
                     None,
                 ))
@@ -397,7 +406,7 @@ fn drop_marker(
     billing: Billing,
     marker: &Charge,
     status: ChargeStatus,
-    notices: Vec<BillingNotice>,
+    events: Vec<Event>,
 ) -> BillingCommit {
     let mut restored = billing;
     if restored.next_charge.as_ref().is_some_and(|c| c.merchant_uid == marker.merchant_uid) {
@@ -408,7 +417,7 @@ fn drop_marker(
         new_charges: vec![],
         closed_charges: vec![(marker.merchant_uid.clone(), status)],
         receipt: None,
-        notices,
+        events,
     }
 }
 

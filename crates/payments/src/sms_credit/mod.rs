@@ -3,7 +3,12 @@
 //!
 //! Storage keeps the balance and the ledger together: one call applies a change and appends
 //! its ledger entry, in the transaction of whatever the change pays for (a message row, an
-//! invite). A debit the balance does not cover changes nothing.
+//! invite). A debit the balance does not cover changes nothing. Whoever stores a debit (the
+//! invites and messages adapters included) MUST store, in the debit's transaction, the events
+//! of [`crate::events::low_credit_events`]`(group, balance before, balance after)`: the
+//! `sms_credit.low` event when the debit crossed below [`LOW_CREDIT_THRESHOLD`]
+//! ([`crossed_below`]). One that crosses below the wallet's auto top-up line marks the wallet
+//! for the top-up job ([`SmsCreditRepository::due_topups`]).
 //!
 //! The use cases ([`SmsCreditService`]): the balance and ledger as a member sees them, purchases
 //! charged to the main card at once, the auto top-up, and the recovery of purchases whose

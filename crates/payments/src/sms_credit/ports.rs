@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboard_kernel::GroupId;
+use onboard_kernel::events::Event;
 
 use super::model::{AutoTopup, CreditPurchase, DueTopup, LedgerEntry, Wallet};
 use crate::model::{MerchantUid, Receipt};
@@ -51,26 +52,30 @@ pub trait SmsCreditRepository: Send + Sync {
 
     /// Records a paid purchase, in ONE transaction: the purchase (which must be pending)
     /// becomes paid, its amount is credited with a ledger entry (its reason, reference the
-    /// merchant_uid), `receipt` is inserted, and for an auto top-up the wallet's top-up request
-    /// is cleared. Answers the balance after.
+    /// merchant_uid), `receipt` is inserted, for an auto top-up the wallet's top-up request
+    /// is cleared, and `events` (its `sms_credit.purchased`) are stored in the outbox. Answers
+    /// the balance after.
     ///
     /// # Errors
-    /// [`CompletePurchaseError::NotPending`]; nothing is written then.
+    /// [`CompletePurchaseError::NotPending`]; nothing is written then, no event either.
     async fn complete_purchase(
         &self,
         merchant_uid: &MerchantUid,
         receipt: &Receipt,
+        events: &[Event],
     ) -> Result<i64, CompletePurchaseError>;
 
     /// Records a purchase that credits nothing, in ONE transaction: a pending purchase becomes
-    /// failed with `reason`; for an auto top-up the wallet's top-up request is cleared and the
-    /// holders of `billing.manage` are notified (`sms_credit.topup_failed`). Answers whether
-    /// the purchase was pending.
+    /// failed with `reason`; for an auto top-up the wallet's top-up request is cleared; and
+    /// `events` (for an auto top-up its `sms_credit.topup_failed`, decided by the service) are
+    /// stored in the outbox. Answers whether the purchase was pending; when it was not,
+    /// nothing is written, no event either.
     async fn fail_purchase(
         &self,
         merchant_uid: &MerchantUid,
         reason: &str,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<bool>;
 
     /// Up to `limit` pending purchases created before `before`, oldest first.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use onboard_groups::{GroupsService, Permission, Slug, ViewGroupError};
+use onboard_kernel::events::Event;
 use onboard_kernel::{Clock, GroupId, MemberId};
 
 use super::error::SmsCreditError;
@@ -12,6 +13,7 @@ use super::model::{
     Wallet, topup_merchant_uid, vat_included,
 };
 use super::ports::{CompletePurchaseError, SmsCreditRepository};
+use crate::events::BillingEvent;
 use crate::gateway::{ChargeRequest, GatewayError, Payment, PaymentGateway, PaymentStatus};
 use crate::idempotency::IdempotencyKeys;
 use crate::model::{Card, CustomerUid, MerchantUid, Money, Receipt, ReceiptId};
@@ -262,7 +264,17 @@ impl SmsCreditService {
                 failure_reason: None,
                 created_at: now,
             };
-            return match self.ports.credit.complete_purchase(&purchase.merchant_uid, &receipt).await
+            let purchased = BillingEvent::SmsCreditPurchased {
+                group_id: purchase.group,
+                amount: purchase.amount,
+                reason: purchase.reason,
+            };
+            let events = [Event::record(&purchased, now)];
+            return match self
+                .ports
+                .credit
+                .complete_purchase(&purchase.merchant_uid, &receipt, &events)
+                .await
             {
                 Ok(balance) => Ok(Settled::Paid(Purchased { balance, receipt })),
                 Err(CompletePurchaseError::NotPending) => Err(SmsCreditError::Unexpected(
@@ -277,7 +289,8 @@ impl SmsCreditService {
             }
             _ => payment.failure_reason.clone().unwrap_or_else(|| "declined".to_owned()),
         };
-        self.ports.credit.fail_purchase(&purchase.merchant_uid, &reason, now).await?;
+        let events = failed_events(purchase, &reason, now);
+        self.ports.credit.fail_purchase(&purchase.merchant_uid, &reason, now, &events).await?;
         Ok(Settled::Failed(reason))
     }
 
@@ -309,10 +322,9 @@ impl SmsCreditService {
                 }
             };
             let Some((_, customer_uid)) = purchase.card.clone() else {
-                self.ports
-                    .credit
-                    .fail_purchase(&uid, "the group has no main card", self.now())
-                    .await?;
+                let (reason, now) = ("the group has no main card", self.now());
+                let events = failed_events(&purchase, reason, now);
+                self.ports.credit.fail_purchase(&uid, reason, now, &events).await?;
                 report.topups_failed += 1;
                 continue;
             };
@@ -383,7 +395,9 @@ impl SmsCreditService {
                 (None, _) => {
                     let now = self.now();
                     let reason = "never reached the gateway";
-                    if self.ports.credit.fail_purchase(&purchase.merchant_uid, reason, now).await? {
+                    let events = failed_events(&purchase, reason, now);
+                    let uid = &purchase.merchant_uid;
+                    if self.ports.credit.fail_purchase(uid, reason, now, &events).await? {
                         done += 1;
                     }
                 }
@@ -404,4 +418,18 @@ impl SmsCreditService {
 enum Settled {
     Paid(Purchased),
     Failed(String),
+}
+
+/// The events of a purchase that failed with `reason`: an auto top-up's failure is told
+/// (`sms_credit.topup_failed`); a member's own purchase is answered to them instead.
+fn failed_events(purchase: &CreditPurchase, reason: &str, now: DateTime<Utc>) -> Vec<Event> {
+    if purchase.reason != CreditReason::AutoTopup {
+        return Vec::new();
+    }
+    let failed = BillingEvent::SmsCreditTopupFailed {
+        group_id: purchase.group,
+        amount: purchase.amount,
+        reason: reason.to_owned(),
+    };
+    vec![Event::record(&failed, now)]
 }

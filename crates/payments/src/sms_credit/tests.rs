@@ -13,12 +13,18 @@ use onboard_groups::{
 use onboard_kernel::{Clock, GroupId, MemberId, MockClock};
 
 use super::*;
+use crate::events::BillingEvent;
 use crate::gateway::{ChargeRequest, GatewayError, MockPaymentGateway, Payment, PaymentStatus};
 use crate::model::{Card, CardId, CustomerUid, MerchantUid, Money, ReceiptKind, ReceiptStatus};
 use crate::ports::MockCardRepository;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 5, 0, 0).single().expect("a time")
+}
+
+/// The billing events of `records`, typed again.
+fn decoded(records: &[onboard_kernel::events::Event]) -> Vec<BillingEvent> {
+    records.iter().map(|r| r.decode::<BillingEvent>().expect("a billing event")).collect()
 }
 
 fn group() -> Group {
@@ -119,14 +125,20 @@ async fn a_paid_purchase_is_recorded_before_the_charge_and_credited_with_its_rec
         .returning(|r| Ok(payment(r, PaymentStatus::Paid)));
     m.credit
         .expect_complete_purchase()
-        .withf(|uid, r| {
-            r.merchant_uid == *uid
+        .withf(|uid, r, events| {
+            decoded(events)
+                == [BillingEvent::SmsCreditPurchased {
+                    group_id: group().id,
+                    amount: 5_000,
+                    reason: CreditReason::Purchase,
+                }]
+                && r.merchant_uid == *uid
                 && r.kind == ReceiptKind::SmsCredit
                 && r.money == Money { amount: 5_000, vat: 455 }
         })
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _| Ok(5_000));
+        .returning(|_, _, _| Ok(5_000));
     let service = m.service(RoleName::OWNER);
     let done = service.purchase(group().id, 5_000).await.expect("purchased");
     assert_eq!(done.balance, 5_000);
@@ -141,9 +153,9 @@ async fn a_declined_purchase_adds_nothing_and_answers_payment_failed() {
     m.credit.expect_complete_purchase().never();
     m.credit
         .expect_fail_purchase()
-        .withf(|_, reason, _| reason == "card declined")
+        .withf(|_, reason, _, _| reason == "card declined")
         .times(1)
-        .returning(|_, _, _| Ok(true));
+        .returning(|_, _, _, _| Ok(true));
     let e = m.service(RoleName::OWNER).purchase(group().id, 1_000).await.expect_err("declined");
     assert!(matches!(e, SmsCreditError::PaymentFailed(r) if r == "card declined"));
 }
@@ -197,7 +209,7 @@ async fn an_auto_top_up_charges_under_the_merchant_uid_of_its_request() {
         .withf(move |r| r.merchant_uid == uid.as_str() && r.amount == 2_000)
         .times(1)
         .returning(|r| Ok(payment(r, PaymentStatus::Paid)));
-    m.credit.expect_complete_purchase().times(1).returning(|_, _| Ok(2_500));
+    m.credit.expect_complete_purchase().times(1).returning(|_, _, _| Ok(2_500));
     let report = m.service(RoleName::OWNER).run_topups().await.expect("runs");
     assert_eq!(report.topped_up, 1);
 }
@@ -232,7 +244,7 @@ async fn a_top_up_found_pending_after_a_crash_is_read_back_not_charged_again() {
         Ok(Some(payment(&request, PaymentStatus::Paid)))
     });
     m.gateway.expect_charge().never();
-    m.credit.expect_complete_purchase().times(1).returning(|_, _| Ok(2_000));
+    m.credit.expect_complete_purchase().times(1).returning(|_, _, _| Ok(2_000));
     let report = m.service(RoleName::OWNER).run_topups().await.expect("runs");
     assert_eq!(report.topped_up, 1);
 }
@@ -247,7 +259,18 @@ async fn a_top_up_without_a_main_card_fails_and_charges_nothing() {
         .returning(move |_| Ok(vec![DueTopup { group: group().id, amount: 2_000, requested_at }]));
     m.credit.expect_begin_purchase().returning(|_| Ok(true));
     m.gateway.expect_charge().never();
-    m.credit.expect_fail_purchase().times(1).returning(|_, _, _| Ok(true));
+    m.credit
+        .expect_fail_purchase()
+        .withf(|_, reason, _, events| {
+            decoded(events)
+                == [BillingEvent::SmsCreditTopupFailed {
+                    group_id: group().id,
+                    amount: 2_000,
+                    reason: reason.to_owned(),
+                }]
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(true));
     let report = m.service(RoleName::OWNER).run_topups().await.expect("runs");
     assert_eq!(report.topups_failed, 1);
 }
@@ -296,7 +319,7 @@ async fn reconciliation_credits_a_pending_purchase_the_gateway_charged() {
         Ok(Some(payment(&request, PaymentStatus::Paid)))
     });
     m.gateway.expect_charge().never();
-    m.credit.expect_complete_purchase().times(1).returning(|_, _| Ok(3_000));
+    m.credit.expect_complete_purchase().times(1).returning(|_, _, _| Ok(3_000));
     assert_eq!(m.service(RoleName::OWNER).reconcile().await.expect("runs"), 1);
 }
 
@@ -306,7 +329,11 @@ async fn reconciliation_fails_a_purchase_the_gateway_never_saw() {
     m.credit.expect_pending_purchases().returning(|_, _| Ok(vec![pending(CreditReason::Purchase)]));
     m.gateway.expect_payment_by_merchant_uid().returning(|_| Ok(None));
     m.credit.expect_complete_purchase().never();
-    m.credit.expect_fail_purchase().times(1).returning(|_, _, _| Ok(true));
+    m.credit
+        .expect_fail_purchase()
+        .withf(|_, _, _, events| events.is_empty())
+        .times(1)
+        .returning(|_, _, _, _| Ok(true));
     assert_eq!(m.service(RoleName::OWNER).reconcile().await.expect("runs"), 1);
 }
 

@@ -4,10 +4,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboard_kernel::GroupId;
+use onboard_kernel::events::Event;
 use onboard_payments::model::{
     Billing, BillingStatus, Catalogue, Charge, ChargeStatus, MerchantUid, Receipt, ReceiptCursor,
 };
-use onboard_payments::notices::BillingNotice;
 use onboard_payments::ports::{BillingCommit, BillingRepository, CommitError, GatewayLeftover};
 
 use super::MemoryBillingStore;
@@ -23,7 +23,7 @@ impl BillingRepository for MemoryBillingStore {
     }
 
     async fn commit(&self, commit: &BillingCommit) -> Result<(), CommitError> {
-        self.atomically(|state| state.commit_noticed(commit))
+        self.atomically(|state| state.commit_recorded(commit))
     }
 
     async fn charge(&self, merchant_uid: &MerchantUid) -> anyhow::Result<Option<Charge>> {
@@ -117,19 +117,19 @@ impl BillingRepository for MemoryBillingStore {
         Ok(rows.into_iter().map(|(_, b)| b).collect())
     }
 
-    async fn notify_trial_ending(
+    async fn record_trial_ending(
         &self,
         group: GroupId,
         trial_ends_at: DateTime<Utc>,
         days: u32,
-        notice: &BillingNotice,
+        events: &[Event],
     ) -> anyhow::Result<bool> {
         Ok(self.atomically(|state| {
             let still = state.accounts.get(&group).is_some_and(|(b, _)| {
                 b.status == BillingStatus::Trialing && b.trial_ends_at == Some(trial_ends_at)
             });
             if still && state.trial_notices.insert((group, trial_ends_at, days)) {
-                (true, vec![(group, notice.clone())])
+                (true, events.to_vec())
             } else {
                 (false, Vec::new())
             }

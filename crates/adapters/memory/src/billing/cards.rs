@@ -97,18 +97,18 @@ impl CardRepository for MemoryBillingStore {
         commit: Option<BillingCommit>,
     ) -> Result<(), CommitError> {
         self.atomically(|state| {
-            let mut notices = Vec::new();
+            let mut events = Vec::new();
             if let Some(commit) = &commit {
-                let (done, noticed) = state.commit_noticed(commit);
+                let (done, recorded) = state.commit_recorded(commit);
                 if let Err(e) = done {
                     return (Err(e), Vec::new());
                 }
-                notices = noticed;
+                events = recorded;
             }
             if let Some(c) = state.changes.iter_mut().find(|c| c.id == id) {
                 c.step = CardChangeStep::Done;
             }
-            (Ok(()), notices)
+            (Ok(()), events)
         })
     }
 

@@ -5,10 +5,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use onboard_kernel::GroupId;
+use onboard_kernel::events::Event;
 use onboard_payments::model::{
     Billing, Card, CardChange, Catalogue, Charge, ChargeStatus, CustomerUid, MerchantUid, Receipt,
 };
-use onboard_payments::notices::BillingNotice;
 use onboard_payments::ports::{BillingCommit, CommitError, GatewayLeftover};
 
 mod accounts;
@@ -25,15 +25,15 @@ mod usage;
 /// - A customer_uid becomes a card only for the group it was prepared for, once; a group has
 ///   at most one main card, and its first card is main.
 /// - Usage counters never exceed their limit; idempotency keys live 24 hours.
-/// - Notifications: the store made by [`crate::MemoryStore`] (its `billing()`)
-///   creates the notices of a commit, of a usage increment (each threshold once per group,
-///   metric, period and percent) and of a trial's end (each (group, trial end, days) once)
-///   under the member store's lock, in the same critical section as the change. A store made
-///   on its own (`default`) has no members to notify and drops them.
+/// - Events: the store made by [`crate::MemoryStore`] (its `billing()`) records the events
+///   of a commit, of a usage increment (each threshold once per group, metric, period and
+///   percent) and of a trial's end (each (group, trial end, days) once) in the member store's
+///   outbox, under its lock, in the same critical section as the change. A store made on its
+///   own (`default`) has no outbox and drops them.
 #[derive(Debug)]
 pub struct MemoryBillingStore {
     state: Mutex<BillingState>,
-    notifier: Option<crate::store::billing_notices::BillingNotifier>,
+    outbox: Option<crate::store::billing_outbox::BillingOutbox>,
 }
 
 impl Default for MemoryBillingStore {
@@ -43,7 +43,7 @@ impl Default for MemoryBillingStore {
                 catalogue: Some(Catalogue::seed()),
                 ..BillingState::default()
             }),
-            notifier: None,
+            outbox: None,
         }
     }
 }
@@ -60,17 +60,17 @@ struct BillingState {
     changes: Vec<CardChange>,
     usage: HashMap<(GroupId, String, DateTime<Utc>), i64>,
     keys: HashMap<(GroupId, String), KeyRow>,
-    /// The usage thresholds notified: (group, metric, period start, percent).
+    /// The usage thresholds recorded: (group, metric, period start, percent).
     usage_notices: HashSet<(GroupId, String, DateTime<Utc>, u8)>,
-    /// The trial-ending notices sent: (group, trial end, days).
+    /// The trial-ending events recorded: (group, trial end, days).
     trial_notices: HashSet<(GroupId, DateTime<Utc>, u32)>,
     /// What deleted groups left at the gateway, oldest first.
     leftovers: Vec<GatewayLeftover>,
     next_leftover: i64,
 }
 
-/// A change's answer and the notices it brings, by group.
-type Noticed<T> = (T, Vec<(GroupId, BillingNotice)>);
+/// A change's answer and the events it records.
+type Recorded<T> = (T, Vec<Event>);
 
 #[derive(Debug, Clone)]
 struct KeyRow {
@@ -110,16 +110,16 @@ impl MemoryBillingStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A store whose notices go to the members of the store behind `notifier`.
-    pub(crate) fn notifying(notifier: crate::store::billing_notices::BillingNotifier) -> Self {
-        Self { notifier: Some(notifier), ..Self::default() }
+    /// A store whose events go to the outbox of the store behind `outbox`.
+    pub(crate) fn recording(outbox: crate::store::billing_outbox::BillingOutbox) -> Self {
+        Self { outbox: Some(outbox), ..Self::default() }
     }
 
-    /// Runs `change` on the state and creates the notices it answers, atomically (see the
+    /// Runs `change` on the state and records the events it answers, atomically (see the
     /// type's docs): the member store's lock first, then this one.
-    fn atomically<T>(&self, change: impl FnOnce(&mut BillingState) -> Noticed<T>) -> T {
-        match &self.notifier {
-            Some(notifier) => notifier.atomically(|| change(&mut self.lock())),
+    fn atomically<T>(&self, change: impl FnOnce(&mut BillingState) -> Recorded<T>) -> T {
+        match &self.outbox {
+            Some(outbox) => outbox.atomically(|| change(&mut self.lock())),
             None => change(&mut self.lock()).0,
         }
     }
@@ -133,13 +133,10 @@ impl BillingState {
         Some(billing)
     }
 
-    /// [`Self::commit`] with the commit's notices when it holds.
-    fn commit_noticed(&mut self, commit: &BillingCommit) -> Noticed<Result<(), CommitError>> {
+    /// [`Self::commit`] with the commit's events when it holds.
+    fn commit_recorded(&mut self, commit: &BillingCommit) -> Recorded<Result<(), CommitError>> {
         match self.commit(commit) {
-            Ok(()) => {
-                let group = commit.billing.group;
-                (Ok(()), commit.notices.iter().map(|n| (group, n.clone())).collect())
-            }
+            Ok(()) => (Ok(()), commit.events.clone()),
             Err(e) => (Err(e), Vec::new()),
         }
     }

@@ -73,7 +73,7 @@ async fn a_stale_commit_writes_nothing() {
         new_charges: vec![],
         closed_charges: vec![],
         receipt: None,
-        notices: vec![],
+        events: vec![],
     };
     store.commit(&commit).await.expect("the first write");
     assert!(matches!(store.commit(&commit).await, Err(CommitError::Stale)));

@@ -1,9 +1,10 @@
 //! [`UsageRepository`] in memory: usage counters that never pass their limit.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use onboard_kernel::GroupId;
-use onboard_payments::notices::{BillingNotice, usage_notices};
+use onboard_kernel::events::Event;
+use onboard_payments::events::{BillingEvent, usage_events};
 use onboard_payments::ports::{IncrementError, UsageRepository};
 
 use super::MemoryBillingStore;
@@ -27,18 +28,17 @@ impl UsageRepository for MemoryBillingStore {
             *used += delta;
             let after = *used;
             // Each threshold once per (group, metric, period, percent).
-            let notices =
-                usage_notices(metric, before, after, limit)
+            let crossed: Vec<BillingEvent> =
+                usage_events(group, metric, before, after, limit)
                     .into_iter()
-                    .filter(|n| match n {
-                        BillingNotice::UsageThreshold { percent, .. } => state
+                    .filter(|e| match e {
+                        BillingEvent::UsageThreshold { percent, .. } => state
                             .usage_notices
                             .insert((group, metric.to_owned(), period_start, *percent)),
                         _ => true,
                     })
-                    .map(|n| (group, n))
                     .collect();
-            (Ok(after), notices)
+            (Ok(after), Event::records(&crossed, Utc::now().trunc_subsecs(6)))
         })
     }
 

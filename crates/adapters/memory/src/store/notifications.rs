@@ -82,40 +82,6 @@ impl MemoryStore {
         self.state().notifications.ttl = TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX);
         self
     }
-
-    /// Notifies, under the store's lock, every active member of `group` whose role holds
-    /// `permission`: for producers (billing, say) whose memory adapter shares this store and
-    /// calls it inside the same critical section as their change. Answers how many.
-    #[allow(clippy::too_many_arguments)]
-    pub fn notify_group_permission(
-        &self,
-        group: GroupId,
-        permission: &Permission,
-        kind: NotificationType,
-        title: &str,
-        body: &str,
-        link: Option<&str>,
-        created_at: DateTime<Utc>,
-    ) -> usize {
-        let mut state = self.state();
-        let holders = state.holders_of(group, permission);
-        let slug = state.groups.get(&group).map(|g| g.group.slug.as_str().to_owned());
-        let expires_at = created_at + state.notifications.ttl;
-        for member in &holders {
-            state.notifications.insert(NewNotification {
-                id: NotificationId::new(),
-                member: *member,
-                kind,
-                title: title.to_owned(),
-                body: body.to_owned(),
-                group: slug.clone(),
-                link: link.map(str::to_owned),
-                created_at,
-                expires_at,
-            });
-        }
-        holders.len()
-    }
 }
 
 #[async_trait]

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use onboard_groups::Permission;
 use onboard_kernel::GroupId;
-use onboard_notifications::{NewNotification, NotificationId, NotificationType};
-use onboard_payments::sms_credit::{self, CreditReason, LOW_CREDIT_THRESHOLD, LedgerEntry};
+use onboard_kernel::events::Event;
+use onboard_payments::events::low_credit_events;
+use onboard_payments::sms_credit::{self, CreditReason, LedgerEntry};
 
 use super::{MemoryStore, State};
 
@@ -64,38 +64,18 @@ impl State {
             at,
         };
         self.sms_credit.ledger.push((group, entry));
-        if delta < 0 && sms_credit::crossed_below(before, after, LOW_CREDIT_THRESHOLD) {
-            self.notify_low_credit(group, after, at);
-        }
+        self.outbox.record(&Event::records(&low_credit_events(group, before, after), at));
         Some(after)
-    }
-
-    fn notify_low_credit(&mut self, group: GroupId, balance: i64, at: DateTime<Utc>) {
-        let holders = self.holders_of(group, &Permission::BILLING_MANAGE);
-        let slug = self.groups.get(&group).map(|g| g.group.slug.as_str().to_owned());
-        let expires_at = at + self.notifications.ttl;
-        for member in holders {
-            self.notifications.insert(NewNotification {
-                id: NotificationId::new(),
-                member,
-                kind: NotificationType::SmsCreditLow,
-                title: "SMS credit is running low".to_owned(),
-                body: format!("{balance} KRW of SMS credit is left."),
-                group: slug.clone(),
-                link: None,
-                created_at: at,
-                expires_at,
-            });
-        }
     }
 }
 
 impl MemoryStore {
     /// Applies `delta` KRW to `group`'s SMS credit and appends the ledger entry, atomically:
     /// the memory twin of `onboard_postgres::sms_credit::apply`. Answers the new balance, or
-    /// `None` (nothing changed) when a debit is more than the balance. A debit crossing below
-    /// 1,000 KRW notifies the holders of `billing.manage`; one crossing below the auto top-up
-    /// threshold marks the wallet for the top-up job.
+    /// `None` (nothing changed) when a debit is more than the balance. A debit records the
+    /// events of [`low_credit_events`] (`sms_credit.low` when it crossed below 1,000 KRW) in
+    /// the outbox; one crossing below the auto top-up threshold marks the wallet for the
+    /// top-up job.
     pub fn sms_credit_apply(
         &self,
         group: GroupId,
@@ -126,6 +106,23 @@ mod tests {
         let state = store.state();
         let balances: Vec<i64> = state.sms_credit.ledger.iter().map(|(_, e)| e.balance).collect();
         assert_eq!(balances, [20, 9]);
+    }
+
+    #[test]
+    fn only_the_debit_crossing_below_the_low_line_records_the_low_credit_event() {
+        let store = MemoryStore::default();
+        let group = GroupId::new();
+        let at = Utc::now();
+        store.sms_credit_apply(group, 1_005, CreditReason::Purchase, None, at);
+        store.sms_credit_apply(group, -37, CreditReason::Message, None, at);
+        store.sms_credit_apply(group, -37, CreditReason::Message, None, at);
+        let state = store.state();
+        let types: Vec<&str> = state.outbox.all().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(types, ["sms_credit.low"]);
+        assert_eq!(
+            state.outbox.all().next().map(|e| e.payload["balance"].clone()),
+            Some(968.into())
+        );
     }
 
     #[test]

@@ -4,9 +4,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use onboard_groups::Permission;
 use onboard_kernel::GroupId;
-use onboard_notifications::{NewNotification, NotificationId, NotificationType};
+use onboard_kernel::events::Event;
 use onboard_payments::model::{MerchantUid, Receipt};
 use onboard_payments::sms_credit::{
     AutoTopup, CompletePurchaseError, CreditPurchase, CreditReason, DueTopup, LedgerEntry,
@@ -82,6 +81,7 @@ impl SmsCreditRepository for MemoryStore {
         &self,
         merchant_uid: &MerchantUid,
         receipt: &Receipt,
+        events: &[Event],
     ) -> Result<i64, CompletePurchaseError> {
         let mut state = self.state();
         let Some(purchase) = state
@@ -113,14 +113,16 @@ impl SmsCreditRepository for MemoryStore {
         if let Some(p) = state.sms_credit.purchases.get_mut(merchant_uid.as_str()) {
             p.status = PurchaseStatus::Paid;
         }
+        state.outbox.record(events);
         Ok(balance)
     }
 
     async fn fail_purchase(
         &self,
         merchant_uid: &MerchantUid,
-        reason: &str,
-        now: DateTime<Utc>,
+        _reason: &str,
+        _now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<bool> {
         let mut state = self.state();
         let Some(purchase) = state
@@ -133,27 +135,12 @@ impl SmsCreditRepository for MemoryStore {
         };
         purchase.status = PurchaseStatus::Failed;
         let (group, kind) = (purchase.group, purchase.reason);
-        if kind == CreditReason::AutoTopup {
-            if let Some(w) = state.sms_credit.wallets.get_mut(&group) {
-                w.topup_requested_at = None;
-            }
-            let holders = state.holders_of(group, &Permission::BILLING_MANAGE);
-            let slug = state.groups.get(&group).map(|g| g.group.slug.as_str().to_owned());
-            let expires_at = now + state.notifications.ttl;
-            for member in holders {
-                state.notifications.insert(NewNotification {
-                    id: NotificationId::new(),
-                    member,
-                    kind: NotificationType::SmsCreditTopupFailed,
-                    title: "SMS credit auto top-up failed".to_owned(),
-                    body: format!("The auto top-up could not be charged: {reason}."),
-                    group: slug.clone(),
-                    link: None,
-                    created_at: now,
-                    expires_at,
-                });
-            }
+        if kind == CreditReason::AutoTopup
+            && let Some(w) = state.sms_credit.wallets.get_mut(&group)
+        {
+            w.topup_requested_at = None;
         }
+        state.outbox.record(events);
         Ok(true)
     }
 
@@ -200,6 +187,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use chrono::TimeDelta;
+    use onboard_payments::events::BillingEvent;
     use onboard_payments::model::{Money, ReceiptId, ReceiptKind, ReceiptStatus};
 
     use super::*;
@@ -239,9 +227,17 @@ mod tests {
         let p = purchase(group, 5_000, CreditReason::Purchase);
         assert!(store.begin_purchase(&p).await.unwrap());
         assert!(!store.begin_purchase(&p).await.unwrap());
-        assert_eq!(store.complete_purchase(&p.merchant_uid, &receipt(&p)).await.unwrap(), 5_000);
-        let again = store.complete_purchase(&p.merchant_uid, &receipt(&p)).await;
+        let bought = BillingEvent::SmsCreditPurchased {
+            group_id: group,
+            amount: 5_000,
+            reason: CreditReason::Purchase,
+        };
+        let events = [Event::record(&bought, Utc::now())];
+        let done = store.complete_purchase(&p.merchant_uid, &receipt(&p), &events).await;
+        assert_eq!(done.unwrap(), 5_000);
+        let again = store.complete_purchase(&p.merchant_uid, &receipt(&p), &events).await;
         assert!(matches!(again, Err(CompletePurchaseError::NotPending)));
+        assert_eq!(store.state().outbox.all().cloned().collect::<Vec<_>>(), events, "once");
         assert_eq!(store.wallet(group).await.unwrap().balance, 5_000);
         let ledger = store.ledger(group, None, 10).await.unwrap();
         assert_eq!(ledger.len(), 1);
@@ -278,7 +274,16 @@ mod tests {
         assert_eq!(due, [DueTopup { group, amount: 2_000, requested_at: at }]);
         let p = purchase(group, 2_000, CreditReason::AutoTopup);
         store.begin_purchase(&p).await.unwrap();
-        assert!(store.fail_purchase(&p.merchant_uid, "declined", at).await.unwrap());
+        let failed = BillingEvent::SmsCreditTopupFailed {
+            group_id: group,
+            amount: 2_000,
+            reason: "declined".into(),
+        };
+        let events = [Event::record(&failed, at)];
+        assert!(store.fail_purchase(&p.merchant_uid, "declined", at, &events).await.unwrap());
+        assert!(!store.fail_purchase(&p.merchant_uid, "declined", at, &events).await.unwrap());
+        let recorded: Vec<_> = store.state().outbox.all().map(|e| e.event_type.clone()).collect();
+        assert_eq!(recorded, ["sms_credit.low", "sms_credit.topup_failed"]);
         assert!(store.due_topups(10).await.unwrap().is_empty());
         // Still below the line: no new request until it is crossed again.
         store.sms_credit_apply(group, -100, CreditReason::Message, None, at);

@@ -2,7 +2,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod billing;
-pub(crate) mod billing_notices;
+pub(crate) mod billing_events;
 pub(crate) mod groups;
 pub(crate) mod invites;
 pub(crate) mod jobs;

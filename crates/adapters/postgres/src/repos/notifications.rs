@@ -115,9 +115,6 @@ const CLAIM: &str = concat!(
 const MARK_PUBLISHED: &str = "
     UPDATE notifications SET published_at = now(), claimed_until = NULL WHERE id = ANY ($1)";
 
-/// Notifies every active member of group `$1` holding permission `$2`.
-const NOTIFY_GROUP_PERMISSION: &str = "
-    SELECT notify_group_permission($1, $2, $3, $4, $5, $6, $7, $8) AS count";
 
 /// The default of `NOTIFICATION_TTL`.
 pub(crate) const DEFAULT_TTL_SECS: i64 = 14 * 24 * 3600;
@@ -220,37 +217,6 @@ pub async fn insert_notifications(
     Ok(())
 }
 
-/// Notifies, on `conn` and inside its transaction, every active member of `group` whose
-/// role holds `permission` (owner and admin hold all): for billing events, say
-/// (`billing.manage`). Answers how many were notified.
-///
-/// # Errors
-/// When the database refuses.
-#[allow(clippy::too_many_arguments)]
-pub async fn notify_group_permission(
-    conn: &mut AsyncPgConnection,
-    group: GroupId,
-    permission: &str,
-    kind: NotificationType,
-    title: &str,
-    body: &str,
-    link: Option<&str>,
-    created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-) -> diesel::QueryResult<u64> {
-    let row: CountRow = diesel::sql_query(NOTIFY_GROUP_PERMISSION)
-        .bind::<Uuid, _>(group.as_uuid())
-        .bind::<Text, _>(permission)
-        .bind::<Text, _>(kind.as_str())
-        .bind::<Text, _>(title)
-        .bind::<Text, _>(body)
-        .bind::<Nullable<Text>, _>(link)
-        .bind::<Timestamptz, _>(created_at)
-        .bind::<Timestamptz, _>(expires_at)
-        .cached()
-        .get_result(conn)
-        .await?;
-    Ok(u64::try_from(row.count).unwrap_or(0))
 }
 
 /// Notifications in PostgreSQL.

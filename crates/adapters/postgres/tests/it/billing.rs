@@ -132,7 +132,7 @@ async fn trial(f: &Fixture, slug: &str, t: DateTime<Utc>) -> (Billing, Card, Cha
         new_charges: vec![next.clone()],
         closed_charges: vec![],
         receipt: None,
-        notices: vec![],
+        events: vec![],
     };
     f.store.commit(&commit).await.expect("the trial starts");
     (Billing { version: 1, ..billing }, card, next)
@@ -173,7 +173,7 @@ async fn a_stale_commit_writes_nothing() {
         new_charges: vec![charge(&card, t, t)],
         closed_charges: vec![],
         receipt: None,
-        notices: vec![],
+        events: vec![],
     };
     assert!(matches!(f.store.commit(&again).await, Err(CommitError::Stale)));
 
@@ -186,7 +186,7 @@ async fn a_stale_commit_writes_nothing() {
         new_charges: vec![charge(&card, t, t)],
         closed_charges: vec![],
         receipt: None,
-        notices: vec![],
+        events: vec![],
     };
     assert!(matches!(f.store.commit(&stale).await, Err(CommitError::Stale)));
     assert_eq!(f.store.billing(billing.group).await.unwrap().unwrap(), billing);
@@ -206,7 +206,7 @@ async fn closing_a_charge_that_is_no_longer_scheduled_is_stale() {
         new_charges: vec![],
         closed_charges: vec![(next.merchant_uid.clone(), ChargeStatus::Cancelled)],
         receipt: None,
-        notices: vec![],
+        events: vec![],
     };
     f.store.commit(&close).await.expect("closes");
     let stored = f.store.billing(billing.group).await.unwrap().unwrap();
@@ -236,7 +236,7 @@ async fn a_payment_is_recorded_once() {
         new_charges: vec![renewal.clone()],
         closed_charges: vec![(next.merchant_uid.clone(), ChargeStatus::Paid)],
         receipt: Some(receipt(&next, "imp_1", t)),
-        notices: vec![],
+        events: vec![],
     };
     assert!(!f.store.receipt_exists("imp_1").await.unwrap());
     f.store.commit(&paid).await.expect("records the payment");
@@ -248,7 +248,7 @@ async fn a_payment_is_recorded_once() {
         new_charges: vec![charge(&card, next.at + Duration::days(60), t)],
         closed_charges: vec![],
         receipt: Some(receipt(&next, "imp_1", t)),
-        notices: vec![],
+        events: vec![],
     };
     assert!(matches!(f.store.commit(&again).await, Err(CommitError::DuplicateReceipt)));
     assert_eq!(rows(&f.db.pool(), "billing_receipts").await, 1);
@@ -270,7 +270,7 @@ async fn receipts_are_listed_newest_first_in_pages() {
             new_charges: vec![c.clone()],
             closed_charges: vec![],
             receipt: Some(receipt(&c, &format!("imp_{i}"), t + Duration::minutes(i))),
-            notices: vec![],
+            events: vec![],
         };
         f.store.commit(&commit).await.expect("commits");
     }
@@ -308,7 +308,7 @@ async fn overdue_charges_and_expired_accounts_are_found() {
         new_charges: vec![],
         closed_charges: vec![(next.merchant_uid.clone(), ChargeStatus::Cancelled)],
         receipt: None,
-        notices: vec![],
+        events: vec![],
     };
     f.store.commit(&commit).await.unwrap();
     assert!(f.store.expired_billings(next.at, 10).await.unwrap().is_empty());
@@ -387,7 +387,7 @@ async fn a_card_with_a_scheduled_charge_cannot_be_deleted() {
         new_charges: vec![],
         closed_charges: vec![(next.merchant_uid, ChargeStatus::Cancelled)],
         receipt: None,
-        notices: vec![],
+        events: vec![],
     };
     f.store.commit(&close).await.unwrap();
     f.store.delete(group, card.id).await.expect("deletes");
@@ -441,7 +441,7 @@ async fn a_main_card_change_is_journaled_and_finished_with_its_commit() {
         new_charges: vec![moved.clone()],
         closed_charges: vec![(next.merchant_uid.clone(), ChargeStatus::Cancelled)],
         receipt: None,
-        notices: vec![],
+        events: vec![],
     };
     f.store.finish_main_change(ch.id, Some(commit)).await.expect("finishes");
     assert!(f.store.unfinished_main_changes().await.unwrap().is_empty());
@@ -465,7 +465,7 @@ async fn a_stale_finish_leaves_the_journal_unfinished() {
         new_charges: vec![],
         closed_charges: vec![],
         receipt: None,
-        notices: vec![],
+        events: vec![],
     };
     assert!(matches!(
         f.store.finish_main_change(ch.id, Some(commit)).await,

@@ -4,7 +4,7 @@
 
 mod admin;
 mod billing;
-mod billing_notices;
+mod billing_events;
 mod groups;
 mod invites;
 mod jobs;

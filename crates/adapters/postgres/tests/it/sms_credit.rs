@@ -1,10 +1,10 @@
 //! The SMS credit primitive in PostgreSQL: balance and ledger change together, never below 0.
 
 use diesel_async::AsyncConnection as _;
-use onboard_notifications::NotificationType;
-use onboard_notifications::ports::NotificationRepository;
+use onboard_kernel::events::{Event, EventFeed as _};
+use onboard_payments::events::BillingEvent;
 use onboard_payments::sms_credit::CreditReason;
-use onboard_postgres::PgNotificationRepository;
+use onboard_postgres::PgEventFeed;
 use onboard_postgres::sms_credit::apply;
 
 use crate::groups::Fixture;
@@ -77,30 +77,20 @@ async fn a_debit_rolled_back_with_its_transaction_leaves_balance_and_ledger_as_t
 }
 
 #[tokio::test]
-async fn crossing_below_a_thousand_tells_the_billing_managers_once() {
+async fn crossing_below_a_thousand_stores_the_low_credit_event_once() {
     let f = Fixture::new().await;
     let owner = f.member(1).await;
-    let plain = f.member(2).await;
     let group = f.group("acme", owner).await;
-    f.join(group.id, plain, f.t).await;
     let pool = f.db.pool();
-    let notes = PgNotificationRepository::new(pool.clone());
     let mut conn = pool.get().await.expect("a connection");
     apply(&mut conn, group.id, 1_020, CreditReason::Purchase, None, f.t, TTL).await.unwrap();
     for _ in 0..3 {
         apply(&mut conn, group.id, -11, CreditReason::Message, None, f.t, TTL).await.unwrap();
     }
     drop(conn);
-    let owners = notes.list(owner, true, None, 10, f.t).await.unwrap();
-    let low: Vec<_> = owners.iter().filter(|n| n.kind == NotificationType::SmsCreditLow).collect();
-    assert_eq!(low.len(), 1);
-    assert!(low[0].body.contains("998"), "{}", low[0].body);
-    assert!(
-        notes
-            .list(plain, true, None, 10, f.t)
-            .await
-            .unwrap()
-            .iter()
-            .all(|n| n.kind != NotificationType::SmsCreditLow)
-    );
+    let batch = PgEventFeed::new(pool.clone()).read("test", 100).await.unwrap();
+    let stored: Vec<BillingEvent> =
+        batch.events.iter().filter_map(Event::decode::<BillingEvent>).collect();
+    assert_eq!(stored, [BillingEvent::SmsCreditLow { group_id: group.id, balance: 998 }]);
+    assert_eq!(rows(&pool, "notifications").await, 0, "the store notifies nobody itself");
 }

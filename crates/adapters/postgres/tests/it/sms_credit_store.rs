@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use onboard_kernel::GroupId;
-use onboard_notifications::NotificationType;
-use onboard_notifications::ports::NotificationRepository;
+use onboard_kernel::events::{Event, EventFeed as _};
+use onboard_payments::events::BillingEvent;
 use onboard_payments::model::{MerchantUid, Money, Receipt, ReceiptId, ReceiptKind, ReceiptStatus};
 use onboard_payments::sms_credit::{
     AutoTopup, CompletePurchaseError, CreditPurchase, CreditReason, DueTopup, PurchaseStatus,
     SmsCreditRepository,
 };
 use onboard_postgres::sms_credit::apply;
-use onboard_postgres::{PgNotificationRepository, PgSmsCreditStore};
+use onboard_postgres::{PgEventFeed, PgSmsCreditStore};
 
 use crate::groups::Fixture;
 use crate::rows;
@@ -57,8 +57,8 @@ async fn a_paid_purchase_credits_the_wallet_with_its_ledger_entry_and_receipt_on
     let p = purchase(group.id, 5_000, CreditReason::Purchase, &f);
     assert!(store.begin_purchase(&p).await.unwrap());
     assert!(!store.begin_purchase(&p).await.unwrap(), "begun once");
-    assert_eq!(store.complete_purchase(&p.merchant_uid, &receipt(&p)).await.unwrap(), 5_000);
-    let again = store.complete_purchase(&p.merchant_uid, &receipt(&p)).await;
+    assert_eq!(store.complete_purchase(&p.merchant_uid, &receipt(&p), &[]).await.unwrap(), 5_000);
+    let again = store.complete_purchase(&p.merchant_uid, &receipt(&p), &[]).await;
     assert!(matches!(again, Err(CompletePurchaseError::NotPending)));
     assert_eq!(store.wallet(group.id).await.unwrap().balance, 5_000);
     let ledger = store.ledger(group.id, None, 10).await.unwrap();
@@ -80,10 +80,10 @@ async fn a_purchase_whose_receipt_exists_credits_nothing() {
     let second = purchase(group.id, 1_000, CreditReason::Purchase, &f);
     store.begin_purchase(&first).await.unwrap();
     store.begin_purchase(&second).await.unwrap();
-    store.complete_purchase(&first.merchant_uid, &receipt(&first)).await.unwrap();
+    store.complete_purchase(&first.merchant_uid, &receipt(&first), &[]).await.unwrap();
     // The same gateway payment (imp_uid) cannot pay for a second purchase.
     let reused = Receipt { merchant_uid: second.merchant_uid.clone(), ..receipt(&first) };
-    let e = store.complete_purchase(&second.merchant_uid, &reused).await;
+    let e = store.complete_purchase(&second.merchant_uid, &reused, &[]).await;
     assert!(matches!(e, Err(CompletePurchaseError::NotPending)));
     assert_eq!(store.wallet(group.id).await.unwrap().balance, 1_000);
     assert_eq!(rows(&f.db.pool(), "sms_credit_ledger").await, 1);
@@ -112,7 +112,7 @@ async fn the_ledger_pages_newest_first() {
 }
 
 #[tokio::test]
-async fn a_top_up_is_requested_once_per_crossing_and_a_failed_one_tells_the_managers() {
+async fn a_top_up_is_requested_once_per_crossing_and_a_failed_one_stores_its_event() {
     let f = Fixture::new().await;
     let owner = f.member(1).await;
     let group = f.group("acme", owner).await;
@@ -133,19 +133,20 @@ async fn a_top_up_is_requested_once_per_crossing_and_a_failed_one_tells_the_mana
 
     let p = purchase(group.id, 3_000, CreditReason::AutoTopup, &f);
     store.begin_purchase(&p).await.unwrap();
-    assert!(store.fail_purchase(&p.merchant_uid, "card declined", f.t).await.unwrap());
-    assert!(!store.fail_purchase(&p.merchant_uid, "card declined", f.t).await.unwrap());
+    let failed = BillingEvent::SmsCreditTopupFailed {
+        group_id: group.id,
+        amount: 3_000,
+        reason: "card declined".into(),
+    };
+    let events = [Event::record(&failed, f.t)];
+    assert!(store.fail_purchase(&p.merchant_uid, "card declined", f.t, &events).await.unwrap());
+    assert!(!store.fail_purchase(&p.merchant_uid, "card declined", f.t, &events).await.unwrap());
     assert!(store.due_topups(10).await.unwrap().is_empty());
-    let notes = PgNotificationRepository::new(pool.clone());
-    let failed: Vec<_> = notes
-        .list(owner, true, None, 10, f.t)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.kind == NotificationType::SmsCreditTopupFailed)
-        .collect();
-    assert_eq!(failed.len(), 1);
-    assert!(failed[0].body.contains("card declined"), "{}", failed[0].body);
+    // Its event once (the second call found nothing pending); 1,300 KRW is not low.
+    let batch = PgEventFeed::new(pool.clone()).read("test", 100).await.unwrap();
+    let stored: Vec<BillingEvent> =
+        batch.events.iter().filter_map(Event::decode::<BillingEvent>).collect();
+    assert_eq!(stored, [failed]);
 }
 
 #[tokio::test]
@@ -166,7 +167,7 @@ async fn a_paid_top_up_clears_its_request() {
     assert_eq!(store.due_topups(10).await.unwrap().len(), 1);
     let p = purchase(group.id, 1_000, CreditReason::AutoTopup, &f);
     store.begin_purchase(&p).await.unwrap();
-    assert_eq!(store.complete_purchase(&p.merchant_uid, &receipt(&p)).await.unwrap(), 1_489);
+    assert_eq!(store.complete_purchase(&p.merchant_uid, &receipt(&p), &[]).await.unwrap(), 1_489);
     assert!(store.due_topups(10).await.unwrap().is_empty());
     assert_eq!(store.ledger(group.id, None, 1).await.unwrap()[0].reason, CreditReason::AutoTopup);
 }

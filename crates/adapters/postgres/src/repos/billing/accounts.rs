@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid};
 use diesel::{OptionalExtension as _, QueryableByName};
-use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
+use diesel_async::RunQueryDsl as _;
 use onboard_kernel::GroupId;
 use onboard_payments::model::{
     Addon, Billing, CardId, Catalogue, Charge, MerchantUid, Money, Plan, PlanCode, Receipt,
@@ -229,8 +229,7 @@ impl BillingRepository for PgBillingStore {
 
     async fn commit(&self, commit: &BillingCommit) -> Result<(), CommitError> {
         let mut conn = self.conn().await?;
-        let ttl = self.notification_ttl_secs;
-        retrying!("writing a billing change", commit_tx(&mut conn, commit, ttl))
+        retrying!("writing a billing change", commit_tx(&mut conn, commit))
     }
 
     async fn charge(&self, merchant_uid: &MerchantUid) -> anyhow::Result<Option<Charge>> {
@@ -315,7 +314,7 @@ impl BillingRepository for PgBillingStore {
         limit: u32,
     ) -> anyhow::Result<Vec<Billing>> {
         let mut conn = self.conn().await?;
-        let rows: Vec<AccountRow> = diesel::sql_query(crate::repos::billing_notices::TRIALS_ENDING)
+        let rows: Vec<AccountRow> = diesel::sql_query(crate::repos::billing_events::TRIALS_ENDING)
             .bind::<Timestamptz, _>(now)
             .bind::<Timestamptz, _>(until)
             .bind::<Nullable<Timestamptz>, _>(after.map(|(end, _)| end))
@@ -328,28 +327,23 @@ impl BillingRepository for PgBillingStore {
         with_next_charges(&mut conn, rows).await
     }
 
-    async fn notify_trial_ending(
+    async fn record_trial_ending(
         &self,
         group: GroupId,
         trial_ends_at: DateTime<Utc>,
         days: u32,
-        notice: &onboard_payments::notices::BillingNotice,
+        events: &[onboard_kernel::events::Event],
     ) -> anyhow::Result<bool> {
         let mut conn = self.conn().await?;
-        let ttl = self.notification_ttl_secs;
-        conn.transaction(async |conn| {
-            crate::repos::billing_notices::notify_trial_ending(
-                conn,
-                group,
-                trial_ends_at,
-                days,
-                notice,
-                ttl,
-            )
-            .await
-        })
+        crate::repos::billing_events::record_trial_ending(
+            &mut conn,
+            group,
+            trial_ends_at,
+            days,
+            events,
+        )
         .await
-        .context("notifying a trial's end")
+        .context("recording a trial's end")
     }
 
     async fn gateway_leftovers(&self, limit: u32) -> anyhow::Result<Vec<GatewayLeftover>> {

@@ -319,11 +319,10 @@ async fn finish_tx(
     conn: &mut AsyncPgConnection,
     id: CardChangeId,
     commit: Option<&BillingCommit>,
-    ttl_secs: i64,
 ) -> Result<(), TxError<CommitError>> {
     conn.transaction(async |conn| {
         if let Some(commit) = commit {
-            commit_in(conn, commit, ttl_secs).await?;
+            commit_in(conn, commit).await?;
         }
         set_step(conn, id, CardChangeStep::Done).await?;
         Ok(())
@@ -435,8 +434,7 @@ impl CardRepository for PgBillingStore {
         commit: Option<BillingCommit>,
     ) -> Result<(), CommitError> {
         let mut conn = self.conn().await?;
-        let ttl = self.notification_ttl_secs;
-        retrying!("finishing a main-card change", finish_tx(&mut conn, id, commit.as_ref(), ttl))
+        retrying!("finishing a main-card change", finish_tx(&mut conn, id, commit.as_ref()))
     }
 
     async fn roll_back_main_change(&self, change: &CardChange) -> anyhow::Result<()> {

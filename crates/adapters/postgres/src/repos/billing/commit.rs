@@ -1,5 +1,5 @@
 //! One billing commit in one transaction: charges, receipt, account and the change's
-//! notifications ([`BillingRepository::commit`], and the last step of a main-card change).
+//! events ([`BillingRepository::commit`], and the last step of a main-card change).
 //!
 //! [`BillingRepository::commit`]: onboard_payments::ports::BillingRepository::commit
 
@@ -118,7 +118,6 @@ async fn insert_charge(
 pub(super) async fn commit_in(
     conn: &mut AsyncPgConnection,
     commit: &BillingCommit,
-    ttl_secs: i64,
 ) -> Result<(), TxError<CommitError>> {
     let billing = &commit.billing;
     let group = billing.group.as_uuid();
@@ -185,15 +184,14 @@ pub(super) async fn commit_in(
     if written == 0 {
         return Err(TxError::Refused(CommitError::Stale));
     }
-    // The change's notifications, in its transaction.
-    crate::repos::billing_notices::notify(conn, billing.group, &commit.notices, ttl_secs).await?;
+    // The change's events, in its transaction.
+    crate::repos::outbox::record(conn, &commit.events).await?;
     Ok(())
 }
 
 pub(super) async fn commit_tx(
     conn: &mut AsyncPgConnection,
     commit: &BillingCommit,
-    ttl_secs: i64,
 ) -> Result<(), TxError<CommitError>> {
-    conn.transaction(async |conn| commit_in(conn, commit, ttl_secs).await).await
+    conn.transaction(async |conn| commit_in(conn, commit).await).await
 }

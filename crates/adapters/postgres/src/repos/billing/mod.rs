@@ -253,8 +253,6 @@ fn codes(codes: &[PlanCode]) -> Vec<&str> {
 #[derive(Clone)]
 pub struct PgBillingStore {
     pool: PgPool,
-    /// How long the notifications it creates are kept, in seconds (`NOTIFICATION_TTL`).
-    notification_ttl_secs: i64,
 }
 
 impl fmt::Debug for PgBillingStore {
@@ -266,15 +264,7 @@ impl fmt::Debug for PgBillingStore {
 impl PgBillingStore {
     /// A store on `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, notification_ttl_secs: crate::repos::notifications::DEFAULT_TTL_SECS }
-    }
-
-    /// Keeps the notifications this store creates for `ttl` (`NOTIFICATION_TTL`; 14 days by
-    /// default).
-    #[must_use]
-    pub fn with_notification_ttl(mut self, ttl: std::time::Duration) -> Self {
-        self.notification_ttl_secs = crate::repos::notifications::ttl_secs(ttl);
-        self
+        Self { pool }
     }
 
     async fn conn(&self) -> anyhow::Result<Object<AsyncPgConnection>> {

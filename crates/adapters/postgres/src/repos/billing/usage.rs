@@ -58,8 +58,8 @@ impl UsageRepository for PgBillingStore {
         limit: Option<i64>,
     ) -> Result<i64, IncrementError> {
         let mut conn = self.conn().await?;
-        let ttl = self.notification_ttl_secs;
-        // The thresholds it crosses are notified in the increment's transaction.
+        // The thresholds it crosses are recorded, with their events, in the increment's
+        // transaction.
         let counted: Option<UsedRow> = conn
             .transaction(async |conn| {
                 let counted: Option<UsedRow> = diesel::sql_query(INCREMENT)
@@ -73,7 +73,7 @@ impl UsageRepository for PgBillingStore {
                     .await
                     .optional()?;
                 if let Some(row) = &counted {
-                    crate::repos::billing_notices::notify_usage(
+                    crate::repos::billing_events::record_usage(
                         conn,
                         group,
                         metric,
@@ -81,7 +81,6 @@ impl UsageRepository for PgBillingStore {
                         row.used - delta,
                         row.used,
                         limit,
-                        ttl,
                     )
                     .await?;
                 }

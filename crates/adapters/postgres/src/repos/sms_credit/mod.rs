@@ -7,6 +7,8 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use onboard_kernel::GroupId;
+use onboard_kernel::events::Event;
+use onboard_payments::events::low_credit_events;
 use onboard_payments::sms_credit::CreditReason;
 
 use crate::cached::CachedExt;
@@ -29,9 +31,13 @@ struct BalanceRow {
 /// the ledger entry (`reason`, `reference`, `at`). Answers the new balance, or `None` when a
 /// debit is more than the balance (nothing changed: refuse what it would have paid for).
 ///
-/// A debit that crosses below 1,000 KRW notifies the holders of `billing.manage`
-/// (`sms_credit.low`, kept `notification_ttl_secs`); one that crosses below the wallet's auto
-/// top-up threshold marks the wallet for the top-up job. A credit creates the wallet if needed.
+/// A debit stores, in the same transaction, the events of
+/// [`low_credit_events`]`(group, balance before, balance after)` in the outbox (the
+/// `sms_credit.low` event when it crossed below 1,000 KRW: a second statement only then); one
+/// that crosses below the wallet's auto top-up threshold marks the wallet for the top-up job.
+/// A credit creates the wallet if needed. `notification_ttl_secs` is no longer used (the
+/// notifications consumer keeps what it makes for its own time); callers in other
+/// repositories still pass it.
 ///
 /// # Errors
 /// When the database refuses (a zero `delta` included).
@@ -54,5 +60,9 @@ pub async fn apply(
         .cached()
         .get_result(conn)
         .await?;
+    if let Some(after) = row.balance {
+        let events = low_credit_events(group, after - delta, after);
+        crate::repos::outbox::record(conn, &Event::records(&events, at)).await?;
+    }
     Ok(row.balance)
 }

@@ -2,7 +2,7 @@
 //! 000070) and purchases (000071). A purchase's outcome is one transaction: the purchase row
 //! (locked by its `WHERE status = 'pending'` update, so of two settlements one wins), the
 //! credit through `sms_credit_apply`, the receipt and, for an auto top-up, the cleared request
-//! (and on failure the `sms_credit.topup_failed` notifications).
+//! (and the events the service decided: `sms_credit.purchased`, `sms_credit.topup_failed`).
 
 use std::fmt;
 
@@ -14,6 +14,7 @@ use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use onboard_kernel::GroupId;
+use onboard_kernel::events::Event;
 use onboard_payments::model::{CardId, CustomerUid, MerchantUid, Receipt};
 use onboard_payments::sms_credit::{
     AutoTopup, CompletePurchaseError, CreditPurchase, CreditReason, DueTopup, LedgerEntry,
@@ -74,10 +75,6 @@ const SETTLE: &str = "
 
 const CLEAR_REQUEST: &str =
     "UPDATE sms_credit_wallets SET topup_requested_at = NULL WHERE group_id = $1";
-
-const NOTIFY_TOPUP_FAILED: &str = "
-    SELECT notify_group_permission($1, 'billing.manage', 'sms_credit.topup_failed',
-        'SMS credit auto top-up failed', $2, NULL, $3, $3 + $4 * interval '1 second') AS n";
 
 const DUE: &str = "
     SELECT group_id, auto_topup_amount, topup_requested_at FROM sms_credit_wallets
@@ -152,13 +149,6 @@ struct DueRow {
     topup_requested_at: DateTime<Utc>,
 }
 
-#[derive(QueryableByName)]
-struct NotifiedRow {
-    #[diesel(sql_type = BigInt)]
-    #[allow(dead_code)]
-    n: i64,
-}
-
 fn reason_of(raw: &str) -> anyhow::Result<CreditReason> {
     CreditReason::parse(raw).ok_or_else(|| anyhow::anyhow!("unknown credit reason {raw:?}"))
 }
@@ -202,7 +192,9 @@ impl PgSmsCreditStore {
         Self { pool, notification_ttl_secs: DEFAULT_TTL_SECS }
     }
 
-    /// Keeps the notifications this store makes (low credit, failed top-up) for `ttl`.
+    /// The notification time handed to `sms_credit::apply` (no longer used there: the
+    /// store makes no notifications, the notifications consumer keeps what it makes for its
+    /// own time).
     #[must_use]
     pub fn with_notification_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.notification_ttl_secs = ttl_secs(ttl);
@@ -218,6 +210,7 @@ async fn complete_tx(
     conn: &mut AsyncPgConnection,
     merchant_uid: &MerchantUid,
     receipt: &Receipt,
+    events: &[Event],
     ttl: i64,
 ) -> Result<i64, TxError<CompletePurchaseError>> {
     conn.transaction(async |conn| {
@@ -260,6 +253,7 @@ async fn complete_tx(
                 .execute(conn)
                 .await?;
         }
+        crate::repos::outbox::record(conn, events).await?;
         Ok(balance)
     })
     .await
@@ -269,8 +263,7 @@ async fn fail_tx(
     conn: &mut AsyncPgConnection,
     merchant_uid: &MerchantUid,
     reason: &str,
-    now: DateTime<Utc>,
-    ttl: i64,
+    events: &[Event],
 ) -> diesel::QueryResult<bool> {
     conn.transaction(async |conn| {
         let settled: Option<SettledRow> = diesel::sql_query(SETTLE)
@@ -288,18 +281,8 @@ async fn fail_tx(
                 .cached()
                 .execute(conn)
                 .await?;
-            let _: NotifiedRow = diesel::sql_query(NOTIFY_TOPUP_FAILED)
-                .bind::<Uuid, _>(settled.group_id)
-                .bind::<Text, _>(format!(
-                    "The auto top-up of {} KRW could not be charged: {reason}.",
-                    settled.amount
-                ))
-                .bind::<Timestamptz, _>(now)
-                .bind::<BigInt, _>(ttl)
-                .cached()
-                .get_result(conn)
-                .await?;
         }
+        crate::repos::outbox::record(conn, events).await?;
         Ok(true)
     })
     .await
@@ -410,9 +393,11 @@ impl SmsCreditRepository for PgSmsCreditStore {
         &self,
         merchant_uid: &MerchantUid,
         receipt: &Receipt,
+        events: &[Event],
     ) -> Result<i64, CompletePurchaseError> {
         let mut conn = self.conn().await?;
-        match complete_tx(&mut conn, merchant_uid, receipt, self.notification_ttl_secs).await {
+        let ttl = self.notification_ttl_secs;
+        match complete_tx(&mut conn, merchant_uid, receipt, events, ttl).await {
             Ok(balance) => Ok(balance),
             Err(TxError::Refused(e)) => Err(e),
             Err(TxError::Db(e)) => {
@@ -425,10 +410,11 @@ impl SmsCreditRepository for PgSmsCreditStore {
         &self,
         merchant_uid: &MerchantUid,
         reason: &str,
-        now: DateTime<Utc>,
+        _now: DateTime<Utc>,
+        events: &[Event],
     ) -> anyhow::Result<bool> {
         let mut conn = self.conn().await?;
-        fail_tx(&mut conn, merchant_uid, reason, now, self.notification_ttl_secs)
+        fail_tx(&mut conn, merchant_uid, reason, events)
             .await
             .context("recording a failed SMS credit purchase")
     }
