@@ -8,15 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use onboard_groups::Permission;
+use onboard_kernel::MemberId;
 use onboard_kernel::events::FeedPosition;
-use onboard_kernel::{GroupId, MemberId};
 use onboard_notifications::ports::{NotificationOutbox, NotificationRepository};
-use onboard_notifications::{
-    MarkRead, NewNotification, Notification, NotificationId, NotificationType,
-};
+use onboard_notifications::{MarkRead, NewNotification, Notification, NotificationId};
 
-use super::{MemoryStore, State};
+use super::MemoryStore;
 
 /// The stored notifications and how long new ones are kept.
 #[derive(Debug)]
@@ -49,28 +46,6 @@ impl Notifications {
 
     fn own(&self, member: MemberId) -> impl DoubleEndedIterator<Item = &Notification> {
         self.rows.values().map(|r| &r.notification).filter(move |n| n.member == member)
-    }
-}
-
-impl State {
-    /// The active members of `group` whose role holds `permission` (owner and admin hold all).
-    pub(super) fn holders_of(&self, group: GroupId, permission: &Permission) -> Vec<MemberId> {
-        let Some(g) = self.groups.get(&group) else {
-            return Vec::new();
-        };
-        let mut holders: Vec<MemberId> = g
-            .members
-            .iter()
-            .filter(|(_, m)| m.is_active())
-            .filter(|(_, m)| {
-                m.role.is_owner()
-                    || m.role.is_admin()
-                    || g.roles.get(&m.role).is_some_and(|p| p.contains(permission))
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        holders.sort();
-        holders
     }
 }
 

@@ -16,8 +16,8 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use onboard_kernel::MemberId;
 use onboard_kernel::events::FeedPosition;
-use onboard_kernel::{GroupId, MemberId};
 use onboard_notifications::ports::{NotificationOutbox, NotificationRepository};
 use onboard_notifications::{
     MarkRead, NewNotification, Notification, NotificationId, NotificationType,
@@ -115,7 +115,6 @@ const CLAIM: &str = concat!(
 const MARK_PUBLISHED: &str = "
     UPDATE notifications SET published_at = now(), claimed_until = NULL WHERE id = ANY ($1)";
 
-
 /// The default of `NOTIFICATION_TTL`.
 pub(crate) const DEFAULT_TTL_SECS: i64 = 14 * 24 * 3600;
 
@@ -180,8 +179,8 @@ struct CountRow {
     count: i64,
 }
 
-/// Stores `notifications` on `conn`, inside whatever transaction it is in: for producers in
-/// any domain that notify in the transaction of the change they report.
+/// Stores `notifications` on `conn`, inside whatever transaction it is in (the consumer's, with
+/// its feed position).
 ///
 /// # Errors
 /// When the database refuses (an unknown member, say).
@@ -215,8 +214,6 @@ pub async fn insert_notifications(
         .execute(conn)
         .await?;
     Ok(())
-}
-
 }
 
 /// Notifications in PostgreSQL.

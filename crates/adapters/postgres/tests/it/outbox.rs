@@ -31,7 +31,7 @@ async fn an_event_is_read_back_as_it_was_recorded() {
     let batch = feed.read("test", 10).await.unwrap();
 
     assert_eq!(batch.from, FeedPosition::START);
-    assert_eq!(batch.events, [recorded.clone()]);
+    assert_eq!(batch.events, std::slice::from_ref(&recorded));
     assert!(batch.to > batch.from);
     assert_eq!(batch.events[0].decode::<GroupEvent>(), recorded.decode::<GroupEvent>());
 }
