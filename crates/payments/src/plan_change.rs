@@ -82,7 +82,7 @@ fn same_choice(
 
 /// Judges a plan change: the current account, the main card, the request, the time, the
 /// catalogue and settings in; the effects out. Pure: the same inputs give the same answer.
-/// One method of [`Judge`] per current status holds that status's rows of the table.
+/// One method per current status holds that status's rows of the table.
 pub fn plan_change(
     current: &Billing,
     main_card: Option<&Card>,
