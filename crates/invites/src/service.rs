@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use onboard_groups::{GroupsService, Page, Permission, RoleName, Slug};
+use onboard_groups::{Group, GroupsService, Page, Permission, RoleName, Slug};
 use onboard_kernel::events::Event;
 use onboard_kernel::{Clock, MemberId};
 use onboard_members::ports::SmsSender;
@@ -81,7 +81,7 @@ impl InvitesService {
         if request.phone.is_none() && request.email.is_none() {
             return Err(CreateInviteError::ContactRequired);
         }
-        let role = request.role.unwrap_or(RoleName::MEMBER);
+        let role = request.role.clone().unwrap_or(RoleName::MEMBER);
         self.groups.grantable_role(&group, &caller_role, &role).await?;
 
         let now = self.clock.now();
@@ -92,23 +92,7 @@ impl InvitesService {
                 .replace("{group}", group.name.as_str())
                 .replace("{code}", code.as_str())
         });
-        let id = InviteId::new();
-        let new = NewInvite {
-            id,
-            group: group.id,
-            name: request.name,
-            phone: request.phone,
-            email: request.email,
-            role,
-            invited_by: caller,
-            created_at: now,
-            expires_at: now
-                .checked_add_signed(secs(self.config.ttl_secs))
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-            sms_charge: self.config.sms_billing.zip(sms_text.as_deref()).map(|(prices, text)| {
-                SmsCharge { group: group.id, amount: prices.of(text), invite: id }
-            }),
-        };
+        let new = self.new_invite(&group, caller, request, role, sms_text.as_deref(), now);
         let events = Event::records(&[InviteEvent::created(&new)], now);
         // The code first: once the invite is stored it always has one. A code whose invite
         // was never stored names nothing, and expires.
@@ -154,6 +138,38 @@ impl InvitesService {
             created_at: now,
         };
         Ok(CreatedInvite { invite, code })
+    }
+
+    /// The invite to store: pending until the configured TTL, with the SMS it pays for when
+    /// invite SMS are billed.
+    fn new_invite(
+        &self,
+        group: &Group,
+        caller: MemberId,
+        request: CreateInvite,
+        role: RoleName,
+        sms_text: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> NewInvite {
+        let id = InviteId::new();
+        NewInvite {
+            id,
+            group: group.id,
+            name: request.name,
+            phone: request.phone,
+            email: request.email,
+            role,
+            invited_by: caller,
+            created_at: now,
+            expires_at: now
+                .checked_add_signed(secs(self.config.ttl_secs))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            sms_charge: self.config.sms_billing.zip(sms_text).map(|(prices, text)| SmsCharge {
+                group: group.id,
+                amount: prices.of(text),
+                invite: id,
+            }),
+        }
     }
 
     /// A page of the group's invites, newest first, optionally of one status (`expired` as of

@@ -427,6 +427,86 @@ async fn create_tx(
     .await
 }
 
+/// Step 3 of an accept: the membership the invite gives, a join request when the group
+/// requires approval; `None` when the member already had a membership (locked by the
+/// statement, so it is as read afterwards).
+async fn add_membership(
+    conn: &mut AsyncPgConnection,
+    group: &GroupRow,
+    member: MemberId,
+    role: String,
+    now: DateTime<Utc>,
+) -> diesel::QueryResult<Option<RoleRow>> {
+    if group.approval_required {
+        return diesel::sql_query(ADD_REQUEST)
+            .bind::<Uuid, _>(group.id)
+            .bind::<Uuid, _>(member.as_uuid())
+            .bind::<Timestamptz, _>(now)
+            .cached()
+            .get_result(conn)
+            .await
+            .optional();
+    }
+    let role = RoleName::from_trusted(role);
+    diesel::sql_query(ADD_MEMBER)
+        .bind::<Uuid, _>(group.id)
+        .bind::<Uuid, _>(member.as_uuid())
+        .bind::<Text, _>(role.as_str())
+        .bind::<Timestamptz, _>(now)
+        .bind::<Bool, _>(role.is_builtin())
+        .cached()
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Step 4 of an accept: what the membership came to, the caller's role in the group, and
+/// which membership events the accept stores.
+async fn settle(
+    conn: &mut AsyncPgConnection,
+    group: &GroupRow,
+    member: MemberId,
+    added: Option<RoleRow>,
+) -> Result<(AcceptOutcome, RoleName, AcceptedMembership), TxError<AcceptRefusal>> {
+    Ok(match added {
+        Some(RoleRow { role }) if group.approval_required => {
+            debug_assert_eq!(role, RoleName::MEMBER.as_str());
+            // A new join request.
+            (AcceptOutcome::PendingApproval, RoleName::MEMBER, AcceptedMembership::Requested)
+        }
+        Some(RoleRow { role }) => {
+            let role = RoleName::from_trusted(role);
+            (AcceptOutcome::Joined, role.clone(), AcceptedMembership::Joined(role))
+        }
+        None => {
+            // The membership existed; the statement locked it, so it is as read here.
+            let found: MembershipRow = diesel::sql_query(MEMBERSHIP)
+                .bind::<Uuid, _>(group.id)
+                .bind::<Uuid, _>(member.as_uuid())
+                .cached()
+                .get_result(conn)
+                .await?;
+            match MembershipStatus::parse(&found.status) {
+                Some(MembershipStatus::Active) => (
+                    AcceptOutcome::AlreadyMember,
+                    RoleName::from_trusted(found.role),
+                    AcceptedMembership::Unchanged,
+                ),
+                Some(MembershipStatus::Pending) => (
+                    AcceptOutcome::PendingApproval,
+                    RoleName::MEMBER,
+                    AcceptedMembership::Unchanged,
+                ),
+                None => {
+                    return Err(TxError::Refused(
+                        anyhow::anyhow!("unknown membership status {:?}", found.status).into(),
+                    ));
+                }
+            }
+        }
+    })
+}
+
 /// One attempt at [`InviteRepository::accept`]. Its last statement stores the accept's events,
 /// picked by how the membership settled ([`outbox::record`]); it takes the place of the
 /// inviter's notification the transaction used to write, so the accept makes as many round
@@ -461,65 +541,8 @@ async fn accept_tx(
             return Err(TxError::Refused(AcceptRefusal::NotFound));
         };
 
-        let added: Option<RoleRow> = if group.approval_required {
-            diesel::sql_query(ADD_REQUEST)
-                .bind::<Uuid, _>(group.id)
-                .bind::<Uuid, _>(member.as_uuid())
-                .bind::<Timestamptz, _>(now)
-                .cached()
-                .get_result(conn)
-                .await
-                .optional()?
-        } else {
-            let role = RoleName::from_trusted(role);
-            diesel::sql_query(ADD_MEMBER)
-                .bind::<Uuid, _>(group.id)
-                .bind::<Uuid, _>(member.as_uuid())
-                .bind::<Text, _>(role.as_str())
-                .bind::<Timestamptz, _>(now)
-                .bind::<Bool, _>(role.is_builtin())
-                .cached()
-                .get_result(conn)
-                .await
-                .optional()?
-        };
-        let (outcome, my_role, settled) = match added {
-            Some(RoleRow { role }) if group.approval_required => {
-                debug_assert_eq!(role, RoleName::MEMBER.as_str());
-                // A new join request.
-                (AcceptOutcome::PendingApproval, RoleName::MEMBER, AcceptedMembership::Requested)
-            }
-            Some(RoleRow { role }) => {
-                let role = RoleName::from_trusted(role);
-                (AcceptOutcome::Joined, role.clone(), AcceptedMembership::Joined(role))
-            }
-            None => {
-                // The membership existed; the statement locked it, so it is as read here.
-                let found: MembershipRow = diesel::sql_query(MEMBERSHIP)
-                    .bind::<Uuid, _>(group.id)
-                    .bind::<Uuid, _>(member.as_uuid())
-                    .cached()
-                    .get_result(conn)
-                    .await?;
-                match MembershipStatus::parse(&found.status) {
-                    Some(MembershipStatus::Active) => (
-                        AcceptOutcome::AlreadyMember,
-                        RoleName::from_trusted(found.role),
-                        AcceptedMembership::Unchanged,
-                    ),
-                    Some(MembershipStatus::Pending) => (
-                        AcceptOutcome::PendingApproval,
-                        RoleName::MEMBER,
-                        AcceptedMembership::Unchanged,
-                    ),
-                    None => {
-                        return Err(TxError::Refused(
-                            anyhow::anyhow!("unknown membership status {:?}", found.status).into(),
-                        ));
-                    }
-                }
-            }
-        };
+        let added = add_membership(conn, &group, member, role, now).await?;
+        let (outcome, my_role, settled) = settle(conn, &group, member, added).await?;
         outbox::record(conn, &events.records(&settled)).await?;
         Ok(AcceptRecord { outcome, group: MyGroup { group: group.into(), my_role } })
     })
