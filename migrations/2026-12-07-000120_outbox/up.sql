@@ -21,11 +21,10 @@ CREATE TABLE outbox (
     version smallint NOT NULL
 );
 
--- The feed: every consumer reads forward from its (txid, seq).
+-- The feed: every consumer reads forward from its (txid, seq). The only index besides the
+-- primary key, which also serves the retention purge (ids are UUID v7: ordered by time): each
+-- index costs every write path that records events.
 CREATE INDEX outbox_feed_idx ON outbox (txid, seq);
--- A group's events by time (the events API), and the retention purge.
-CREATE INDEX outbox_group_idx ON outbox (group_id, id) WHERE group_id IS NOT NULL;
-CREATE INDEX outbox_occurred_idx ON outbox (occurred_at);
 
 -- Each consumer's position: every event up to (txid, seq) was handled. Moved only by a
 -- conditional update in the transaction that records the consumer's effect.

@@ -121,8 +121,19 @@ const ADVANCE: &str = "
     ON CONFLICT (name) DO UPDATE SET txid = EXCLUDED.txid, seq = EXCLUDED.seq, updated_at = now()
     WHERE c.txid = $2 AND c.seq = $3";
 
-/// Deletes the events that occurred before `$1`.
-const PURGE: &str = "DELETE FROM outbox WHERE occurred_at < $1";
+/// Deletes the events whose id (a UUID v7) is below `$1`, the smallest id of an instant: the
+/// events recorded before it, through the primary key.
+const PURGE: &str = "DELETE FROM outbox WHERE id < $1";
+
+/// The smallest UUID v7 of the millisecond of `at`.
+fn first_id_at(at: DateTime<Utc>) -> uuid::Uuid {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = 0x70;
+    bytes[8] = 0x80;
+    uuid::Uuid::from_bytes(bytes)
+}
 
 #[derive(Debug, QueryableByName)]
 struct FeedRow {
@@ -263,11 +274,30 @@ impl EventFeed for PgEventFeed {
     async fn purge(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
         let mut conn = self.conn().await?;
         let deleted = diesel::sql_query(PURGE)
-            .bind::<Timestamptz, _>(before)
+            .bind::<Uuid, _>(first_id_at(before))
             .cached()
             .execute(&mut conn)
             .await
             .context("purging old events")?;
         Ok(u64::try_from(deleted).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+
+    #[test]
+    fn the_first_id_of_an_instant_sorts_between_the_ids_made_before_and_after_it() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).single().unwrap_or_default();
+        let floor = first_id_at(at);
+        assert_eq!(floor.get_version_num(), 7);
+        let millis = |id: uuid::Uuid| id.get_timestamp().map(|t| t.to_unix());
+        assert_eq!(millis(floor), Some((at.timestamp().try_into().unwrap_or(0), 0)));
+        let before = first_id_at(at - chrono::Duration::milliseconds(1));
+        let after = first_id_at(at + chrono::Duration::milliseconds(1));
+        assert!(before < floor && floor < after);
     }
 }

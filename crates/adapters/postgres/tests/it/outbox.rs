@@ -91,11 +91,14 @@ async fn each_consumer_moves_on_its_own_and_a_stale_move_changes_nothing() {
 }
 
 #[tokio::test]
-async fn events_past_their_retention_are_purged() {
+async fn events_recorded_before_their_retention_are_purged() {
     let db = TestDatabase::new().await;
     let feed = PgEventFeed::new(db.pool());
     let mut old = event();
     old.occurred_at = Utc::now() - Duration::days(31);
+    let recorded = u64::try_from(old.occurred_at.timestamp()).unwrap();
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, recorded, 0);
+    old.id = onboard_kernel::events::EventId::from_uuid(uuid::Uuid::new_v7(ts));
     onboard_postgres::outbox::record(&mut connection(&db).await, &[old, event()]).await.unwrap();
 
     assert_eq!(feed.purge(Utc::now() - Duration::days(30)).await.unwrap(), 1);
