@@ -103,7 +103,6 @@ impl Credit {
                     CreditReason::Purchase,
                     None,
                     at,
-                    3600,
                 )
                 .await
                 .unwrap()

@@ -83,12 +83,7 @@ impl Adapters {
         );
         // One store for every repository: memberships, current groups and deletions span them.
         // A test may hand in the store (to share it, or to top up SMS credit).
-        let store = settings.messaging_overrides.memory_store.clone().unwrap_or_else(|| {
-            Arc::new(
-                onboard_memory::MemoryStore::default()
-                    .with_notification_ttl(settings.notifications.ttl),
-            )
-        });
+        let store = settings.messaging_overrides.memory_store.clone().unwrap_or_default();
         // The billing store lives beside the memory store it shares data with.
         let billing = store.billing();
         let otp = Arc::new(onboard_memory::MemoryOtpStore::default());
@@ -147,15 +142,13 @@ impl Adapters {
         )
         .await
         .context("cannot subscribe to notifications in Redis")?;
-        let adapters = Self::external_on(settings, pg, redis, prefix, Arc::new(notification_bus));
+        let adapters = Self::external_on(pg, redis, prefix, Arc::new(notification_bus));
         tracing::info!("storage: Postgres + Redis");
         Ok(adapters)
     }
 
-    /// The PostgreSQL and Redis adapters on their pools; notifications (of every domain that
-    /// writes them) live `NOTIFICATION_TTL`.
+    /// The PostgreSQL and Redis adapters on their pools.
     fn external_on(
-        settings: &Settings,
         pg: onboard_postgres::PgPool,
         redis: deadpool_redis::Pool,
         prefix: String,
@@ -164,7 +157,6 @@ impl Adapters {
         use onboard_postgres as postgres;
         use onboard_redis as r;
 
-        let ttl = settings.notifications.ttl;
         let otp = Arc::new(r::RedisOtpStore::new(redis.clone(), prefix.clone()));
         let notifications = Arc::new(postgres::PgNotificationRepository::new(pg.clone()));
         let billing = Arc::new(postgres::PgBillingStore::new(pg.clone()));
@@ -177,9 +169,7 @@ impl Adapters {
             referrals: Arc::new(postgres::PgReferralRepository::new(pg.clone())),
             groups: Arc::new(postgres::PgGroupRepository::new(pg.clone())),
             events: Arc::new(postgres::PgEventFeed::new(pg.clone())),
-            invites: Arc::new(
-                postgres::PgInviteRepository::new(pg.clone()).with_notification_ttl(ttl),
-            ),
+            invites: Arc::new(postgres::PgInviteRepository::new(pg.clone())),
             invite_codes: Arc::new(r::RedisInviteCodeStore::new(redis.clone(), prefix.clone())),
             identities: Arc::new(postgres::PgIdentityRepository::new(pg.clone())),
             sso_states: Arc::new(r::RedisSsoStateStore::new(redis.clone(), prefix.clone())),
@@ -189,17 +179,13 @@ impl Adapters {
             notification_outbox: notifications,
             notification_bus,
             stream_tickets: Arc::new(r::RedisStreamTicketStore::new(redis.clone(), prefix)),
-            messages: Arc::new(
-                postgres::PgMessageRepository::new(pg.clone()).with_notification_ttl(ttl),
-            ),
+            messages: Arc::new(postgres::PgMessageRepository::new(pg.clone())),
             payments: PaymentsStores {
                 billing: billing.clone(),
                 cards: billing.clone(),
                 usage: billing.clone(),
                 idempotency: billing,
-                sms_credit: Arc::new(
-                    postgres::PgSmsCreditStore::new(pg.clone()).with_notification_ttl(ttl),
-                ),
+                sms_credit: Arc::new(postgres::PgSmsCreditStore::new(pg.clone())),
                 jobs: Arc::new(postgres::PgJobQueue::new(pg.clone())),
             },
             backends: Backends::External { pg, redis },

@@ -4,10 +4,9 @@
 //! transaction).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use onboard_kernel::MemberId;
 use onboard_kernel::events::FeedPosition;
 use onboard_notifications::ports::{NotificationOutbox, NotificationRepository};
@@ -15,17 +14,10 @@ use onboard_notifications::{MarkRead, NewNotification, Notification, Notificatio
 
 use super::MemoryStore;
 
-/// The stored notifications and how long new ones are kept.
-#[derive(Debug)]
+/// The stored notifications.
+#[derive(Debug, Default)]
 pub(super) struct Notifications {
     rows: BTreeMap<NotificationId, Row>,
-    pub(super) ttl: TimeDelta,
-}
-
-impl Default for Notifications {
-    fn default() -> Self {
-        Self { rows: BTreeMap::new(), ttl: TimeDelta::days(14) }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -46,16 +38,6 @@ impl Notifications {
 
     fn own(&self, member: MemberId) -> impl DoubleEndedIterator<Item = &Notification> {
         self.rows.values().map(|r| &r.notification).filter(move |n| n.member == member)
-    }
-}
-
-impl MemoryStore {
-    /// Keeps the notifications this store makes for `ttl` (`NOTIFICATION_TTL`; 14 days by
-    /// default).
-    #[must_use]
-    pub fn with_notification_ttl(self, ttl: Duration) -> Self {
-        self.state().notifications.ttl = TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX);
-        self
     }
 }
 

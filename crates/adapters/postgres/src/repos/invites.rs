@@ -48,8 +48,7 @@ use onboard_kernel::{Email, GroupId, MemberId, PhoneNumber};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
-use crate::error::{TxError, is_transient, violated_unique};
-use crate::repos::notifications::{DEFAULT_TTL_SECS, ttl_secs};
+use crate::error::{TxError, retrying, violated_unique};
 use crate::repos::outbox::{self, events_json, record_events};
 use crate::rows::GroupRow;
 
@@ -212,29 +211,6 @@ const ADD_MEMBER: &str = "
 const MEMBERSHIP: &str = "
     SELECT role, status FROM group_members WHERE group_id = $1 AND member_id = $2";
 
-/// How many times a transaction starts over after the database aborted it to break a
-/// deadlock.
-const ATTEMPTS: usize = 3;
-
-/// Runs `$attempt` (an expression giving a `Result<_, TxError<E>>` future) until it commits,
-/// is refused, or fails for a reason other than a deadlock or serialization failure.
-macro_rules! retrying {
-    ($what:literal, $attempt:expr) => {{
-        let mut attempt = 1;
-        loop {
-            match $attempt.await {
-                Ok(done) => break Ok(done),
-                Err(TxError::Refused(refusal)) => break Err(refusal),
-                Err(TxError::Db(e)) if is_transient(&e) && attempt < ATTEMPTS => {
-                    attempt += 1;
-                    tracing::debug!(error = %e, what = $what, "transaction aborted; starting over");
-                }
-                Err(TxError::Db(e)) => break Err(anyhow::Error::new(e).context($what).into()),
-            }
-        }
-    }};
-}
-
 /// An invite with its group's slug (`invites i JOIN groups g`).
 #[derive(Debug, Clone, QueryableByName)]
 struct InviteRow {
@@ -329,9 +305,6 @@ struct MembershipRow {
 #[derive(Clone)]
 pub struct PgInviteRepository {
     pool: PgPool,
-    /// How long the notifications a debit of SMS credit makes are kept (the low-balance
-    /// notice of [`crate::repos::sms_credit::apply`]).
-    notification_ttl_secs: i64,
 }
 
 impl fmt::Debug for PgInviteRepository {
@@ -343,15 +316,7 @@ impl fmt::Debug for PgInviteRepository {
 impl PgInviteRepository {
     /// A repository on `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, notification_ttl_secs: DEFAULT_TTL_SECS }
-    }
-
-    /// Keeps the notifications the SMS credit debits of this repository make for `ttl`
-    /// (`NOTIFICATION_TTL`; 14 days by default).
-    #[must_use]
-    pub fn with_notification_ttl(mut self, ttl: std::time::Duration) -> Self {
-        self.notification_ttl_secs = ttl_secs(ttl);
-        self
+        Self { pool }
     }
 
     async fn conn(&self) -> anyhow::Result<Object<AsyncPgConnection>> {
@@ -369,7 +334,6 @@ async fn create_tx(
     conn: &mut AsyncPgConnection,
     invite: &NewInvite,
     events: &str,
-    ttl_secs: i64,
 ) -> Result<(), TxError<CreateInviteRefusal>> {
     conn.transaction(async |conn| {
         let phone = invite.phone.as_ref().map(PhoneNumber::as_e164);
@@ -415,7 +379,6 @@ async fn create_tx(
                 onboard_payments::sms_credit::CreditReason::InviteSms,
                 Some(&reference),
                 invite.created_at,
-                ttl_secs,
             )
             .await?;
             if debited.is_none() {
@@ -557,9 +520,8 @@ impl InviteRepository for PgInviteRepository {
         events: &[Event],
     ) -> Result<(), CreateInviteRefusal> {
         let mut conn = self.conn().await?;
-        let ttl = self.notification_ttl_secs;
         let events = events_json(events);
-        retrying!("creating an invite", create_tx(&mut conn, invite, &events, ttl))
+        retrying!("creating an invite", create_tx(&mut conn, invite, &events))
     }
 
     async fn list(
@@ -605,7 +567,6 @@ impl InviteRepository for PgInviteRepository {
     ) -> anyhow::Result<()> {
         let mut conn = self.conn().await?;
         let reference = charge.invite.to_string();
-        let ttl = self.notification_ttl_secs;
         let refund = async |conn: &mut AsyncPgConnection| {
             crate::repos::sms_credit::apply(
                 conn,
@@ -614,7 +575,6 @@ impl InviteRepository for PgInviteRepository {
                 onboard_payments::sms_credit::CreditReason::Refund,
                 Some(&reference),
                 now,
-                ttl,
             )
             .await
         };

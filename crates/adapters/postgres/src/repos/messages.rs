@@ -11,7 +11,6 @@
 //! its transaction: no extra round trip.
 
 use std::fmt;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -32,7 +31,6 @@ use onboard_payments::sms_credit::CreditReason;
 use crate::PgPool;
 use crate::cached::CachedExt;
 use crate::error::TxError;
-use crate::repos::notifications::{DEFAULT_TTL_SECS, ttl_secs};
 use crate::repos::outbox::{self, events_json, record_events};
 use crate::repos::sms_credit::apply;
 
@@ -236,7 +234,6 @@ struct NoCredit;
 #[derive(Clone)]
 pub struct PgMessageRepository {
     pool: PgPool,
-    notification_ttl_secs: i64,
 }
 
 impl fmt::Debug for PgMessageRepository {
@@ -247,14 +244,7 @@ impl fmt::Debug for PgMessageRepository {
 
 impl PgMessageRepository {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, notification_ttl_secs: DEFAULT_TTL_SECS }
-    }
-
-    /// Keeps the low-credit notifications a debit may create for `ttl` (`NOTIFICATION_TTL`).
-    #[must_use]
-    pub fn with_notification_ttl(mut self, ttl: Duration) -> Self {
-        self.notification_ttl_secs = ttl_secs(ttl);
-        self
+        Self { pool }
     }
 
     async fn conn(&self) -> anyhow::Result<Object<AsyncPgConnection>> {
@@ -297,22 +287,14 @@ async fn debit(
     conn: &mut AsyncPgConnection,
     message: &NewMessage,
     at: DateTime<Utc>,
-    ttl: i64,
 ) -> Result<(), TxError<NoCredit>> {
     if message.price == 0 {
         return Ok(());
     }
     let reference = message.id.to_string();
-    let balance = apply(
-        conn,
-        message.group,
-        -message.price,
-        CreditReason::Message,
-        Some(&reference),
-        at,
-        ttl,
-    )
-    .await?;
+    let balance =
+        apply(conn, message.group, -message.price, CreditReason::Message, Some(&reference), at)
+            .await?;
     balance.map(|_| ()).ok_or(TxError::Refused(NoCredit))
 }
 
@@ -341,7 +323,7 @@ async fn fail(
         let reference = claim.message.id.to_string();
         let group = GroupId::from_uuid(row.group_id);
         // A credit never fails for want of balance.
-        apply(conn, group, row.price, CreditReason::Refund, Some(&reference), at, 0).await?;
+        apply(conn, group, row.price, CreditReason::Refund, Some(&reference), at).await?;
     }
     Ok(true)
 }
@@ -361,12 +343,11 @@ impl MessageRepository for PgMessageRepository {
         if messages.is_empty() {
             return Ok(());
         }
-        let ttl = self.notification_ttl_secs;
         let mut conn = self.conn().await?;
         let done = conn
             .transaction(async |conn| {
                 for message in messages {
-                    debit(conn, message, at, ttl).await?;
+                    debit(conn, message, at).await?;
                 }
                 insert(conn, messages, events, at).await?;
                 Ok::<_, TxError<NoCredit>>(())
@@ -516,13 +497,12 @@ impl MessageRepository for PgMessageRepository {
         events: &FailOverEvents,
         at: DateTime<Utc>,
     ) -> anyhow::Result<FailOverOutcome> {
-        let ttl = self.notification_ttl_secs;
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| {
             if !fail(conn, claim, code, true, &[], at).await? {
                 return Ok(FailOverOutcome::LeaseLost);
             }
-            match debit(conn, resend, at, ttl).await {
+            match debit(conn, resend, at).await {
                 Ok(()) => {}
                 Err(TxError::Refused(NoCredit)) => {
                     outbox::record(conn, &events.no_credit).await?;

@@ -7,7 +7,6 @@
 //! rows are claimed again after the lease.
 
 use std::fmt;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -114,14 +113,6 @@ const CLAIM: &str = concat!(
 
 const MARK_PUBLISHED: &str = "
     UPDATE notifications SET published_at = now(), claimed_until = NULL WHERE id = ANY ($1)";
-
-/// The default of `NOTIFICATION_TTL`.
-pub(crate) const DEFAULT_TTL_SECS: i64 = 14 * 24 * 3600;
-
-/// A TTL in whole seconds, as the statements bind it.
-pub(crate) fn ttl_secs(ttl: Duration) -> i64 {
-    i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)
-}
 
 #[derive(Debug, QueryableByName)]
 struct NotificationRow {

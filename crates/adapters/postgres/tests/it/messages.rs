@@ -55,7 +55,7 @@ async fn a_batch_the_credit_does_not_cover_stores_and_debits_nothing() {
     let group = f.group("acme", owner).await.id;
     let pool = f.db.pool();
     let mut conn = pool.get().await.unwrap();
-    apply(&mut conn, group, 30, CreditReason::Purchase, None, f.t, 60).await.unwrap();
+    apply(&mut conn, group, 30, CreditReason::Purchase, None, f.t).await.unwrap();
     let repo = PgMessageRepository::new(pool.clone());
 
     let batch: Vec<_> = (0..3).map(|n| message(group, n, Channel::Sms, 11)).collect();
@@ -90,7 +90,7 @@ async fn concurrent_claims_never_share_a_message_and_a_lost_lease_records_nothin
     let group = f.group("acme", owner).await.id;
     let pool = f.db.pool();
     let mut conn = pool.get().await.unwrap();
-    apply(&mut conn, group, 1_000, CreditReason::Purchase, None, f.t, 60).await.unwrap();
+    apply(&mut conn, group, 1_000, CreditReason::Purchase, None, f.t).await.unwrap();
     let repo = PgMessageRepository::new(pool.clone());
     let batch: Vec<_> = (0..30).map(|n| message(group, n, Channel::Sms, 11)).collect();
     repo.queue_batch(&batch, &[], f.t).await.unwrap();
@@ -140,7 +140,7 @@ async fn concurrent_claims_never_share_a_message_and_a_lost_lease_records_nothin
     );
     // 1,000 - 30 × 11 + 11 refunded.
     let balance: i64 =
-        apply(&mut conn, group, 1, CreditReason::Purchase, None, f.t, 60).await.unwrap().unwrap();
+        apply(&mut conn, group, 1, CreditReason::Purchase, None, f.t).await.unwrap().unwrap();
     assert_eq!(balance, 1_000 - 330 + 11 + 1);
 }
 
@@ -151,7 +151,7 @@ async fn a_failover_without_credit_for_the_resend_leaves_the_alimtalk_failed_and
     let group = f.group("acme", owner).await.id;
     let pool = f.db.pool();
     let mut conn = pool.get().await.unwrap();
-    apply(&mut conn, group, 10, CreditReason::Purchase, None, f.t, 60).await.unwrap();
+    apply(&mut conn, group, 10, CreditReason::Purchase, None, f.t).await.unwrap();
     let repo = PgMessageRepository::new(pool.clone());
     let alimtalk = message(group, 1, Channel::Alimtalk, 10);
     repo.queue_batch(std::slice::from_ref(&alimtalk), &[], f.t).await.unwrap();
@@ -187,7 +187,7 @@ async fn a_failover_stores_its_events_with_the_resend_and_none_under_a_lost_leas
     let group = f.group("acme", owner).await.id;
     let pool = f.db.pool();
     let mut conn = pool.get().await.unwrap();
-    apply(&mut conn, group, 100, CreditReason::Purchase, None, f.t, 60).await.unwrap();
+    apply(&mut conn, group, 100, CreditReason::Purchase, None, f.t).await.unwrap();
     let repo = PgMessageRepository::new(pool.clone());
     let alimtalk = message(group, 1, Channel::Alimtalk, 10);
     repo.queue_batch(std::slice::from_ref(&alimtalk), &[], f.t).await.unwrap();

@@ -10,8 +10,6 @@ use onboard_postgres::sms_credit::apply;
 use crate::groups::Fixture;
 use crate::rows;
 
-const TTL: i64 = 14 * 24 * 3600;
-
 #[tokio::test]
 async fn a_debit_the_balance_does_not_cover_changes_nothing() {
     let f = Fixture::new().await;
@@ -21,31 +19,23 @@ async fn a_debit_the_balance_does_not_cover_changes_nothing() {
     let mut conn = pool.get().await.expect("a connection");
 
     assert_eq!(
-        apply(&mut conn, group.id, -11, CreditReason::Message, None, f.t, TTL).await.unwrap(),
+        apply(&mut conn, group.id, -11, CreditReason::Message, None, f.t).await.unwrap(),
         None
     );
     assert_eq!(
-        apply(&mut conn, group.id, 20, CreditReason::Purchase, Some("m-1"), f.t, TTL)
-            .await
-            .unwrap(),
+        apply(&mut conn, group.id, 20, CreditReason::Purchase, Some("m-1"), f.t).await.unwrap(),
         Some(20)
     );
     assert_eq!(
-        apply(&mut conn, group.id, -11, CreditReason::Message, Some("msg-1"), f.t, TTL)
-            .await
-            .unwrap(),
+        apply(&mut conn, group.id, -11, CreditReason::Message, Some("msg-1"), f.t).await.unwrap(),
         Some(9)
     );
     assert_eq!(
-        apply(&mut conn, group.id, -11, CreditReason::Message, Some("msg-2"), f.t, TTL)
-            .await
-            .unwrap(),
+        apply(&mut conn, group.id, -11, CreditReason::Message, Some("msg-2"), f.t).await.unwrap(),
         None
     );
     assert_eq!(
-        apply(&mut conn, group.id, 11, CreditReason::Refund, Some("msg-1"), f.t, TTL)
-            .await
-            .unwrap(),
+        apply(&mut conn, group.id, 11, CreditReason::Refund, Some("msg-1"), f.t).await.unwrap(),
         Some(20)
     );
     drop(conn);
@@ -59,18 +49,17 @@ async fn a_debit_rolled_back_with_its_transaction_leaves_balance_and_ledger_as_t
     let group = f.group("acme", owner).await;
     let pool = f.db.pool();
     let mut conn = pool.get().await.expect("a connection");
-    apply(&mut conn, group.id, 100, CreditReason::Purchase, None, f.t, TTL).await.unwrap();
+    apply(&mut conn, group.id, 100, CreditReason::Purchase, None, f.t).await.unwrap();
 
     let outcome: Result<(), diesel::result::Error> = conn
         .transaction(async |conn| {
-            let left = apply(conn, group.id, -37, CreditReason::Message, None, f.t, TTL).await?;
+            let left = apply(conn, group.id, -37, CreditReason::Message, None, f.t).await?;
             assert_eq!(left, Some(63));
             Err(diesel::result::Error::RollbackTransaction)
         })
         .await;
     assert!(outcome.is_err());
-    let left =
-        apply(&mut conn, group.id, -100, CreditReason::Message, None, f.t, TTL).await.unwrap();
+    let left = apply(&mut conn, group.id, -100, CreditReason::Message, None, f.t).await.unwrap();
     assert_eq!(left, Some(0), "the whole 100 was still there");
     drop(conn);
     assert_eq!(rows(&pool, "sms_credit_ledger").await, 2);
@@ -83,9 +72,9 @@ async fn crossing_below_a_thousand_stores_the_low_credit_event_once() {
     let group = f.group("acme", owner).await;
     let pool = f.db.pool();
     let mut conn = pool.get().await.expect("a connection");
-    apply(&mut conn, group.id, 1_020, CreditReason::Purchase, None, f.t, TTL).await.unwrap();
+    apply(&mut conn, group.id, 1_020, CreditReason::Purchase, None, f.t).await.unwrap();
     for _ in 0..3 {
-        apply(&mut conn, group.id, -11, CreditReason::Message, None, f.t, TTL).await.unwrap();
+        apply(&mut conn, group.id, -11, CreditReason::Message, None, f.t).await.unwrap();
     }
     drop(conn);
     let batch = PgEventFeed::new(pool.clone()).read("test", 100).await.unwrap();

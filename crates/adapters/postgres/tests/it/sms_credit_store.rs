@@ -18,8 +18,6 @@ use onboard_postgres::{PgEventFeed, PgSmsCreditStore};
 use crate::groups::Fixture;
 use crate::rows;
 
-const TTL: i64 = 3600;
-
 fn purchase(group: GroupId, amount: i64, reason: CreditReason, f: &Fixture) -> CreditPurchase {
     CreditPurchase {
         merchant_uid: MerchantUid::generate(),
@@ -100,7 +98,7 @@ async fn the_ledger_pages_newest_first() {
     let store = PgSmsCreditStore::new(pool.clone());
     let mut conn = pool.get().await.unwrap();
     for _ in 0..5 {
-        apply(&mut conn, group.id, 100, CreditReason::Purchase, None, f.t, TTL).await.unwrap();
+        apply(&mut conn, group.id, 100, CreditReason::Purchase, None, f.t).await.unwrap();
     }
     drop(conn);
     let first = store.ledger(group.id, None, 2).await.unwrap();
@@ -119,14 +117,14 @@ async fn a_top_up_is_requested_once_per_crossing_and_a_failed_one_stores_its_eve
     let pool = f.db.pool();
     let store = PgSmsCreditStore::new(pool.clone());
     let mut conn = pool.get().await.unwrap();
-    apply(&mut conn, group.id, 2_000, CreditReason::Purchase, None, f.t, TTL).await.unwrap();
+    apply(&mut conn, group.id, 2_000, CreditReason::Purchase, None, f.t).await.unwrap();
     store
         .set_auto_topup(group.id, Some(AutoTopup { below: 1_500, amount: 3_000 }), f.t)
         .await
         .unwrap();
-    apply(&mut conn, group.id, -600, CreditReason::Message, None, f.t, TTL).await.unwrap();
+    apply(&mut conn, group.id, -600, CreditReason::Message, None, f.t).await.unwrap();
     let later = f.t + Duration::seconds(1);
-    apply(&mut conn, group.id, -100, CreditReason::Message, None, later, TTL).await.unwrap();
+    apply(&mut conn, group.id, -100, CreditReason::Message, None, later).await.unwrap();
     drop(conn);
     let due = store.due_topups(10).await.unwrap();
     assert_eq!(due, [DueTopup { group: group.id, amount: 3_000, requested_at: f.t }]);
@@ -161,8 +159,8 @@ async fn a_paid_top_up_clears_its_request() {
         .await
         .unwrap();
     let mut conn = pool.get().await.unwrap();
-    apply(&mut conn, group.id, 500, CreditReason::Purchase, None, f.t, TTL).await.unwrap();
-    apply(&mut conn, group.id, -11, CreditReason::Message, None, f.t, TTL).await.unwrap();
+    apply(&mut conn, group.id, 500, CreditReason::Purchase, None, f.t).await.unwrap();
+    apply(&mut conn, group.id, -11, CreditReason::Message, None, f.t).await.unwrap();
     drop(conn);
     assert_eq!(store.due_topups(10).await.unwrap().len(), 1);
     let p = purchase(group.id, 1_000, CreditReason::AutoTopup, &f);
@@ -179,7 +177,7 @@ async fn concurrent_debits_never_take_the_balance_below_zero() {
     let group = f.group("acme", owner).await;
     let pool = f.db.pool();
     let mut conn = pool.get().await.unwrap();
-    apply(&mut conn, group.id, 100, CreditReason::Purchase, None, f.t, TTL).await.unwrap();
+    apply(&mut conn, group.id, 100, CreditReason::Purchase, None, f.t).await.unwrap();
     drop(conn);
     let pool = Arc::new(pool);
     let t = f.t;
@@ -187,7 +185,7 @@ async fn concurrent_debits_never_take_the_balance_below_zero() {
         let pool = pool.clone();
         tokio::spawn(async move {
             let mut conn = pool.get().await.unwrap();
-            apply(&mut conn, group.id, -11, CreditReason::Message, None, t, TTL).await.unwrap()
+            apply(&mut conn, group.id, -11, CreditReason::Message, None, t).await.unwrap()
         })
     });
     let mut covered = 0;
@@ -234,7 +232,7 @@ async fn a_billed_invite_is_debited_with_its_row_refused_without_credit_and_refu
     assert_eq!(rows(&pool, "invites").await, 0, "no invite row without credit");
 
     let mut conn = pool.get().await.unwrap();
-    apply(&mut conn, group.id, 20, CreditReason::Purchase, None, f.t, TTL).await.unwrap();
+    apply(&mut conn, group.id, 20, CreditReason::Purchase, None, f.t).await.unwrap();
     drop(conn);
     let paid = invite(2);
     invites.create(&paid, &[]).await.unwrap();

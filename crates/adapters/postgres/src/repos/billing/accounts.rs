@@ -17,10 +17,10 @@ use onboard_payments::model::{
 use onboard_payments::ports::{BillingCommit, BillingRepository, CommitError, GatewayLeftover};
 
 use crate::cached::CachedExt;
-use crate::error::{TxError, is_transient};
+use crate::error::retrying;
 
 use super::commit::{commit_tx, with_next_charges};
-use super::{ATTEMPTS, AccountRow, ChargeRow, FoundRow, PgBillingStore};
+use super::{AccountRow, ChargeRow, FoundRow, PgBillingStore};
 
 /// The plans, cheapest first, then by code.
 const PLANS: &str = "

@@ -19,10 +19,10 @@ use onboard_payments::ports::{
 };
 
 use crate::cached::CachedExt;
-use crate::error::{TxError, is_transient, violated_unique};
+use crate::error::{TxError, retrying, violated_unique};
 
 use super::commit::{CHARGES_IN, commit_in};
-use super::{ATTEMPTS, ChargeRow, FoundRow, IdRow, PgBillingStore};
+use super::{ChargeRow, FoundRow, IdRow, PgBillingStore};
 
 /// Records that customer_uid `$1` was issued to group `$2` at `$3` (again: nothing changes).
 const PREPARE: &str = "

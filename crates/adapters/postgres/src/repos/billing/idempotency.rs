@@ -11,7 +11,8 @@ use onboard_payments::ports::{Claim, IdempotencyRepository};
 
 use crate::cached::CachedExt;
 
-use super::{ATTEMPTS, FoundRow, PgBillingStore};
+use super::{FoundRow, PgBillingStore};
+use crate::error::TX_ATTEMPTS;
 
 /// Claims key (`$1`, `$2`) for request hash `$3` at `$4`: inserts it, or replaces a record
 /// claimed at or before `$5` (24 hours before `$4`). A row only when claimed.
@@ -60,7 +61,7 @@ impl IdempotencyRepository for PgBillingStore {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Claim> {
         let mut conn = self.conn().await?;
-        for _ in 0..ATTEMPTS {
+        for _ in 0..TX_ATTEMPTS {
             let claimed: Option<FoundRow> = diesel::sql_query(CLAIM)
                 .bind::<Uuid, _>(group.as_uuid())
                 .bind::<Text, _>(key)

@@ -55,29 +55,6 @@ macro_rules! charge_columns {
     };
 }
 
-/// How many times a transaction starts over after the database aborted it to break a
-/// deadlock (and how many times a claim re-reads a key released under it).
-const ATTEMPTS: usize = 3;
-
-/// Runs `$attempt` (an expression giving a `Result<_, TxError<E>>` future) until it commits,
-/// is refused, or fails for a reason other than a deadlock or serialization failure.
-macro_rules! retrying {
-    ($what:literal, $attempt:expr) => {{
-        let mut attempt = 1;
-        loop {
-            match $attempt.await {
-                Ok(done) => break Ok(done),
-                Err(TxError::Refused(refusal)) => break Err(refusal),
-                Err(TxError::Db(e)) if is_transient(&e) && attempt < ATTEMPTS => {
-                    attempt += 1;
-                    tracing::debug!(error = %e, what = $what, "transaction aborted; starting over");
-                }
-                Err(TxError::Db(e)) => break Err(anyhow::Error::new(e).context($what).into()),
-            }
-        }
-    }};
-}
-
 mod accounts;
 mod cards;
 mod commit;

@@ -40,7 +40,7 @@ use onboard_kernel::{GroupId, MemberId};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
-use crate::error::{TxError, is_transient, violated_foreign_key, violated_unique};
+use crate::error::{TxError, retrying, violated_foreign_key, violated_unique};
 use crate::repos::outbox::{self, events_json};
 use crate::rows::{GroupMemberRow, GroupMembershipRow, GroupRow, MyGroupRow, RoleRow};
 use crate::schema::{group_roles, members};
@@ -49,32 +49,9 @@ mod sql;
 
 use sql::*;
 
-/// How many times a transaction starts over after the database aborted it to break a
-/// deadlock.
-const ATTEMPTS: usize = 3;
-
 /// How many times [`GroupRepository::join`] looks again for a membership that a concurrent
 /// join added and a concurrent rejection took away.
 const JOIN_ATTEMPTS: usize = 5;
-
-/// Runs `$attempt` (an expression giving a `Result<_, TxError<E>>` future) until it commits,
-/// is refused, or fails for a reason other than a deadlock or serialization failure.
-macro_rules! retrying {
-    ($what:literal, $attempt:expr) => {{
-        let mut attempt = 1;
-        loop {
-            match $attempt.await {
-                Ok(done) => break Ok(done),
-                Err(TxError::Refused(refusal)) => break Err(refusal),
-                Err(TxError::Db(e)) if is_transient(&e) && attempt < ATTEMPTS => {
-                    attempt += 1;
-                    tracing::debug!(error = %e, what = $what, "transaction aborted; starting over");
-                }
-                Err(TxError::Db(e)) => break Err(anyhow::Error::new(e).context($what).into()),
-            }
-        }
-    }};
-}
 
 #[derive(Debug, QueryableByName)]
 struct LockedRow {

@@ -19,7 +19,7 @@ pub use store::PgSmsCreditStore;
 
 /// Applies a delta and appends its ledger entry; NULL when a debit is not covered.
 const APPLY: &str = "
-    SELECT sms_credit_apply($1, $2, $3, $4, $5, $6 * interval '1 second') AS balance";
+    SELECT sms_credit_apply($1, $2, $3, $4, $5, interval '0') AS balance";
 
 #[derive(QueryableByName)]
 struct BalanceRow {
@@ -35,9 +35,8 @@ struct BalanceRow {
 /// [`low_credit_events`]`(group, balance before, balance after)` in the outbox (the
 /// `sms_credit.low` event when it crossed below 1,000 KRW: a second statement only then); one
 /// that crosses below the wallet's auto top-up threshold marks the wallet for the top-up job.
-/// A credit creates the wallet if needed. `notification_ttl_secs` is no longer used (the
-/// notifications consumer keeps what it makes for its own time); callers in other
-/// repositories still pass it.
+/// A credit creates the wallet if needed. (The SQL function's last argument, a notification
+/// lifetime, is no longer used since migration 000137.)
 ///
 /// # Errors
 /// When the database refuses (a zero `delta` included).
@@ -48,7 +47,6 @@ pub async fn apply(
     reason: CreditReason,
     reference: Option<&str>,
     at: DateTime<Utc>,
-    notification_ttl_secs: i64,
 ) -> diesel::QueryResult<Option<i64>> {
     let row: BalanceRow = diesel::sql_query(APPLY)
         .bind::<Uuid, _>(group.as_uuid())
@@ -56,7 +54,6 @@ pub async fn apply(
         .bind::<Text, _>(reason.as_str())
         .bind::<Nullable<Text>, _>(reference)
         .bind::<Timestamptz, _>(at)
-        .bind::<BigInt, _>(notification_ttl_secs)
         .cached()
         .get_result(conn)
         .await?;

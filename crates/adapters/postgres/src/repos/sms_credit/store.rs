@@ -24,7 +24,6 @@ use onboard_payments::sms_credit::{
 use crate::PgPool;
 use crate::cached::CachedExt;
 use crate::error::TxError;
-use crate::repos::notifications::{DEFAULT_TTL_SECS, ttl_secs};
 
 const WALLET: &str = "
     SELECT balance, auto_topup_below, auto_topup_amount, topup_requested_at
@@ -177,7 +176,6 @@ impl TryFrom<PurchaseRow> for CreditPurchase {
 #[derive(Clone)]
 pub struct PgSmsCreditStore {
     pool: PgPool,
-    notification_ttl_secs: i64,
 }
 
 impl fmt::Debug for PgSmsCreditStore {
@@ -189,16 +187,7 @@ impl fmt::Debug for PgSmsCreditStore {
 impl PgSmsCreditStore {
     /// A store on `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, notification_ttl_secs: DEFAULT_TTL_SECS }
-    }
-
-    /// The notification time handed to `sms_credit::apply` (no longer used there: the
-    /// store makes no notifications, the notifications consumer keeps what it makes for its
-    /// own time).
-    #[must_use]
-    pub fn with_notification_ttl(mut self, ttl: std::time::Duration) -> Self {
-        self.notification_ttl_secs = ttl_secs(ttl);
-        self
+        Self { pool }
     }
 
     async fn conn(&self) -> anyhow::Result<Object<AsyncPgConnection>> {
@@ -211,7 +200,6 @@ async fn complete_tx(
     merchant_uid: &MerchantUid,
     receipt: &Receipt,
     events: &[Event],
-    ttl: i64,
 ) -> Result<i64, TxError<CompletePurchaseError>> {
     conn.transaction(async |conn| {
         let settled: Option<SettledRow> = diesel::sql_query(SETTLE)
@@ -235,7 +223,6 @@ async fn complete_tx(
             reason,
             Some(merchant_uid.as_str()),
             receipt.created_at,
-            ttl,
         )
         .await?
         .ok_or_else(|| {
@@ -396,8 +383,7 @@ impl SmsCreditRepository for PgSmsCreditStore {
         events: &[Event],
     ) -> Result<i64, CompletePurchaseError> {
         let mut conn = self.conn().await?;
-        let ttl = self.notification_ttl_secs;
-        match complete_tx(&mut conn, merchant_uid, receipt, events, ttl).await {
+        match complete_tx(&mut conn, merchant_uid, receipt, events).await {
             Ok(balance) => Ok(balance),
             Err(TxError::Refused(e)) => Err(e),
             Err(TxError::Db(e)) => {
