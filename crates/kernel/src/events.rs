@@ -208,6 +208,50 @@ pub struct EventBatch {
     pub events: Vec<Event>,
 }
 
+/// The event types a consumer reads: every type, or only those its patterns match. A pattern
+/// ending with a dot is a family (`"billing."` matches `billing.plan_changed`); any other is
+/// one exact type (`"invite.accepted"`).
+///
+/// A consumer that handles few types names them, so the feed skips the rest where they are
+/// stored (on PostgreSQL, without sending them), and its position still moves past them.
+///
+/// ```
+/// use onboard_kernel::events::EventTypes;
+///
+/// const TOLD: EventTypes = EventTypes::only(&["billing.", "invite.accepted"]);
+/// assert!(TOLD.matches("billing.plan_changed"));
+/// assert!(TOLD.matches("invite.accepted"));
+/// assert!(!TOLD.matches("invite.accepted_v2"));
+/// assert!(!TOLD.matches("member.signed_up"));
+/// assert!(EventTypes::ALL.matches("member.signed_up"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTypes(Option<&'static [&'static str]>);
+
+impl EventTypes {
+    /// Every event type.
+    pub const ALL: Self = Self(None);
+
+    /// Only the types `patterns` match (none when it is empty).
+    pub const fn only(patterns: &'static [&'static str]) -> Self {
+        Self(Some(patterns))
+    }
+
+    /// The patterns; `None` for every type.
+    pub const fn patterns(self) -> Option<&'static [&'static str]> {
+        self.0
+    }
+
+    /// Whether an event of `event_type` is read.
+    pub fn matches(self, event_type: &str) -> bool {
+        self.0.is_none_or(|patterns| {
+            patterns.iter().any(|p| {
+                if p.ends_with('.') { event_type.starts_with(p) } else { event_type == *p }
+            })
+        })
+    }
+}
+
 /// The outbox as its consumers read it. Each consumer (named, e.g. `notifications`) has its own
 /// position, stored with the events; several instances may run the same consumer.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -216,7 +260,20 @@ pub trait EventFeed: Send + Sync {
     /// Up to `limit` events after `consumer`'s position, oldest first (a consumer never seen
     /// before starts at [`FeedPosition::START`]). Reads only: the position moves with
     /// [`Self::advance`] or a consumer's own recording port.
-    async fn read(&self, consumer: &str, limit: u32) -> anyhow::Result<EventBatch>;
+    async fn read(&self, consumer: &str, limit: u32) -> anyhow::Result<EventBatch> {
+        self.read_matching(consumer, limit, EventTypes::ALL).await
+    }
+
+    /// As [`Self::read`], of the events whose type `types` matches. When fewer than `limit`
+    /// match, the batch's `to` is past every event that can be handed out now, matched or
+    /// not, so the consumer moves past the types it does not read; otherwise it is the last
+    /// matched event's position.
+    async fn read_matching(
+        &self,
+        consumer: &str,
+        limit: u32,
+        types: EventTypes,
+    ) -> anyhow::Result<EventBatch>;
 
     /// Moves `consumer`'s position from `from` to `to`, on the condition that it is still
     /// `from`; `false` (nothing changed) when another instance moved it first.

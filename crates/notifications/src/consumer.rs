@@ -19,7 +19,7 @@ use chrono::{SubsecRound as _, TimeDelta};
 use onboard_groups::events::GroupEvent;
 use onboard_groups::{GroupsService, Permission};
 use onboard_invites::events::InviteEvent;
-use onboard_kernel::events::{Event, EventFeed};
+use onboard_kernel::events::{Event, EventFeed, EventTypes};
 use onboard_kernel::{GroupId, MemberId};
 
 use crate::model::{NewNotification, NotificationId, NotificationType};
@@ -30,6 +30,20 @@ mod billing;
 
 /// The consumer's name: its position in the feed is kept under it.
 pub const CONSUMER: &str = "notifications";
+
+/// The event types that can tell someone something: the consumer reads only these, and the
+/// feed moves it past the others without handing them out (sign-ups, redeems and the other
+/// events of the hot paths imply no notification).
+pub const TOLD: EventTypes = EventTypes::only(&[
+    "billing.",
+    "sms_credit.",
+    "group.join_requested",
+    "group.join_approved",
+    "group.join_rejected",
+    "group.member_role_changed",
+    "group.member_removed",
+    "invite.accepted",
+]);
 
 /// A group as a notification names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,8 +203,8 @@ impl NotificationsConsumer {
     /// when none was waiting, or when another instance handled the same batch first (it then
     /// stored the notifications, and this call stored none).
     pub async fn run_once(&self, limit: u32) -> anyhow::Result<usize> {
-        let batch = self.feed.read(CONSUMER, limit).await?;
-        if batch.events.is_empty() {
+        let batch = self.feed.read_matching(CONSUMER, limit, TOLD).await?;
+        if batch.to == batch.from {
             return Ok(0);
         }
         let mut notifications = Vec::new();
@@ -205,12 +219,21 @@ impl NotificationsConsumer {
     /// The notifications an event implies: whom it concerns and what they read. Events of
     /// types this consumer does not know imply none.
     pub async fn notifications_for(&self, event: &Event) -> anyhow::Result<Vec<NewNotification>> {
-        if let Some(billing) = event.decode::<onboard_payments::events::BillingEvent>() {
-            return self.billing_notifications(event, &billing).await;
+        let kind = event.event_type.as_str();
+        if !TOLD.matches(kind) {
+            return Ok(Vec::new());
         }
-        let notice = None
-            .or_else(|| event.decode::<GroupEvent>().as_ref().and_then(group_notice))
-            .or_else(|| event.decode::<InviteEvent>().as_ref().and_then(invite_notice));
+        if kind.starts_with("billing.") || kind.starts_with("sms_credit.") {
+            return match event.decode::<onboard_payments::events::BillingEvent>() {
+                Some(billing) => self.billing_notifications(event, &billing).await,
+                None => Ok(Vec::new()),
+            };
+        }
+        let notice = if kind.starts_with("group.") {
+            event.decode::<GroupEvent>().as_ref().and_then(group_notice)
+        } else {
+            event.decode::<InviteEvent>().as_ref().and_then(invite_notice)
+        };
         let Some(notice) = notice else {
             return Ok(Vec::new());
         };
@@ -459,9 +482,9 @@ mod tests {
             by: member(1),
         };
         let events = vec![Event::record(&removed, at())];
-        feed.expect_read()
-            .withf(|c, _| c == CONSUMER)
-            .returning(move |_, _| Ok(batch(events.clone())));
+        feed.expect_read_matching()
+            .withf(|c, _, types| c == CONSUMER && *types == TOLD)
+            .returning(move |_, _, _| Ok(batch(events.clone())));
         let mut audience = MockAudience::new();
         acme(&mut audience);
         let stored = Arc::new(Mutex::new(Vec::new()));
@@ -490,7 +513,7 @@ mod tests {
         let rejected =
             GroupEvent::JoinRejected { group_id: group_id(), member_id: member(9), by: member(1) };
         let events = vec![Event::record(&rejected, at())];
-        feed.expect_read().returning(move |_, _| Ok(batch(events.clone())));
+        feed.expect_read_matching().returning(move |_, _, _| Ok(batch(events.clone())));
         let mut audience = MockAudience::new();
         acme(&mut audience);
         let mut store = MockNotificationRepository::new();
@@ -506,9 +529,83 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_of_events_nobody_is_told_of_only_moves_the_position() {
+        let mut feed = MockEventFeed::new();
+        feed.expect_read_matching().returning(|_, _, _| Ok(batch(vec![])));
+        let mut store = MockNotificationRepository::new();
+        store.expect_insert_consumed().times(1).returning(|c, from, to, made| {
+            assert_eq!((c, from, to), (CONSUMER, batch(vec![]).from, batch(vec![]).to));
+            assert!(made.is_empty());
+            Ok(true)
+        });
+        let consumer = NotificationsConsumer::new(
+            Arc::new(feed),
+            Arc::new(store),
+            Arc::new(MockAudience::new()),
+            std::time::Duration::from_secs(60),
+        );
+
+        assert_eq!(consumer.run_once(100).await.expect("ran"), 0);
+    }
+
+    #[tokio::test]
+    async fn every_group_and_invite_event_that_tells_someone_is_a_type_the_consumer_reads() {
+        let (g, m) = (group_id(), member(9));
+        let role = || "member".to_owned();
+        let group_events = [
+            GroupEvent::Created {
+                group_id: g,
+                slug: "acme".into(),
+                name: "Acme".into(),
+                owner_id: m,
+            },
+            GroupEvent::Deleted { group_id: g, slug: "acme".into(), by: m },
+            GroupEvent::MemberJoined {
+                group_id: g,
+                member_id: m,
+                role: role(),
+                via: onboard_groups::events::JoinedVia::Invite,
+            },
+            GroupEvent::JoinRequested { group_id: g, member_id: m },
+            GroupEvent::JoinApproved { group_id: g, member_id: m, by: m },
+            GroupEvent::JoinRejected { group_id: g, member_id: m, by: m },
+            GroupEvent::MemberRoleChanged {
+                group_id: g,
+                member_id: m,
+                from: role(),
+                to: role(),
+                by: m,
+            },
+            GroupEvent::MemberRemoved { group_id: g, member_id: m, role: role(), by: m },
+        ];
+        for event in &group_events {
+            let record = Event::record(event, at());
+            assert_eq!(
+                group_notice(event).is_some(),
+                TOLD.matches(&record.event_type),
+                "{event:?}"
+            );
+        }
+        let accepted = InviteEvent::Accepted {
+            invite_id: invite_id(),
+            group_id: g,
+            invited_by: member(1),
+            member_id: m,
+            role: role(),
+        };
+        assert!(invite_notice(&accepted).is_some());
+        assert!(TOLD.matches(&Event::record(&accepted, at()).event_type));
+        assert!(!TOLD.matches("member.signed_up") && !TOLD.matches("referral.redeemed"));
+    }
+
+    #[tokio::test]
     async fn an_empty_feed_stores_nothing() {
         let mut feed = MockEventFeed::new();
-        feed.expect_read().returning(|_, _| Ok(batch(vec![])));
+        feed.expect_read_matching().returning(|_, _, _| {
+            let mut empty = batch(vec![]);
+            empty.to = empty.from;
+            Ok(empty)
+        });
         let mut store = MockNotificationRepository::new();
         store.expect_insert_consumed().never();
         let consumer = NotificationsConsumer::new(

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use onboard_kernel::events::{Event, EventBatch, EventFeed, FeedPosition};
+use onboard_kernel::events::{Event, EventBatch, EventFeed, EventTypes, FeedPosition};
 
 use super::MemoryStore;
 
@@ -34,12 +34,18 @@ impl Outbox {
         self.events.iter().map(|(_, e)| e)
     }
 
-    pub(crate) fn read(&self, consumer: &str, limit: u32) -> EventBatch {
+    pub(crate) fn read(&self, consumer: &str, limit: u32, types: EventTypes) -> EventBatch {
         let from = self.consumers.get(consumer).copied().unwrap_or(FeedPosition::START);
         let start = self.events.partition_point(|(seq, _)| *seq <= from.seq);
-        let events: Vec<_> =
-            self.events[start..].iter().take(limit.max(1) as usize).cloned().collect();
-        let to = events.last().map_or(from, |(seq, _)| FeedPosition { txid: *seq, seq: *seq });
+        let limit = limit.max(1) as usize;
+        let events: Vec<_> = self.events[start..]
+            .iter()
+            .filter(|(_, e)| types.matches(&e.event_type))
+            .take(limit)
+            .cloned()
+            .collect();
+        let last = if events.len() == limit { events.last() } else { self.events[start..].last() };
+        let to = last.map_or(from, |(seq, _)| FeedPosition { txid: *seq, seq: *seq });
         EventBatch {
             consumer: consumer.to_owned(),
             from,
@@ -67,8 +73,13 @@ impl Outbox {
 
 #[async_trait]
 impl EventFeed for MemoryStore {
-    async fn read(&self, consumer: &str, limit: u32) -> anyhow::Result<EventBatch> {
-        Ok(self.state().outbox.read(consumer, limit))
+    async fn read_matching(
+        &self,
+        consumer: &str,
+        limit: u32,
+        types: EventTypes,
+    ) -> anyhow::Result<EventBatch> {
+        Ok(self.state().outbox.read(consumer, limit, types))
     }
 
     async fn advance(
@@ -117,16 +128,66 @@ mod tests {
     fn each_consumer_reads_every_event_once_at_its_own_pace() {
         let mut outbox = Outbox::default();
         outbox.record(&[event(), event(), event()]);
-        let a = outbox.read("a", 2);
+        let a = outbox.read("a", 2, EventTypes::ALL);
         assert_eq!(a.events.len(), 2);
         assert!(outbox.advance("a", a.from, a.to));
         assert!(!outbox.advance("a", a.from, a.to), "a second instance's move is refused");
-        let rest = outbox.read("a", 10);
+        let rest = outbox.read("a", 10, EventTypes::ALL);
         assert_eq!(rest.events.len(), 1);
-        assert_eq!(outbox.read("b", 10).events.len(), 3, "b starts at the beginning");
+        assert_eq!(
+            outbox.read("b", 10, EventTypes::ALL).events.len(),
+            3,
+            "b starts at the beginning"
+        );
         assert!(outbox.advance("a", rest.from, rest.to));
-        let none = outbox.read("a", 10);
+        let none = outbox.read("a", 10, EventTypes::ALL);
         assert!(none.events.is_empty());
         assert_eq!(none.from, none.to);
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(tag = "type", content = "data")]
+    enum Other {
+        #[serde(rename = "other.ev")]
+        Ev { member_id: MemberId },
+    }
+
+    impl DomainEvent for Other {
+        fn aggregate(&self) -> Aggregate {
+            let Self::Ev { member_id } = self;
+            Aggregate::member(*member_id)
+        }
+        fn group(&self) -> Option<GroupId> {
+            None
+        }
+    }
+
+    fn other() -> Event {
+        Event::record(&Other::Ev { member_id: MemberId::new() }, Utc::now())
+    }
+
+    #[test]
+    fn a_consumer_of_some_types_reads_only_those_and_moves_past_the_others() {
+        let mut outbox = Outbox::default();
+        let wanted = EventTypes::only(&["test."]);
+        outbox.record(&[other(), event(), other(), event(), other()]);
+
+        let first = outbox.read("a", 1, wanted);
+        assert_eq!(first.events.len(), 1, "a full batch");
+        assert_eq!(first.to, FeedPosition { txid: 2, seq: 2 }, "ends at its last event");
+        assert!(outbox.advance("a", first.from, first.to));
+
+        let rest = outbox.read("a", 10, wanted);
+        assert_eq!(
+            rest.events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>(),
+            ["test.ev"]
+        );
+        assert_eq!(rest.to, FeedPosition { txid: 5, seq: 5 }, "past the trailing other type");
+        assert!(outbox.advance("a", rest.from, rest.to));
+
+        outbox.record(&[other()]);
+        let skipped = outbox.read("a", 10, wanted);
+        assert!(skipped.events.is_empty());
+        assert_eq!(skipped.to, FeedPosition { txid: 6, seq: 6 }, "moves past what it skips");
     }
 }

@@ -16,11 +16,11 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Integer, Nullable, SmallInt, Text, Timestamptz, Uuid};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, SmallInt, Text, Timestamptz, Uuid};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use onboard_kernel::GroupId;
-use onboard_kernel::events::{Event, EventBatch, EventFeed, EventId, FeedPosition};
+use onboard_kernel::events::{Event, EventBatch, EventFeed, EventId, EventTypes, FeedPosition};
 
 use crate::PgPool;
 use crate::cached::CachedExt;
@@ -46,24 +46,34 @@ pub(crate) use record_events;
 /// Stores events of the caller's transaction in a statement of their own.
 const RECORD: &str = record_events!("$1");
 
-/// The events as the JSON array [`record_events!`] reads.
+/// The events as the JSON array [`record_events!`] reads, written straight from the records
+/// (no intermediate JSON values: this runs on every write path that records events).
 pub(crate) fn events_json(events: &[Event]) -> String {
-    let rows: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "id": e.id.as_uuid(),
-                "type": e.event_type,
-                "aggregate_type": e.aggregate_type,
-                "aggregate_id": e.aggregate_id,
-                "group_id": e.group.map(|g| g.as_uuid()),
-                "payload": e.payload,
-                "occurred_at": e.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-                "version": e.version,
-            })
-        })
-        .collect();
-    serde_json::Value::Array(rows).to_string()
+    use std::fmt::Write as _;
+    let quoted = |text: &str| serde_json::Value::from(text).to_string();
+    let mut json = String::with_capacity(events.len() * 320 + 2);
+    json.push('[');
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        let group = e.group.map_or_else(|| "null".to_owned(), |g| format!("\"{g}\""));
+        // Writing to a String cannot fail.
+        let _ = write!(
+            json,
+            r#"{{"id":"{}","type":{},"aggregate_type":{},"aggregate_id":"{}","group_id":{},"payload":{},"occurred_at":"{}","version":{}}}"#,
+            e.id.as_uuid(),
+            quoted(&e.event_type),
+            quoted(&e.aggregate_type),
+            e.aggregate_id,
+            group,
+            e.payload,
+            e.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            e.version,
+        );
+    }
+    json.push(']');
+    json
 }
 
 /// Stores `events` on `conn`, inside whatever transaction it is in; nothing when there are
@@ -79,14 +89,18 @@ pub async fn record(conn: &mut AsyncPgConnection, events: &[Event]) -> diesel::Q
     Ok(())
 }
 
-/// Consumer `$1`'s position, then up to `$2` events after it from transactions that have all
-/// ended. One row with null event columns when there is none.
+/// Consumer `$1`'s position, the position of the last event it could be handed now (`last_*`),
+/// then up to `$2` events after its position, from transactions that have all ended, of the
+/// types `$3` matches (every type when it is null; see [`EventTypes`]). One row with null event
+/// columns when there is none.
 ///
 /// The horizon is the oldest transaction this statement's snapshot saw running, leaving out
 /// those running in another database of the cluster (their rows can never be ours; a shared
 /// cluster's `CREATE DATABASE` would otherwise hold every feed back). A transaction that ended
 /// between the snapshot and the look at `pg_stat_activity` counts as ours: the horizon is only
-/// ever too early, never too late.
+/// ever too early, never too late. Every row below the horizon is committed for good (a
+/// transaction that has not started yet gets a later id), so when fewer than `$2` rows match,
+/// the consumer may move to `last_*`: nothing can ever appear before it.
 const READ: &str = "
     WITH pos AS (
         SELECT coalesce(max(txid), 0) AS txid, coalesce(max(seq), 0) AS seq
@@ -103,12 +117,21 @@ const READ: &str = "
                 AND a.backend_xid::text::bigint = x.xid::text::bigint % 4294967296
         )
     )
-    SELECT pos.txid AS from_txid, pos.seq AS from_seq, o.id, o.txid, o.seq, o.type AS event_type,
-        o.aggregate_type, o.aggregate_id, o.group_id, o.payload::text AS payload, o.occurred_at,
-        o.version
+    SELECT pos.txid AS from_txid, pos.seq AS from_seq, l.txid AS last_txid, l.seq AS last_seq,
+        o.id, o.txid, o.seq, o.type AS event_type, o.aggregate_type, o.aggregate_id,
+        o.group_id, o.payload::text AS payload, o.occurred_at, o.version
     FROM pos CROSS JOIN horizon LEFT JOIN LATERAL (
+        SELECT txid, seq FROM outbox
+        WHERE (txid, seq) > (pos.txid, pos.seq) AND txid < horizon.txid
+        ORDER BY txid DESC, seq DESC
+        LIMIT 1
+    ) l ON true LEFT JOIN LATERAL (
         SELECT * FROM outbox
         WHERE (txid, seq) > (pos.txid, pos.seq) AND txid < horizon.txid
+            AND ($3::text[] IS NULL OR type = ANY ($3) OR EXISTS (
+                SELECT FROM unnest($3::text[]) AS p (pattern)
+                WHERE right(p.pattern, 1) = '.' AND starts_with(type, p.pattern)
+            ))
         ORDER BY txid, seq
         LIMIT $2
     ) o ON true
@@ -141,6 +164,10 @@ struct FeedRow {
     from_txid: i64,
     #[diesel(sql_type = BigInt)]
     from_seq: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    last_txid: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    last_seq: Option<i64>,
     #[diesel(sql_type = Nullable<Uuid>)]
     id: Option<uuid::Uuid>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -185,22 +212,28 @@ impl FeedRow {
     }
 }
 
-/// Reads `consumer`'s next batch on `conn`.
+/// Reads `consumer`'s next batch of the `types` it reads on `conn`.
 pub(crate) async fn read(
     conn: &mut AsyncPgConnection,
     consumer: &str,
     limit: u32,
+    types: EventTypes,
 ) -> anyhow::Result<EventBatch> {
+    let limit = limit.max(1);
+    let patterns = types.patterns().map(|p| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
     let rows: Vec<FeedRow> = diesel::sql_query(READ)
         .bind::<Text, _>(consumer)
-        .bind::<Integer, _>(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+        .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
+        .bind::<Nullable<Array<Text>>, _>(patterns)
         .cached()
         .load(conn)
         .await
         .context("reading the outbox")?;
-    let from = <[FeedRow]>::first(&rows)
-        .map(|r| FeedPosition { txid: r.from_txid, seq: r.from_seq })
-        .unwrap_or(FeedPosition::START);
+    let (from, last) = <[FeedRow]>::first(&rows).map_or((FeedPosition::START, None), |r| {
+        let from = FeedPosition { txid: r.from_txid, seq: r.from_seq };
+        let last = r.last_txid.zip(r.last_seq).map(|(txid, seq)| FeedPosition { txid, seq });
+        (from, last)
+    });
     let mut to = from;
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
@@ -208,6 +241,9 @@ pub(crate) async fn read(
             to = position;
             events.push(event);
         }
+    }
+    if events.len() < limit as usize {
+        to = last.map_or(to, |last| last.max(to));
     }
     Ok(EventBatch { consumer: consumer.to_owned(), from, to, events })
 }
@@ -256,9 +292,14 @@ impl PgEventFeed {
 
 #[async_trait]
 impl EventFeed for PgEventFeed {
-    async fn read(&self, consumer: &str, limit: u32) -> anyhow::Result<EventBatch> {
+    async fn read_matching(
+        &self,
+        consumer: &str,
+        limit: u32,
+        types: EventTypes,
+    ) -> anyhow::Result<EventBatch> {
         let mut conn = self.conn().await?;
-        read(&mut conn, consumer, limit).await
+        read(&mut conn, consumer, limit, types).await
     }
 
     async fn advance(
@@ -288,6 +329,44 @@ mod tests {
     use chrono::TimeZone as _;
 
     use super::*;
+
+    #[test]
+    fn the_events_json_reads_back_as_the_records_fields() {
+        use onboard_kernel::events::{Aggregate, DomainEvent};
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(tag = "type", content = "data")]
+        enum Ev {
+            #[serde(rename = "test.\"quoted\"")]
+            Ev { note: String },
+        }
+        impl DomainEvent for Ev {
+            fn aggregate(&self) -> Aggregate {
+                Aggregate::new("thing", uuid::Uuid::from_u128(7))
+            }
+            fn group(&self) -> Option<GroupId> {
+                Some(GroupId::from_uuid(uuid::Uuid::from_u128(9)))
+            }
+        }
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).single().unwrap_or_default();
+        let events = [Event::record(&Ev::Ev { note: "a \"b\"\n".to_owned() }, at)];
+
+        let json: serde_json::Value =
+            serde_json::from_str(&events_json(&events)).expect("valid JSON");
+
+        let row = &json[0];
+        assert_eq!(row["id"], events[0].id.as_uuid().to_string());
+        assert_eq!(row["type"], "test.\"quoted\"");
+        assert_eq!(row["aggregate_type"], "thing");
+        assert_eq!(row["aggregate_id"], uuid::Uuid::from_u128(7).to_string());
+        assert_eq!(row["group_id"], uuid::Uuid::from_u128(9).to_string());
+        assert_eq!(row["payload"]["note"], "a \"b\"\n");
+        assert_eq!(row["occurred_at"], "2026-12-07T09:00:00.000000Z");
+        assert_eq!(row["version"], 1);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&events_json(&[])).ok(),
+            Some(serde_json::json!([]))
+        );
+    }
 
     #[test]
     fn the_first_id_of_an_instant_sorts_between_the_ids_made_before_and_after_it() {
