@@ -13,6 +13,8 @@
 #   BENCH_LOG          the server's RUST_LOG (warn)
 #   BENCH_PG           Postgres server URL without a database (postgres://postgres@127.0.0.1:5432)
 #   BENCH_REDIS        Redis URL (redis://127.0.0.1:6379)
+#   BENCH_BIN_DIR      run the `onboard` and `onboard-bench` binaries of this folder instead of
+#                      building them (to compare two builds, alternating)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,10 +31,16 @@ say() { echo "bench: $*" >&2; }
 started=$(date +%s)
 
 scripts/ensure-services.sh
-say "building release binaries"
-$CARGO build --release -p onboard-server -p onboard-bench
-SERVER_BIN=$TARGET_DIR/release/onboard
-BENCH_BIN=$TARGET_DIR/release/onboard-bench
+if [[ -n ${BENCH_BIN_DIR:-} ]]; then
+  say "running the binaries in $BENCH_BIN_DIR"
+  SERVER_BIN=$BENCH_BIN_DIR/onboard
+  BENCH_BIN=$BENCH_BIN_DIR/onboard-bench
+else
+  say "building release binaries"
+  $CARGO build --release -p onboard-server -p onboard-bench
+  SERVER_BIN=$TARGET_DIR/release/onboard
+  BENCH_BIN=$TARGET_DIR/release/onboard-bench
+fi
 
 run_id="$(date +%s)_$$"
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/onboard-bench.XXXXXX")
