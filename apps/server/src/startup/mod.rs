@@ -50,7 +50,6 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(state);
         let compat_apis = settings.compat_apis;
-        let methods = web::Data::new(methods::MethodTable::build(&ApiDoc::openapi(), compat_apis));
         let mut server = HttpServer::new(move || {
             let (app, api) = App::new()
                 .into_utoipa_app()
@@ -62,6 +61,8 @@ impl Application {
                 // The seed APIs under `/compat/...` (documented in compat.md).
                 .map(|app| app.configure(|cfg| compat::configure(cfg, compat_apis)))
                 .split_for_parts();
+            // The routes of the document just collected (built once per worker).
+            let methods = web::Data::new(methods::MethodTable::build(&api, compat_apis));
             app.app_data(state.clone())
                 .app_data(
                     web::JsonConfig::default()
@@ -87,7 +88,7 @@ impl Application {
                         crate::routes::sim::configure(cfg, sim);
                     }
                 })
-                .app_data(methods.clone())
+                .app_data(methods)
                 .default_service(web::to(methods::fallback))
                 .wrap(from_fn(telemetry::observe))
                 .wrap(TracingLogger::default())
