@@ -45,7 +45,8 @@ impl TestApp {
         let body = seed_answer(resp, StatusCode::OK).await;
         assert_eq!(keys(&body), ["phone", "sms_code"]);
         assert_eq!(body["phone"], phone);
-        body["sms_code"].as_str().unwrap().to_owned()
+        // A number, as the seed answered it.
+        body["sms_code"].as_u64().unwrap().to_string()
     }
 
     /// Registers `phone` (both steps); answers the second step's body.
@@ -142,7 +143,7 @@ async fn register_and_login_errors_have_the_seeds_shapes(wiring: Wiring) {
     let resp = app.post_json(&at("/api/register/"), &json!({ "phone": "12345" })).await;
     assert_eq!(
         seed_answer(resp, StatusCode::BAD_REQUEST).await,
-        json!({ "phone": ["Enter a valid phone number."] })
+        json!({ "phone": ["Please enter a valid phone number that starts with \"+\""] })
     );
     let resp = app.post_json(&at("/api/register/"), &json!({})).await;
     assert_eq!(
@@ -180,7 +181,7 @@ async fn register_and_login_errors_have_the_seeds_shapes(wiring: Wiring) {
         let resp = app.post_json(&at("/api/register/"), &body).await;
         let body = seed_answer(resp, StatusCode::BAD_REQUEST).await;
         assert_eq!(keys(&body), ["phone"]);
-        assert!(body["phone"][0].as_str().unwrap().contains("already registered"));
+        assert_eq!(body["phone"][0], "client with this phone already exists.");
     }
     // Logging in with an unknown phone: 400 {"error_message": ...}, with or without a code.
     for body in [json!({ "phone": phone(2) }), json!({ "phone": phone(2), "sms_code": "123456" })] {
@@ -236,11 +237,11 @@ async fn redeeming_is_refused_with_409_and_an_error_message(wiring: Wiring) {
     refused(
         seed_answer(patch(&ann, bob["invitation_code"].clone()).await, StatusCode::CONFLICT).await,
     );
-    // No code at all: a field error.
+    // No code at all: as the seed, no client has it.
     let resp = app.patch_auth(&at("/api/clients/profile/"), token(&cat), &json!({})).await;
     assert_eq!(
-        seed_answer(resp, StatusCode::BAD_REQUEST).await,
-        json!({ "someone_invitation_code": ["This field is required."] })
+        seed_answer(resp, StatusCode::CONFLICT).await,
+        json!({ "error_message": "The client with such an invitation code was not found" })
     );
 }
 
@@ -276,9 +277,10 @@ async fn a_four_digit_code_sent_as_a_number_with_its_zero_lost_registers(wiring:
     .await;
     for n in 0..300 {
         let phone = phone(100 + n);
+        // Echoed as a number, as the seed did: a code with a leading zero arrives shorter.
         let code = app.hub_code("/api/register/", &phone).await;
-        assert_eq!(code.len(), 4);
-        if !code.starts_with('0') {
+        assert!(code.len() <= 4, "{code}");
+        if code.len() == 4 {
             continue;
         }
         let number: u64 = code.parse().unwrap();

@@ -36,7 +36,7 @@ async fn seed_answer(resp: Response, status: StatusCode) -> Value {
 /// Asserts a Spring error answer with this status and `errorCode`.
 async fn spring_error(resp: Response, status: StatusCode, code: &str) {
     let body = seed_answer(resp, status).await;
-    assert_eq!(keys(&body), ["errorCode", "errorMessage"], "{body}");
+    assert_eq!(keys(&body), ["errorCode", "errorMessage", "status"], "{body}");
     assert_eq!(body["errorCode"], code, "{body}");
     assert!(body["errorMessage"].is_string());
 }
@@ -97,12 +97,17 @@ async fn an_invite_made_and_accepted_through_the_seed_api_joins_the_one_member(w
     )
     .await;
 
-    // Fellow group members see each other whole.
+    // Fellow group members see each other whole: the invitee as the invite described them.
     let resp = app.get_auth(&at(&format!("/member/{}", invitee.id())), &owner.access).await;
     let seen = seed_answer(resp, StatusCode::OK).await;
     assert_eq!(
         seen,
-        json!({ "id": invitee.id(), "name": null, "phoneNumber": phone(2), "email": null })
+        json!({
+            "id": invitee.id(),
+            "name": "soon",
+            "phoneNumber": phone(2),
+            "email": "m2@example.com",
+        })
     );
 }
 

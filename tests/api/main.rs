@@ -23,6 +23,7 @@ mod sso;
 mod two_instances;
 
 mod compat_connect_hub;
+mod compat_fidelity;
 mod compat_member_invitation;
 mod compat_referral_api;
 mod messages;

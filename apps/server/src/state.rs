@@ -48,6 +48,8 @@ pub struct AppState {
     /// The public JWK set served at `/.well-known/jwks.json`.
     pub jwks: serde_json::Value,
     pub default_region: Option<Region>,
+    /// The region each seed API reads national phone numbers in.
+    pub compat_regions: crate::config::CompatRegions,
     pub trust_proxy: bool,
     pub payments: PaymentsService,
     /// `SERVICE_TOKENS`, as SHA-256 digests.

@@ -245,6 +245,16 @@ impl InvitesService {
         code: &InviteCode,
         caller: MemberId,
     ) -> Result<AcceptRecord, AcceptInviteError> {
+        self.accept_described(code, caller).await.map(|(record, _)| record)
+    }
+
+    /// [`Self::accept`], answering also the invite that was accepted (as it read before the
+    /// accept: who it named, with which contact), for callers that complete the member from it.
+    pub async fn accept_described(
+        &self,
+        code: &InviteCode,
+        caller: MemberId,
+    ) -> Result<(AcceptRecord, Invite), AcceptInviteError> {
         let now = self.clock.now();
         let id = self.codes.get(code).await?.ok_or(AcceptInviteError::NotFound)?;
         // The invite and the caller's phone in one read.
@@ -271,7 +281,7 @@ impl InvitesService {
             at: now,
         };
         match self.repo.accept(id, caller, now, &events).await {
-            Ok(record) => Ok(record),
+            Ok(record) => Ok((record, invite)),
             // Revoked or expired meanwhile: the code had no use left anyway.
             Err(AcceptRefusal::NotFound) => Err(AcceptInviteError::NotFound),
             Err(AcceptRefusal::Unexpected(e)) => {

@@ -3,6 +3,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::model::SessionKind;
 use crate::ports::OtpLimits;
 
 /// Tunables of sign-in and sessions. [`MembersConfig::default`] gives the documented defaults.
@@ -16,7 +17,14 @@ pub struct MembersConfig {
     /// Verifications per client IP per window.
     pub max_verifies_per_ip: u32,
     pub verify_ip_window_secs: u64,
+    /// Access-token lifetime of `/api/v1` sessions ([`SessionKind::Rotating`]).
     pub access_ttl_secs: u64,
+    /// Access-token lifetime of [`SessionKind::Fixed`] sessions (referral-api's clients: 600
+    /// minutes, the seed's example settings).
+    pub fixed_access_ttl_secs: u64,
+    /// Access-token lifetime of [`SessionKind::RotatingKeepsOld`] sessions (connect-hub's
+    /// clients: 60 minutes, the seed's settings).
+    pub keeps_old_access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
     /// How long a rotated refresh token may still be presented by a concurrent request.
     pub refresh_grace_secs: u64,
@@ -47,6 +55,8 @@ impl Default for MembersConfig {
             max_verifies_per_ip: 30,
             verify_ip_window_secs: 300,
             access_ttl_secs: 900,
+            fixed_access_ttl_secs: 36_000,
+            keeps_old_access_ttl_secs: 3_600,
             refresh_ttl_secs: 1_209_600,
             refresh_grace_secs: 10,
             otp_echo: false,
@@ -55,6 +65,23 @@ impl Default for MembersConfig {
             personal_workspace_name: "Personal workspace".to_owned(),
             otp_message: "Your Onboard code: {code}".to_owned(),
         }
+    }
+}
+
+impl MembersConfig {
+    /// How long access tokens of sessions of `kind` live.
+    pub fn access_ttl(&self, kind: SessionKind) -> u64 {
+        match kind {
+            SessionKind::Rotating => self.access_ttl_secs,
+            SessionKind::Fixed => self.fixed_access_ttl_secs,
+            SessionKind::RotatingKeepsOld => self.keeps_old_access_ttl_secs,
+        }
+    }
+
+    /// How long a revocation must be remembered: the longest access-token lifetime of any kind
+    /// of session, so that no revoked access token outlives its revocation.
+    pub fn revocation_ttl_secs(&self) -> u64 {
+        self.access_ttl_secs.max(self.fixed_access_ttl_secs).max(self.keeps_old_access_ttl_secs)
     }
 }
 

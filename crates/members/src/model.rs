@@ -101,6 +101,46 @@ pub struct Session {
     pub user_agent: Option<String>,
 }
 
+/// How a session treats its refresh tokens, fixed when it opens by the API that signed the
+/// member in. Storage refreshes a session only as its own kind, so a token of one kind can never
+/// be refreshed under another kind's (laxer or stricter) rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SessionKind {
+    /// `/api/v1`: every refresh rotates the token; a used token presented again after the grace
+    /// period is taken for theft and ends the session.
+    #[default]
+    Rotating,
+    /// simplejwt without `ROTATE_REFRESH_TOKENS` (the referral-api seed): a refresh answers an
+    /// access token only, and the one refresh token stays valid for the session's life.
+    Fixed,
+    /// simplejwt rotating without a blacklist (the connect-hub seed): a refresh rotates, and the
+    /// session's earlier tokens keep working while it lives (for at most the refresh lifetime
+    /// after they were used).
+    RotatingKeepsOld,
+}
+
+impl SessionKind {
+    /// The name storage keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rotating => "rotating",
+            Self::Fixed => "fixed",
+            Self::RotatingKeepsOld => "rotating_keeps_old",
+        }
+    }
+
+    /// Whether a used token presented again is taken for theft (and ends the session).
+    pub fn reuse_is_theft(self) -> bool {
+        matches!(self, Self::Rotating)
+    }
+
+    /// Whether a refresh rotates the token.
+    pub fn rotates(self) -> bool {
+        !matches!(self, Self::Fixed)
+    }
+}
+
 /// An opaque refresh token, shown to the client once and stored only as a hash.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken(String);

@@ -15,7 +15,7 @@ use onboard_kernel::{GroupId, MemberId, PhoneNumber, ReferralCode, SessionId};
 use crate::error::{DeleteMemberError, SignInStoreError, UpdateProfileError};
 use crate::model::{
     AccessClaims, CodeHash, Member, MemberFilter, MemberList, MemberView, Profile, ProfilePatch,
-    Session, TokenHash,
+    Session, SessionKind, TokenHash,
 };
 
 /// The limits that govern one phone's codes.
@@ -116,6 +116,8 @@ pub trait RateLimiter: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSession {
     pub id: SessionId,
+    /// How the session treats its refresh tokens, for its whole life.
+    pub kind: SessionKind,
     pub refresh_hash: TokenHash,
     pub user_agent: Option<String>,
     pub expires_at: DateTime<Utc>,
@@ -255,11 +257,13 @@ pub enum RotateOutcome {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SessionRepository: Send + Sync {
-    /// Rotates the session whose live refresh token hashes to `old`, to `new`, and extends it to
-    /// `expires_at`; remembers `old` as used. Presenting a used token revokes the session, except
-    /// within `grace_secs` of its rotation when `new` is the token it was rotated to.
+    /// Rotates the [`SessionKind::Rotating`] session whose live refresh token hashes to `old`,
+    /// to `new`, and extends it to `expires_at`; remembers `old` as used. Presenting a used
+    /// token revokes the session, except within `grace_secs` of its rotation when `new` is the
+    /// token it was rotated to.
     /// A token (live or used) of a blocked member answers [`RotateOutcome::Blocked`] and
-    /// changes nothing.
+    /// changes nothing. Tokens of sessions of another kind are [`RotateOutcome::Invalid`]
+    /// here, and nothing changes.
     async fn rotate(
         &self,
         old: &TokenHash,
@@ -268,6 +272,34 @@ pub trait SessionRepository: Send + Sync {
         grace_secs: u64,
         expires_at: DateTime<Utc>,
     ) -> anyhow::Result<RotateOutcome>;
+
+    /// Refreshes a session of a kind that does not take reuse for theft (`kind` is
+    /// [`SessionKind::Fixed`] or [`SessionKind::RotatingKeepsOld`]); only sessions of `kind`
+    /// are considered, the others' tokens are [`RotateOutcome::Invalid`]. Never revokes.
+    ///
+    /// - [`SessionKind::Fixed`]: `old` is the live token of a live session: answers
+    ///   [`RotateOutcome::Rotated`] and only marks the session used at `now`; `new` and
+    ///   `expires_at` are ignored (the token and the session's expiry stay as they are).
+    /// - [`SessionKind::RotatingKeepsOld`]: `old` is the live token of a live session: rotates
+    ///   it to `new`, extends the session to `expires_at` and remembers `old` as used
+    ///   ([`RotateOutcome::Rotated`]). `old` was used after `used_since`, rotated to `new`, and
+    ///   its session is live: [`RotateOutcome::Grace`], nothing changes.
+    ///
+    /// A token (live or used) of a blocked member answers [`RotateOutcome::Blocked`] and
+    /// changes nothing. Anything else is [`RotateOutcome::Invalid`].
+    async fn refresh_lenient(
+        &self,
+        kind: SessionKind,
+        old: &TokenHash,
+        new: &TokenHash,
+        now: DateTime<Utc>,
+        used_since: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> anyhow::Result<RotateOutcome>;
+
+    /// Whether `token` is the live refresh token of a live session (any kind) of a member who
+    /// is not blocked. Changes nothing.
+    async fn is_live(&self, token: &TokenHash, now: DateTime<Utc>) -> anyhow::Result<bool>;
 
     /// Revokes one of the member's live sessions; `false` when they have no such live session.
     async fn revoke(

@@ -19,8 +19,8 @@ use crate::error::{
 use crate::events::{self, MemberEvent};
 use crate::model::{
     AccessClaims, ClientInfo, CodeHash, Member, MemberFilter, MemberList, MemberView, OtpIssued,
-    Principal, Profile, ProfilePatch, RefreshToken, Session, SignIn, TokenHash, TokenInfo,
-    TokenPair,
+    Principal, Profile, ProfilePatch, RefreshToken, Session, SessionKind, SignIn, TokenHash,
+    TokenInfo, TokenPair,
 };
 use crate::ports::{
     AccessTokens, IssueOutcome, MemberRepository, OtpStore, RateDecision, RateLimiter,
@@ -146,6 +146,17 @@ impl MembersService {
         request: VerifyOtp,
         client: &ClientInfo,
     ) -> Result<SignIn, VerifyOtpError> {
+        self.verify_otp_as(request, client, SessionKind::Rotating).await
+    }
+
+    /// [`Self::verify_otp`], opening a session of `kind` (the kind of the API signing in: see
+    /// [`SessionKind`]).
+    pub async fn verify_otp_as(
+        &self,
+        request: VerifyOtp,
+        client: &ClientInfo,
+        kind: SessionKind,
+    ) -> Result<SignIn, VerifyOtpError> {
         let now = self.ports.clock.now();
         if let Some(ip) = &client.ip {
             let key = format!("otp-verify-ip:{ip}");
@@ -195,7 +206,7 @@ impl MembersService {
         let (phone, referred_by) = (request.phone, request.referral_code);
         let members = &self.ports.members;
         let signed_in = self
-            .sign_in_referred_by(client, referrer, |draft| {
+            .sign_in_referred_by(client, referrer, kind, |draft| {
                 let request = SignInRequest {
                     phone: phone.clone(),
                     new_member_id: draft.new_member_id,
@@ -219,43 +230,67 @@ impl MembersService {
         })
     }
 
-    /// Rotates a refresh token: the answer carries a new pair, and the presented token is used
-    /// up. A used token presented again revokes its session, unless it comes from a concurrent
-    /// request within the grace period, which gets the same new pair.
+    /// Rotates a refresh token of an `/api/v1` session: the answer carries a new pair, and the
+    /// presented token is used up. A used token presented again revokes its session, unless it
+    /// comes from a concurrent request within the grace period, which gets the same new pair.
     pub async fn refresh(&self, token: &str) -> Result<TokenPair, RefreshError> {
+        self.refresh_as(token, SessionKind::Rotating).await
+    }
+
+    /// Refreshes a session of `kind` by that kind's rule ([`SessionKind`]): only sessions of
+    /// `kind` are refreshed here; another kind's token is [`RefreshError::Invalid`].
+    ///
+    /// - [`SessionKind::Rotating`]: as [`Self::refresh`].
+    /// - [`SessionKind::Fixed`]: a new access token; the answer's refresh token is the one
+    ///   presented, which stays valid until the session ends.
+    /// - [`SessionKind::RotatingKeepsOld`]: a new pair; the presented token, and every earlier
+    ///   one of the session, keeps working (answering the pair it was rotated to) while the
+    ///   session lives, for at most the refresh lifetime after it was used.
+    ///
+    /// Whatever the kind, logout, session revocation, deletion and blocks end the session at
+    /// once: its refresh tokens are refused and its access tokens fail on the next request.
+    pub async fn refresh_as(
+        &self,
+        token: &str,
+        kind: SessionKind,
+    ) -> Result<TokenPair, RefreshError> {
         let now = self.ports.clock.now();
         let old = RefreshToken::new(token.to_owned());
-        let new = self.child_token(&old);
-        let outcome = self
-            .ports
-            .sessions
-            .rotate(
-                &token_hash(&old),
-                &token_hash(&new),
-                now,
-                self.config.refresh_grace_secs,
-                now + secs(self.config.refresh_ttl_secs),
-            )
-            .await?;
+        let new = if kind.rotates() { self.child_token(&old) } else { old.clone() };
+        let expires_at = now + secs(self.config.refresh_ttl_secs);
+        let sessions = &self.ports.sessions;
+        let (old_hash, new_hash) = (token_hash(&old), token_hash(&new));
+        let outcome = if kind.reuse_is_theft() {
+            sessions
+                .rotate(&old_hash, &new_hash, now, self.config.refresh_grace_secs, expires_at)
+                .await?
+        } else {
+            let used_since = now - secs(self.config.refresh_ttl_secs);
+            sessions
+                .refresh_lenient(kind, &old_hash, &new_hash, now, used_since, expires_at)
+                .await?
+        };
         let session = match outcome {
             RotateOutcome::Rotated(s) | RotateOutcome::Grace(s) => s,
             RotateOutcome::Reused { member_id, session_id } => {
                 self.ports
                     .revocations
-                    .revoke_sessions(member_id, &[session_id], self.config.access_ttl_secs)
+                    .revoke_sessions(member_id, &[session_id], self.config.revocation_ttl_secs())
                     .await?;
                 return Err(RefreshError::Reused);
             }
             RotateOutcome::Invalid => return Err(RefreshError::Invalid),
             RotateOutcome::Blocked => return Err(RefreshError::Blocked),
         };
-        let access =
-            self.access_token(session.member_id, session.session_id, session.current_group, now)?;
-        Ok(TokenPair {
-            access_token: access,
-            refresh_token: new,
-            expires_in: self.config.access_ttl_secs,
-        })
+        let ttl = self.config.access_ttl(kind);
+        let access = self.access_token(
+            session.member_id,
+            session.session_id,
+            session.current_group,
+            now,
+            ttl,
+        )?;
+        Ok(TokenPair { access_token: access, refresh_token: new, expires_in: ttl })
     }
 
     /// Checks an access token: signature, claims, expiry, and that its session is not revoked.
@@ -307,7 +342,7 @@ impl MembersService {
         // even if the database step below fails and the client retries.
         self.ports
             .revocations
-            .revoke_sessions(principal.member_id, &[session], self.config.access_ttl_secs)
+            .revoke_sessions(principal.member_id, &[session], self.config.revocation_ttl_secs())
             .await?;
         if self.ports.sessions.revoke(principal.member_id, session, now).await? {
             Ok(())
@@ -355,7 +390,11 @@ impl MembersService {
             match self
                 .ports
                 .revocations
-                .revoke_member(principal.member_id, now.timestamp(), self.config.access_ttl_secs)
+                .revoke_member(
+                    principal.member_id,
+                    now.timestamp(),
+                    self.config.revocation_ttl_secs(),
+                )
                 .await
             {
                 Ok(()) => return Ok(()),
@@ -412,6 +451,7 @@ impl MembersService {
         session: SessionId,
         group: Option<String>,
         now: DateTime<Utc>,
+        ttl_secs: u64,
     ) -> anyhow::Result<String> {
         let iat = now.timestamp();
         self.ports.tokens.issue(&AccessClaims {
@@ -419,7 +459,7 @@ impl MembersService {
             sid: session,
             grp: group,
             iat,
-            exp: iat + i64::try_from(self.config.access_ttl_secs).unwrap_or(i64::MAX / 2),
+            exp: iat + i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2),
             jti: uuid::Uuid::now_v7(),
         })
     }
@@ -484,4 +524,5 @@ fn new_code(len: u8) -> String {
 #[cfg(test)]
 mod tests;
 
+mod seeds;
 mod sso;

@@ -21,27 +21,106 @@ use crate::state::AppState;
 /// Mounts the seed APIs `apis` names.
 pub fn configure(cfg: &mut web::ServiceConfig, apis: CompatApis) {
     if apis.referral_api {
-        cfg.service(web::scope("/compat/referral-api").configure(referral_api::routes));
+        cfg.service(web::scope(Seed::ReferralApi.prefix()).configure(referral_api::routes));
     }
     if apis.connect_hub {
-        cfg.service(web::scope("/compat/connect-hub").configure(connect_hub::routes));
+        cfg.service(web::scope(Seed::ConnectHub.prefix()).configure(connect_hub::routes));
     }
     if apis.member_invitation {
-        cfg.service(web::scope("/compat/member-invitation").configure(member_invitation::routes));
+        cfg.service(
+            web::scope(Seed::MemberInvitation.prefix()).configure(member_invitation::routes),
+        );
     }
+}
+
+/// The seed API a route belongs to (the shape of its 405 answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seed {
+    ReferralApi,
+    ConnectHub,
+    MemberInvitation,
+}
+
+impl Seed {
+    /// The prefix it is served under.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::ReferralApi => "/compat/referral-api",
+            Self::ConnectHub => "/compat/connect-hub",
+            Self::MemberInvitation => "/compat/member-invitation",
+        }
+    }
+}
+
+/// Where a seed API's routes go: the app, which serves them, or a [`RouteList`], which names
+/// them (for the 405 answers, from the very list the app serves).
+pub trait Routes {
+    /// Routes `method path` (relative to the API's prefix) to `handler`.
+    fn add<F, Args>(&mut self, method: Method, path: &str, handler: F)
+    where
+        F: Handler<Args> + Clone,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static;
+}
+
+impl Routes for web::ServiceConfig {
+    fn add<F, Args>(&mut self, method: Method, path: &str, handler: F)
+    where
+        F: Handler<Args> + Clone,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(path, web::method(method).to(handler));
+    }
+}
+
+/// The methods and paths of a seed API's routes.
+#[derive(Debug, Default)]
+pub struct RouteList(pub Vec<(Method, String)>);
+
+impl Routes for RouteList {
+    fn add<F, Args>(&mut self, method: Method, path: &str, _handler: F)
+    where
+        F: Handler<Args> + Clone,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.0.push((method, path.to_owned()));
+    }
+}
+
+/// Every route of the seed APIs `apis` names: the seed, the method and the full path.
+pub fn route_list(apis: CompatApis) -> Vec<(Seed, Method, String)> {
+    let mut all = Vec::new();
+    let mut take = |seed: Seed, routes: fn(&mut RouteList)| {
+        let mut list = RouteList::default();
+        routes(&mut list);
+        all.extend(list.0.into_iter().map(|(m, p)| (seed, m, format!("{}{p}", seed.prefix()))));
+    };
+    if apis.referral_api {
+        take(Seed::ReferralApi, referral_api::routes);
+    }
+    if apis.connect_hub {
+        take(Seed::ConnectHub, connect_hub::routes);
+    }
+    if apis.member_invitation {
+        take(Seed::MemberInvitation, member_invitation::routes);
+    }
+    all
 }
 
 /// Routes `method path` with and without a trailing slash: Django's URLs end in one, and
 /// clients send either.
-pub fn slash_optional<F, Args>(cfg: &mut web::ServiceConfig, method: Method, path: &str, handler: F)
+pub fn slash_optional<R, F, Args>(r: &mut R, method: Method, path: &str, handler: F)
 where
+    R: Routes,
     F: Handler<Args> + Clone,
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
     let bare = path.trim_end_matches('/');
-    cfg.route(bare, web::method(method.clone()).to(handler.clone()));
-    cfg.route(&format!("{bare}/"), web::method(method).to(handler));
+    r.add(method.clone(), bare, handler.clone());
+    r.add(method, &format!("{bare}/"), handler);
 }
 
 /// Why a request body is not an object of fields.

@@ -6,19 +6,19 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use onboard_kernel::{Email, MemberId, PhoneNumber, ReferralCode};
 use onboard_members::{
     Member, MemberFilter, MemberView, PersonName, ProfilePatch, RefreshError, RequestOtpError,
-    VerifyOtp, VerifyOtpError,
+    SessionKind, VerifyOtp, VerifyOtpError,
 };
 use onboard_referrals::{ProfileUpdateError, RedeemError};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::django::{DrfError, Fields};
-use super::{authenticate, is_platform_admin, otp_code, slash_optional};
+use super::django::{DrfError, DrfTexts, Fields};
+use super::{Routes, authenticate, is_platform_admin, otp_code, slash_optional};
 use crate::extract::client_info;
 use crate::state::AppState;
 
 /// The routes, relative to the API's prefix.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes<R: Routes>(cfg: &mut R) {
     slash_optional(cfg, Method::POST, "/api/v1/auth/send_code", send_code);
     slash_optional(cfg, Method::POST, "/api/v1/auth/jwt/get_by_phone", get_by_phone);
     slash_optional(cfg, Method::POST, "/api/v1/auth/jwt/verify", verify);
@@ -30,15 +30,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     slash_optional(cfg, Method::GET, "/api/v1/users/{id}", get_user);
 }
 
+/// The seed's language (`LANGUAGE_CODE = 'ru'`).
+const T: &DrfTexts = &DrfTexts::REFERRAL_API;
+
+/// The seed's own texts (`api/v1/users/views.py`, `serializers.py`), and Onboard's for what the
+/// seed never refused.
+const WRONG_CODE: &str = "Неверный код.";
+const CODE_EXPIRED: &str = "Время действия кода истекло.";
+const UNKNOWN_CODE: &str = "Неверный реферальный код.";
+const OWN_CODE: &str = "Нельзя использовать свой код.";
+const NO_SUCH_CODE: &str = "Пользователь с таким кодом не найден.";
+const ALREADY_REDEEMED: &str = "Вы уже использовали реферальный код.";
+const CYCLE: &str = "Владелец этого кода приглашён вами, напрямую или через других.";
+const NAME_TOO_LONG: &str = "Убедитесь, что в этом поле не больше 100 символов.";
+const EMAIL_TAKEN: &str = "пользователь с таким email уже существует.";
+
 /// Users per page when the client names no `limit` (the seed's `PAGE_SIZE`).
 const PAGE_SIZE: u32 = 10;
 
 fn phone_field(fields: &mut Fields, state: &AppState) -> Option<PhoneNumber> {
     let raw = fields.required_text("phone")?;
-    match PhoneNumber::parse(&raw, state.default_region) {
+    match PhoneNumber::parse(&raw, state.compat_regions.referral_api) {
         Ok(phone) => Some(phone),
         Err(_) => {
-            fields.error("phone", "Enter a valid phone number.");
+            fields.error("phone", T.phone);
             None
         }
     }
@@ -46,7 +61,9 @@ fn phone_field(fields: &mut Fields, state: &AppState) -> Option<PhoneNumber> {
 
 fn request_otp_error(e: RequestOtpError) -> DrfError {
     match e {
-        RequestOtpError::RateLimited { retry_after_secs } => DrfError::throttled(retry_after_secs),
+        RequestOtpError::RateLimited { retry_after_secs } => {
+            DrfError::throttled(T, retry_after_secs)
+        }
         RequestOtpError::Unexpected(e) => DrfError::unexpected(e),
     }
 }
@@ -57,11 +74,11 @@ async fn send_code(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, DrfError> {
-    let mut fields = Fields::read(&req, &body)?;
+    let mut fields = Fields::read(&req, &body, T)?;
     let phone = phone_field(&mut fields, &state);
     fields.check()?;
     let Some(phone) = phone else {
-        return Err(DrfError::field("phone", "Enter a valid phone number."));
+        return Err(DrfError::field("phone", T.phone));
     };
     let issued = state
         .members
@@ -81,9 +98,6 @@ fn invited_by_refused(message: &str) -> DrfError {
     DrfError::new(StatusCode::FORBIDDEN, json!({ "invited_by_code": message }))
 }
 
-const UNKNOWN_CODE: &str = "No user has this invite code.";
-const OWN_CODE: &str = "You cannot use your own invite code.";
-
 /// `POST /api/v1/auth/jwt/get_by_phone/`: `{"phone", "code", "invited_by_code"?}` →
 /// `{"access", "refresh"}`, creating the member when the phone is new.
 ///
@@ -95,17 +109,17 @@ async fn get_by_phone(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, DrfError> {
-    let mut fields = Fields::read(&req, &body)?;
+    let mut fields = Fields::read(&req, &body, T)?;
     let phone = phone_field(&mut fields, &state);
     let code = match fields.value("code") {
         None => {
-            fields.error("code", "This field is required.");
+            fields.error("code", T.required);
             None
         }
         Some(v) => {
             let code = otp_code(v, state.members.config().otp_length);
             if code.is_none() {
-                fields.error("code", "A valid integer is required.");
+                fields.error("code", T.integer);
             }
             code
         }
@@ -113,7 +127,7 @@ async fn get_by_phone(
     let invited_by = fields.text("invited_by_code");
     fields.check()?;
     let (Some(phone), Some(code)) = (phone, code) else {
-        return Err(DrfError::field("code", "This field is required."));
+        return Err(DrfError::field("code", T.required));
     };
 
     let referral_code = match invited_by {
@@ -133,22 +147,28 @@ async fn get_by_phone(
         }
     };
 
+    // simplejwt as the seed ran it: the refresh token is never rotated.
     let sign_in = state
         .members
-        .verify_otp(VerifyOtp { phone, code, referral_code }, &client_info(&req, &state))
+        .verify_otp_as(
+            VerifyOtp { phone, code, referral_code },
+            &client_info(&req, &state),
+            SessionKind::Fixed,
+        )
         .await;
     crate::telemetry::otp_verified(&sign_in);
     let sign_in = sign_in.map_err(|e| match e {
         VerifyOtpError::ReferralCodeNotFound => invited_by_refused(UNKNOWN_CODE),
         VerifyOtpError::InvalidCode { .. }
-        | VerifyOtpError::Expired
-        | VerifyOtpError::TooManyAttempts { retry_after_secs: None } => DrfError::new(
-            StatusCode::FORBIDDEN,
-            json!({ "code": "The code is wrong or expired: request a new one." }),
-        ),
+        | VerifyOtpError::TooManyAttempts { retry_after_secs: None } => {
+            DrfError::new(StatusCode::FORBIDDEN, json!({ "code": WRONG_CODE }))
+        }
+        VerifyOtpError::Expired => {
+            DrfError::new(StatusCode::FORBIDDEN, json!({ "code": CODE_EXPIRED }))
+        }
         VerifyOtpError::TooManyAttempts { retry_after_secs: Some(s) }
-        | VerifyOtpError::RateLimited { retry_after_secs: s } => DrfError::throttled(s),
-        VerifyOtpError::Blocked => DrfError::blocked(),
+        | VerifyOtpError::RateLimited { retry_after_secs: s } => DrfError::throttled(T, s),
+        VerifyOtpError::Blocked => DrfError::blocked(T),
         VerifyOtpError::Unexpected(e) => DrfError::unexpected(e),
     })?;
     Ok(HttpResponse::Ok().json(json!({
@@ -157,41 +177,45 @@ async fn get_by_phone(
     })))
 }
 
-/// `POST /api/v1/auth/jwt/verify/`: `{"token"}` → `{}` for a valid access token.
+/// `POST /api/v1/auth/jwt/verify/`: `{"token"}` → `{}` for a live token, access or refresh
+/// (simplejwt's verify takes either).
 async fn verify(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, DrfError> {
-    let mut fields = Fields::read(&req, &body)?;
+    let mut fields = Fields::read(&req, &body, T)?;
     let token = fields.required_text("token");
     fields.check()?;
     let token = token.unwrap_or_default();
-    match state.members.verify_token(&token).await {
-        Ok(_) => Ok(HttpResponse::Ok().json(json!({}))),
-        Err(onboard_members::AuthError::Unauthorized) => Err(DrfError::token_not_valid()),
+    match state.members.verify_any_token(&token).await {
+        Ok(()) => Ok(HttpResponse::Ok().json(json!({}))),
+        Err(onboard_members::AuthError::Unauthorized) => Err(DrfError::token_not_valid(T)),
         Err(onboard_members::AuthError::Unexpected(e)) => Err(DrfError::unexpected(e)),
     }
 }
 
-/// `POST /api/v1/auth/jwt/refresh/`: `{"refresh"}` → `{"access", "refresh"}`, always rotated.
+/// `POST /api/v1/auth/jwt/refresh/`: `{"refresh"}` → `{"access"}`. As simplejwt without
+/// `ROTATE_REFRESH_TOKENS` (the seed's settings): the refresh token is not rotated and stays
+/// valid for its lifetime, so reusing it is normal, never theft; logout, revocation and blocks
+/// still end it at once.
 async fn refresh(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, DrfError> {
-    let mut fields = Fields::read(&req, &body)?;
+    let mut fields = Fields::read(&req, &body, T)?;
     let token = fields.required_text("refresh");
     fields.check()?;
-    let pair = state.members.refresh(&token.unwrap_or_default()).await.map_err(|e| match e {
-        RefreshError::Invalid | RefreshError::Reused => DrfError::token_not_valid(),
-        RefreshError::Blocked => DrfError::user_inactive(),
-        RefreshError::Unexpected(e) => DrfError::unexpected(e),
-    })?;
-    Ok(HttpResponse::Ok().json(json!({
-        "access": pair.access_token,
-        "refresh": pair.refresh_token.expose(),
-    })))
+    let pair =
+        state.members.refresh_as(&token.unwrap_or_default(), SessionKind::Fixed).await.map_err(
+            |e| match e {
+                RefreshError::Invalid | RefreshError::Reused => DrfError::token_not_valid(T),
+                RefreshError::Blocked => DrfError::user_inactive(T),
+                RefreshError::Unexpected(e) => DrfError::unexpected(e),
+            },
+        )?;
+    Ok(HttpResponse::Ok().json(json!({ "access": pair.access_token })))
 }
 
 /// A member as the seed's `User`. `masked` hides the phone (and everything a stranger may not
@@ -247,9 +271,9 @@ async fn current_user(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, DrfError> {
-    let caller = authenticate(&req, &state).await?;
+    let caller = authenticate(&req, &state).await.map_err(|e| DrfError::auth(T, e))?;
     let profile = state.members.me(&caller).await.map_err(|e| match e {
-        onboard_members::AuthError::Unauthorized => DrfError::bad_access_token(),
+        onboard_members::AuthError::Unauthorized => DrfError::bad_access_token(T),
         onboard_members::AuthError::Unexpected(e) => DrfError::unexpected(e),
     })?;
     let staff = is_platform_admin(&state, &caller).await?;
@@ -258,10 +282,10 @@ async fn current_user(
 
 fn redeem_field_error(e: RedeemError) -> DrfError {
     let message = match e {
-        RedeemError::NotFound => UNKNOWN_CODE,
+        RedeemError::NotFound => NO_SUCH_CODE,
         RedeemError::OwnCode => OWN_CODE,
-        RedeemError::AlreadyRedeemed => "You have already used an invite code.",
-        RedeemError::Cycle => "This code's owner was invited, directly or not, by you.",
+        RedeemError::AlreadyRedeemed => ALREADY_REDEEMED,
+        RedeemError::Cycle => CYCLE,
         RedeemError::Unexpected(e) => return DrfError::unexpected(e),
     };
     DrfError::field("invited_by_code", message)
@@ -275,22 +299,22 @@ async fn update_current_user(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, DrfError> {
-    let caller = authenticate(&req, &state).await?;
-    let mut fields = Fields::read(&req, &body)?;
+    let caller = authenticate(&req, &state).await.map_err(|e| DrfError::auth(T, e))?;
+    let mut fields = Fields::read(&req, &body, T)?;
     let mut patch = ProfilePatch::default();
     for name in ["first_name", "last_name"] {
         if let Some(raw) = fields.text(name) {
             match PersonName::parse(&raw) {
                 Ok(n) if name == "first_name" => patch.first_name = Some(n),
                 Ok(n) => patch.last_name = Some(n),
-                Err(_) => fields.error(name, "Ensure this field has 1 to 100 characters."),
+                Err(_) => fields.error(name, NAME_TOO_LONG),
             }
         }
     }
     if let Some(raw) = fields.text("email") {
         match Email::parse(&raw) {
             Ok(e) => patch.email = Some(e),
-            Err(_) => fields.error("email", "Enter a valid email address."),
+            Err(_) => fields.error("email", T.email),
         }
     }
     let code = fields.text("invited_by_code");
@@ -301,10 +325,8 @@ async fn update_current_user(
         .update_profile(&state.members, &caller, &patch, code.as_deref())
         .await
         .map_err(|e| match e {
-            ProfileUpdateError::EmailTaken => {
-                DrfError::field("email", "user with this email already exists.")
-            }
-            ProfileUpdateError::NotFound => DrfError::bad_access_token(),
+            ProfileUpdateError::EmailTaken => DrfError::field("email", EMAIL_TAKEN),
+            ProfileUpdateError::NotFound => DrfError::bad_access_token(T),
             ProfileUpdateError::Redeem(e) => redeem_field_error(e),
             ProfileUpdateError::Unexpected(e) => DrfError::unexpected(e),
         })?;
@@ -321,18 +343,15 @@ async fn get_user(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, DrfError> {
-    let caller = authenticate(&req, &state).await?;
-    let id = Uuid::parse_str(&id).map_err(|_| DrfError::not_found())?;
+    let caller = authenticate(&req, &state).await.map_err(|e| DrfError::auth(T, e))?;
+    let id = Uuid::parse_str(&id).map_err(|_| DrfError::not_found(T))?;
     let id = MemberId::from_uuid(id);
     if id != caller.member_id && is_platform_admin(&state, &caller).await? {
         // A platform admin sees every user whole, as the admin API shows them.
         let detail = state.admin.member(&caller, id).await.map_err(|e| match e {
-            onboard_admin::AdminMemberError::NotFound => DrfError::not_found(),
+            onboard_admin::AdminMemberError::NotFound => DrfError::not_found(T),
             onboard_admin::AdminMemberError::Forbidden
-            | onboard_admin::AdminMemberError::OwnAccount => DrfError::detail(
-                StatusCode::FORBIDDEN,
-                "You do not have permission to perform this action.",
-            ),
+            | onboard_admin::AdminMemberError::OwnAccount => DrfError::permission_denied(T),
             onboard_admin::AdminMemberError::Unexpected(e) => DrfError::unexpected(e),
         })?;
         let mut body = user(&detail.member, detail.is_admin);
@@ -341,7 +360,7 @@ async fn get_user(
         return Ok(HttpResponse::Ok().json(Value::Object(body)));
     }
     let view = state.members.get_member(&caller, id).await.map_err(|e| match e {
-        onboard_members::NotFoundError::NotFound => DrfError::not_found(),
+        onboard_members::NotFoundError::NotFound => DrfError::not_found(T),
         onboard_members::NotFoundError::Unexpected(e) => DrfError::unexpected(e),
     })?;
     match view {
@@ -388,7 +407,7 @@ async fn list_users(
     req: HttpRequest,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, DrfError> {
-    let caller = authenticate(&req, &state).await?;
+    let caller = authenticate(&req, &state).await.map_err(|e| DrfError::auth(T, e))?;
     let query = query.into_inner();
     let param = |name: &str| {
         query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
@@ -406,7 +425,9 @@ async fn list_users(
             email: exact(param("email"), Email::parse)?,
             first_name: param("first_name").map(str::to_owned),
             last_name: param("last_name").map(str::to_owned),
-            phone: exact(param("phone"), |p| PhoneNumber::parse(p, state.default_region))?,
+            phone: exact(param("phone"), |p| {
+                PhoneNumber::parse(p, state.compat_regions.referral_api)
+            })?,
             referral_code: exact(param("invite_code"), ReferralCode::parse)?,
             referred_by: exact(param("invited_by_code"), ReferralCode::parse)?,
             search: param("search").map(str::to_owned),
@@ -417,10 +438,7 @@ async fn list_users(
         .list_members(&caller, &state.members, filter.as_ref(), offset, limit)
         .await
         .map_err(|e| match e {
-            onboard_admin::AdminError::Forbidden => DrfError::detail(
-                StatusCode::FORBIDDEN,
-                "You do not have permission to perform this action.",
-            ),
+            onboard_admin::AdminError::Forbidden => DrfError::permission_denied(T),
             onboard_admin::AdminError::Unexpected(e) => DrfError::unexpected(e),
         })?;
 

@@ -1,6 +1,8 @@
-//! Which seed APIs are served under `/compat/...` (`COMPAT_APIS`).
+//! Which seed APIs are served under `/compat/...` (`COMPAT_APIS`), and the region each reads
+//! national phone numbers in (`COMPAT_DEFAULT_REGION`).
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use onboard_kernel::Region;
 
 /// The seed APIs served under `/compat/...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,5 +38,46 @@ impl CompatApis {
             }
         }
         Ok(apis)
+    }
+}
+
+/// The region each seed API reads national phone numbers in (`01012345678` in `KR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompatRegions {
+    pub referral_api: Option<Region>,
+    pub connect_hub: Option<Region>,
+    pub member_invitation: Option<Region>,
+}
+
+impl CompatRegions {
+    /// Reads `COMPAT_DEFAULT_REGION`: a comma list of `<api>=<region>` (`member-invitation=KR,
+    /// connect-hub=RU`), or one region for all three. An API it does not name reads national
+    /// numbers in `DEFAULT_REGION` (`fallback`), except member_invitation, whose clients send
+    /// Korean national numbers: `KR` unless named (whatever `DEFAULT_REGION` says).
+    pub fn parse(raw: Option<&str>, fallback: Option<Region>) -> anyhow::Result<Self> {
+        let kr = Region::parse("KR").context("KR is a region")?;
+        let mut regions =
+            Self { referral_api: fallback, connect_hub: fallback, member_invitation: Some(kr) };
+        let region = |r: &str| {
+            Region::parse(r)
+                .with_context(|| format!("COMPAT_DEFAULT_REGION: {r:?} is not an ISO region"))
+        };
+        for item in raw.unwrap_or_default().split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let Some((api, r)) = item.split_once('=') else {
+                let all = Some(region(item)?);
+                regions = Self { referral_api: all, connect_hub: all, member_invitation: all };
+                continue;
+            };
+            let r = Some(region(r.trim())?);
+            match api.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+                "referral-api" => regions.referral_api = r,
+                "connect-hub" => regions.connect_hub = r,
+                "member-invitation" => regions.member_invitation = r,
+                other => bail!(
+                    "COMPAT_DEFAULT_REGION: unknown API {other:?} (known: referral-api, connect-hub, member-invitation)"
+                ),
+            }
+        }
+        Ok(regions)
     }
 }

@@ -15,7 +15,8 @@ pub(super) fn otp_length(env: &Env<'_>) -> anyhow::Result<u8> {
     Ok(u8::try_from(otp_length).unwrap_or(6))
 }
 
-/// `OTP_*` limits, `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `REFRESH_REUSE_GRACE`,
+/// `OTP_*` limits, `ACCESS_TOKEN_TTL`, `COMPAT_REFERRAL_API_ACCESS_TTL`,
+/// `COMPAT_CONNECT_HUB_ACCESS_TTL`, `REFRESH_TOKEN_TTL`, `REFRESH_REUSE_GRACE`,
 /// `PERSONAL_WORKSPACE`, `PERSONAL_WORKSPACE_NAME`, `OTP_MESSAGE`; `OTP_LENGTH` and `OTP_ECHO`
 /// are read (and checked against the environment) before.
 pub(super) fn read(env: &Env<'_>, otp_length: u8, otp_echo: bool) -> anyhow::Result<MembersConfig> {
@@ -37,6 +38,15 @@ pub(super) fn read(env: &Env<'_>, otp_length: u8, otp_echo: bool) -> anyhow::Res
         max_verifies_per_ip: env.small("OTP_MAX_VERIFIES_PER_IP", defaults.max_verifies_per_ip)?,
         verify_ip_window_secs: env.num("OTP_VERIFY_IP_WINDOW", defaults.verify_ip_window_secs)?,
         access_ttl_secs: env.num("ACCESS_TOKEN_TTL", defaults.access_ttl_secs)?.max(1),
+        // The seeds' own lifetimes by default (referral-api's example settings: 600 minutes;
+        // connect-hub's: 60), which their clients expect; revocation is checked on every
+        // request whatever the lifetime.
+        fixed_access_ttl_secs: env
+            .num("COMPAT_REFERRAL_API_ACCESS_TTL", defaults.fixed_access_ttl_secs)?
+            .max(1),
+        keeps_old_access_ttl_secs: env
+            .num("COMPAT_CONNECT_HUB_ACCESS_TTL", defaults.keeps_old_access_ttl_secs)?
+            .max(1),
         refresh_ttl_secs: env.num("REFRESH_TOKEN_TTL", defaults.refresh_ttl_secs)?.max(1),
         refresh_grace_secs: env.num("REFRESH_REUSE_GRACE", defaults.refresh_grace_secs)?,
         otp_echo,

@@ -29,7 +29,7 @@ use onboard_members::MembersConfig;
 use onboard_payments::PaymentsConfig;
 use secrecy::SecretString;
 
-pub use compat::CompatApis;
+pub use compat::{CompatApis, CompatRegions};
 pub use gateway::GatewaySettings;
 pub use messaging::{MessagingOverrides, MessagingSettings};
 pub use payments::PaymentsOverrides;
@@ -92,6 +92,8 @@ pub struct Settings {
     pub admin_phones: Vec<PhoneNumber>,
     /// Which seed APIs are served under `/compat/...` (`COMPAT_APIS`).
     pub compat_apis: CompatApis,
+    /// The region each seed API reads national phone numbers in (`COMPAT_DEFAULT_REGION`).
+    pub compat_regions: CompatRegions,
     /// Notifications (notify): `NOTIFICATION_TTL` seconds (14 days).
     pub notifications: onboard_notifications::NotificationsConfig,
     /// `SMS_PRICE_SMS`, `SMS_PRICE_LMS`, `SMS_PRICE_ALIMTALK`: unit prices in KRW debited from a
@@ -164,6 +166,10 @@ impl Settings {
             )?,
             // Unset means all three; set but empty means none.
             compat_apis: CompatApis::parse(env.raw("COMPAT_APIS").as_deref())?,
+            compat_regions: CompatRegions::parse(
+                env.get("COMPAT_DEFAULT_REGION").as_deref(),
+                default_region,
+            )?,
             notifications: notifications::read(&env)?,
             sms_prices: sms_credit::prices(&env)?,
             bill_invite_sms: sms_credit::bill_invite_sms(&env)?,

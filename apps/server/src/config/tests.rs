@@ -298,3 +298,39 @@ fn the_alimtalk_check_delay_reads_milliseconds_seconds_or_a_bare_number_of_secon
     assert!(delay("soon").is_err());
     assert!(delay("0ms").is_err());
 }
+
+#[test]
+fn compat_regions_default_to_kr_for_member_invitation_and_are_set_per_api() {
+    let kr = onboard_kernel::Region::parse("KR").ok();
+    let ru = onboard_kernel::Region::parse("RU").ok();
+    let us = onboard_kernel::Region::parse("US").ok();
+    let defaults = settings(&[]).expect("valid").compat_regions;
+    assert_eq!((defaults.referral_api, defaults.connect_hub), (None, None));
+    assert_eq!(defaults.member_invitation, kr);
+    let fallback = settings(&[("DEFAULT_REGION", "US")]).expect("valid").compat_regions;
+    assert_eq!((fallback.referral_api, fallback.member_invitation), (us, kr));
+    let set = settings(&[("COMPAT_DEFAULT_REGION", "connect-hub=RU, member_invitation=US")])
+        .expect("valid")
+        .compat_regions;
+    assert_eq!((set.referral_api, set.connect_hub, set.member_invitation), (None, ru, us));
+    let all = settings(&[("COMPAT_DEFAULT_REGION", "RU")]).expect("valid").compat_regions;
+    assert_eq!((all.referral_api, all.connect_hub, all.member_invitation), (ru, ru, ru));
+    assert!(settings(&[("COMPAT_DEFAULT_REGION", "zabo=KR")]).is_err());
+    assert!(settings(&[("COMPAT_DEFAULT_REGION", "connect-hub=ZZ")]).is_err());
+}
+
+#[test]
+fn the_seeds_access_lifetimes_default_to_theirs_and_are_configurable() {
+    let defaults = settings(&[]).expect("valid").members;
+    assert_eq!(
+        (defaults.fixed_access_ttl_secs, defaults.keeps_old_access_ttl_secs),
+        (36_000, 3_600)
+    );
+    let set = settings(&[
+        ("COMPAT_REFERRAL_API_ACCESS_TTL", "60"),
+        ("COMPAT_CONNECT_HUB_ACCESS_TTL", "120"),
+    ])
+    .expect("valid")
+    .members;
+    assert_eq!((set.fixed_access_ttl_secs, set.keeps_old_access_ttl_secs), (60, 120));
+}

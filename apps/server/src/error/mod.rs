@@ -62,6 +62,7 @@ pub enum ErrorCode {
     MemberBlocked,
     StreamTicketInvalid,
     InsufficientSmsCredit,
+    MethodNotAllowed,
 }
 
 impl ErrorCode {
@@ -117,6 +118,7 @@ impl ErrorCode {
             Self::MemberBlocked => "member_blocked",
             Self::StreamTicketInvalid => "stream_ticket_invalid",
             Self::InsufficientSmsCredit => "insufficient_sms_credit",
+            Self::MethodNotAllowed => "method_not_allowed",
         }
     }
 }

@@ -2,13 +2,14 @@
 //! PostgreSQL + Redis is picked), the services built on them (`services`), and the HTTP server.
 
 mod adapters;
+mod methods;
 mod services;
 
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
@@ -19,7 +20,7 @@ pub use services::{PaymentsWebhookSink, build_state};
 
 use crate::compat;
 use crate::config::Settings;
-use crate::error::{self, ApiError};
+use crate::error;
 use crate::openapi::ApiDoc;
 use crate::routes::health;
 use crate::telemetry;
@@ -60,6 +61,8 @@ impl Application {
                 // The seed APIs under `/compat/...` (documented in compat.md).
                 .map(|app| app.configure(|cfg| compat::configure(cfg, compat_apis)))
                 .split_for_parts();
+            // The routes of the document just collected (built once per worker).
+            let methods = web::Data::new(methods::MethodTable::build(&api, compat_apis));
             app.app_data(state.clone())
                 .app_data(
                     web::JsonConfig::default()
@@ -85,7 +88,8 @@ impl Application {
                         crate::routes::sim::configure(cfg, sim);
                     }
                 })
-                .default_service(web::to(not_found))
+                .app_data(methods)
+                .default_service(web::to(methods::fallback))
                 .wrap(from_fn(telemetry::observe))
                 .wrap(TracingLogger::default())
         })
@@ -112,8 +116,4 @@ const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
 async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
     HttpResponse::Ok().json(doc.get_ref())
-}
-
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
 }

@@ -129,6 +129,7 @@ async fn services(
         backends: a.backends,
         jwks: keys.jwks(),
         default_region: settings.default_region,
+        compat_regions: settings.compat_regions,
         trust_proxy: settings.trust_proxy,
         payments,
         service_tokens: crate::state::ServiceTokens::new(
@@ -146,7 +147,8 @@ async fn services(
 fn admin_config(settings: &Settings) -> AdminConfig {
     AdminConfig {
         admin_phones: settings.admin_phones.clone(),
-        access_ttl_secs: settings.members.access_ttl_secs,
+        // A block's revocations must outlive the longest-lived access token of any API.
+        access_ttl_secs: settings.members.revocation_ttl_secs(),
     }
 }
 

@@ -12,15 +12,12 @@ use onboard_kernel::events::Event;
 use onboard_kernel::{Email, GroupId, MemberId, PhoneNumber, ReferralCode, SessionId};
 use onboard_members::events::with_workspace_slug;
 use onboard_members::ports::{
-    MemberRepository, NewWorkspace, RefreshedSession, RotateOutcome, SessionRepository,
-    SignInRecord, SignInRequest,
+    MemberRepository, NewWorkspace, RefreshedSession, SignInRecord, SignInRequest,
 };
 use onboard_members::{
     DeleteMemberError, Member, MemberCard, MemberFilter, MemberList, MemberView, Profile,
-    ProfilePatch, Session, SignInStoreError, TokenHash, UpdateProfileError,
+    ProfilePatch, Session, SessionKind, SignInStoreError, TokenHash, UpdateProfileError,
 };
-
-use crate::window::seconds;
 
 mod admin;
 pub(crate) mod billing_outbox;
@@ -30,6 +27,7 @@ mod messages;
 mod notifications;
 mod outbox;
 mod referrals;
+mod sessions;
 mod sms_credit;
 mod sms_credit_repo;
 mod sso;
@@ -46,9 +44,11 @@ use invites::InviteRow;
 ///   `new_referral_code` or a `referred_by` that names no live member writes nothing.
 /// - Invitees are the live members a member referred, newest first (by `referred_at`, then id).
 /// - A live session is neither revoked nor expired; sessions list newest first.
-/// - `rotate`: the live token of a live session rotates; a used token presented again within
-///   the grace period with the same successor, while the session is not revoked, is `Grace`;
-///   any other used token revokes its session (`Reused`); anything else is `Invalid`.
+/// - `rotate`: the live token of a live `rotating` session rotates; a used token presented
+///   again within the grace period with the same successor, while the session is not revoked,
+///   is `Grace`; any other used token revokes its session (`Reused`); anything else is
+///   `Invalid`. `refresh_lenient` follows the lenient kinds' rules (never revoking), and each
+///   matches only sessions of its own kind.
 /// - A sign-up with a personal workspace creates that group, with the new member its active
 ///   owner and the group their current one; a taken workspace slug is replaced by a fresh
 ///   [`Slug::personal`].
@@ -73,7 +73,8 @@ use invites::InviteRow;
 /// - Administration ([`AdminRepository`](onboard_admin::ports::AdminRepository)): each action
 ///   appends its audit entry in the same call; a block revokes the member's live sessions,
 ///   and while it holds `sign_in` answers [`SignInStoreError::Blocked`] and `rotate`
-///   [`RotateOutcome::Blocked`] for their tokens.
+///   [`RotateOutcome::Blocked`](onboard_members::ports::RotateOutcome::Blocked) for their
+///   tokens.
 #[derive(Debug)]
 pub struct MemoryStore {
     /// Shared with the billing store (billnote), which notifies under this lock.
@@ -135,6 +136,7 @@ struct MemberRow {
 struct SessionRow {
     id: SessionId,
     member_id: MemberId,
+    kind: SessionKind,
     refresh_hash: TokenHash,
     user_agent: Option<String>,
     created_at: DateTime<Utc>,
@@ -216,6 +218,7 @@ impl State {
             SessionRow {
                 id: s.id,
                 member_id,
+                kind: s.kind,
                 refresh_hash: s.refresh_hash,
                 user_agent: s.user_agent.clone(),
                 created_at: request.now,
@@ -513,90 +516,6 @@ fn matches_filter(m: &Member, filter: &MemberFilter) -> bool {
                 || starts(m.last_name.as_deref(), &q)
                 || m.referral_code.as_str().eq_ignore_ascii_case(&q)
         })
-}
-
-#[async_trait]
-impl SessionRepository for MemoryStore {
-    async fn rotate(
-        &self,
-        old: &TokenHash,
-        new: &TokenHash,
-        now: DateTime<Utc>,
-        grace_secs: u64,
-        expires_at: DateTime<Utc>,
-    ) -> anyhow::Result<RotateOutcome> {
-        let mut state = self.state();
-        let current = state.by_refresh.get(old).copied();
-        let known = current.or_else(|| state.used.get(old).map(|u| u.session_id));
-        if known
-            .and_then(|id| state.sessions.get(&id))
-            .is_some_and(|s| state.is_blocked(s.member_id))
-        {
-            return Ok(RotateOutcome::Blocked);
-        }
-        if let Some(session_id) = current
-            && state.sessions.get(&session_id).is_some_and(|s| s.is_live(now))
-        {
-            if state.by_refresh.contains_key(new) || state.used.contains_key(old) {
-                anyhow::bail!("refresh token hash already in use");
-            }
-            let session = state
-                .sessions
-                .get_mut(&session_id)
-                .ok_or_else(|| anyhow::anyhow!("the session vanished under the lock"))?;
-            session.refresh_hash = *new;
-            session.last_used_at = now;
-            session.expires_at = expires_at;
-            let session = session.clone();
-            let refreshed = state.refreshed(&session);
-            state.by_refresh.remove(old);
-            state.by_refresh.insert(*new, session_id);
-            state.used.insert(*old, UsedToken { session_id, rotated_to: *new, used_at: now });
-            return Ok(RotateOutcome::Rotated(refreshed));
-        }
-
-        let Some(used) = state.used.get(old).copied() else {
-            return Ok(RotateOutcome::Invalid);
-        };
-        let session = state
-            .sessions
-            .get(&used.session_id)
-            .ok_or_else(|| anyhow::anyhow!("a used refresh token names no session"))?;
-        let within_grace = now.signed_duration_since(used.used_at) < seconds(grace_secs);
-        if used.rotated_to == *new && within_grace && session.revoked_at.is_none() {
-            return Ok(RotateOutcome::Grace(state.refreshed(session)));
-        }
-        let session = state
-            .sessions
-            .get_mut(&used.session_id)
-            .ok_or_else(|| anyhow::anyhow!("a used refresh token names no session"))?;
-        session.revoked_at.get_or_insert(now);
-        Ok(RotateOutcome::Reused { member_id: session.member_id, session_id: session.id })
-    }
-
-    async fn revoke(
-        &self,
-        member: MemberId,
-        session: SessionId,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<bool> {
-        let mut state = self.state();
-        match state.sessions.get_mut(&session) {
-            Some(s) if s.member_id == member && s.is_live(now) => {
-                s.revoked_at = Some(now);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn list(&self, member: MemberId, now: DateTime<Utc>) -> anyhow::Result<Vec<Session>> {
-        let state = self.state();
-        let mut live: Vec<&SessionRow> =
-            state.sessions.values().filter(|s| s.member_id == member && s.is_live(now)).collect();
-        live.sort_by_key(|s| Reverse((s.created_at, s.id)));
-        Ok(live.into_iter().map(SessionRow::to_session).collect())
-    }
 }
 
 /// The personal workspace of a new member as a group to store: the asked slug, or a fresh

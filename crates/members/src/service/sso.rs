@@ -10,7 +10,7 @@ use onboard_kernel::{GroupId, MemberId, SessionId, random_bytes};
 use super::{CODE_ATTEMPTS, MembersService, personal_slug, secs, token_hash};
 use crate::error::SignInStoreError;
 use crate::events;
-use crate::model::{ClientInfo, RefreshToken, SignIn, TokenPair};
+use crate::model::{ClientInfo, RefreshToken, SessionKind, SignIn, TokenPair};
 use crate::ports::{NewSession, NewWorkspace, SignInDraft, SignInRecord};
 
 impl MembersService {
@@ -34,15 +34,16 @@ impl MembersService {
         F: FnMut(SignInDraft) -> Fut,
         Fut: Future<Output = Result<SignInRecord, SignInStoreError>>,
     {
-        self.sign_in_referred_by(client, None, write).await
+        self.sign_in_referred_by(client, None, SessionKind::Rotating, write).await
     }
 
     /// [`Self::sign_in_with`] for a sign-in that, if it creates the member, makes `referrer`
-    /// their referrer (the sign-up event names them).
+    /// their referrer (the sign-up event names them), and opens a session of `kind`.
     pub(super) async fn sign_in_referred_by<F, Fut>(
         &self,
         client: &ClientInfo,
         referrer: Option<MemberId>,
+        kind: SessionKind,
         mut write: F,
     ) -> Result<SignIn, SignInStoreError>
     where
@@ -64,6 +65,7 @@ impl MembersService {
             new_referral_code: (self.referral_codes)(),
             session: NewSession {
                 id: SessionId::new(),
+                kind,
                 refresh_hash: token_hash(&refresh),
                 user_agent: client.user_agent.clone(),
                 expires_at: now + secs(self.config.refresh_ttl_secs),
@@ -89,18 +91,16 @@ impl MembersService {
                 Err(other) => return Err(other),
             }
         };
+        let ttl = self.config.access_ttl(kind);
         let access = self.access_token(
             record.member.id,
             draft.session.id,
             record.member.current_group.clone(),
             now,
+            ttl,
         )?;
         Ok(SignIn {
-            tokens: TokenPair {
-                access_token: access,
-                refresh_token: refresh,
-                expires_in: self.config.access_ttl_secs,
-            },
+            tokens: TokenPair { access_token: access, refresh_token: refresh, expires_in: ttl },
             member: record.member,
             created: record.created,
         })

@@ -1085,7 +1085,7 @@ async fn a_reused_refresh_token_revokes_its_session_at_once() {
     fx.rotation(RotateOutcome::Reused { member_id, session_id });
     fx.revocations
         .expect_revoke_sessions()
-        .withf(move |m, s, ttl| *m == member_id && s == [session_id] && *ttl == 900)
+        .withf(move |m, s, ttl| *m == member_id && s == [session_id] && *ttl == 36_000)
         .times(1)
         .returning(|_, _, _| Ok(()));
     fx.tokens.expect_issue().never();
@@ -1244,7 +1244,7 @@ async fn logout_revokes_the_session_in_the_revocation_list_before_the_database()
     let mut order = Sequence::new();
     fx.revocations
         .expect_revoke_sessions()
-        .withf(move |m, s, ttl| *m == member_id && s == [session_id] && *ttl == 900)
+        .withf(move |m, s, ttl| *m == member_id && s == [session_id] && *ttl == 36_000)
         .times(1)
         .in_sequence(&mut order)
         .returning(|_, _, _| Ok(()));
@@ -1429,7 +1429,7 @@ async fn delete_me_deletes_the_member_then_revokes_every_token_of_theirs() {
         .returning(|_, _, _| Ok(vec![SessionId::new(), SessionId::new()]));
     fx.revocations
         .expect_revoke_member()
-        .withf(move |m, at, ttl| (*m, *at, *ttl) == (member_id, now().timestamp(), 900))
+        .withf(move |m, at, ttl| (*m, *at, *ttl) == (member_id, now().timestamp(), 36_000))
         .times(1)
         .in_sequence(&mut order)
         .returning(|_, _, _| Ok(()));
@@ -1761,4 +1761,90 @@ async fn a_deletion_hands_the_store_its_deleted_event() {
     let service = fx.service();
 
     service.delete_me(&me).await.expect("deleted");
+}
+
+// ---------------------------------------------------------------------------------------------
+// the seed APIs' sessions (compat)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn revocations_outlive_the_longest_access_token_of_any_kind_of_session() {
+    let mut config = MembersConfig::default();
+    assert_eq!(config.revocation_ttl_secs(), 36_000, "referral-api's 600 minutes");
+    config.fixed_access_ttl_secs = 60;
+    config.keeps_old_access_ttl_secs = 7_200;
+    assert_eq!(config.revocation_ttl_secs(), 7_200);
+    config.access_ttl_secs = 9_000;
+    assert_eq!(config.revocation_ttl_secs(), 9_000);
+}
+
+#[tokio::test]
+async fn a_fixed_session_refreshes_without_rotating_and_never_takes_reuse_for_theft() {
+    let mut fx = Fixture::new();
+    let (member_id, session_id) = (MemberId::new(), SessionId::new());
+    fx.sessions.expect_rotate().never();
+    fx.sessions
+        .expect_refresh_lenient()
+        .withf(|kind, old, new, _, _, _| *kind == SessionKind::Fixed && old == new)
+        .times(3)
+        .returning(move |_, _, _, _, _, _| {
+            Ok(RotateOutcome::Rotated(refreshed(member_id, session_id)))
+        });
+    fx.revocations.expect_revoke_sessions().never();
+    fx.tokens_signed();
+    let service = fx.service();
+
+    for _ in 0..3 {
+        let pair = service.refresh_as(OLD_REFRESH, SessionKind::Fixed).await.expect("refreshed");
+        assert_eq!(pair.refresh_token.expose(), OLD_REFRESH, "the token is kept");
+        assert_eq!(pair.expires_in, 36_000, "referral-api's access lifetime");
+    }
+}
+
+#[tokio::test]
+async fn a_session_that_keeps_old_tokens_rotates_and_answers_a_used_token_again() {
+    let mut fx = Fixture::new();
+    let (member_id, session_id) = (MemberId::new(), SessionId::new());
+    let outcomes = Mutex::new(vec![
+        RotateOutcome::Grace(refreshed(member_id, session_id)),
+        RotateOutcome::Rotated(refreshed(member_id, session_id)),
+    ]);
+    fx.sessions
+        .expect_refresh_lenient()
+        .withf(|kind, old, new, _, _, _| *kind == SessionKind::RotatingKeepsOld && old != new)
+        .times(2)
+        .returning(move |_, _, _, _, _, _| {
+            Ok(outcomes.lock().expect("lock").pop().expect("an outcome"))
+        });
+    fx.revocations.expect_revoke_sessions().never();
+    fx.tokens_signed();
+    let service = fx.service();
+
+    let first = service.refresh_as(OLD_REFRESH, SessionKind::RotatingKeepsOld).await.expect("ok");
+    let again = service.refresh_as(OLD_REFRESH, SessionKind::RotatingKeepsOld).await.expect("ok");
+
+    assert_ne!(first.refresh_token.expose(), OLD_REFRESH);
+    assert_eq!(first.refresh_token.expose(), again.refresh_token.expose());
+    assert_eq!(first.expires_in, 3_600, "connect-hub's access lifetime");
+}
+
+#[tokio::test]
+async fn a_blank_profile_is_filled_from_an_invite_and_a_chosen_one_is_kept() {
+    let mut fx = Fixture::new();
+    let me = principal();
+    let mut named = member();
+    named.first_name = Some("Chosen".to_owned());
+    named.email = None;
+    fx.members.expect_get().returning(move |_| Ok(Some(named.clone())));
+    let email = Email::parse("invitee@example.com").expect("e-mail");
+    let expected = ProfilePatch { email: Some(email.clone()), ..ProfilePatch::default() };
+    fx.members
+        .expect_update_profile()
+        .withf(move |_, p, _| *p == expected)
+        .times(1)
+        .returning(|_, _, _| Ok(member()));
+    let service = fx.service();
+
+    let name = PersonName::parse("From Invite").ok();
+    service.fill_blank_profile(&me, name, Some(email)).await.expect("filled");
 }

@@ -44,6 +44,7 @@ impl State {
             SessionRow {
                 id: s.id,
                 member_id,
+                kind: s.kind,
                 refresh_hash: s.refresh_hash,
                 user_agent: s.user_agent.clone(),
                 created_at: now,

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone};
 use onboard_members::PersonName;
-use onboard_members::ports::NewSession;
+use onboard_members::ports::{NewSession, RotateOutcome, SessionRepository};
 
 use super::*;
 
@@ -39,6 +39,7 @@ fn request(phone: PhoneNumber, new_code: &str, refresh: TokenHash, at: i64) -> S
         new_referral_code: code(new_code),
         referred_by: None,
         session: NewSession {
+            kind: onboard_members::SessionKind::Rotating,
             id: SessionId::new(),
             refresh_hash: refresh,
             user_agent: Some("test-agent".into()),

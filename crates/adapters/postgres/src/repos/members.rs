@@ -61,7 +61,7 @@ const MEMBER_BY_PHONE: &str = concat!(
     " WHERE m.phone = $1 AND m.deleted_at IS NULL"
 );
 
-/// Opens a session for the live member with phone `$1` unless they are blocked, and answers
+/// Opens a session (`$2`, kind `$7`) for the live member with phone `$1` unless they are blocked, and answers
 /// that member and whether they are blocked; no row when there is none. The share lock makes
 /// a concurrent deletion or block wait for the session to commit, so it revokes it; a sign-in
 /// that waited for a block sees the blocked row and opens nothing.
@@ -74,8 +74,8 @@ const OPEN_SESSION: &str = concat!(
         FOR SHARE
     ), s AS (
         INSERT INTO sessions
-            (id, member_id, refresh_hash, user_agent, created_at, last_used_at, expires_at)
-        SELECT $2, m.id, $3, $4, $5, $5, $6 FROM m WHERE m.blocked_at IS NULL
+            (id, member_id, refresh_hash, user_agent, created_at, last_used_at, expires_at, kind)
+        SELECT $2, m.id, $3, $4, $5, $5, $6, $7 FROM m WHERE m.blocked_at IS NULL
     )
     SELECT ",
     member_columns!(),
@@ -88,7 +88,7 @@ const OPEN_SESSION: &str = concat!(
 /// When `$6` is given, the new member's personal workspace comes with it: group `$6` (slug
 /// `$7`, name `$8`), the member its active owner and the group their current one. With the
 /// member comes their first session: `$9` (refresh hash `$10`, user agent `$11`, expiry
-/// `$12`). The events of the sign-up (the JSON array `$13`) are stored with the member, in
+/// `$12`, kind `$14`). The events of the sign-up (the JSON array `$13`) are stored with the member, in
 /// the same statement, only when it creates them. Answers the new member (as
 /// [`OPEN_SESSION`] does) when it created them; no row when it created nothing.
 ///
@@ -118,8 +118,8 @@ const SIGN_UP: &str = concat!(
         SELECT g.id, m.id, 'owner', 'active', $5 FROM g CROSS JOIN m
     ), s AS (
         INSERT INTO sessions
-            (id, member_id, refresh_hash, user_agent, created_at, last_used_at, expires_at)
-        SELECT $9, m.id, $10, $11, $5, $5, $12 FROM m
+            (id, member_id, refresh_hash, user_agent, created_at, last_used_at, expires_at, kind)
+        SELECT $9, m.id, $10, $11, $5, $5, $12, $14 FROM m
     ), events AS (",
     record_events!("$13"),
     " WHERE EXISTS (SELECT FROM m)
@@ -373,6 +373,7 @@ async fn open_session(
         .bind::<Nullable<Text>, _>(session.user_agent.as_deref())
         .bind::<Timestamptz, _>(request.now)
         .bind::<Timestamptz, _>(session.expires_at)
+        .bind::<Text, _>(session.kind.as_str())
         .cached()
         .get_result(conn)
         .await
@@ -400,6 +401,7 @@ async fn create_member(
         .bind::<Nullable<Text>, _>(session.user_agent.as_deref())
         .bind::<Timestamptz, _>(session.expires_at)
         .bind::<Text, _>(events_json(&request.created_events))
+        .bind::<Text, _>(session.kind.as_str())
         .cached()
         .get_result(conn)
         .await

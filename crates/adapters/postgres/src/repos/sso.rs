@@ -82,11 +82,11 @@ const LINK: &str = "
     ON CONFLICT ON CONSTRAINT sso_identities_provider_subject_key
     DO UPDATE SET member_id = EXCLUDED.member_id, last_login_at = EXCLUDED.last_login_at";
 
-/// Opens session `$1` for member `$2`.
+/// Opens session `$1` (of kind `$7`) for member `$2`.
 const OPEN_SESSION: &str = "
     INSERT INTO sessions
-        (id, member_id, refresh_hash, user_agent, created_at, last_used_at, expires_at)
-    VALUES ($1, $2, $3, $4, $5, $5, $6)";
+        (id, member_id, refresh_hash, user_agent, created_at, last_used_at, expires_at, kind)
+    VALUES ($1, $2, $3, $4, $5, $5, $6, $7)";
 
 /// Member `$1` with their referrer's code and current group.
 const MEMBER: &str = "
@@ -234,6 +234,7 @@ async fn sign_in_once(
             .bind::<Nullable<Text>, _>(session.user_agent.as_deref())
             .bind::<Timestamptz, _>(draft.now)
             .bind::<Timestamptz, _>(session.expires_at)
+            .bind::<Text, _>(session.kind.as_str())
             .cached()
             .execute(conn)
             .await?;

@@ -50,6 +50,7 @@ pub fn sign_in(phone: &PhoneNumber, now: DateTime<Utc>) -> SignInRequest {
         new_referral_code: ReferralCode::generate(),
         referred_by: None,
         session: NewSession {
+            kind: onboard_members::SessionKind::Rotating,
             id: SessionId::new(),
             refresh_hash: token(),
             user_agent: Some("tests/1.0".into()),

@@ -1,6 +1,7 @@
 use chrono::Duration;
 use onboard_groups::Slug;
 use onboard_groups::ports::GroupRepository;
+use onboard_members::SessionKind;
 use onboard_members::ports::{MemberRepository, RotateOutcome, SessionRepository, SignInRequest};
 use onboard_postgres::testing::TestDatabase;
 use onboard_postgres::{PgMemberRepository, PgSessionRepository, connect};
@@ -270,4 +271,66 @@ async fn a_rotation_commits_and_leaves_its_pooled_connection_durable() {
     let reused = sessions.rotate(&old, &token(), later, GRACE, expires).await.expect("answers");
     assert!(matches!(reused, RotateOutcome::Reused { .. }), "{reused:?}");
     assert_eq!(synchronous_commit(&pool).await, "on");
+}
+
+/// A member signed in once on a seed API, with a session of `kind`.
+async fn signed_in_as(db: &TestDatabase, kind: SessionKind) -> SignInRequest {
+    let mut request = sign_in(&phone(1), now());
+    request.session.kind = kind;
+    PgMemberRepository::new(db.pool()).sign_in(request.clone()).await.expect("signs up");
+    request
+}
+
+#[tokio::test]
+async fn a_fixed_session_keeps_its_token_and_its_expiry_and_never_revokes() {
+    let db = TestDatabase::new().await;
+    let sessions = PgSessionRepository::new(db.pool());
+    let signed = signed_in_as(&db, SessionKind::Fixed).await;
+    let token = signed.session.refresh_hash;
+    let since = signed.now - Duration::days(14);
+
+    for minutes in [1, 30, 600] {
+        let t = signed.now + Duration::minutes(minutes);
+        let later = t + Duration::days(14);
+        let outcome = sessions
+            .refresh_lenient(SessionKind::Fixed, &token, &token, t, since, later)
+            .await
+            .expect("answers");
+        assert!(matches!(outcome, RotateOutcome::Rotated(_)), "{outcome:?}");
+    }
+    // Not refreshable as another kind, and nothing changed by trying.
+    let as_v1 = sessions.rotate(&token, &crate::token(), now(), GRACE, now()).await;
+    assert_eq!(as_v1.expect("answers"), RotateOutcome::Invalid);
+    let after_expiry = signed.session.expires_at + Duration::seconds(1);
+    let late = sessions
+        .refresh_lenient(SessionKind::Fixed, &token, &token, after_expiry, since, after_expiry)
+        .await;
+    assert_eq!(late.expect("answers"), RotateOutcome::Invalid, "the expiry was kept");
+    assert_eq!(sessions.list(signed.new_member_id, now()).await.expect("lists").len(), 1);
+}
+
+#[tokio::test]
+async fn a_session_keeping_old_tokens_answers_a_used_one_until_it_is_revoked() {
+    let db = TestDatabase::new().await;
+    let sessions = PgSessionRepository::new(db.pool());
+    let kind = SessionKind::RotatingKeepsOld;
+    let signed = signed_in_as(&db, kind).await;
+    let (old, new) = (signed.session.refresh_hash, token());
+    let t = signed.now;
+    let (since, expires) = (t - Duration::days(14), t + Duration::days(14));
+
+    let first = sessions.refresh_lenient(kind, &old, &new, t, since, expires).await.expect("ok");
+    assert!(matches!(first, RotateOutcome::Rotated(_)), "{first:?}");
+    let day = t + Duration::days(1);
+    let again = sessions.refresh_lenient(kind, &old, &new, day, since, expires).await;
+    assert!(matches!(again.expect("answers"), RotateOutcome::Grace(_)), "a day later");
+
+    sessions.revoke(signed.new_member_id, signed.session.id, day).await.expect("revokes");
+    for token in [old, new] {
+        let other = crate::token();
+        let late = sessions.refresh_lenient(kind, &token, &other, day, since, expires).await;
+        assert_eq!(late.expect("answers"), RotateOutcome::Invalid);
+    }
+    let revoked = sessions.refresh_lenient(kind, &old, &new, day, since, expires).await;
+    assert_eq!(revoked.expect("answers"), RotateOutcome::Invalid);
 }

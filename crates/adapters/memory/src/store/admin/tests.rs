@@ -19,6 +19,7 @@ fn request(n: u32, refresh: u8) -> SignInRequest {
         new_referral_code: onboard_kernel::ReferralCode::generate(),
         referred_by: None,
         session: NewSession {
+            kind: onboard_members::SessionKind::Rotating,
             id: SessionId::new(),
             refresh_hash: TokenHash([refresh; 32]),
             user_agent: None,

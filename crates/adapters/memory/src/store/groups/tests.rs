@@ -46,6 +46,7 @@ fn request(n: u32) -> SignInRequest {
         new_referral_code: ReferralCode::parse(&format!("R{n:05}")).expect("a code"),
         referred_by: None,
         session: NewSession {
+            kind: onboard_members::SessionKind::Rotating,
             id: SessionId::new(),
             refresh_hash: hash(n),
             user_agent: None,

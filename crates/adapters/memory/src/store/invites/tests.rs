@@ -55,6 +55,7 @@ async fn member(store: &MemoryStore, n: u32) -> MemberId {
         new_referral_code: ReferralCode::parse(&format!("R{n:05}")).expect("a code"),
         referred_by: None,
         session: NewSession {
+            kind: onboard_members::SessionKind::Rotating,
             id: SessionId::new(),
             refresh_hash: TokenHash(hash),
             user_agent: None,

@@ -31,6 +31,7 @@ async fn sign_up(store: &MemoryStore, n: u32, new_code: &str, referred_by: Optio
         new_referral_code: code(new_code),
         referred_by: referred_by.map(code),
         session: NewSession {
+            kind: onboard_members::SessionKind::Rotating,
             id: SessionId::new(),
             refresh_hash: TokenHash(refresh),
             user_agent: None,
