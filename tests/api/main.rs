@@ -6,12 +6,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod process;
 
 mod admin;
 mod auth;
 mod bad_input;
 mod groups;
 mod invites;
+mod logs;
 mod members;
 mod operations;
 mod payments;

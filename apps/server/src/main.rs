@@ -47,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(settings.clone()).await?;
-            tracing::info!(addr = %settings.addr, port = app.port(), "Onboard is listening; API docs at /docs");
+            telemetry::StartupSummary::new(&settings, app.port()).log();
             app.run_until_stopped().await?;
         }
         Command::Migrate => {

@@ -57,6 +57,18 @@ impl SpringError {
     }
 }
 
+impl SpringError {
+    /// The answer's `errorCode`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The cause of a 500 (the access log writes it once).
+    pub fn cause(&self) -> Option<&anyhow::Error> {
+        self.cause.as_ref()
+    }
+}
+
 impl fmt::Display for SpringError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
@@ -69,9 +81,6 @@ impl ResponseError for SpringError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(cause) = &self.cause {
-            tracing::error!(error = ?cause, "unexpected error");
-        }
         HttpResponse::build(self.status)
             .json(json!({ "errorCode": self.code, "errorMessage": self.message }))
     }

@@ -87,7 +87,7 @@ impl Application {
                 })
                 .default_service(web::to(not_found))
                 .wrap(from_fn(telemetry::observe))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<telemetry::RequestSpan>::new())
         })
         .listen(listener)?
         .shutdown_timeout(5);
