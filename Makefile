@@ -1,12 +1,16 @@
 # Onboard: the two commands are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test services fmt lint check ci doc bench
+.PHONY: run test try services fmt lint check ci doc bench
 
 ## Start the server. No configuration: embedded in-memory mode on 127.0.0.1:8080, codes in the
 ## log and echoed as dev_code. Set DATABASE_URL and REDIS_URL for Postgres + Redis.
 run:
 	$(CARGO) run -p onboard-server --bin onboard -- serve
+
+## The README's "Try it" against a running `make run` (ONBOARD_URL to point elsewhere).
+try:
+	@scripts/try.sh
 
 ## Every test: unit, adapters against the real Postgres and Redis, end to end on both wirings.
 test: services

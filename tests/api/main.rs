@@ -15,6 +15,7 @@ mod groups;
 mod invites;
 mod logs;
 mod members;
+mod newcomer;
 mod operations;
 mod payments;
 mod races;
