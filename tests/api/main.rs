@@ -11,6 +11,7 @@ mod process;
 mod admin;
 mod auth;
 mod bad_input;
+mod container;
 mod groups;
 mod invites;
 mod logs;

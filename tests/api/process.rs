@@ -28,6 +28,15 @@ impl ServerProcess {
     /// `ONBOARD_ADDR`) and waits until `/health/ready` answers 200.
     pub async fn start(env: &[(&str, &str)]) -> Self {
         let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut all = vec![("ONBOARD_ADDR", addr.as_str())];
+        all.extend_from_slice(env);
+        Self::start_on(port, &all).await
+    }
+
+    /// Starts `onboard serve` with exactly `env`, which makes it listen on `port`, and waits
+    /// until `http://127.0.0.1:<port>/health/ready` answers 200.
+    pub async fn start_on(port: u16, env: &[(&str, &str)]) -> Self {
         let stderr =
             std::env::temp_dir().join(format!("onboard-stderr-{}.log", uuid::Uuid::now_v7()));
         let file = std::fs::File::create(&stderr).expect("a log file");
@@ -35,7 +44,6 @@ impl ServerProcess {
             .arg("serve")
             .env_clear()
             .current_dir(std::env::temp_dir())
-            .env("ONBOARD_ADDR", format!("127.0.0.1:{port}"))
             .env("ONBOARD_WORKERS", "1")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
