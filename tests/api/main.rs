@@ -24,6 +24,7 @@ mod referrals;
 mod sessions;
 mod sms_providers;
 mod sso;
+mod traces;
 mod two_instances;
 
 mod compat_connect_hub;

@@ -60,7 +60,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             let app = Application::build(settings.clone()).await?;
             telemetry::StartupSummary::new(&settings, app.port()).log();
-            app.run_until_stopped().await?;
+            let served = app.run_until_stopped().await;
+            // The exporter's last batch goes out from a blocking thread.
+            tokio::task::spawn_blocking(telemetry::shutdown_traces).await?;
+            served?;
         }
         Command::Migrate => {
             let Storage::External { database_url, .. } = &settings.storage else {

@@ -6,6 +6,7 @@ mod otel;
 
 pub use access::{RequestSpan, record_member};
 pub use logs::{LogFormat, StartupSummary, init_tracing};
+pub use otel::{exporting as exporting_traces, shutdown as shutdown_traces};
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -56,21 +56,25 @@ pub fn init_tracing() {
                 .with_current_span(true)
                 .with_span_list(false)
                 .with_writer(std::io::stderr)
+                .with_filter(filter)
                 .boxed(),
             LogFormat::Text => tracing_subscriber::fmt::layer()
                 .with_ansi(colours())
                 .fmt_fields(QuietFields)
                 .with_writer(std::io::stderr)
+                .with_filter(filter)
                 .boxed(),
         };
-        let traces = super::otel::layer();
-        let exporting = traces.is_some();
-        let _ = tracing_subscriber::registry().with(output).with(traces).with(filter).try_init();
+        let (traces, failed) = match super::otel::layer() {
+            Ok(traces) => (traces, None),
+            Err(why) => (None, Some(why)),
+        };
+        let _ = tracing_subscriber::registry().with(output).with(traces).try_init();
         if let Some(unknown) = unknown {
             tracing::warn!(LOG_FORMAT = %unknown, "LOG_FORMAT is neither text nor json: writing text");
         }
-        if exporting {
-            tracing::debug!("exporting traces over OTLP/HTTP");
+        if let Some(why) = failed {
+            tracing::warn!("traces are not exported: {why}");
         }
         format
     });
