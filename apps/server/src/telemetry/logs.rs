@@ -43,7 +43,7 @@ fn colours() -> bool {
 
 /// Starts logging once per process: `RUST_LOG` filters (`info` by default), `LOG_FORMAT`
 /// chooses text or JSON, lines go to standard error. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
-/// spans are also exported over OTLP/HTTP (see [`super::otel`]).
+/// spans are also exported over OTLP/HTTP (docs/operations.md).
 pub fn init_tracing() {
     FORMAT.get_or_init(|| {
         let filter = EnvFilter::try_from_default_env()
