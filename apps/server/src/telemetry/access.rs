@@ -123,3 +123,26 @@ fn problem(error: &Error) -> (Option<&'static str>, Option<String>) {
         (None, Some(error.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::StatusCode;
+    use anyhow::Context as _;
+
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn a_5xx_line_carries_the_whole_cause_chain_and_a_4xx_line_only_its_code() {
+        let cause: anyhow::Result<()> = Err(anyhow::anyhow!("connection refused"));
+        let cause = cause.context("loading the member").expect_err("an error");
+        let error = Error::from(ApiError::unexpected(cause));
+        assert_eq!(
+            problem(&error),
+            (Some("internal_error"), Some("loading the member: connection refused".to_owned()))
+        );
+
+        let refused = ApiError::new(StatusCode::CONFLICT, ErrorCode::SlugTaken, "taken");
+        assert_eq!(problem(&Error::from(refused)), (Some("slug_taken"), None));
+    }
+}
