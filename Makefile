@@ -1,12 +1,19 @@
 # Onboard: the two commands are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test services fmt lint check ci doc bench
+.PHONY: run test try services fmt lint check ci doc bench
 
 ## Start the server. No configuration: embedded in-memory mode on 127.0.0.1:8080, codes in the
 ## log and echoed as dev_code. Set DATABASE_URL and REDIS_URL for Postgres + Redis.
+## Built with the test build's features (`--workspace --all-features`), so `make run` and
+## `make test` share every compiled crate in target/ (CARGO_TARGET_DIR when set).
 run:
-	$(CARGO) run -p onboard-server --bin onboard -- serve
+	$(CARGO) build --workspace --all-features --bin onboard
+	"$${CARGO_TARGET_DIR:-target}/debug/onboard" serve
+
+## The README's "Try it" against a running `make run` (ONBOARD_URL to point elsewhere).
+try:
+	@scripts/try.sh
 
 ## Every test: unit, adapters against the real Postgres and Redis, end to end on both wirings.
 test: services

@@ -89,7 +89,8 @@ pub fn onboard_bin() -> &'static Path {
         let mut build = Command::new(cargo);
         build
             .current_dir(workspace)
-            .args(["build", "-p", "onboard-server", "--bin", "onboard", "--target-dir"])
+            // The features of this test build (as `make run`), so nothing is compiled twice.
+            .args(["build", "--workspace", "--all-features", "--bin", "onboard", "--target-dir"])
             .arg(target_dir)
             .arg("--message-format=json-render-diagnostics")
             .stdin(Stdio::null());
@@ -115,7 +116,7 @@ pub fn onboard_bin() -> &'static Path {
         let output = build.output().expect("cargo starts");
         assert!(
             output.status.success(),
-            "`cargo build -p onboard-server --bin onboard` failed:\n{}",
+            "`cargo build --workspace --all-features --bin onboard` failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout)

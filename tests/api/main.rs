@@ -6,13 +6,17 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod process;
 
 mod admin;
 mod auth;
 mod bad_input;
+mod container;
 mod groups;
 mod invites;
+mod logs;
 mod members;
+mod newcomer;
 mod operations;
 mod payments;
 mod races;
@@ -20,6 +24,7 @@ mod referrals;
 mod sessions;
 mod sms_providers;
 mod sso;
+mod traces;
 mod two_instances;
 
 mod compat_connect_hub;

@@ -24,6 +24,7 @@ use crate::helpers::{
 };
 
 both_wirings!(
+    the_plans_say_their_prices_exclude_vat_and_give_them_with_it,
     the_plan_catalogue_is_public,
     a_trial_ends_in_a_first_charge_and_then_renews,
     free_to_paid_after_a_used_trial_charges_at_once_and_a_decline_changes_nothing,
@@ -413,6 +414,27 @@ async fn the_plan_catalogue_is_public(wiring: Wiring) {
     assert_eq!(billing["status"], "free");
     assert_eq!(billing["next_charge"], Value::Null);
     assert_eq!(billing["trial_used"], false);
+}
+
+async fn the_plans_say_their_prices_exclude_vat_and_give_them_with_it(wiring: Wiring) {
+    let b = billed(wiring).await;
+    let plans = expect_status(b.app.get("/api/v1/plans").await, StatusCode::OK).await;
+    assert_eq!(plans["prices_include_vat"], false);
+    assert_eq!(plans["vat_rate_percent"], 10);
+    let pro = &plans["items"][2];
+    // The net prices stay as they were; the figures with VAT are what a card is charged.
+    assert_eq!(pro["monthly_price"], 75_800);
+    assert_eq!(pro["vat_included"], json!({ "monthly_price": 83_380, "yearly_price": 74_800 }));
+    let addon = &pro["addons"][0];
+    assert_eq!(addon["monthly_price"], 60_700);
+    assert_eq!(addon["vat_included"], json!({ "monthly_price": 66_770, "yearly_price": 59_400 }));
+    // The OpenAPI document says so too.
+    let doc = expect_status(b.app.get("/api/v1/openapi.json").await, StatusCode::OK).await;
+    let schema = &doc["components"]["schemas"]["PlanList"];
+    assert!(schema["properties"]["prices_include_vat"].is_object(), "{schema}");
+    let plan = &doc["components"]["schemas"]["PlanDto"];
+    assert!(plan["description"].as_str().unwrap().contains("without"), "{plan}");
+    assert!(plan["properties"]["vat_included"].is_object(), "{plan}");
 }
 
 async fn a_trial_ends_in_a_first_charge_and_then_renews(wiring: Wiring) {

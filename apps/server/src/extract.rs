@@ -22,11 +22,14 @@ impl FromRequest for Auth {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer(req);
+        let req = req.clone();
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("no app state")))?;
             let token = token.ok_or_else(ApiError::unauthorized)?;
-            Ok(Auth(state.members.authenticate(&token).await?))
+            let principal = state.members.authenticate(&token).await?;
+            crate::telemetry::record_member(&req, principal.member_id);
+            Ok(Auth(principal))
         })
     }
 }

@@ -24,14 +24,11 @@ pub fn build_gateway(
 ) -> anyhow::Result<Gateways> {
     match settings {
         GatewaySettings::Simulated => {
-            tracing::warn!(
-                "payment gateway: simulated (test cards only, no real payments; set PAYMENT_GATEWAY=portone for PortOne)"
-            );
             let sim = Arc::new(SimulatedGateway::new(clock));
             Ok((sim.clone(), Some(sim)))
         }
         GatewaySettings::PortOne(config) => {
-            tracing::info!(api = %config.base_url, "payment gateway: PortOne");
+            tracing::debug!(api = %config.base_url, "payment gateway: PortOne");
             Ok((Arc::new(PortOneGateway::new(config.clone())?), None))
         }
     }

@@ -7,6 +7,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod healthcheck;
 pub mod jobs;
 pub mod openapi;
 pub mod routes;

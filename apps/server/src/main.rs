@@ -18,6 +18,9 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (the default). Configuration comes from the environment.
     Serve,
+    /// Exit 0 when the server on this host (ONBOARD_ADDR) answers /health/ready with 200
+    /// (the container's HEALTHCHECK), 1 otherwise.
+    Health,
     /// Apply pending database migrations to DATABASE_URL and exit.
     Migrate,
     /// Grant or revoke platform admin (needs DATABASE_URL).
@@ -38,6 +41,15 @@ enum AdminAction {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Health) = &cli.command {
+        // A missing .env is the normal case.
+        let _ = dotenvy::dotenv();
+        let listen = std::env::var("ONBOARD_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
+        let addr = onboard_server::healthcheck::local_address(&listen)?;
+        onboard_server::healthcheck::check_ready(addr)?;
+        println!("ready");
+        return Ok(());
+    }
     telemetry::init_tracing();
     // Needs only DATABASE_URL (and DEFAULT_REGION for national numbers).
     if let Some(Command::Admin { action }) = &cli.command {
@@ -47,8 +59,11 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(settings.clone()).await?;
-            tracing::info!(addr = %settings.addr, port = app.port(), "Onboard is listening; API docs at /docs");
-            app.run_until_stopped().await?;
+            telemetry::StartupSummary::new(&settings, app.port()).log();
+            let served = app.run_until_stopped().await;
+            // The exporter's last batch goes out from a blocking thread.
+            tokio::task::spawn_blocking(telemetry::shutdown_traces).await?;
+            served?;
         }
         Command::Migrate => {
             let Storage::External { database_url, .. } = &settings.storage else {
@@ -57,7 +72,9 @@ async fn main() -> anyhow::Result<()> {
             onboard_postgres::run_migrations(database_url.expose_secret()).await?;
             tracing::info!("migrations applied");
         }
-        Command::Admin { .. } => unreachable!("handled before the settings are read"),
+        Command::Admin { .. } | Command::Health => {
+            unreachable!("handled before the settings are read")
+        }
     }
     Ok(())
 }

@@ -1,4 +1,12 @@
-//! Logs, metrics and request ids.
+//! Logs, traces, metrics and request ids.
+
+mod access;
+mod logs;
+mod otel;
+
+pub use access::{RequestSpan, record_member};
+pub use logs::{LogFormat, StartupSummary, init_tracing};
+pub use otel::{exporting as exporting_traces, shutdown as shutdown_traces};
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -11,19 +19,8 @@ use actix_web::{Error, HttpMessage};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use onboard_members::{SignIn, VerifyOtpError};
 use tracing_actix_web::RequestId;
-use tracing_subscriber::EnvFilter;
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// Starts structured logging once per process (`RUST_LOG` filters; `info` by default).
-pub fn init_tracing() {
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| {
-        let filter = EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(true).try_init();
-    });
-}
 
 /// Installs the process-wide Prometheus recorder once (several apps in one test process share
 /// it) and keeps its upkeep running.
@@ -92,22 +89,36 @@ pub fn otp_verified(result: &Result<SignIn, VerifyOtpError>) {
     metrics::counter!("onboard_otp_failed_total", "reason" => reason).increment(1);
 }
 
-/// Counts and times every request by its route pattern, and answers the request id in
-/// `x-request-id`.
+/// Counts, times and logs every request by its route pattern (one access-log line), and
+/// answers the request id in `x-request-id`.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let request_id = req.extensions().get::<RequestId>().copied();
-    let mut res = next.call(req).await?;
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-    let status = res.status().as_u16().to_string();
+    let result = next.call(req).await;
+    let latency = started.elapsed();
+    let (status, error, member) = match &result {
+        Ok(res) => (res.status(), res.response().error(), access::member_of(res.request())),
+        Err(e) => (e.as_response_error().status_code(), Some(e), None),
+    };
+    access::log_request(&access::Outcome {
+        method: &method,
+        route: &route,
+        status,
+        latency,
+        request_id,
+        member,
+        error,
+    });
+    let status = status.as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
+    let mut res = result?;
     if let Some(id) = request_id
         && let Ok(value) = HeaderValue::from_str(&id.to_string())
     {

@@ -66,6 +66,7 @@ impl AdminService {
 
     /// Whether the member is a platform admin now: live, not blocked, and granted (stored
     /// flag) or listed in `ADMIN_PHONES`. One storage lookup.
+    #[tracing::instrument(level = "debug", name = "admin.is_platform_admin", skip_all)]
     pub async fn is_platform_admin(&self, member_id: MemberId) -> anyhow::Result<bool> {
         Ok(match self.ports.repo.standing(member_id).await? {
             Some(s) => !s.blocked && (s.is_admin || self.listed(s.phone.as_ref())),
@@ -74,6 +75,7 @@ impl AdminService {
     }
 
     /// Refuses ([`AdminError::Forbidden`]) a caller who is not a platform admin.
+    #[tracing::instrument(level = "debug", name = "admin.require_admin", skip_all)]
     pub async fn require_admin(&self, principal: &Principal) -> Result<(), AdminError> {
         if self.is_platform_admin(principal.member_id).await? {
             Ok(())
@@ -83,6 +85,7 @@ impl AdminService {
     }
 
     /// Members matching `search`, newest first.
+    #[tracing::instrument(level = "debug", name = "admin.search_members", skip_all)]
     pub async fn search_members(
         &self,
         principal: &Principal,
@@ -104,6 +107,7 @@ impl AdminService {
     }
 
     /// One member with their groups, live sessions and invitee count.
+    #[tracing::instrument(level = "debug", name = "admin.member", skip_all)]
     pub async fn member(
         &self,
         principal: &Principal,
@@ -120,6 +124,7 @@ impl AdminService {
     /// Blocks a member: every session of theirs is revoked at once (their access tokens stop
     /// working on the next request, their refresh tokens are refused) and sign-in answers
     /// `member_blocked` until [`Self::unblock`]. An admin cannot block themself.
+    #[tracing::instrument(level = "debug", name = "admin.block", skip_all)]
     pub async fn block(
         &self,
         principal: &Principal,
@@ -159,6 +164,7 @@ impl AdminService {
     }
 
     /// Lifts a block: the member may sign in again.
+    #[tracing::instrument(level = "debug", name = "admin.unblock", skip_all)]
     pub async fn unblock(
         &self,
         principal: &Principal,
@@ -173,6 +179,7 @@ impl AdminService {
     }
 
     /// Groups matching `search`, newest first, with member counts and plans.
+    #[tracing::instrument(level = "debug", name = "admin.groups", skip_all)]
     pub async fn groups(
         &self,
         principal: &Principal,
@@ -191,6 +198,7 @@ impl AdminService {
     }
 
     /// Counts over the whole platform and the last 24 hours.
+    #[tracing::instrument(level = "debug", name = "admin.stats", skip_all)]
     pub async fn stats(&self, principal: &Principal) -> Result<Stats, AdminError> {
         self.require_admin(principal).await?;
         let now = self.ports.clock.now();
@@ -211,6 +219,7 @@ impl AdminService {
     }
 
     /// The audit trail, newest first.
+    #[tracing::instrument(level = "debug", name = "admin.audit", skip_all)]
     pub async fn audit(
         &self,
         principal: &Principal,
@@ -225,6 +234,7 @@ impl AdminService {
 
     /// Makes the member with `phone` a platform admin (the command line; `actor` is
     /// [`Actor::Cli`] there). Answers their id.
+    #[tracing::instrument(level = "debug", name = "admin.grant", skip_all)]
     pub async fn grant(&self, phone: &PhoneNumber, actor: Actor) -> Result<MemberId, GrantError> {
         let now = self.ports.clock.now();
         Ok(self.ports.repo.set_admin(phone, true, actor, now).await?)
@@ -232,6 +242,7 @@ impl AdminService {
 
     /// Takes platform admin away from the member with `phone` (members listed in
     /// `ADMIN_PHONES` stay admins while listed). Answers their id.
+    #[tracing::instrument(level = "debug", name = "admin.revoke", skip_all)]
     pub async fn revoke(&self, phone: &PhoneNumber, actor: Actor) -> Result<MemberId, GrantError> {
         let now = self.ports.clock.now();
         Ok(self.ports.repo.set_admin(phone, false, actor, now).await?)

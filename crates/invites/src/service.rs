@@ -70,6 +70,7 @@ impl InvitesService {
     ///
     /// When the SMS cannot be handed over, the invite is revoked and its code deleted, so the
     /// caller may simply try again.
+    #[tracing::instrument(level = "debug", name = "invites.create", skip_all)]
     pub async fn create(
         &self,
         slug: &Slug,
@@ -174,6 +175,7 @@ impl InvitesService {
 
     /// A page of the group's invites, newest first, optionally of one status (`expired` as of
     /// now); needs `invites.manage`. `limit` is clamped to 1..=100.
+    #[tracing::instrument(level = "debug", name = "invites.list", skip_all)]
     pub async fn list(
         &self,
         slug: &Slug,
@@ -199,6 +201,7 @@ impl InvitesService {
     /// Revokes one of the group's invites: its code stops working at once. Needs
     /// `invites.manage`. Revoking an invite that is no longer pending changes nothing (and is
     /// not an error). Records `invite.revoked` when the invite was pending (expired or not).
+    #[tracing::instrument(level = "debug", name = "invites.revoke", skip_all)]
     pub async fn revoke(
         &self,
         slug: &Slug,
@@ -220,6 +223,7 @@ impl InvitesService {
 
     /// What a live code's invite shows, to anyone holding the code. Unknown, used, revoked and
     /// expired codes are all simply not found.
+    #[tracing::instrument(level = "debug", name = "invites.preview", skip_all)]
     pub async fn preview(&self, code: &InviteCode) -> Result<InvitePreview, PreviewInviteError> {
         let id = self.codes.get(code).await?.ok_or(PreviewInviteError::NotFound)?;
         let preview = self.repo.preview(id).await?.ok_or(PreviewInviteError::NotFound)?;
@@ -240,6 +244,7 @@ impl InvitesService {
     /// refused and the code stays usable. A code works once: of concurrent accepts, exactly
     /// one wins and the others find nothing. If storage fails after the code was used up, the
     /// code is put back for the rest of its life.
+    #[tracing::instrument(level = "debug", name = "invites.accept", skip_all)]
     pub async fn accept(
         &self,
         code: &InviteCode,

@@ -22,6 +22,7 @@ mod phone;
 mod referral_code;
 mod secret;
 pub mod text;
+pub mod trace_context;
 
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;

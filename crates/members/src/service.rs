@@ -104,6 +104,7 @@ impl MembersService {
 
     /// Sends a fresh code to `phone`, replacing any previous one, within the per-phone and
     /// per-IP send limits. The answer does not depend on whether the phone is registered.
+    #[tracing::instrument(level = "debug", name = "members.request_otp", skip_all)]
     pub async fn request_otp(
         &self,
         phone: PhoneNumber,
@@ -141,6 +142,7 @@ impl MembersService {
     ///
     /// A referral code is checked before the code is: an unknown referral code leaves the
     /// one-time code valid and counts no attempt.
+    #[tracing::instrument(level = "debug", name = "members.verify_otp", skip_all)]
     pub async fn verify_otp(
         &self,
         request: VerifyOtp,
@@ -233,6 +235,7 @@ impl MembersService {
     /// Rotates a refresh token of an `/api/v1` session: the answer carries a new pair, and the
     /// presented token is used up. A used token presented again revokes its session, unless it
     /// comes from a concurrent request within the grace period, which gets the same new pair.
+    #[tracing::instrument(level = "debug", name = "members.refresh", skip_all)]
     pub async fn refresh(&self, token: &str) -> Result<TokenPair, RefreshError> {
         self.refresh_as(token, SessionKind::Rotating).await
     }
@@ -249,6 +252,7 @@ impl MembersService {
     ///
     /// Whatever the kind, logout, session revocation, deletion and blocks end the session at
     /// once: its refresh tokens are refused and its access tokens fail on the next request.
+    #[tracing::instrument(level = "debug", name = "members.refresh_as", skip_all)]
     pub async fn refresh_as(
         &self,
         token: &str,
@@ -294,12 +298,14 @@ impl MembersService {
     }
 
     /// Checks an access token: signature, claims, expiry, and that its session is not revoked.
+    #[tracing::instrument(level = "debug", name = "members.authenticate", skip_all)]
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let claims = self.checked_claims(token).await?;
         Ok(Principal { member_id: claims.sub, session_id: claims.sid, current_group: claims.grp })
     }
 
     /// What [`Self::authenticate`] checks, told to another service.
+    #[tracing::instrument(level = "debug", name = "members.verify_token", skip_all)]
     pub async fn verify_token(&self, token: &str) -> Result<TokenInfo, AuthError> {
         let claims = self.checked_claims(token).await?;
         Ok(TokenInfo {
@@ -311,6 +317,7 @@ impl MembersService {
 
     /// Ends the caller's session: its access and refresh tokens stop working at once.
     /// Idempotent: a concurrent logout (or revocation) of the same session is not an error.
+    #[tracing::instrument(level = "debug", name = "members.logout", skip_all)]
     pub async fn logout(&self, principal: &Principal) -> anyhow::Result<()> {
         match self.revoke_session(principal, principal.session_id).await {
             Ok(()) | Err(NotFoundError::NotFound) => Ok(()),
@@ -319,6 +326,7 @@ impl MembersService {
     }
 
     /// The caller's live sessions, newest first.
+    #[tracing::instrument(level = "debug", name = "members.list_sessions", skip_all)]
     pub async fn list_sessions(
         &self,
         principal: &Principal,
@@ -332,6 +340,7 @@ impl MembersService {
     }
 
     /// Revokes one of the caller's sessions.
+    #[tracing::instrument(level = "debug", name = "members.revoke_session", skip_all)]
     pub async fn revoke_session(
         &self,
         principal: &Principal,
@@ -352,6 +361,7 @@ impl MembersService {
     }
 
     /// The caller's profile with their newest invitees.
+    #[tracing::instrument(level = "debug", name = "members.me", skip_all)]
     pub async fn me(&self, principal: &Principal) -> Result<Profile, AuthError> {
         self.ports
             .members
@@ -361,6 +371,7 @@ impl MembersService {
     }
 
     /// Changes the caller's names or e-mail.
+    #[tracing::instrument(level = "debug", name = "members.update_me", skip_all)]
     pub async fn update_me(
         &self,
         principal: &Principal,
@@ -377,6 +388,7 @@ impl MembersService {
     }
 
     /// Deletes the caller: every session ends at once and the phone may sign up again.
+    #[tracing::instrument(level = "debug", name = "members.delete_me", skip_all)]
     pub async fn delete_me(&self, principal: &Principal) -> Result<(), DeleteMemberError> {
         let now = self.ports.clock.now();
         // The database first: it refuses atomically (last owner) and then nothing else happens,
@@ -405,6 +417,7 @@ impl MembersService {
     }
 
     /// A member as the caller may see them.
+    #[tracing::instrument(level = "debug", name = "members.get_member", skip_all)]
     pub async fn get_member(
         &self,
         principal: &Principal,
@@ -417,6 +430,7 @@ impl MembersService {
 
     /// The live member with this phone, if any (the seed APIs tell "already registered" and
     /// "no such user" apart).
+    #[tracing::instrument(level = "debug", name = "members.find_by_phone", skip_all)]
     pub async fn find_by_phone(&self, phone: &PhoneNumber) -> anyhow::Result<Option<Member>> {
         self.ports.members.find_by_phone(phone).await
     }
@@ -427,6 +441,7 @@ impl MembersService {
     /// A page of the live members matching `filter`, oldest first, with their count; `limit`
     /// is clamped to 1..=100. Answers every member's phone and e-mail: callers let only
     /// platform admins see it.
+    #[tracing::instrument(level = "debug", name = "members.list_members", skip_all)]
     pub async fn list_members(
         &self,
         filter: &MemberFilter,

@@ -83,6 +83,7 @@ impl MessagingService {
     ///
     /// # Errors
     /// [`SendError`]: the gate's refusal, an invalid request, or the credit short.
+    #[tracing::instrument(level = "debug", name = "messaging.send", skip_all)]
     pub async fn send(
         &self,
         slug: &Slug,
@@ -133,6 +134,7 @@ impl MessagingService {
     ///
     /// # Errors
     /// [`GetMessageError::NotFound`] for another group's or an unknown id.
+    #[tracing::instrument(level = "debug", name = "messaging.get", skip_all)]
     pub async fn get(
         &self,
         slug: &Slug,
@@ -147,6 +149,7 @@ impl MessagingService {
     ///
     /// # Errors
     /// The gate's refusal.
+    #[tracing::instrument(level = "debug", name = "messaging.list", skip_all)]
     pub async fn list(
         &self,
         slug: &Slug,
@@ -169,6 +172,7 @@ impl MessagingService {
     /// # Errors
     /// When the claim fails; a failing step is logged and left to be claimed again after the
     /// lease.
+    #[tracing::instrument(level = "debug", name = "messaging.process_due", skip_all)]
     pub async fn process_due(&self) -> anyhow::Result<usize> {
         let now = self.now();
         let claims =
@@ -187,6 +191,7 @@ impl MessagingService {
     ///
     /// # Errors
     /// When storage fails.
+    #[tracing::instrument(level = "debug", name = "messaging.step", skip_all)]
     pub async fn step(&self, claim: &Claim) -> anyhow::Result<()> {
         match (claim.message.status, claim.message.channel) {
             (MessageStatus::Queued, _) => self.deliver(claim).await,

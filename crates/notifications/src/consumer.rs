@@ -202,6 +202,7 @@ impl NotificationsConsumer {
     /// the consumer's new position, in one change. Answers how many events were handled: 0
     /// when none was waiting, or when another instance handled the same batch first (it then
     /// stored the notifications, and this call stored none).
+    #[tracing::instrument(level = "debug", name = "notifications.run_once", skip_all)]
     pub async fn run_once(&self, limit: u32) -> anyhow::Result<usize> {
         let batch = self.feed.read_matching(CONSUMER, limit, TOLD).await?;
         if batch.to == batch.from {
@@ -218,6 +219,7 @@ impl NotificationsConsumer {
 
     /// The notifications an event implies: whom it concerns and what they read. Events of
     /// types this consumer does not know imply none.
+    #[tracing::instrument(level = "debug", name = "notifications.notifications_for", skip_all)]
     pub async fn notifications_for(&self, event: &Event) -> anyhow::Result<Vec<NewNotification>> {
         let kind = event.event_type.as_str();
         if !TOLD.matches(kind) {

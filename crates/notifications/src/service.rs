@@ -104,12 +104,14 @@ impl NotificationsService {
     }
 
     /// Stores the notifications (all or none); the outbox worker delivers them live.
+    #[tracing::instrument(level = "debug", name = "notifications.notify", skip_all)]
     pub async fn notify(&self, notifications: &[NewNotification]) -> anyhow::Result<()> {
         self.ports.repo.insert(notifications).await
     }
 
     /// A page of `member`'s visible notifications, newest first, after the cursor, with the
     /// count of all their unread ones.
+    #[tracing::instrument(level = "debug", name = "notifications.list", skip_all)]
     pub async fn list(
         &self,
         member: MemberId,
@@ -131,6 +133,7 @@ impl NotificationsService {
     }
 
     /// Marks the member's own notifications read; others' ids are ignored.
+    #[tracing::instrument(level = "debug", name = "notifications.mark_read", skip_all)]
     pub async fn mark_read(&self, member: MemberId, which: &MarkRead) -> anyhow::Result<()> {
         self.ports.repo.mark_read(member, which, self.now()).await
     }
@@ -139,6 +142,7 @@ impl NotificationsService {
     ///
     /// # Errors
     /// [`NotificationError::NotFound`] when the member has no such visible notification.
+    #[tracing::instrument(level = "debug", name = "notifications.snooze", skip_all)]
     pub async fn snooze(
         &self,
         member: MemberId,
@@ -155,6 +159,7 @@ impl NotificationsService {
     /// # Errors
     /// [`NotificationError::NotFound`] when the member has none by this id (another
     /// member's included).
+    #[tracing::instrument(level = "debug", name = "notifications.delete", skip_all)]
     pub async fn delete(
         &self,
         member: MemberId,
@@ -168,6 +173,7 @@ impl NotificationsService {
     }
 
     /// A single-use ticket that opens one stream for `member` within the ticket TTL.
+    #[tracing::instrument(level = "debug", name = "notifications.issue_ticket", skip_all)]
     pub async fn issue_ticket(&self, member: MemberId) -> anyhow::Result<StreamTicket> {
         let ticket = StreamTicket::generate();
         let ttl = self.config.ticket_ttl.as_secs().max(1);
@@ -180,6 +186,7 @@ impl NotificationsService {
     ///
     /// # Errors
     /// [`OpenStreamError::TicketInvalid`] when the ticket is unknown, used or expired.
+    #[tracing::instrument(level = "debug", name = "notifications.open_stream", skip_all)]
     pub async fn open_stream(
         &self,
         ticket: &StreamTicket,
@@ -198,6 +205,7 @@ impl NotificationsService {
 
     /// One round of the outbox worker: claims unpublished notifications, publishes them and
     /// marks those published. Answers how many were published.
+    #[tracing::instrument(level = "debug", name = "notifications.publish_pending", skip_all)]
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
         let now = self.now();
         let batch = self.ports.outbox.claim(now, now + CLAIM_LEASE, PUBLISH_BATCH).await?;
@@ -223,6 +231,7 @@ impl NotificationsService {
     }
 
     /// Deletes expired notifications; answers how many.
+    #[tracing::instrument(level = "debug", name = "notifications.purge_expired", skip_all)]
     pub async fn purge_expired(&self) -> anyhow::Result<u64> {
         self.ports.repo.purge_expired(self.now()).await
     }

@@ -106,6 +106,9 @@ impl fmt::Display for CustomerUid {
 // Money
 // ---------------------------------------------------------------------------------------------
 
+/// The VAT rate, in percent of the net price (Korea: 10 %).
+pub const VAT_PERCENT: i64 = 10;
+
 /// An amount in KRW with the VAT it includes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Money {
@@ -116,9 +119,10 @@ pub struct Money {
 }
 
 impl Money {
-    /// VAT is 10 % of the net price, rounded half up to the won; the amount is net + VAT.
+    /// VAT is [`VAT_PERCENT`] of the net price, rounded half up to the won; the amount is
+    /// net + VAT.
     pub fn with_vat(net: i64) -> Self {
-        let vat = (net * 10 + 50) / 100;
+        let vat = (net * VAT_PERCENT + 50) / 100;
         Self { amount: net + vat, vat }
     }
     pub const ZERO: Self = Self { amount: 0, vat: 0 };

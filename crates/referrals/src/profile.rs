@@ -52,6 +52,7 @@ impl ReferralsService {
     /// # Errors
     /// [`ProfileUpdateError::Redeem`] when the code cannot be redeemed,
     /// [`ProfileUpdateError::EmailTaken`], [`ProfileUpdateError::NotFound`].
+    #[tracing::instrument(level = "debug", name = "referrals.update_profile", skip_all)]
     pub async fn update_profile(
         &self,
         members: &MembersService,

@@ -112,6 +112,7 @@ impl ReferralsService {
 
     /// Redeems `raw_code` for `member`: case-insensitive, surrounding spaces ignored. A text that
     /// cannot be a code is a code nobody has.
+    #[tracing::instrument(level = "debug", name = "referrals.redeem", skip_all)]
     pub async fn redeem(&self, member: MemberId, raw_code: &str) -> Result<Member, RedeemError> {
         let code = ReferralCode::parse(raw_code).map_err(|_| RedeemError::NotFound)?;
         let now = self.clock.now();
@@ -123,17 +124,20 @@ impl ReferralsService {
 
     /// Whether `member` may redeem `raw_code` now, changing nothing (see
     /// [`ReferralRepository::check_redeem`]).
+    #[tracing::instrument(level = "debug", name = "referrals.check_redeem", skip_all)]
     pub async fn check_redeem(&self, member: MemberId, raw_code: &str) -> Result<(), RedeemError> {
         let code = ReferralCode::parse(raw_code).map_err(|_| RedeemError::NotFound)?;
         Ok(self.repo.check_redeem(member, &code).await?)
     }
 
     /// The member's code, referrer and invitee count.
+    #[tracing::instrument(level = "debug", name = "referrals.summary", skip_all)]
     pub async fn summary(&self, member: MemberId) -> anyhow::Result<Option<ReferralSummary>> {
         self.repo.summary(member).await
     }
 
     /// A page of the members `member` referred, newest first; `limit` is clamped to 1..=100.
+    #[tracing::instrument(level = "debug", name = "referrals.invitees", skip_all)]
     pub async fn invitees(
         &self,
         member: MemberId,

@@ -68,6 +68,7 @@ impl SsoService {
 
     /// Starts a login: answers the provider's authorization URL, with a fresh `state`, `nonce`
     /// and PKCE verifier kept (single use, [`SsoConfig::state_ttl_secs`]) for the callback.
+    #[tracing::instrument(level = "debug", name = "sso.start", skip_all)]
     pub async fn start(&self, provider: &str, redirect_uri: &str) -> Result<String, StartError> {
         let provider = self.provider(provider).ok_or(StartError::UnknownProvider)?;
         if !self.config.redirect_uris.contains(redirect_uri) {
@@ -101,6 +102,7 @@ impl SsoService {
     /// here: the member and session come with [`SsoService::exchange`].
     ///
     /// `code` is `None` when the provider answered with an error instead (`provider_error`).
+    #[tracing::instrument(level = "debug", name = "sso.callback", skip_all)]
     pub async fn callback(
         &self,
         provider: &str,
@@ -141,6 +143,7 @@ impl SsoService {
 
     /// Exchanges a login code (once) for a session: the identity is linked to a member (see
     /// [`IdentityRepository::sign_in`]) and the tokens are those of a code verification.
+    #[tracing::instrument(level = "debug", name = "sso.exchange", skip_all)]
     pub async fn exchange(
         &self,
         login_code: &str,

@@ -226,6 +226,13 @@ impl DrfError {
     }
 }
 
+impl DrfError {
+    /// The cause of a 500 (the access log writes it once).
+    pub fn cause(&self) -> Option<&anyhow::Error> {
+        self.cause.as_ref()
+    }
+}
+
 impl fmt::Display for DrfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.status.as_u16(), self.body)
@@ -238,9 +245,6 @@ impl ResponseError for DrfError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(cause) = &self.cause {
-            tracing::error!(error = ?cause, "unexpected error");
-        }
         let mut response = HttpResponse::build(self.status);
         if let Some(secs) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));

@@ -90,6 +90,18 @@ fn http_status_name(status: StatusCode) -> String {
     status.canonical_reason().unwrap_or("UNKNOWN").to_ascii_uppercase().replace([' ', '-'], "_")
 }
 
+impl SpringError {
+    /// The answer's `errorCode`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The cause of a 500 (the access log writes it once).
+    pub fn cause(&self) -> Option<&anyhow::Error> {
+        self.cause.as_ref()
+    }
+}
+
 impl fmt::Display for SpringError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
@@ -102,9 +114,6 @@ impl ResponseError for SpringError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(cause) = &self.cause {
-            tracing::error!(error = ?cause, "unexpected error");
-        }
         let mut response = HttpResponse::build(self.status);
         if let Some(allow) = &self.allow {
             response.insert_header((actix_web::http::header::ALLOW, allow.clone()));

@@ -66,7 +66,8 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    fn as_str(self) -> &'static str {
+    /// The code as it appears in answers (`otp_invalid`).
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidPhone => "invalid_phone",
@@ -162,7 +163,7 @@ pub struct ApiError(Box<Inner>);
 struct Inner {
     status: StatusCode,
     problem: Problem,
-    /// The cause of a 5xx, logged and never shown.
+    /// The cause of a 5xx, logged (on the access-log line) and never shown.
     cause: Option<anyhow::Error>,
 }
 
@@ -244,6 +245,18 @@ impl ApiError {
         e
     }
 
+    /// Keeps `cause` with an answer that is not a generic 500 (a 502 from a provider), for the
+    /// access log to write once; the client never sees it.
+    pub fn with_cause(mut self, cause: anyhow::Error) -> Self {
+        self.0.cause = Some(cause);
+        self
+    }
+
+    /// What went wrong behind a 5xx, if known: written once, on the request's access-log line.
+    pub fn cause(&self) -> Option<&anyhow::Error> {
+        self.0.cause.as_ref()
+    }
+
     pub fn code(&self) -> ErrorCode {
         self.0.problem.code
     }
@@ -283,9 +296,6 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(cause) = &self.0.cause {
-            tracing::error!(error = ?cause, "unexpected error");
-        }
         let mut response = HttpResponse::build(self.0.status);
         response.insert_header((
             header::CONTENT_TYPE,

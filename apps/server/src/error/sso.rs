@@ -15,15 +15,15 @@ fn sso_provider_unknown() -> ApiError {
     )
 }
 
-/// 502 `sso_provider_error`; the cause is logged (a warning: the provider's fault, or an
+/// 502 `sso_provider_error`; the cause is logged with the request (the provider's fault, or an
 /// attacker's forged callback), never shown.
-fn sso_provider_error(cause: &anyhow::Error) -> ApiError {
-    tracing::warn!(error = ?cause, "SSO provider failure");
+fn sso_provider_error(cause: anyhow::Error) -> ApiError {
     ApiError::new(
         StatusCode::BAD_GATEWAY,
         ErrorCode::SsoProviderError,
         "the identity provider's answer could not be used (code exchange, signature or claims)",
     )
+    .with_cause(cause)
 }
 
 /// 401 `login_code_invalid`.
@@ -43,7 +43,7 @@ map_errors! {
             "redirect_uri",
             "not one of the allowed redirect URIs (SSO_REDIRECT_URIS, exact match)",
         ),
-        Provider(cause) => sso_provider_error(&cause),
+        Provider(cause) => sso_provider_error(cause),
     }
     sso::CallbackError {
         UnknownProvider => sso_provider_unknown(),
@@ -52,7 +52,7 @@ map_errors! {
             ErrorCode::SsoStateInvalid,
             "unknown, used or expired state: start the login again",
         ),
-        Provider(cause) => sso_provider_error(&cause),
+        Provider(cause) => sso_provider_error(cause),
     }
     sso::ExchangeError { LoginCodeInvalid => login_code_invalid(), Blocked => member_blocked() }
 }

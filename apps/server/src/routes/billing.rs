@@ -9,8 +9,8 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
 use onboard_payments::gateway::WebhookNotice;
 use onboard_payments::{
-    Billing, Card, CardId, Charge, CustomerUid, IdempotencyKey, Interval, Plan, PlanChange,
-    PlanCode, PlanRequest, Receipt, ReceiptCursor, UsageCaller, WebhookOutcome,
+    Billing, Card, CardId, Charge, CustomerUid, IdempotencyKey, Interval, Money, Plan, PlanChange,
+    PlanCode, PlanRequest, Receipt, ReceiptCursor, UsageCaller, VAT_PERCENT, WebhookOutcome,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -27,22 +27,54 @@ use utoipa_actix_web::service_config::ServiceConfig;
 // DTOs
 // ---------------------------------------------------------------------------------------------
 
+/// An add-on's prices on a plan: KRW per month, VAT excluded (`vat_included` has them with it).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AddonDto {
     #[schema(example = "analytics")]
     pub code: String,
+    /// KRW per month, VAT excluded.
     pub monthly_price: i64,
+    /// KRW per month when billed yearly (×12), VAT excluded.
+    pub yearly_price: i64,
+    /// The same prices with VAT.
+    pub vat_included: PricesWithVat,
+}
+
+/// Prices with VAT ([`VAT_PERCENT`] % of the net price, rounded half up to the won): what a
+/// card is charged per month (a yearly charge is 12 × the net `yearly_price` plus VAT on that
+/// sum, so it may differ from 12 × this `yearly_price` by rounding).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PricesWithVat {
+    #[schema(example = 83380)]
+    pub monthly_price: i64,
+    #[schema(example = 74800)]
     pub yearly_price: i64,
 }
 
-/// A plan of the catalogue. Prices are KRW per month without VAT; `yearly_price` is billed ×12.
+impl PricesWithVat {
+    fn of(monthly: i64, yearly: i64) -> Self {
+        Self {
+            monthly_price: Money::with_vat(monthly).amount,
+            yearly_price: Money::with_vat(yearly).amount,
+        }
+    }
+}
+
+/// A plan of the catalogue. `monthly_price` and `yearly_price` are KRW per month **without
+/// VAT** (`yearly_price` is billed ×12); `vat_included` has them with VAT, as charged.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanDto {
     #[schema(example = "pro")]
     pub code: String,
     pub name: String,
+    /// KRW per month, VAT excluded.
+    #[schema(example = 75800)]
     pub monthly_price: i64,
+    /// KRW per month when billed yearly (×12), VAT excluded.
+    #[schema(example = 68000)]
     pub yearly_price: i64,
+    /// The same prices with VAT: what the card is charged.
+    pub vat_included: PricesWithVat,
     #[schema(example = "KRW")]
     pub currency: &'static str,
     /// Metric → the most one billing period may count (`null`: unlimited).
@@ -57,6 +89,7 @@ impl From<Plan> for PlanDto {
             name: p.name,
             monthly_price: p.monthly_price,
             yearly_price: p.yearly_price,
+            vat_included: PricesWithVat::of(p.monthly_price, p.yearly_price),
             currency: "KRW",
             limits: p.limits,
             addons: p
@@ -66,15 +99,23 @@ impl From<Plan> for PlanDto {
                     code: a.code.to_string(),
                     monthly_price: a.monthly_price,
                     yearly_price: a.yearly_price,
+                    vat_included: PricesWithVat::of(a.monthly_price, a.yearly_price),
                 })
                 .collect(),
         }
     }
 }
 
+/// The catalogue. Prices exclude VAT (`prices_include_vat` is false); charges and receipts
+/// include it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanList {
     pub items: Vec<PlanDto>,
+    /// Always false: `monthly_price` and `yearly_price` are net; see `vat_included`.
+    pub prices_include_vat: bool,
+    /// The VAT rate added to the net prices, in percent.
+    #[schema(example = 10)]
+    pub vat_rate_percent: i64,
 }
 
 /// The charge Onboard scheduled next.
@@ -314,12 +355,17 @@ pub struct WebhookAnswer {
 // Handlers
 // ---------------------------------------------------------------------------------------------
 
-/// The plan catalogue.
-#[utoipa::path(tag = "payments", responses((status = 200, description = "The plans", body = PlanList)))]
+/// The plan catalogue. Prices are KRW per month without VAT; each plan and add-on also has
+/// them with VAT (`vat_included`), which is what a card is charged.
+#[utoipa::path(tag = "payments", responses((status = 200, description = "The plans: prices without VAT, and with it in `vat_included`", body = PlanList)))]
 #[get("/plans")]
 pub async fn plans(state: web::Data<AppState>) -> Result<web::Json<PlanList>, ApiError> {
     let catalogue = state.payments.catalogue().await?;
-    Ok(web::Json(PlanList { items: catalogue.plans.into_iter().map(PlanDto::from).collect() }))
+    Ok(web::Json(PlanList {
+        items: catalogue.plans.into_iter().map(PlanDto::from).collect(),
+        prices_include_vat: false,
+        vat_rate_percent: VAT_PERCENT,
+    }))
 }
 
 /// The group's billing account (members).

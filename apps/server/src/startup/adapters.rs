@@ -78,9 +78,6 @@ impl Adapters {
 
     /// Everything in one in-process store: nothing survives a restart.
     fn memory(settings: &Settings) -> Self {
-        tracing::warn!(
-            "embedded mode: data lives in memory and is lost when the server stops (set DATABASE_URL and REDIS_URL for Postgres + Redis)"
-        );
         // One store for every repository: memberships, current groups and deletions span them.
         // A test may hand in the store (to share it, or to top up SMS credit).
         let store = settings.messaging_overrides.memory_store.clone().unwrap_or_default();

@@ -91,7 +91,7 @@ impl Application {
                 .app_data(methods)
                 .default_service(web::to(methods::fallback))
                 .wrap(from_fn(telemetry::observe))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<telemetry::RequestSpan>::new())
         })
         .listen(listener)?
         .shutdown_timeout(5);

@@ -34,12 +34,8 @@ fn signing_keys(settings: &Settings) -> anyhow::Result<SigningKeys> {
     Ok(match &settings.jwt_private_key_file {
         Some(path) => SigningKeys::from_pem_file(path)
             .with_context(|| format!("cannot read the signing key {}", path.display()))?,
-        None => {
-            tracing::warn!(
-                "JWT_PRIVATE_KEY_FILE is not set: signing tokens with a throwaway key; tokens die with this process"
-            );
-            SigningKeys::generate()
-        }
+        // Said in the start-up summary (`telemetry::StartupSummary`).
+        None => SigningKeys::generate(),
     })
 }
 

@@ -306,9 +306,7 @@ impl PortOneGateway {
         });
         let answer: TokenAnswer = self
             .with_retries(true, || async {
-                let response = self
-                    .http
-                    .post(url.clone())
+                let response = traced(self.http.post(url.clone()))
                     .json(&body)
                     .send()
                     .await
@@ -388,8 +386,16 @@ impl PortOneGateway {
             Req::Delete => self.http.delete(url.clone()),
             Req::Post(body) => self.http.post(url.clone()).json(body),
         };
-        builder.bearer_auth(token.expose_secret()).send().await.map_err(|e| unavailable(&e))
+        traced(builder).bearer_auth(token.expose_secret()).send().await.map_err(|e| unavailable(&e))
     }
+}
+
+/// `request` with the current trace context (`traceparent`), when the application exports
+/// traces.
+fn traced(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    onboard_kernel::trace_context::outbound_headers()
+        .into_iter()
+        .fold(request, |request, (name, value)| request.header(name, value))
 }
 
 impl<T> Answer<T> {

@@ -34,6 +34,7 @@ mod rows;
 mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod trace;
 
 use std::time::Duration;
 
@@ -47,6 +48,8 @@ use diesel_async::pooled_connection::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+
+pub use trace::trace_sql_statements;
 
 pub use repos::admin::PgAdminRepository;
 pub use repos::groups::PgGroupRepository;

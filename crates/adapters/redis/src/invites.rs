@@ -1,6 +1,7 @@
 //! Live invite codes.
 
 use std::fmt;
+use tracing::Instrument as _;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -51,6 +52,7 @@ impl RedisInviteCodeStore {
             .key(code_key)
             .arg(invite.to_string())
             .invoke_async(&mut conn)
+            .instrument(crate::script_span("invite_code.consume"))
             .await
             .context("Redis: consuming an invite code")?;
         Ok(deleted == 1)

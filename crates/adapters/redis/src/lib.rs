@@ -53,6 +53,20 @@ pub use notifications::{RedisNotificationBus, RedisStreamTicketStore};
 /// The key prefix used when none is configured.
 pub const DEFAULT_KEY_PREFIX: &str = "onboard:";
 
+/// The span of one Lua script call (its keys and arguments are never recorded); debug level, so
+/// it costs nothing unless traces are exported.
+fn script_span(script: &'static str) -> tracing::Span {
+    tracing::debug_span!(
+        target: "onboard_redis::script",
+        "redis.script",
+        otel.name = %format_args!("EVALSHA {script}"),
+        otel.kind = "client",
+        db.system.name = "redis",
+        db.operation.name = "EVALSHA",
+        script,
+    )
+}
+
 /// The pool size used when none is configured.
 pub const DEFAULT_POOL_SIZE: usize = 16;
 

@@ -1,6 +1,7 @@
 //! Rolling-window rate limits.
 
 use std::fmt;
+use tracing::Instrument as _;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -60,6 +61,7 @@ impl RateLimiter for RedisRateLimiter {
             .arg(positive_millis(window_secs))
             .arg(unique_member())
             .invoke_async(&mut conn)
+            .instrument(crate::script_span("rate_limit.hit"))
             .await
             .context("Redis: counting a rate-limited hit")?;
         Ok(if allowed == 1 {

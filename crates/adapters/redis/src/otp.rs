@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -182,6 +183,7 @@ impl OtpStore for RedisOtpStore {
             .arg(limits.max_sends_per_hour)
             .arg(unique_member())
             .invoke_async(&mut conn)
+            .instrument(crate::script_span("otp.issue"))
             .await
             .context("Redis: issuing a one-time code")?;
         Ok(if issued == 1 {
@@ -210,6 +212,7 @@ impl OtpStore for RedisOtpStore {
             .arg(limits.max_failures_per_hour)
             .arg(unique_member())
             .invoke_async(&mut conn)
+            .instrument(crate::script_span("otp.verify"))
             .await
             .context("Redis: verifying a one-time code")?;
         if wrong == 1 {

@@ -1,6 +1,7 @@
 //! Access-token revocations.
 
 use std::fmt;
+use tracing::Instrument as _;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -72,6 +73,7 @@ impl RevocationList for RedisRevocationList {
             .arg(at)
             .arg(ttl_secs.max(1))
             .invoke_async::<()>(&mut conn)
+            .instrument(crate::script_span("revocation.revoke_member"))
             .await
             .context("Redis: revoking a member's tokens")
     }

@@ -22,6 +22,14 @@ mod text;
 mod twilio;
 
 pub use error::ProviderError;
+
+/// `request` with the current trace context (`traceparent`), when the application exports
+/// traces.
+fn traced(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    onboard_kernel::trace_context::outbound_headers()
+        .into_iter()
+        .fold(request, |request, (name, value)| request.header(name, value))
+}
 pub use log::LogSmsSender;
 pub use messages::LogMessageProvider;
 pub use queued::QueuedSmsSender;

@@ -9,6 +9,7 @@ use onboard_members::ports::SmsSender;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::{JoinError, JoinSet};
+use tracing::Instrument;
 
 /// Deliveries that may wait for the provider at the same time.
 const MAX_IN_FLIGHT: usize = 32;
@@ -27,6 +28,9 @@ pub struct QueuedSmsSender {
 struct Message {
     to: PhoneNumber,
     text: String,
+    /// The delivery's span, a child of the span that queued it (the request's), so the
+    /// delivery's logs and its provider call (`traceparent`) belong to that request's trace.
+    span: tracing::Span,
 }
 
 impl QueuedSmsSender {
@@ -55,7 +59,8 @@ impl fmt::Debug for QueuedSmsSender {
 #[async_trait]
 impl SmsSender for QueuedSmsSender {
     async fn send(&self, to: &PhoneNumber, text: &str) -> anyhow::Result<()> {
-        let message = Message { to: to.clone(), text: text.to_owned() };
+        let span = tracing::info_span!(target: "onboard::sms", "sms.deliver", otel.kind = "client");
+        let message = Message { to: to.clone(), text: text.to_owned(), span };
         self.queue.try_send(message).map_err(|e| match e {
             TrySendError::Full(_) => anyhow::anyhow!("the SMS queue is full"),
             TrySendError::Closed(_) => anyhow::anyhow!("the SMS queue is closed"),
@@ -75,16 +80,20 @@ async fn deliver_all(inner: Arc<dyn SmsSender>, mut messages: mpsc::Receiver<Mes
             report(done);
         }
         let inner = Arc::clone(&inner);
-        in_flight.spawn(async move {
-            if let Err(error) = inner.send(&message.to, &message.text).await {
-                tracing::warn!(
-                    target: "onboard::sms",
-                    to = %message.to.masked(),
-                    error = format!("{error:#}"),
-                    "SMS delivery failed"
-                );
+        let span = message.span.clone();
+        in_flight.spawn(
+            async move {
+                if let Err(error) = inner.send(&message.to, &message.text).await {
+                    tracing::warn!(
+                        target: "onboard::sms",
+                        to = %message.to.masked(),
+                        error = format!("{error:#}"),
+                        "SMS delivery failed"
+                    );
+                }
             }
-        });
+            .instrument(span),
+        );
     }
     while let Some(done) = in_flight.join_next().await {
         report(done);

@@ -187,9 +187,7 @@ impl SensClient {
             &s.access_key,
         );
         let url = format!("{}{}", s.api_url.trim_end_matches('/'), path);
-        let mut request = self
-            .http
-            .request(method, url)
+        let mut request = crate::traced(self.http.request(method, url))
             .header("x-ncp-apigw-timestamp", &timestamp)
             .header("x-ncp-iam-access-key", &s.access_key)
             .header("x-ncp-apigw-signature-v2", sig);

@@ -97,9 +97,7 @@ impl TwilioSmsSender {
         );
         let sender = if s.from.starts_with("MG") { "MessagingServiceSid" } else { "From" };
         let form = [("To", to.as_e164()), (sender, s.from.as_str()), ("Body", text)];
-        let answer = self
-            .http
-            .post(url)
+        let answer = crate::traced(self.http.post(url))
             .basic_auth(&s.account_sid, Some(s.auth_token.expose_secret()))
             .form(&form)
             .send()

@@ -6,6 +6,7 @@ impl GroupsService {
     /// Creates a group with the caller as its active owner. A slug asked for is used as it is
     /// (taken: [`CreateGroupError::SlugTaken`]); without one, a slug is derived from the name,
     /// and a derived slug that happens to be taken is replaced by a fresh one, a few times.
+    #[tracing::instrument(level = "debug", name = "groups.create_group", skip_all)]
     pub async fn create_group(
         &self,
         caller: MemberId,
@@ -48,6 +49,7 @@ impl GroupsService {
 
     /// A page of the groups the caller is an active member of, in join order; `limit` is
     /// clamped to 1..=100.
+    #[tracing::instrument(level = "debug", name = "groups.my_groups", skip_all)]
     pub async fn my_groups(
         &self,
         caller: MemberId,
@@ -61,6 +63,7 @@ impl GroupsService {
     }
 
     /// The group as the caller, an active member, sees it.
+    #[tracing::instrument(level = "debug", name = "groups.group", skip_all)]
     pub async fn group(&self, slug: &Slug, caller: MemberId) -> Result<MyGroup, ViewGroupError> {
         let access = self.access(slug, caller).await?.ok_or(ViewGroupError::NotFound)?;
         Ok(MyGroup { group: access.group, my_role: access.role })
@@ -68,6 +71,7 @@ impl GroupsService {
 
     /// Changes the group's name or `approval_required`; needs `group.manage`. An empty patch
     /// changes nothing and answers the group.
+    #[tracing::instrument(level = "debug", name = "groups.update_group", skip_all)]
     pub async fn update_group(
         &self,
         slug: &Slug,
@@ -88,6 +92,7 @@ impl GroupsService {
 
     /// Deletes the group, its memberships and roles; whoever had it as current group has none
     /// after. Owner only.
+    #[tracing::instrument(level = "debug", name = "groups.delete_group", skip_all)]
     pub async fn delete_group(
         &self,
         slug: &Slug,
@@ -112,6 +117,7 @@ impl GroupsService {
 
     /// The caller's role, permissions and status in the group. A pending caller gets their
     /// role with no permission and `pending`; anyone else without a membership, not found.
+    #[tracing::instrument(level = "debug", name = "groups.standing", skip_all)]
     pub async fn standing(
         &self,
         slug: &Slug,

@@ -5,6 +5,7 @@ use super::*;
 impl GroupsService {
     /// Asks to join the group: active as `member` at once, or pending when the group requires
     /// approval. Asking again while pending answers pending again and changes nothing.
+    #[tracing::instrument(level = "debug", name = "groups.join", skip_all)]
     pub async fn join(&self, slug: &Slug, caller: MemberId) -> Result<MembershipStatus, JoinError> {
         let (group, membership) =
             self.repo.find_for_member(slug, caller).await?.ok_or(JoinError::NotFound)?;
@@ -40,6 +41,7 @@ impl GroupsService {
 
     /// Approves a member's join request: they become an active `member`. Needs
     /// `members.manage`. Of an approval and a rejection of one request, exactly one wins.
+    #[tracing::instrument(level = "debug", name = "groups.approve", skip_all)]
     pub async fn approve(
         &self,
         slug: &Slug,
@@ -63,6 +65,7 @@ impl GroupsService {
     }
 
     /// Rejects a member's join request: it is deleted. Needs `members.manage`.
+    #[tracing::instrument(level = "debug", name = "groups.reject", skip_all)]
     pub async fn reject(
         &self,
         slug: &Slug,

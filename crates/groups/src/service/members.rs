@@ -6,6 +6,7 @@ impl GroupsService {
     /// A page of the group's members with `status`, in join order; `limit` is clamped to
     /// 1..=100. Any active member sees the active members; pending ones (join requests) need
     /// `members.manage`.
+    #[tracing::instrument(level = "debug", name = "groups.members", skip_all)]
     pub async fn members(
         &self,
         slug: &Slug,
@@ -24,6 +25,7 @@ impl GroupsService {
     }
 
     /// A page of the group's join requests, oldest first; needs `members.manage`.
+    #[tracing::instrument(level = "debug", name = "groups.join_requests", skip_all)]
     pub async fn join_requests(
         &self,
         slug: &Slug,
@@ -38,6 +40,7 @@ impl GroupsService {
     /// role; granting `owner`, or changing an owner's role, needs the caller to be an owner;
     /// neither the new role nor the target's present one may hold a permission the caller
     /// lacks; the last owner stays an owner.
+    #[tracing::instrument(level = "debug", name = "groups.change_role", skip_all)]
     pub async fn change_role(
         &self,
         slug: &Slug,
@@ -107,6 +110,7 @@ impl GroupsService {
     /// to be an owner, and a member whose role holds a permission the caller lacks is out of
     /// reach. The last owner can neither be removed nor leave. The removed member's current
     /// group is cleared if it was this one.
+    #[tracing::instrument(level = "debug", name = "groups.remove_member", skip_all)]
     pub async fn remove_member(
         &self,
         slug: &Slug,
@@ -156,6 +160,7 @@ impl GroupsService {
     }
 
     /// The caller leaves the group: [`Self::remove_member`] of themself.
+    #[tracing::instrument(level = "debug", name = "groups.leave", skip_all)]
     pub async fn leave(&self, slug: &Slug, caller: MemberId) -> Result<(), RemoveMemberError> {
         self.remove_member(slug, caller, caller).await
     }

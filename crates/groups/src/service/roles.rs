@@ -5,6 +5,7 @@ use super::*;
 impl GroupsService {
     /// The group's roles: `owner`, `admin` and `member`, then the custom roles in name order.
     /// A custom role shows only the permissions the deployment still knows.
+    #[tracing::instrument(level = "debug", name = "groups.roles", skip_all)]
     pub async fn roles(&self, slug: &Slug, caller: MemberId) -> Result<Vec<Role>, ViewGroupError> {
         let access = self.access(slug, caller).await?.ok_or(ViewGroupError::NotFound)?;
         let custom = self.repo.custom_roles(access.group.id).await?;
@@ -32,6 +33,7 @@ impl GroupsService {
 
     /// Adds a custom role; needs `group.manage`, and every permission it holds must be the
     /// caller's own. `permissions` are names as the client sent them.
+    #[tracing::instrument(level = "debug", name = "groups.create_role", skip_all)]
     pub async fn create_role<I>(
         &self,
         slug: &Slug,
@@ -67,6 +69,7 @@ impl GroupsService {
 
     /// Replaces a custom role's permissions; needs `group.manage`, and both what the role holds
     /// and what it will hold must be within the caller's own permissions.
+    #[tracing::instrument(level = "debug", name = "groups.update_role", skip_all)]
     pub async fn update_role<I>(
         &self,
         slug: &Slug,
@@ -106,6 +109,7 @@ impl GroupsService {
 
     /// Deletes a custom role; its members become `member`. Needs `group.manage`, and the role
     /// must hold no permission beyond the caller's own.
+    #[tracing::instrument(level = "debug", name = "groups.delete_role", skip_all)]
     pub async fn delete_role(
         &self,
         slug: &Slug,

@@ -25,6 +25,7 @@ impl MembersService {
     ///
     /// The draft carries the events of a sign-up ([`events::signed_up`]), for `write` to store
     /// if, and only if, it creates the member.
+    #[tracing::instrument(level = "debug", name = "members.sign_in_with", skip_all)]
     pub async fn sign_in_with<F, Fut>(
         &self,
         client: &ClientInfo,

@@ -17,6 +17,7 @@ pub struct ReceiptPage {
 
 impl PaymentsService {
     /// The group's billing account as a member sees it (Free when it never had one).
+    #[tracing::instrument(level = "debug", name = "payments.billing", skip_all)]
     pub async fn billing(
         &self,
         slug: &Slug,
@@ -27,6 +28,7 @@ impl PaymentsService {
     }
 
     /// A page of the group's receipts, newest first; `limit` clamped to 1..=100.
+    #[tracing::instrument(level = "debug", name = "payments.receipts", skip_all)]
     pub async fn receipts(
         &self,
         slug: &Slug,

@@ -18,6 +18,7 @@ use super::{PaymentsService, schedule_request, unavailable, warn};
 
 impl PaymentsService {
     /// Issues a fresh customer_uid to the group for the client SDK to register a card under.
+    #[tracing::instrument(level = "debug", name = "payments.prepare_card", skip_all)]
     pub async fn prepare_card(
         &self,
         slug: &Slug,
@@ -31,6 +32,7 @@ impl PaymentsService {
 
     /// Adds the card registered at the gateway under a customer_uid issued to this group; the
     /// group's first card becomes main.
+    #[tracing::instrument(level = "debug", name = "payments.add_card", skip_all)]
     pub async fn add_card(
         &self,
         slug: &Slug,
@@ -64,6 +66,7 @@ impl PaymentsService {
     }
 
     /// The group's cards, oldest first.
+    #[tracing::instrument(level = "debug", name = "payments.cards", skip_all)]
     pub async fn cards(
         &self,
         slug: &Slug,
@@ -75,6 +78,7 @@ impl PaymentsService {
 
     /// Deletes a card and its billing key at the gateway; refused while a charge is scheduled
     /// on it.
+    #[tracing::instrument(level = "debug", name = "payments.delete_card", skip_all)]
     pub async fn delete_card(
         &self,
         slug: &Slug,
@@ -97,6 +101,7 @@ impl PaymentsService {
 
     /// Makes a card main and moves the pending charge to it under a new merchant_uid, all or
     /// nothing: a journaled saga (see [`crate::ports::CardRepository::begin_main_change`]).
+    #[tracing::instrument(level = "debug", name = "payments.set_main_card", skip_all)]
     pub async fn set_main_card(
         &self,
         slug: &Slug,
@@ -239,6 +244,7 @@ impl PaymentsService {
 
     /// Start-up recovery: finishes the main-card changes that reached the gateway on both sides
     /// and rolls back the others. Answers how many journal rows it settled.
+    #[tracing::instrument(level = "debug", name = "payments.recover", skip_all)]
     pub async fn recover(&self) -> anyhow::Result<usize> {
         let mut settled = 0;
         for change in self.ports.cards.unfinished_main_changes().await? {

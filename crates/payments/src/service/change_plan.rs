@@ -17,6 +17,7 @@ use super::{
 
 impl PaymentsService {
     /// What changing the plan would do, without doing it.
+    #[tracing::instrument(level = "debug", name = "payments.preview", skip_all)]
     pub async fn preview(
         &self,
         slug: &Slug,

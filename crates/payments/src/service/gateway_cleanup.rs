@@ -7,6 +7,7 @@ impl PaymentsService {
     /// the gateway (recorded by storage when the group went), so a deleted workspace is never
     /// charged. Schedules go before keys. A leftover the gateway refuses now stays for the next
     /// run. Answers how many were removed.
+    #[tracing::instrument(level = "debug", name = "payments.clean_up_gateway", skip_all)]
     pub async fn clean_up_gateway(&self) -> anyhow::Result<usize> {
         let mut leftovers = self.ports.billing.gateway_leftovers(100).await?;
         // Schedules first: a key is deleted only once nothing is scheduled on it.

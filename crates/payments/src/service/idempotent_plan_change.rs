@@ -75,6 +75,7 @@ impl PaymentsService {
     /// [`ChangePlanError::Key`] when the key was used with another request or its first request
     /// still runs; [`ChangePlanError::GatewayUnavailable`] and unexpected failures (the key is
     /// released).
+    #[tracing::instrument(level = "debug", name = "payments.change_plan_as", skip_all)]
     pub async fn change_plan_as(
         &self,
         caller: MemberId,

@@ -135,6 +135,7 @@ impl PaymentsService {
     }
 
     /// The plan catalogue.
+    #[tracing::instrument(level = "debug", name = "payments.catalogue", skip_all)]
     pub async fn catalogue(&self) -> anyhow::Result<Catalogue> {
         self.ports.billing.catalogue().await
     }

@@ -23,6 +23,7 @@ pub struct PeriodicReport {
 impl PaymentsService {
     /// Accounts past their period end with nothing to charge (canceled, or whose charges were
     /// never scheduled) fall back to Free.
+    #[tracing::instrument(level = "debug", name = "payments.expire_periods", skip_all)]
     pub async fn expire_periods(&self) -> anyhow::Result<usize> {
         let now = self.now();
         let mut done = 0;
@@ -51,6 +52,7 @@ impl PaymentsService {
     }
 
     /// The periodic use cases, for the job runner (or the embedded mode's interval task).
+    #[tracing::instrument(level = "debug", name = "payments.run_periodic", skip_all)]
     pub async fn run_periodic(&self) -> anyhow::Result<PeriodicReport> {
         let reconciled = self.reconcile().await.context("reconciliation")?;
         let expired = self.expire_periods().await.context("period ends")?;
@@ -63,6 +65,7 @@ impl PaymentsService {
     /// 7 and 1 days before; see [`trial_ending_due`]), each (trial, days) once however often
     /// and on however many instances this runs: storage records each (trial, days) and its
     /// `billing.trial_ending` event once. Answers how many it recorded now.
+    #[tracing::instrument(level = "debug", name = "payments.notify_trials_ending", skip_all)]
     pub async fn notify_trials_ending(&self) -> anyhow::Result<usize> {
         const PAGE: u32 = 100;
         let now = self.now();

@@ -44,6 +44,7 @@ impl PaymentsService {
     }
 
     /// Every limited metric's count in the current period.
+    #[tracing::instrument(level = "debug", name = "payments.usage", skip_all)]
     pub async fn usage(
         &self,
         slug: &Slug,

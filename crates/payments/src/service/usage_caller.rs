@@ -25,6 +25,7 @@ impl PaymentsService {
     /// # Errors
     /// [`UsageError::NotFound`] (no such group, or the member is not in it),
     /// [`UsageError::Forbidden`], [`UsageError::UnknownMetric`], [`UsageError::LimitReached`].
+    #[tracing::instrument(level = "debug", name = "payments.record_usage_as", skip_all)]
     pub async fn record_usage_as(
         &self,
         caller: UsageCaller,

@@ -35,6 +35,7 @@ impl PaymentsService {
     /// Handles a payment notification: re-reads the payment from the gateway by `imp_uid`,
     /// matches it against the charge Onboard scheduled (merchant_uid, amount, group), and
     /// applies it once (idempotent by `imp_uid`). Unknown or mismatched payments change nothing.
+    #[tracing::instrument(level = "debug", name = "payments.handle_webhook", skip_all)]
     pub async fn handle_webhook(
         &self,
         notice: &WebhookNotice,
@@ -347,6 +348,7 @@ impl PaymentsService {
 
     /// Reconciliation of lost webhooks: every scheduled charge whose time passed more than
     /// `reconcile_after` ago is read back from the gateway and applied.
+    #[tracing::instrument(level = "debug", name = "payments.reconcile", skip_all)]
     pub async fn reconcile(&self) -> anyhow::Result<usize> {
         let before = self.now() - self.config.reconcile_after;
         let mut done = 0;

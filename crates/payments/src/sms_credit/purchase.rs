@@ -77,6 +77,7 @@ impl SmsCreditService {
     /// [`SmsCreditError::NotFound`] and [`SmsCreditError::Forbidden`] (nothing claimed);
     /// [`SmsCreditError::Key`] when the key was used with another amount or its first request
     /// still runs; unexpected failures (the key is released).
+    #[tracing::instrument(level = "debug", name = "payments.purchase_as", skip_all)]
     pub async fn purchase_as(
         &self,
         caller: MemberId,
@@ -100,6 +101,7 @@ impl SmsCreditService {
     /// [`SmsCreditError::NotFound`], [`SmsCreditError::Forbidden`];
     /// [`SmsCreditError::Invalid`] for an amount below [`crate::sms_credit::MIN_PURCHASE`] or a
     /// negative threshold.
+    #[tracing::instrument(level = "debug", name = "payments.set_auto_topup_as", skip_all)]
     pub async fn set_auto_topup_as(
         &self,
         caller: MemberId,

@@ -135,6 +135,7 @@ impl SmsCreditService {
     }
 
     /// The group's balance, auto top-up and unit prices (members).
+    #[tracing::instrument(level = "debug", name = "payments.view", skip_all)]
     pub async fn view(&self, slug: &Slug, caller: MemberId) -> Result<CreditView, SmsCreditError> {
         let group = self.member_group(slug, caller).await?;
         let wallet = self.ports.credit.wallet(group).await?;
@@ -142,6 +143,7 @@ impl SmsCreditService {
     }
 
     /// A page of the group's ledger, newest first (members); `limit` clamped to 1..=100.
+    #[tracing::instrument(level = "debug", name = "payments.ledger", skip_all)]
     pub async fn ledger(
         &self,
         slug: &Slug,
@@ -297,6 +299,7 @@ impl SmsCreditService {
     /// Runs the auto top-ups that are due: for each, the main card is charged the wallet's
     /// top-up amount once, and the credit added; a failure clears the request and tells the
     /// holders of `billing.manage`.
+    #[tracing::instrument(level = "debug", name = "payments.run_topups", skip_all)]
     pub async fn run_topups(&self) -> anyhow::Result<CreditReport> {
         let mut report = CreditReport::default();
         for due in self.ports.credit.due_topups(100).await? {
@@ -375,6 +378,7 @@ impl SmsCreditService {
     /// unreachable gateway between the charge and its recording): a payment the gateway
     /// reports is recorded as it is; one it never saw fails the purchase (a member's purchase)
     /// or is left to the next top-up run (an auto top-up, which charges it then).
+    #[tracing::instrument(level = "debug", name = "payments.reconcile", skip_all)]
     pub async fn reconcile(&self) -> anyhow::Result<usize> {
         let before = self.now() - self.reconcile_after;
         let mut done = 0;
@@ -407,6 +411,7 @@ impl SmsCreditService {
     }
 
     /// The periodic work, for the job runner: reconciliation, then the due top-ups.
+    #[tracing::instrument(level = "debug", name = "payments.run_periodic", skip_all)]
     pub async fn run_periodic(&self) -> anyhow::Result<CreditReport> {
         let reconciled = self.reconcile().await?;
         let report = self.run_topups().await?;
