@@ -258,6 +258,7 @@ pub struct PlanChangeRequest {
     #[schema(example = "pro")]
     pub plan: String,
     /// `month` or `year`; required for a paid plan.
+    #[schema(pattern = "^(month|year)$")]
     pub interval: Option<String>,
     #[serde(default)]
     pub addons: Vec<String>,
@@ -293,6 +294,7 @@ pub struct AddCardRequest {
 #[serde(deny_unknown_fields)]
 pub struct UsageRequest {
     /// 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub delta: i64,
 }
 
@@ -537,7 +539,9 @@ fn path_card(raw: &str) -> Result<CardId, ApiError> {
         (status = 502, description = "`gateway_unavailable` (nothing changed)", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[put("/groups/{slug}/billing/cards/{id}/main")]
+// `{id}` never reads as `prepare` (an id has a character other than a-z and '-'), so another
+// method on `cards/prepare` is a 405.
+#[put("/groups/{slug}/billing/cards/{id:[^/]*[^a-z/-][^/]*}/main")]
 pub async fn set_main_card(
     state: web::Data<AppState>,
     Auth(caller): Auth,
@@ -559,7 +563,9 @@ pub async fn set_main_card(
         (status = 409, description = "`main_card_in_use`", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[delete("/groups/{slug}/billing/cards/{id}")]
+// `{id}` never reads as `prepare` (an id has a character other than a-z and '-'), so another
+// method on `cards/prepare` is a 405.
+#[delete("/groups/{slug}/billing/cards/{id:[^/]*[^a-z/-][^/]*}")]
 pub async fn delete_card(
     state: web::Data<AppState>,
     Auth(caller): Auth,
