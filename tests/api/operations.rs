@@ -6,9 +6,40 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_wirings;
-use crate::helpers::{Wiring, expect_status, phone, spawn_app};
+use crate::helpers::{Wiring, assert_problem, expect_status, phone, spawn_app};
 
-both_wirings!(the_process_is_live_and_ready,);
+both_wirings!(
+    the_process_is_live_and_ready,
+    another_method_on_a_literal_route_beside_an_id_route_is_a_405_naming_the_literal_one,
+    a_null_body_is_a_400_where_the_body_is_an_object,
+);
+
+async fn another_method_on_a_literal_route_beside_an_id_route_is_a_405_naming_the_literal_one(
+    wiring: Wiring,
+) {
+    let app = spawn_app(wiring).await;
+    let me = app.sign_in(&phone(93)).await;
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/api/v1/notifications/read", "POST"),
+        (reqwest::Method::DELETE, "/api/v1/notifications/stream-ticket", "POST"),
+        (reqwest::Method::OPTIONS, "/api/v1/notifications/read", "POST"),
+        (reqwest::Method::DELETE, "/api/v1/groups/some-group/billing/cards/prepare", "POST"),
+    ] {
+        let resp = app.call(method.clone(), path, &me.access, None).await;
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+        assert_problem(resp, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    }
+    // An id no route pattern reads, on a route of that very method: nothing there.
+    let resp =
+        app.call(reqwest::Method::DELETE, "/api/v1/notifications/abc", &me.access, None).await;
+    assert_problem(resp, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+async fn a_null_body_is_a_400_where_the_body_is_an_object(wiring: Wiring) {
+    let app = spawn_app(wiring).await;
+    let resp = app.post_json("/api/v1/auth/otp", &Value::Null).await;
+    assert_problem(resp, StatusCode::BAD_REQUEST, "invalid_request").await;
+}
 
 async fn the_process_is_live_and_ready(wiring: Wiring) {
     let app = spawn_app(wiring).await;
