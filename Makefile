@@ -18,8 +18,8 @@ bench:
 	CARGO="$(CARGO)" scripts/bench.sh
 
 ## Fuzz the API against its OpenAPI document with schemathesis (every check, bounded examples,
-## embedded server; about a minute). Needs python3; installs schemathesis in a venv once.
-fuzz-api:
+## both wirings; about a minute). Needs python3; installs schemathesis in a venv once.
+fuzz-api: services
 	CARGO="$(CARGO)" scripts/schemathesis.sh
 
 ## Make sure Postgres and Redis answer (start or install them).
