@@ -482,6 +482,7 @@ pub async fn prepare_card(
         (status = 400, description = "`card_not_found_at_gateway`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`card_exists`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`gateway_unavailable` (nothing changed)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/groups/{slug}/billing/cards")]
@@ -537,6 +538,7 @@ fn path_card(raw: &str) -> Result<CardId, ApiError> {
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`card_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`gateway_unavailable` (nothing changed)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`billing_busy` (another main-card change is under way)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 // `{id}` never reads as `prepare` (an id has a character other than a-z and '-'), so another
@@ -561,6 +563,8 @@ pub async fn set_main_card(
     responses(
         (status = 204, description = "Deleted"),
         (status = 409, description = "`main_card_in_use`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`; `card_not_found`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 // `{id}` never reads as `prepare` (an id has a character other than a-z and '-'), so another
