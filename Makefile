@@ -1,7 +1,7 @@
 # Onboard: the two commands are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test try services fmt lint check ci doc bench
+.PHONY: run test try services fmt lint check ci doc bench fuzz-api
 
 ## Start the server. No configuration: embedded in-memory mode on 127.0.0.1:8080, codes in the
 ## log and echoed as dev_code. Set DATABASE_URL and REDIS_URL for Postgres + Redis.
@@ -23,6 +23,11 @@ test: services
 ## bench/results.json. BENCH_SECONDS (per scenario) and BENCH_MEMBERS (tiers) scale it down.
 bench:
 	CARGO="$(CARGO)" scripts/bench.sh
+
+## Fuzz the API against its OpenAPI document with schemathesis (every check, bounded examples,
+## both wirings; about a minute). Needs python3; installs schemathesis in a venv once.
+fuzz-api: services
+	CARGO="$(CARGO)" scripts/schemathesis.sh
 
 ## Make sure Postgres and Redis answer (start or install them).
 services:

@@ -6,9 +6,40 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_wirings;
-use crate::helpers::{Wiring, expect_status, phone, spawn_app};
+use crate::helpers::{Wiring, assert_problem, expect_status, phone, spawn_app};
 
-both_wirings!(the_process_is_live_and_ready,);
+both_wirings!(
+    the_process_is_live_and_ready,
+    another_method_on_a_literal_route_beside_an_id_route_is_a_405_naming_the_literal_one,
+    a_null_body_is_a_400_where_the_body_is_an_object,
+);
+
+async fn another_method_on_a_literal_route_beside_an_id_route_is_a_405_naming_the_literal_one(
+    wiring: Wiring,
+) {
+    let app = spawn_app(wiring).await;
+    let me = app.sign_in(&phone(93)).await;
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/api/v1/notifications/read", "POST"),
+        (reqwest::Method::DELETE, "/api/v1/notifications/stream-ticket", "POST"),
+        (reqwest::Method::OPTIONS, "/api/v1/notifications/read", "POST"),
+        (reqwest::Method::DELETE, "/api/v1/groups/some-group/billing/cards/prepare", "POST"),
+    ] {
+        let resp = app.call(method.clone(), path, &me.access, None).await;
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+        assert_problem(resp, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    }
+    // An id no route pattern reads, on a route of that very method: nothing there.
+    let resp =
+        app.call(reqwest::Method::DELETE, "/api/v1/notifications/abc", &me.access, None).await;
+    assert_problem(resp, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+async fn a_null_body_is_a_400_where_the_body_is_an_object(wiring: Wiring) {
+    let app = spawn_app(wiring).await;
+    let resp = app.post_json("/api/v1/auth/otp", &Value::Null).await;
+    assert_problem(resp, StatusCode::BAD_REQUEST, "invalid_request").await;
+}
 
 async fn the_process_is_live_and_ready(wiring: Wiring) {
     let app = spawn_app(wiring).await;
@@ -173,4 +204,131 @@ async fn redis_keys_live_under_the_configured_prefix_with_the_phone_as_hash_tag(
         "the logout's revocation: {keys:?}"
     );
     assert!(keys.iter().all(|k| k.starts_with(prefix.as_str())), "{keys:?}");
+}
+
+/// Every operation of the served document, as (method, path, operation).
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if ["get", "put", "post", "delete", "patch", "head"].contains(&method.as_str()) {
+                ops.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+    }
+    ops
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_documents_the_answers_its_extractors_give() {
+    let app = spawn_app(Wiring::Memory).await;
+    let doc = expect_status(app.get("/api/v1/openapi.json").await, StatusCode::OK).await;
+    let ops = operations(&doc);
+    assert!(ops.len() > 70, "the whole API is documented: {}", ops.len());
+    let mut missing = Vec::new();
+    for (method, path, op) in &ops {
+        let documents = |status: &str| op["responses"][status].is_object();
+        let mut expect = |status: &str, why: &str| {
+            if !documents(status) {
+                missing.push(format!("{method} {path}: {status} ({why})"));
+            }
+        };
+        if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+            expect("401", "a bearer token is required");
+        }
+        if op["requestBody"].is_object() {
+            expect("400", "a JSON body");
+            expect("413", "a JSON body");
+            expect("415", "a JSON body");
+            assert_eq!(
+                op["requestBody"]["required"],
+                json!(true),
+                "{method} {path}: body required"
+            );
+        }
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        if params.iter().any(|p| p["in"] == "query") {
+            expect("400", "a query string");
+        }
+        if params.iter().any(|p| p["in"] == "path") {
+            expect("404", "a path parameter");
+        }
+        if path.starts_with("/api/v1/") {
+            expect("503", "saturated backends");
+        }
+        for (status, response) in op["responses"].as_object().unwrap() {
+            if status.starts_with('4') || status.starts_with('5') {
+                let content = response["content"].as_object().map(|c| c.keys().collect::<Vec<_>>());
+                if path.starts_with("/api/v1/") {
+                    assert_eq!(
+                        content,
+                        Some(vec![&"application/problem+json".to_owned()]),
+                        "{method} {path} {status} is problem+json"
+                    );
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented answers:\n{}", missing.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_states_the_limits_the_server_enforces() {
+    let app = spawn_app(Wiring::Memory).await;
+    let doc = expect_status(app.get("/api/v1/openapi.json").await, StatusCode::OK).await;
+    let mut lists = 0;
+    for (method, path, op) in operations(&doc) {
+        for p in op["parameters"].as_array().cloned().unwrap_or_default() {
+            if p["in"] == "query" && p["name"] == "limit" {
+                lists += 1;
+                assert_eq!(p["schema"]["minimum"], json!(1), "{method} {path}: limit ≥ 1");
+                assert_eq!(p["schema"]["maximum"], json!(100), "{method} {path}: limit ≤ 100");
+            }
+        }
+    }
+    assert!(lists >= 10, "every list takes a bounded limit: {lists}");
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field, min, max) in [
+        ("PatchMe", "first_name", 1, 100),
+        ("CreateGroupRequest", "name", 1, 100),
+        ("CreateGroupRequest", "slug", 3, 40),
+        ("CreateRoleRequest", "name", 1, 40),
+        ("CreateInviteRequest", "name", 1, 100),
+    ] {
+        let prop = &schemas[schema]["properties"][field];
+        assert_eq!(prop["minLength"], json!(min), "{schema}.{field}: {prop}");
+        assert_eq!(prop["maxLength"], json!(max), "{schema}.{field}: {prop}");
+        assert!(prop["pattern"].is_string(), "{schema}.{field} has a pattern: {prop}");
+    }
+    assert_eq!(schemas["SnoozeRequest"]["properties"]["minutes"]["maximum"], json!(10_080));
+    assert_eq!(schemas["UsageRequest"]["properties"]["delta"]["minimum"], json!(1));
+}
+
+/// The `oneOf` of `GET /members/{id}`: a full member must match the member schema and not the
+/// card, a card the card and not the member (checked here on what the server answers, for the
+/// two schemas' `required` and `additionalProperties`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_answer_matches_exactly_one_member_schema() {
+    let app = spawn_app(Wiring::Memory).await;
+    let doc = expect_status(app.get("/api/v1/openapi.json").await, StatusCode::OK).await;
+    let schemas = &doc["components"]["schemas"];
+    let one_of = schemas["MemberOrCard"]["oneOf"].as_array().unwrap();
+    assert_eq!(one_of.len(), 2, "member or card: {one_of:?}");
+    let me = app.sign_in(&phone(91)).await;
+    let stranger = app.sign_in(&phone(92)).await;
+    let full = expect_status(app.get_member(&me.access, me.id()).await, StatusCode::OK).await;
+    let card = expect_status(app.get_member(&me.access, stranger.id()).await, StatusCode::OK).await;
+    // The shallow check of an object schema: required fields present, no unknown field when
+    // `additionalProperties` is false.
+    let matches = |schema: &Value, value: &Value| {
+        let object = value.as_object().unwrap();
+        let required = schema["required"].as_array().cloned().unwrap_or_default();
+        let props = schema["properties"].as_object().unwrap();
+        required.iter().all(|r| object.contains_key(r.as_str().unwrap()))
+            && (schema["additionalProperties"] != json!(false)
+                || object.keys().all(|k| props.contains_key(k)))
+    };
+    let (member_schema, card_schema) = (&schemas["MemberDto"], &schemas["MemberCardDto"]);
+    assert!(matches(member_schema, &full) && !matches(card_schema, &full), "full: {full}");
+    assert!(matches(card_schema, &card) && !matches(member_schema, &card), "card: {card}");
 }

@@ -35,6 +35,7 @@ both_wirings!(
     a_purchase_charged_while_its_answer_was_lost_is_credited_by_reconciliation,
     a_billed_invite_without_credit_is_refused_and_no_sms_leaves,
     a_billed_invite_with_credit_is_debited_and_created,
+    a_null_body_turns_the_auto_top_up_off_as_the_document_says,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -462,6 +463,24 @@ async fn an_auto_top_up_runs_once_after_the_balance_crosses_its_threshold(wiring
 
     let off = expect_status(
         c.call(Method::DELETE, "/billing/sms-credit/auto-topup", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(off["auto_topup"], Value::Null);
+}
+
+async fn a_null_body_turns_the_auto_top_up_off_as_the_document_says(wiring: Wiring) {
+    let c = credit(wiring, false).await;
+    c.add_card(PAYS).await;
+    let on = json!({"below": 1_000, "amount": 5_000});
+    let after = expect_status(
+        c.call(Method::PUT, "/billing/sms-credit/auto-topup", Some(&on)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(after["auto_topup"], on);
+    let off = expect_status(
+        c.call(Method::PUT, "/billing/sms-credit/auto-topup", Some(&Value::Null)).await,
         StatusCode::OK,
     )
     .await;

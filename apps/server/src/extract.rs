@@ -92,7 +92,8 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         let raw = web::Json::<Box<serde_json::value::RawValue>>::from_request(req, payload);
         Box::pin(async move {
             let raw = raw.await?.into_inner();
-            if !raw.get().starts_with('{') {
+            // `null` goes on to serde: an optional body reads it as none, any other is a 400.
+            if !raw.get().starts_with('{') && raw.get() != "null" {
                 return Err(ApiError::bad_request("the body must be a JSON object").into());
             }
             serde_json::from_str(raw.get()).map(JsonBody).map_err(|e| {

@@ -189,6 +189,7 @@ pub struct SearchQuery {
     /// prefix. Groups: a slug or name prefix. Case-insensitive; empty for everything.
     pub q: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -97,6 +97,7 @@ pub struct SignInResponse {
         (status = 200, description = "Signed in", body = SignInResponse),
         (status = 400, description = "`invalid_phone`, `invalid_request`, `referral_code_not_found` (the code stays valid, no attempt counted)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`otp_invalid` with `attempts_left`; `otp_expired` (no live code)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`member_blocked`: a platform admin blocked the member", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts` (the code is burned, or too many failures this hour); `rate_limited` (per IP)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -154,6 +155,7 @@ pub struct RefreshRequest {
         (status = 200, description = "A new pair", body = TokenPairDto),
         (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`refresh_token_invalid`; `refresh_token_reused` (the session is revoked)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`member_blocked`: a platform admin blocked the member", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/auth/token/refresh")]

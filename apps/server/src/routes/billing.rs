@@ -299,6 +299,7 @@ pub struct PlanChangeRequest {
     #[schema(example = "pro")]
     pub plan: String,
     /// `month` or `year`; required for a paid plan.
+    #[schema(pattern = "^(month|year)$")]
     pub interval: Option<String>,
     #[serde(default)]
     pub addons: Vec<String>,
@@ -334,6 +335,7 @@ pub struct AddCardRequest {
 #[serde(deny_unknown_fields)]
 pub struct UsageRequest {
     /// 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub delta: i64,
 }
 
@@ -526,6 +528,7 @@ pub async fn prepare_card(
         (status = 400, description = "`card_not_found_at_gateway`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`card_exists`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`gateway_unavailable` (nothing changed)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/groups/{slug}/billing/cards")]
@@ -581,9 +584,12 @@ fn path_card(raw: &str) -> Result<CardId, ApiError> {
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`card_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`gateway_unavailable` (nothing changed)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`billing_busy` (another main-card change is under way)", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[put("/groups/{slug}/billing/cards/{id}/main")]
+// `{id}` never reads as `prepare` (an id has a character other than a-z and '-'), so another
+// method on `cards/prepare` is a 405.
+#[put("/groups/{slug}/billing/cards/{id:[^/]*[^a-z/-][^/]*}/main")]
 pub async fn set_main_card(
     state: web::Data<AppState>,
     Auth(caller): Auth,
@@ -603,9 +609,13 @@ pub async fn set_main_card(
     responses(
         (status = 204, description = "Deleted"),
         (status = 409, description = "`main_card_in_use`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`; `card_not_found`", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[delete("/groups/{slug}/billing/cards/{id}")]
+// `{id}` never reads as `prepare` (an id has a character other than a-z and '-'), so another
+// method on `cards/prepare` is a 405.
+#[delete("/groups/{slug}/billing/cards/{id:[^/]*[^a-z/-][^/]*}")]
 pub async fn delete_card(
     state: web::Data<AppState>,
     Auth(caller): Auth,

@@ -122,9 +122,15 @@ fn page<T, D: From<T> + ToSchema>(p: GroupsPage<T>) -> Page<D> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroupRequest {
-    /// 1 to 100 characters.
+    /// 1 to 100 characters after trimming, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
-    /// `[a-z0-9-]`, 3 to 40; derived from the name when absent.
+    /// `[a-z0-9-]`, 3 to 40, no `-` at either end; derived from the name when absent.
+    #[schema(min_length = 3, max_length = 40, pattern = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")]
     pub slug: Option<String>,
     #[serde(default)]
     pub approval_required: bool,
@@ -210,6 +216,12 @@ pub async fn get_group(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchGroupRequest {
+    /// 1 to 100 characters after trimming, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     pub approval_required: Option<bool>,
 }
@@ -313,6 +325,7 @@ pub async fn standing(
 #[serde(deny_unknown_fields)]
 pub struct CreateRoleRequest {
     /// `[a-z0-9_-]`, 1 to 40; not owner, admin or member.
+    #[schema(min_length = 1, max_length = 40, pattern = r"^[a-z0-9_-]+$")]
     pub name: String,
     pub permissions: Vec<String>,
 }
@@ -410,7 +423,9 @@ pub async fn delete_role(
 #[into_params(parameter_in = Query)]
 pub struct MembersQuery {
     /// `active` (default) or `pending` (needs `members.manage`).
+    #[param(pattern = "^(active|pending)$")]
     pub status: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -450,6 +465,8 @@ pub async fn members(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRoleRequest {
+    /// A role name: `[a-z0-9_-]`, 1 to 40.
+    #[schema(min_length = 1, max_length = 40, pattern = r"^[a-z0-9_-]+$")]
     pub role: String,
 }
 

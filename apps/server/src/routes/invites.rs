@@ -71,6 +71,11 @@ fn path_code(raw: &str) -> Result<InviteCode, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct CreateInviteRequest {
     /// How to address the invitee, 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// At least one of phone and e-mail.
     pub phone: Option<String>,
@@ -128,7 +133,9 @@ pub async fn create_invite(
 #[into_params(parameter_in = Query)]
 pub struct InvitesQuery {
     /// `pending`, `accepted`, `revoked` or `expired`.
+    #[param(pattern = "^(pending|accepted|revoked|expired)$")]
     pub status: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

@@ -20,11 +20,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 #[serde(deny_unknown_fields)]
 pub struct SendMessagesRequest {
     /// The recipients (E.164, or national with `DEFAULT_REGION`): one message each, 1 to 1,000.
-    #[schema(example = json!(["+821012345678"]))]
+    #[schema(example = json!(["+821012345678"]), min_items = 1, max_items = 1000)]
     pub to: Vec<String>,
     /// `sms`, `lms` or `alimtalk`. An `sms` text over 90 bytes (EUC-KR) goes, and is priced, as
     /// an LMS.
-    #[schema(example = "alimtalk")]
+    #[schema(example = "alimtalk", pattern = "^(sms|lms|alimtalk)$")]
     pub channel: String,
     /// Up to 2,000 bytes (EUC-KR count).
     pub text: String,
@@ -60,7 +60,7 @@ pub struct MessageDto {
     pub id: Uuid,
     #[schema(example = "+821012345678")]
     pub to: String,
-    #[schema(example = "alimtalk")]
+    #[schema(example = "alimtalk", pattern = "^(sms|lms|alimtalk)$")]
     pub channel: &'static str,
     pub text: String,
     pub template_code: Option<String>,

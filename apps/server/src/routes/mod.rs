@@ -73,8 +73,10 @@ impl From<Member> for MemberDto {
     }
 }
 
-/// What anyone signed in may see of a member.
+/// What anyone signed in may see of a member. Nothing else: its schema refuses other fields,
+/// so a full member (which has more) never validates as a card.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MemberCardDto {
     pub id: Uuid,
     pub first_name: Option<String>,
@@ -141,6 +143,7 @@ impl From<TokenPair> for TokenPairDto {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

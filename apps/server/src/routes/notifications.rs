@@ -80,6 +80,7 @@ pub struct NotificationsQuery {
     /// Only unread ones.
     pub unread: Option<bool>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -183,6 +184,8 @@ pub async fn mark_read(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnoozeRequest {
+    /// 1 to 10,080 (a week).
+    #[schema(minimum = 1, maximum = 10_080)]
     pub minutes: i64,
 }
 
@@ -204,7 +207,9 @@ fn path_id(raw: &str) -> Result<NotificationId, ApiError> {
         (status = 404, description = "`not_found`, also for another member's", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[post("/notifications/{id}/snooze")]
+// `{id}` never reads as the literal sibling routes (`read`, `stream`, `stream-ticket`): an id
+// has a character other than a-z and '-', so another method on those paths is a 405.
+#[post("/notifications/{id:[^/]*[^a-z/-][^/]*}/snooze")]
 pub async fn snooze(
     state: web::Data<AppState>,
     Auth(caller): Auth,
@@ -230,7 +235,9 @@ pub async fn snooze(
         (status = 404, description = "`not_found`, also for another member's", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[delete("/notifications/{id}")]
+// `{id}` never reads as the literal sibling routes (`read`, `stream`, `stream-ticket`): an id
+// has a character other than a-z and '-', so another method on those paths is a 405.
+#[delete("/notifications/{id:[^/]*[^a-z/-][^/]*}")]
 pub async fn delete(
     state: web::Data<AppState>,
     Auth(caller): Auth,

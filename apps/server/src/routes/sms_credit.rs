@@ -21,10 +21,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 #[serde(deny_unknown_fields)]
 pub struct AutoTopupDto {
     /// KRW, 0 or more.
-    #[schema(example = 1000)]
+    #[schema(example = 1000, minimum = 0)]
     pub below: i64,
     /// KRW, at least 100.
-    #[schema(example = 10000)]
+    #[schema(example = 10000, minimum = 100)]
     pub amount: i64,
 }
 
@@ -111,7 +111,7 @@ pub struct LedgerPageDto {
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
     /// KRW, at least 100; charged to the main card at once.
-    #[schema(example = 10000)]
+    #[schema(example = 10000, minimum = 100)]
     pub amount: i64,
 }
 

@@ -106,6 +106,7 @@ pub struct ExchangeRequest {
         (status = 200, description = "Signed in", body = SignInResponse),
         (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`login_code_invalid` (unknown, used or expired)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`member_blocked`: a platform admin blocked the member", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/auth/sso/exchange")]

@@ -55,12 +55,20 @@ impl MethodTable {
     }
 
     /// The API and the methods of the routes whose pattern matches `path`; `None` when none
-    /// does.
+    /// does. Only the most literal patterns count: `/notifications/read` is that route's path,
+    /// not an id for `/notifications/{id}` (whose handler would refuse it as no id).
     fn allowed(&self, path: &str) -> Option<(Api, Vec<Method>)> {
+        let dynamic = |def: &ResourceDef| def.pattern().map_or(0, |p| p.matches('{').count());
+        let fewest = self
+            .routes
+            .iter()
+            .filter(|(def, _, _)| def.is_match(path))
+            .map(|(def, _, _)| dynamic(def))
+            .min()?;
         let mut api = None;
         let mut methods: Vec<Method> = Vec::new();
         for (def, method, owner) in &self.routes {
-            if def.is_match(path) {
+            if def.is_match(path) && dynamic(def) == fewest {
                 api.get_or_insert(*owner);
                 if !methods.contains(method) {
                     methods.push(method.clone());
@@ -73,7 +81,10 @@ impl MethodTable {
 
 /// The default service: 405 with `Allow` for a known path, 404 otherwise.
 pub async fn fallback(req: HttpRequest, table: web::Data<MethodTable>) -> HttpResponse {
-    let Some((api, methods)) = table.allowed(req.path()) else {
+    // A route for this very method that did not take the path (an id no route pattern
+    // reads) names nothing: 404, as the route's handler would.
+    let found = table.allowed(req.path()).filter(|(_, methods)| !methods.contains(req.method()));
+    let Some((api, methods)) = found else {
         return ApiError::not_found(format!("no route for {} {}", req.method(), req.path()))
             .error_response();
     };

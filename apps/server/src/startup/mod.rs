@@ -61,6 +61,8 @@ impl Application {
                 // The seed APIs under `/compat/...` (documented in compat.md).
                 .map(|app| app.configure(|cfg| compat::configure(cfg, compat_apis)))
                 .split_for_parts();
+            let mut api = api;
+            crate::openapi::complete(&mut api);
             // The routes of the document just collected (built once per worker).
             let methods = web::Data::new(methods::MethodTable::build(&api, compat_apis));
             app.app_data(state.clone())
