@@ -200,11 +200,18 @@ fn a_group_name_is_accepted_exactly_when_trimmed_it_is_short_and_printable() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn the_built_in_permissions_are_the_five_of_the_spec() {
+fn the_built_in_permissions_are_the_five_of_the_spec_and_webhooks_manage() {
     let names: Vec<&str> = Permission::BUILTIN.iter().map(Permission::as_str).collect();
     assert_eq!(
         names,
-        ["group.manage", "members.manage", "invites.manage", "billing.manage", "messages.send"]
+        [
+            "group.manage",
+            "members.manage",
+            "invites.manage",
+            "billing.manage",
+            "messages.send",
+            "webhooks.manage"
+        ]
     );
     for p in Permission::BUILTIN {
         assert_eq!(Permission::parse(p.as_str()), Ok(p));

@@ -663,7 +663,14 @@ async fn a_custom_role_holding_every_permission_cannot_delete_the_group() {
     let mut fx = Fixture::new();
     fx.caller_has_custom_role(
         "almighty",
-        &["group.manage", "members.manage", "invites.manage", "billing.manage", "messages.send"],
+        &[
+            "group.manage",
+            "members.manage",
+            "invites.manage",
+            "billing.manage",
+            "messages.send",
+            "webhooks.manage",
+        ],
     );
     let service = fx.service();
 
