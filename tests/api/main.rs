@@ -28,3 +28,4 @@ mod compat_referral_api;
 mod messages;
 mod notifications;
 mod sms_credit;
+mod webhooks;

@@ -26,6 +26,7 @@ use crate::error::{ErrorCode, FieldError, Problem};
         (name = "admin", description = "Platform administration (platform admins only)"),
         (name = "notifications", description = "In-app notifications and their live stream"),
         (name = "messages", description = "Messages a group sends (SMS, LMS, alimtalk), paid from its SMS credit"),
+        (name = "webhooks", description = "Outgoing webhooks (Standard Webhooks) and the events API; the event types and their payloads are the document's `webhooks`"),
     )
 )]
 pub struct ApiDoc;

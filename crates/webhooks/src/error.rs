@@ -1,11 +1,11 @@
-//! One error enum per use case (or family of use cases that fail alike).
+//! One error enum per use case (or family of use cases that fail alike). Exhaustive: the app
+//! maps every variant to an answer.
 
 use crate::model::{FilterError, UrlError};
 
 /// Reaching a scope: the group's webhooks (`webhooks.manage`) or the platform's (platform
 /// admins). Also the error of listing endpoints and reading events.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum AccessError {
     /// No such group for the caller (unknown, not a member, or pending).
     #[error("group not found")]
@@ -19,7 +19,6 @@ pub enum AccessError {
 
 /// Creating or changing an endpoint.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum WriteEndpointError {
     #[error("group not found")]
     NotFound,
@@ -43,7 +42,6 @@ pub enum WriteEndpointError {
 
 /// Reading, deleting, rotating, testing an endpoint, or listing its deliveries.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum EndpointError {
     #[error("group not found")]
     NotFound,
@@ -57,7 +55,6 @@ pub enum EndpointError {
 
 /// Retrying one delivery.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum RetryError {
     #[error("group not found")]
     NotFound,
@@ -73,7 +70,6 @@ pub enum RetryError {
 
 /// Replaying a time range to an endpoint.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ReplayError {
     #[error("group not found")]
     NotFound,
@@ -90,7 +86,6 @@ pub enum ReplayError {
 
 /// Reading the events API.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum EventsError {
     #[error("group not found")]
     NotFound,

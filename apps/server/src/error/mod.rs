@@ -62,6 +62,7 @@ pub enum ErrorCode {
     MemberBlocked,
     StreamTicketInvalid,
     InsufficientSmsCredit,
+    WebhookLimitReached,
 }
 
 impl ErrorCode {
@@ -117,6 +118,7 @@ impl ErrorCode {
             Self::MemberBlocked => "member_blocked",
             Self::StreamTicketInvalid => "stream_ticket_invalid",
             Self::InsufficientSmsCredit => "insufficient_sms_credit",
+            Self::WebhookLimitReached => "webhook_limit_reached",
         }
     }
 }
@@ -360,6 +362,7 @@ mod payments;
 mod referrals;
 mod sms_credit;
 mod sso;
+mod webhooks;
 
 pub use extractors::{json_error, path_error, payload_error, query_error};
 pub use groups::role_not_found;

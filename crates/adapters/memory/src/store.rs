@@ -33,6 +33,7 @@ mod referrals;
 mod sms_credit;
 mod sms_credit_repo;
 mod sso;
+mod webhooks;
 
 use groups::{GroupRow, GroupsOfDeleted};
 use invites::InviteRow;
@@ -114,6 +115,8 @@ struct State {
     messages: messages::Messages,
     /// Domain events, recorded with the change they report.
     outbox: outbox::Outbox,
+    /// Webhook endpoints and their deliveries.
+    webhooks: webhooks::Webhooks,
 }
 
 #[derive(Debug, Clone)]

@@ -70,6 +70,16 @@ impl WebhooksService {
         Ok(round)
     }
 
+    /// How long the oldest due delivery has waited (the queue's age, for metrics).
+    pub async fn queue_age(&self) -> anyhow::Result<Duration> {
+        self.ports.deliveries.queue_age(self.ports.clock.now()).await
+    }
+
+    /// Deletes finished deliveries older than `retention`; answers how many.
+    pub async fn purge(&self, retention: Duration) -> anyhow::Result<u64> {
+        self.ports.deliveries.purge(self.ports.clock.now() - delta(retention)).await
+    }
+
     /// One attempt of a claimed delivery, recorded.
     async fn attempt(&self, claim: &Claim) -> anyhow::Result<(AttemptRecord, bool)> {
         let at = self.ports.clock.now();
