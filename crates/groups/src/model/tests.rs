@@ -253,10 +253,10 @@ fn extra(name: &str) -> Permission {
 #[test]
 fn the_catalog_holds_the_built_ins_and_the_deployment_extras_once_each() {
     let catalog = PermissionCatalog::new([extra("customers.read"), Permission::GROUP_MANAGE]);
-    assert_eq!(catalog.all().len(), 6);
+    assert_eq!(catalog.all().len(), 7);
     assert!(catalog.contains(&extra("customers.read")));
     assert!(Permission::BUILTIN.iter().all(|p| catalog.contains(p)));
-    assert_eq!(PermissionCatalog::default().all().len(), 5);
+    assert_eq!(PermissionCatalog::default().all().len(), 6);
 }
 
 #[test]
