@@ -233,6 +233,7 @@ impl EndpointRepository for PgWebhookStore {
             .bind::<Nullable<Text>, _>(previous.map(|p| p.secret.expose().to_owned()))
             .bind::<Nullable<Timestamptz>, _>(previous.map(|p| p.expires_at))
             .bind::<Timestamptz, _>(e.created_at)
+            .bind::<Timestamptz, _>(e.updated_at)
             .cached()
             .execute(&mut conn)
             .await

@@ -52,7 +52,7 @@ macro_rules! in_scope {
 pub(super) const CREATE_ENDPOINT: &str = "
     INSERT INTO webhook_endpoints (id, group_id, url, description, filters, enabled, secret,
         previous_secret, previous_expires_at, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)";
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 pub(super) const GET_ENDPOINT: &str = concat!(
     "SELECT ",
