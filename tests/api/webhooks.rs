@@ -473,3 +473,35 @@ async fn a_failed_delivery_can_be_retried_and_a_range_replayed(wiring: Wiring) {
         .await;
     assert_problem(replay, StatusCode::BAD_REQUEST, "invalid_request").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_event_type_with_its_payload_in_webhooks() {
+    let app = crate::helpers::spawn_app(Wiring::Memory).await;
+
+    let doc = expect_status(app.get("/api/v1/openapi.json").await, StatusCode::OK).await;
+
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")));
+    let webhooks = doc["webhooks"].as_object().expect("a webhooks section");
+    for name in
+        ["group.member_joined", "invite.accepted", "billing.payment_failed", "member.signed_up"]
+    {
+        assert!(webhooks.contains_key(name), "{name}");
+    }
+    let joined = &doc["webhooks"]["group.member_joined"]["post"];
+    let body = &joined["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["properties"]["type"]["enum"], json!(["group.member_joined"]));
+    let data = &body["properties"]["data"];
+    assert_eq!(data["required"], json!(["group_id", "member_id", "role", "via"]));
+    let headers: Vec<_> = joined["parameters"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    assert_eq!(
+        headers,
+        [json!("webhook-id"), json!("webhook-timestamp"), json!("webhook-signature")]
+    );
+    assert!(doc["paths"]["/api/v1/groups/{slug}/webhooks"]["post"].is_object());
+    assert!(doc["paths"]["/api/v1/admin/events"]["get"].is_object());
+}

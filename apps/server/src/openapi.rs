@@ -5,6 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorCode, FieldError, Problem};
+use crate::routes::webhooks::openapi::WebhookEvents;
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -14,7 +15,7 @@ use crate::error::{ErrorCode, FieldError, Problem};
         description = "Phone sign-in, sessions and profiles. Errors are RFC 9457 problem+json with a stable `code` (see the ErrorCode schema)."
     ),
     components(schemas(Problem, ErrorCode, FieldError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &WebhookEvents),
     tags(
         (name = "auth", description = "One-time codes, tokens, sessions"),
         (name = "members", description = "Profiles"),

@@ -5,6 +5,7 @@
 
 mod admin;
 pub mod dto;
+pub mod openapi;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
