@@ -29,3 +29,4 @@ mod messages;
 mod notifications;
 mod sms_credit;
 mod webhooks;
+mod webhooks_instances;
