@@ -1,7 +1,7 @@
 # Onboard: the two commands are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test services fmt lint check ci doc bench
+.PHONY: run test services fmt lint check ci doc bench bench-webhooks
 
 ## Start the server. No configuration: embedded in-memory mode on 127.0.0.1:8080, codes in the
 ## log and echoed as dev_code. Set DATABASE_URL and REDIS_URL for Postgres + Redis.
@@ -16,6 +16,10 @@ test: services
 ## bench/results.json. BENCH_SECONDS (per scenario) and BENCH_MEMBERS (tiers) scale it down.
 bench:
 	CARGO="$(CARGO)" scripts/bench.sh
+
+## The fan-out of outgoing webhooks: 1,000 events x 10 endpoints to a local receiver.
+bench-webhooks:
+	CARGO="$(CARGO)" scripts/bench-webhooks.sh
 
 ## Make sure Postgres and Redis answer (start or install them).
 services:
