@@ -43,8 +43,8 @@ fn duration(name: &str, raw: &str) -> anyhow::Result<Duration> {
 }
 
 impl WebhooksSettings {
-    /// `WEBHOOKS_ALLOW_PRIVATE` (false), `WEBHOOKS_RETRY_SCHEDULE` (comma-separated waits,
-    /// `5s,5m`-style in seconds or `ms`; the Standard Webhooks schedule by default),
+    /// `WEBHOOKS_ALLOW_PRIVATE` (false), `WEBHOOKS_RETRY_SCHEDULE` (comma-separated waits, each
+    /// `5s`, `250ms` or bare seconds; the Standard Webhooks schedule by default),
     /// `WEBHOOKS_LEASE` (60 s), `WEBHOOKS_POLL` (250 ms).
     pub(super) fn read(env: &Env<'_>, environment: Environment) -> anyhow::Result<Self> {
         let mut config = WebhooksConfig {

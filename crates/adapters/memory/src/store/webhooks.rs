@@ -357,3 +357,90 @@ impl EventLog for MemoryStore {
         Ok(events)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+    use onboard_kernel::MemberId;
+    use onboard_webhooks::{EndpointUrl, WebhookSecret};
+
+    use super::*;
+
+    fn endpoint(scope: Scope) -> Endpoint {
+        Endpoint {
+            id: EndpointId::new(),
+            scope,
+            url: EndpointUrl::from_trusted("https://hooks.example.com/in"),
+            description: String::new(),
+            filters: vec![],
+            enabled: true,
+            secret: WebhookSecret::generate(),
+            previous_secret: None,
+            failing_since: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn delivery(endpoint: EndpointId, at: DateTime<Utc>) -> NewDelivery {
+        let event = onboard_members::events::MemberEvent::Deleted { member_id: MemberId::new() };
+        NewDelivery::of(&Event::record(&event, at), endpoint, at)
+    }
+
+    fn record(status: DeliveryStatus, health: EndpointHealth) -> AttemptRecord {
+        AttemptRecord {
+            status,
+            attempts: 1,
+            next_attempt_at: (status == DeliveryStatus::Pending).then(Utc::now),
+            attempt: Attempt {
+                at: Utc::now(),
+                response_status: None,
+                latency_ms: 0,
+                response: String::new(),
+            },
+            health,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claimed_delivery_is_claimed_again_only_after_its_lease_and_the_old_lease_records_nothing()
+     {
+        let store = MemoryStore::new();
+        let e = endpoint(Scope::Platform);
+        store.create(&e).await.unwrap_or_default();
+        let now = Utc::now();
+        store.requeue(&[delivery(e.id, now)]).await.unwrap_or_default();
+
+        let first = store.claim(now, now + TimeDelta::seconds(1), 10).await.unwrap_or_default();
+        let during = store.claim(now, now + TimeDelta::seconds(1), 10).await.unwrap_or_default();
+        let after = now + TimeDelta::seconds(2);
+        let second =
+            store.claim(after, after + TimeDelta::seconds(1), 10).await.unwrap_or_default();
+
+        assert_eq!((first.len(), during.len(), second.len()), (1, 0, 1));
+        let done = record(DeliveryStatus::Succeeded, EndpointHealth::Healthy);
+        assert!(!store.record(first[0].id, first[0].lease, &done, &[]).await.unwrap_or(true));
+        assert!(store.record(second[0].id, second[0].lease, &done, &[]).await.unwrap_or(false));
+    }
+
+    #[tokio::test]
+    async fn a_deleted_group_takes_its_endpoints_and_their_deliveries() {
+        let store = MemoryStore::new();
+        let group = GroupId::new();
+        let e = endpoint(Scope::Group(group));
+        store.create(&e).await.unwrap_or_default();
+        store.requeue(&[delivery(e.id, Utc::now())]).await.unwrap_or_default();
+
+        store.state().webhooks.group_deleted(group);
+
+        assert!(
+            EndpointRepository::list(&store, Scope::Group(group))
+                .await
+                .unwrap_or_default()
+                .is_empty()
+        );
+        assert!(
+            DeliveryRepository::list(&store, e.id, None, 10).await.unwrap_or_default().is_empty()
+        );
+    }
+}
