@@ -83,9 +83,9 @@ async fn an_endpoint_reads_back_as_stored_and_only_in_its_scope() {
     assert_eq!(store.get(Scope::Group(GroupId::new()), endpoint.id).await.unwrap(), None);
     assert_eq!(
         EndpointRepository::list(&store, Scope::Platform).await.unwrap(),
-        [endpoint.clone()]
+        std::slice::from_ref(&endpoint)
     );
-    assert_eq!(store.enabled_for(&[]).await.unwrap(), [endpoint.clone()]);
+    assert_eq!(store.enabled_for(&[]).await.unwrap(), std::slice::from_ref(&endpoint));
     assert!(!store.delete(Scope::Group(GroupId::new()), endpoint.id).await.unwrap());
     assert!(store.delete(Scope::Platform, endpoint.id).await.unwrap());
     assert!(EndpointRepository::list(&store, Scope::Platform).await.unwrap().is_empty());
@@ -240,8 +240,8 @@ async fn the_events_api_pages_by_position_and_filters_by_type() {
     let db = TestDatabase::new().await;
     let store = PgWebhookStore::new(db.pool());
     let (a, b) = (signed_up(), signed_up());
-    record_events(&db, &[a.clone()]).await;
-    record_events(&db, &[b.clone()]).await;
+    record_events(&db, std::slice::from_ref(&a)).await;
+    record_events(&db, std::slice::from_ref(&b)).await;
 
     let first = store.page(Scope::Platform, FeedPosition::START, &[], 1).await.unwrap();
     let rest = store.page(Scope::Platform, first.next, &[], 10).await.unwrap();
@@ -250,8 +250,8 @@ async fn the_events_api_pages_by_position_and_filters_by_type() {
     let filtered = store.page(Scope::Platform, FeedPosition::START, &typed, 10).await.unwrap();
     let grouped = store.page(Scope::Group(GroupId::new()), FeedPosition::START, &[], 10);
 
-    assert_eq!(first.events, [a.clone()]);
-    assert_eq!(rest.events, [b.clone()]);
+    assert_eq!(first.events, [a]);
+    assert_eq!(rest.events, [b]);
     assert!(none.events.is_empty() && none.next == rest.next);
     assert!(filtered.events.is_empty());
     assert!(grouped.await.unwrap().events.is_empty());
