@@ -1,7 +1,7 @@
 # Onboard: the two commands are `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test try services fmt lint check ci doc bench fuzz-api
+.PHONY: run test try services fmt lint check ci doc bench bench-webhooks fuzz-api
 
 ## Start the server. No configuration: embedded in-memory mode on 127.0.0.1:8080, codes in the
 ## log and echoed as dev_code. Set DATABASE_URL and REDIS_URL for Postgres + Redis.
@@ -28,6 +28,10 @@ bench:
 ## both wirings; about a minute). Needs python3; installs schemathesis in a venv once.
 fuzz-api: services
 	CARGO="$(CARGO)" scripts/schemathesis.sh
+
+## The fan-out of outgoing webhooks: 1,000 events x 10 endpoints to a local receiver.
+bench-webhooks:
+	CARGO="$(CARGO)" scripts/bench-webhooks.sh
 
 ## Make sure Postgres and Redis answer (start or install them).
 services:

@@ -7,6 +7,7 @@ mod load;
 mod process;
 mod report;
 mod scenarios;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -33,6 +34,16 @@ struct Cli {
 enum Command {
     /// Run scenarios against a running server and add their results to the results file.
     Run(RunArgs),
+    /// The fan-out of outgoing webhooks against a running server (`WEBHOOKS_ALLOW_PRIVATE=true`):
+    /// `events` events to `endpoints` endpoints at a receiver in this process.
+    Webhooks {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value_t = 1_000)]
+        events: usize,
+        #[arg(long, default_value_t = 10)]
+        endpoints: usize,
+    },
     /// Print the results file as a table.
     Table {
         #[arg(long, default_value = "bench/results.json")]
@@ -85,6 +96,25 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(run(args)),
+        Command::Webhooks { url, events, endpoints } => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?
+            .block_on(async {
+                let r = webhooks::fan_out(&url, events, endpoints).await?;
+                println!(
+                    "webhooks fan-out: {} events x {} endpoints = {} deliveries in {:.2} s ({:.0} deliveries/s; writes took {:.2} s); write p50 {:.2} ms without endpoints, {:.2} ms with",
+                    r.events,
+                    r.endpoints,
+                    r.deliveries,
+                    r.seconds,
+                    r.deliveries_per_second(),
+                    r.writes_seconds,
+                    r.write_p50_ms_without,
+                    r.write_p50_ms_with
+                );
+                Ok(())
+            }),
         Command::Table { results } => {
             let results = report::load(&results)?;
             if results.is_empty() {

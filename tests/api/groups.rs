@@ -54,8 +54,14 @@ const GROUP_MEMBER_KEYS: [&str; 7] =
     ["first_name", "joined_at", "last_name", "member_id", "phone", "role", "status"];
 
 /// The built-in permissions, sorted.
-const BUILTIN_PERMISSIONS: [&str; 5] =
-    ["billing.manage", "group.manage", "invites.manage", "members.manage", "messages.send"];
+const BUILTIN_PERMISSIONS: [&str; 6] = [
+    "billing.manage",
+    "group.manage",
+    "invites.manage",
+    "members.manage",
+    "messages.send",
+    "webhooks.manage",
+];
 
 const GROUPS: &str = "/api/v1/groups";
 const CURRENT_GROUP: &str = "/api/v1/members/me/current-group";

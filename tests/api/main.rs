@@ -34,3 +34,5 @@ mod compat_referral_api;
 mod messages;
 mod notifications;
 mod sms_credit;
+mod webhooks;
+mod webhooks_instances;

@@ -22,3 +22,4 @@ pub mod compat;
 pub mod messaging_worker;
 pub mod notify_worker;
 pub mod sms_credit;
+pub mod webhooks_worker;

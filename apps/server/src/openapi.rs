@@ -10,6 +10,7 @@ use utoipa::openapi::{Content, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorCode, FieldError, Problem};
+use crate::routes::webhooks::openapi::WebhookEvents;
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -19,7 +20,7 @@ use crate::error::{ErrorCode, FieldError, Problem};
         description = "Phone sign-in, sessions and profiles. Errors are RFC 9457 problem+json with a stable `code` (see the ErrorCode schema)."
     ),
     components(schemas(Problem, ErrorCode, FieldError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &WebhookEvents),
     tags(
         (name = "auth", description = "One-time codes, tokens, sessions"),
         (name = "members", description = "Profiles"),
@@ -31,6 +32,7 @@ use crate::error::{ErrorCode, FieldError, Problem};
         (name = "admin", description = "Platform administration (platform admins only)"),
         (name = "notifications", description = "In-app notifications and their live stream"),
         (name = "messages", description = "Messages a group sends (SMS, LMS, alimtalk), paid from its SMS credit"),
+        (name = "webhooks", description = "Outgoing webhooks (Standard Webhooks) and the events API; the event types and their payloads are the document's `webhooks`"),
     )
 )]
 pub struct ApiDoc;

@@ -64,6 +64,8 @@ pub struct AppState {
     pub sms_credit: onboard_payments::sms_credit::SmsCreditService,
     /// Group messages.
     pub messaging: onboard_messaging::MessagingService,
+    /// Outgoing webhooks and the events API.
+    pub webhooks: onboard_webhooks::WebhooksService,
 }
 
 /// The bearer tokens of other services, kept as SHA-256 digests and compared in constant time.

@@ -187,13 +187,16 @@ impl Permission {
     pub const BILLING_MANAGE: Self = Self(Cow::Borrowed("billing.manage"));
     /// Send messages billed to the group.
     pub const MESSAGES_SEND: Self = Self(Cow::Borrowed("messages.send"));
+    /// The group's outgoing webhooks and its events feed.
+    pub const WEBHOOKS_MANAGE: Self = Self(Cow::Borrowed("webhooks.manage"));
     /// Every permission Onboard itself defines.
-    pub const BUILTIN: [Self; 5] = [
+    pub const BUILTIN: [Self; 6] = [
         Self::GROUP_MANAGE,
         Self::MEMBERS_MANAGE,
         Self::INVITES_MANAGE,
         Self::BILLING_MANAGE,
         Self::MESSAGES_SEND,
+        Self::WEBHOOKS_MANAGE,
     ];
 
     /// Reads a permission name exactly as given.

@@ -21,6 +21,7 @@ use onboard_groups::{GroupsService, Permission};
 use onboard_invites::events::InviteEvent;
 use onboard_kernel::events::{Event, EventFeed, EventTypes};
 use onboard_kernel::{GroupId, MemberId};
+use onboard_webhooks::events::WebhookEvent;
 
 use crate::model::{NewNotification, NotificationId, NotificationType};
 use crate::ports::NotificationRepository;
@@ -43,6 +44,7 @@ pub const TOLD: EventTypes = EventTypes::only(&[
     "group.member_role_changed",
     "group.member_removed",
     "invite.accepted",
+    "webhook.endpoint_disabled",
 ]);
 
 /// A group as a notification names it.
@@ -171,6 +173,21 @@ fn invite_notice(event: &InviteEvent) -> Option<Notice> {
     }
 }
 
+/// What a webhooks event tells, and whom: a group endpoint disabled tells the holders of
+/// `webhooks.manage`.
+fn webhook_notice(event: &WebhookEvent) -> Option<Notice> {
+    match event {
+        WebhookEvent::EndpointDisabled { group_id: Some(group), .. } => Some(Notice {
+            group: *group,
+            kind: NotificationType::WebhookEndpointDisabled,
+            to: Recipients::Holders(Permission::WEBHOOKS_MANAGE),
+            about: None,
+            role: String::new(),
+        }),
+        _ => None,
+    }
+}
+
 /// Turns the outbox's events into members' notifications.
 #[derive(Clone)]
 pub struct NotificationsConsumer {
@@ -233,8 +250,10 @@ impl NotificationsConsumer {
         }
         let notice = if kind.starts_with("group.") {
             event.decode::<GroupEvent>().as_ref().and_then(group_notice)
-        } else {
+        } else if kind.starts_with("invite.") {
             event.decode::<InviteEvent>().as_ref().and_then(invite_notice)
+        } else {
+            event.decode::<WebhookEvent>().as_ref().and_then(webhook_notice)
         };
         let Some(notice) = notice else {
             return Ok(Vec::new());
@@ -374,6 +393,30 @@ mod tests {
         let made = consumer(audience).notifications_for(&Event::record(&event, at())).await;
 
         assert_eq!(made.expect("decided")[0].body, "Your role in Acme is now admin");
+    }
+
+    #[tokio::test]
+    async fn a_disabled_group_endpoint_tells_the_holders_of_webhooks_manage() {
+        let mut audience = MockAudience::new();
+        acme(&mut audience);
+        audience
+            .expect_holders()
+            .withf(|g, p| *g == group_id() && *p == Permission::WEBHOOKS_MANAGE)
+            .times(1)
+            .returning(|_, _| Ok(vec![member(1)]));
+        let event = WebhookEvent::EndpointDisabled {
+            endpoint_id: onboard_webhooks::EndpointId::new(),
+            group_id: Some(group_id()),
+            url: "https://crm.example.com/in".to_owned(),
+        };
+
+        let made = consumer(audience).notifications_for(&Event::record(&event, at())).await;
+
+        let made = made.expect("decided");
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].kind, NotificationType::WebhookEndpointDisabled);
+        assert_eq!(made[0].body, "A webhook endpoint of Acme failed for 5 days and was disabled");
+        assert_eq!(made[0].link.as_deref(), Some("/groups/acme/webhooks"));
     }
 
     #[tokio::test]

@@ -63,11 +63,13 @@ pub enum NotificationType {
     SmsCreditLow,
     SmsCreditTopupFailed,
     UsageThreshold,
+    /// To the members of the group with `webhooks.manage`: an endpoint failed for 5 days.
+    WebhookEndpointDisabled,
 }
 
 impl NotificationType {
     /// Every type.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::JoinRequestCreated,
         Self::JoinRequestApproved,
         Self::JoinRequestRejected,
@@ -82,6 +84,7 @@ impl NotificationType {
         Self::SmsCreditLow,
         Self::SmsCreditTopupFailed,
         Self::UsageThreshold,
+        Self::WebhookEndpointDisabled,
     ];
 
     /// The dotted name (`join_request.created`).
@@ -101,6 +104,7 @@ impl NotificationType {
             Self::SmsCreditLow => "sms_credit.low",
             Self::SmsCreditTopupFailed => "sms_credit.topup_failed",
             Self::UsageThreshold => "usage.threshold",
+            Self::WebhookEndpointDisabled => "webhook.endpoint_disabled",
         }
     }
 

@@ -56,6 +56,11 @@ impl Text {
                 body: "You are no longer a member of {group}",
                 link: None,
             },
+            T::WebhookEndpointDisabled => Self {
+                title: "Webhook endpoint disabled",
+                body: "A webhook endpoint of {group} failed for 5 days and was disabled",
+                link: Some("/groups/{slug}/webhooks"),
+            },
             _ => return None,
         };
         Some(text)

@@ -17,6 +17,7 @@ mod sms_credit;
 mod sso;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub use messaging::{MessagingOverrides, MessagingSettings};
 pub use payments::PaymentsOverrides;
 pub use sms::SmsSettings;
 pub use sso::{SsoProviderSettings, SsoSettings};
+pub use webhooks::WebhooksSettings;
 
 /// `ONBOARD_ENV`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +107,9 @@ pub struct Settings {
     pub messaging: MessagingSettings,
     /// Test hooks, never read from the environment.
     pub messaging_overrides: MessagingOverrides,
+    /// Outgoing webhooks: `WEBHOOKS_ALLOW_PRIVATE`, `WEBHOOKS_RETRY_SCHEDULE`,
+    /// `WEBHOOKS_LEASE`, `WEBHOOKS_POLL`.
+    pub webhooks: WebhooksSettings,
 }
 
 impl Settings {
@@ -175,6 +180,7 @@ impl Settings {
             bill_invite_sms: sms_credit::bill_invite_sms(&env)?,
             messaging: MessagingSettings::read(&env)?,
             messaging_overrides: MessagingOverrides::default(),
+            webhooks: WebhooksSettings::read(&env, environment)?,
         })
     }
 }

@@ -334,3 +334,32 @@ fn the_seeds_access_lifetimes_default_to_theirs_and_are_configurable() {
     .members;
     assert_eq!((set.fixed_access_ttl_secs, set.keeps_old_access_ttl_secs), (60, 120));
 }
+
+#[test]
+fn webhooks_keep_the_standard_schedule_and_refuse_private_addresses_by_default() {
+    let s = settings(&[]).expect("defaults are valid");
+    let w = &s.webhooks;
+    assert_eq!(w.config.retry_schedule, onboard_webhooks::config::RETRY_SCHEDULE.to_vec());
+    assert!(!w.config.urls.allow_private);
+    assert!(!w.config.urls.https_only, "http is allowed outside production");
+    assert_eq!((w.poll, w.timeout), (Duration::from_millis(250), Duration::from_secs(10)));
+}
+
+#[test]
+fn webhooks_read_their_schedule_lease_poll_and_private_flag() {
+    let s = settings(&[
+        ("WEBHOOKS_RETRY_SCHEDULE", "1s, 250ms,3"),
+        ("WEBHOOKS_LEASE", "2s"),
+        ("WEBHOOKS_POLL", "50ms"),
+        ("WEBHOOKS_ALLOW_PRIVATE", "true"),
+    ])
+    .expect("valid");
+    let w = &s.webhooks;
+    let schedule = [Duration::from_secs(1), Duration::from_millis(250), Duration::from_secs(3)];
+    assert_eq!(w.config.retry_schedule, schedule);
+    assert_eq!(w.config.lease, Duration::from_secs(2));
+    assert_eq!(w.poll, Duration::from_millis(50));
+    assert!(w.config.urls.allow_private);
+    assert!(settings(&[("WEBHOOKS_POLL", "0ms")]).is_err());
+    assert!(settings(&[("WEBHOOKS_RETRY_SCHEDULE", "5 minutes")]).is_err());
+}

@@ -63,6 +63,7 @@ pub enum ErrorCode {
     StreamTicketInvalid,
     InsufficientSmsCredit,
     MethodNotAllowed,
+    WebhookLimitReached,
 }
 
 impl ErrorCode {
@@ -120,6 +121,7 @@ impl ErrorCode {
             Self::StreamTicketInvalid => "stream_ticket_invalid",
             Self::InsufficientSmsCredit => "insufficient_sms_credit",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::WebhookLimitReached => "webhook_limit_reached",
         }
     }
 }
@@ -372,6 +374,7 @@ mod payments;
 mod referrals;
 mod sms_credit;
 mod sso;
+mod webhooks;
 
 pub use extractors::{json_error, path_error, payload_error, query_error};
 pub use groups::role_not_found;

@@ -13,6 +13,7 @@ pub mod referrals;
 pub mod sim;
 pub mod sms_credit;
 pub mod sso;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use onboard_members::{Member, MemberCard, TokenPair};
@@ -36,7 +37,8 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .configure(sso::configure)
         .configure(admin::configure)
         .configure(notifications::configure)
-        .configure(messages::configure);
+        .configure(messages::configure)
+        .configure(webhooks::configure);
 }
 
 /// A member, as its owner (or a fellow group member) sees it.

@@ -50,6 +50,7 @@ pub(super) struct Adapters {
     pub stream_tickets: Arc<dyn StreamTicketStore>,
     pub messages: Arc<dyn MessageRepository>,
     pub payments: PaymentsStores,
+    pub webhooks: WebhookStores,
     /// The backends themselves: readiness checks, and work one instance does at a time.
     pub backends: Backends,
 }
@@ -63,6 +64,13 @@ pub(super) struct PaymentsStores {
     pub idempotency: Arc<dyn IdempotencyRepository>,
     pub sms_credit: Arc<dyn SmsCreditRepository>,
     pub jobs: Arc<dyn JobQueue>,
+}
+
+/// Webhook endpoints, their deliveries, and the outbox as the events API reads it.
+pub(super) struct WebhookStores {
+    pub endpoints: Arc<dyn onboard_webhooks::ports::EndpointRepository>,
+    pub deliveries: Arc<dyn onboard_webhooks::ports::DeliveryRepository>,
+    pub events: Arc<dyn onboard_webhooks::ports::EventLog>,
 }
 
 impl Adapters {
@@ -104,6 +112,11 @@ impl Adapters {
             notification_bus: Arc::new(onboard_memory::MemoryNotificationBus::default()),
             stream_tickets: Arc::new(onboard_memory::MemoryStreamTicketStore::default()),
             messages: store.clone(),
+            webhooks: WebhookStores {
+                endpoints: store.clone(),
+                deliveries: store.clone(),
+                events: store.clone(),
+            },
             payments: PaymentsStores {
                 billing: billing.clone(),
                 cards: billing.clone(),
@@ -157,6 +170,7 @@ impl Adapters {
         let otp = Arc::new(r::RedisOtpStore::new(redis.clone(), prefix.clone()));
         let notifications = Arc::new(postgres::PgNotificationRepository::new(pg.clone()));
         let billing = Arc::new(postgres::PgBillingStore::new(pg.clone()));
+        let webhooks = Arc::new(postgres::PgWebhookStore::new(pg.clone()));
         Self {
             otp: otp.clone(),
             limiter: Arc::new(r::RedisRateLimiter::new(redis.clone(), prefix.clone())),
@@ -177,6 +191,11 @@ impl Adapters {
             notification_bus,
             stream_tickets: Arc::new(r::RedisStreamTicketStore::new(redis.clone(), prefix)),
             messages: Arc::new(postgres::PgMessageRepository::new(pg.clone())),
+            webhooks: WebhookStores {
+                endpoints: webhooks.clone(),
+                deliveries: webhooks.clone(),
+                events: webhooks,
+            },
             payments: PaymentsStores {
                 billing: billing.clone(),
                 cards: billing.clone(),

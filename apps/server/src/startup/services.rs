@@ -106,7 +106,8 @@ async fn services(
         Arc::new(groups.clone()),
         settings.notifications.ttl,
     );
-    crate::notify_worker::spawn(notifications.clone(), consumer, a.events);
+    crate::notify_worker::spawn(notifications.clone(), consumer, a.events.clone());
+    let webhooks = build_webhooks(settings, a.webhooks, &a.events, &groups, &admin, &clock)?;
     let messaging = build_messaging(settings, a.messages, groups.clone(), clock.clone())?;
     let (payments, sim_gateway, sms_credit) =
         build_payments(settings, a.payments, groups.clone(), clock.clone(), &a.backends).await?;
@@ -137,7 +138,49 @@ async fn services(
         notifications,
         sms_credit,
         messaging,
+        webhooks,
     })
+}
+
+/// Outgoing webhooks on the wiring's stores, sent over HTTP, with this instance's worker
+/// (fan-out from the outbox, then delivery) running.
+fn build_webhooks(
+    settings: &Settings,
+    stores: super::adapters::WebhookStores,
+    feed: &Arc<dyn onboard_kernel::events::EventFeed>,
+    groups: &GroupsService,
+    admin: &AdminService,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<onboard_webhooks::WebhooksService> {
+    let s = &settings.webhooks;
+    let sender = onboard_webhook_http::HttpWebhookSender::new(onboard_webhook_http::SenderConfig {
+        timeout: s.timeout,
+        allow_private: s.config.urls.allow_private,
+        body_limit: s.config.response_limit,
+    })
+    .context("cannot build the webhooks HTTP client")?;
+    let service = onboard_webhooks::WebhooksService::new(
+        onboard_webhooks::WebhooksPorts {
+            endpoints: stores.endpoints.clone(),
+            deliveries: stores.deliveries.clone(),
+            events: stores.events,
+            sender: Arc::new(sender),
+            groups: Arc::new(groups.clone()),
+            admins: Arc::new(admin.clone()),
+            clock: clock.clone(),
+        },
+        s.config.clone(),
+    );
+    let consumer = onboard_webhooks::consumer::WebhooksConsumer::new(
+        feed.clone(),
+        stores.endpoints,
+        stores.deliveries,
+        clock.clone(),
+    );
+    if !s.no_worker {
+        crate::webhooks_worker::spawn(service.clone(), consumer, s.poll);
+    }
+    Ok(service)
 }
 /// `ADMIN_PHONES`, and the access token lifetime (how long a block refuses earlier tokens).
 fn admin_config(settings: &Settings) -> AdminConfig {

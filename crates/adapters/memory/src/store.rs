@@ -31,6 +31,7 @@ mod sessions;
 mod sms_credit;
 mod sms_credit_repo;
 mod sso;
+mod webhooks;
 
 use groups::{GroupRow, GroupsOfDeleted};
 use invites::InviteRow;
@@ -115,6 +116,8 @@ struct State {
     messages: messages::Messages,
     /// Domain events, recorded with the change they report.
     outbox: outbox::Outbox,
+    /// Webhook endpoints and their deliveries.
+    webhooks: webhooks::Webhooks,
 }
 
 #[derive(Debug, Clone)]

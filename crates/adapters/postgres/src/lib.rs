@@ -60,6 +60,7 @@ pub use repos::outbox::PgEventFeed;
 pub use repos::referrals::PgReferralRepository;
 pub use repos::sessions::PgSessionRepository;
 pub use repos::sso::PgIdentityRepository;
+pub use repos::webhooks::PgWebhookStore;
 
 /// Notifying from inside another repository's transaction (notify area).
 pub mod notifications {

@@ -200,11 +200,18 @@ fn a_group_name_is_accepted_exactly_when_trimmed_it_is_short_and_printable() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn the_built_in_permissions_are_the_five_of_the_spec() {
+fn the_built_in_permissions_are_the_five_of_the_spec_and_webhooks_manage() {
     let names: Vec<&str> = Permission::BUILTIN.iter().map(Permission::as_str).collect();
     assert_eq!(
         names,
-        ["group.manage", "members.manage", "invites.manage", "billing.manage", "messages.send"]
+        [
+            "group.manage",
+            "members.manage",
+            "invites.manage",
+            "billing.manage",
+            "messages.send",
+            "webhooks.manage"
+        ]
     );
     for p in Permission::BUILTIN {
         assert_eq!(Permission::parse(p.as_str()), Ok(p));
@@ -246,10 +253,10 @@ fn extra(name: &str) -> Permission {
 #[test]
 fn the_catalog_holds_the_built_ins_and_the_deployment_extras_once_each() {
     let catalog = PermissionCatalog::new([extra("customers.read"), Permission::GROUP_MANAGE]);
-    assert_eq!(catalog.all().len(), 6);
+    assert_eq!(catalog.all().len(), 7);
     assert!(catalog.contains(&extra("customers.read")));
     assert!(Permission::BUILTIN.iter().all(|p| catalog.contains(p)));
-    assert_eq!(PermissionCatalog::default().all().len(), 5);
+    assert_eq!(PermissionCatalog::default().all().len(), 6);
 }
 
 #[test]

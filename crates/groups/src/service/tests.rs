@@ -663,7 +663,14 @@ async fn a_custom_role_holding_every_permission_cannot_delete_the_group() {
     let mut fx = Fixture::new();
     fx.caller_has_custom_role(
         "almighty",
-        &["group.manage", "members.manage", "invites.manage", "billing.manage", "messages.send"],
+        &[
+            "group.manage",
+            "members.manage",
+            "invites.manage",
+            "billing.manage",
+            "messages.send",
+            "webhooks.manage",
+        ],
     );
     let service = fx.service();
 
@@ -727,7 +734,7 @@ async fn an_admin_stands_with_every_permission_of_the_deployment() {
 
     assert_eq!(standing.role, RoleName::ADMIN);
     assert_eq!(standing.status, MembershipStatus::Active);
-    assert_eq!(standing.permissions.len(), 6);
+    assert_eq!(standing.permissions.len(), 7);
     assert!(standing.permissions.contains(&perm("customers.read")));
 }
 
@@ -2176,7 +2183,7 @@ async fn the_service_exposes_the_catalog_of_its_configuration() {
     fx.config.extra_permissions = vec![perm("customers.read"), perm("estimates.write")];
     let service = fx.service();
 
-    assert_eq!(service.catalog().all().len(), 7);
+    assert_eq!(service.catalog().all().len(), 8);
     assert!(format!("{service:?}").contains("GroupsService"));
 }
 

@@ -118,6 +118,7 @@ impl State {
         };
         self.group_slugs.remove(&row.group.slug);
         self.invites.retain(|_, invite| invite.group != id);
+        self.webhooks.group_deleted(id);
         for member in self.members.values_mut() {
             if member.current_group == Some(id) {
                 member.current_group = None;

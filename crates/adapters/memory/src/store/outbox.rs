@@ -34,6 +34,12 @@ impl Outbox {
         self.events.iter().map(|(_, e)| e)
     }
 
+    /// The events after `from`, oldest first, with their positions.
+    pub(crate) fn after(&self, from: FeedPosition) -> impl Iterator<Item = (FeedPosition, &Event)> {
+        let start = self.events.partition_point(|(seq, _)| *seq <= from.seq);
+        self.events[start..].iter().map(|(seq, e)| (FeedPosition { txid: *seq, seq: *seq }, e))
+    }
+
     pub(crate) fn read(&self, consumer: &str, limit: u32, types: EventTypes) -> EventBatch {
         let from = self.consumers.get(consumer).copied().unwrap_or(FeedPosition::START);
         let start = self.events.partition_point(|(seq, _)| *seq <= from.seq);

@@ -14,3 +14,4 @@ pub(crate) mod referrals;
 pub(crate) mod sessions;
 pub(crate) mod sms_credit;
 pub(crate) mod sso;
+pub(crate) mod webhooks;

@@ -89,6 +89,26 @@ pub async fn record(conn: &mut AsyncPgConnection, events: &[Event]) -> diesel::Q
     Ok(())
 }
 
+/// `horizon AS (...)`: the feed's horizon, a CTE with one row and one column, `txid`: events
+/// of transactions below it are the only ones handed out (see [`READ`]).
+macro_rules! horizon_cte {
+    () => {
+        "horizon AS (
+        SELECT coalesce(
+            min(x.xid::text::bigint),
+            pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+        ) AS txid
+        FROM pg_snapshot_xip(pg_current_snapshot()) AS x (xid)
+        WHERE NOT EXISTS (
+            SELECT FROM pg_stat_activity a
+            WHERE a.datname <> current_database()
+                AND a.backend_xid::text::bigint = x.xid::text::bigint % 4294967296
+        )
+    )"
+    };
+}
+pub(crate) use horizon_cte;
+
 /// Consumer `$1`'s position, the position of the last event it could be handed now (`last_*`),
 /// then up to `$2` events after its position, from transactions that have all ended, of the
 /// types `$3` matches (every type when it is null; see [`EventTypes`]). One row with null event
@@ -101,22 +121,14 @@ pub async fn record(conn: &mut AsyncPgConnection, events: &[Event]) -> diesel::Q
 /// ever too early, never too late. Every row below the horizon is committed for good (a
 /// transaction that has not started yet gets a later id), so when fewer than `$2` rows match,
 /// the consumer may move to `last_*`: nothing can ever appear before it.
-const READ: &str = "
+const READ: &str = concat!(
+    "
     WITH pos AS (
         SELECT coalesce(max(txid), 0) AS txid, coalesce(max(seq), 0) AS seq
         FROM outbox_consumers WHERE name = $1
-    ), horizon AS (
-        SELECT coalesce(
-            min(x.xid::text::bigint),
-            pg_snapshot_xmax(pg_current_snapshot())::text::bigint
-        ) AS txid
-        FROM pg_snapshot_xip(pg_current_snapshot()) AS x (xid)
-        WHERE NOT EXISTS (
-            SELECT FROM pg_stat_activity a
-            WHERE a.datname <> current_database()
-                AND a.backend_xid::text::bigint = x.xid::text::bigint % 4294967296
-        )
-    )
+    ), ",
+    horizon_cte!(),
+    "
     SELECT pos.txid AS from_txid, pos.seq AS from_seq, l.txid AS last_txid, l.seq AS last_seq,
         o.id, o.txid, o.seq, o.type AS event_type, o.aggregate_type, o.aggregate_id,
         o.group_id, o.payload::text AS payload, o.occurred_at, o.version
@@ -135,7 +147,8 @@ const READ: &str = "
         ORDER BY txid, seq
         LIMIT $2
     ) o ON true
-    ORDER BY o.txid, o.seq";
+    ORDER BY o.txid, o.seq"
+);
 
 /// Moves consumer `$1` from (`$2`, `$3`) to (`$4`, `$5`) if it is still there (a consumer
 /// without a row is at the start).
@@ -149,7 +162,7 @@ const ADVANCE: &str = "
 const PURGE: &str = "DELETE FROM outbox WHERE id < $1";
 
 /// The smallest UUID v7 of the millisecond of `at`.
-fn first_id_at(at: DateTime<Utc>) -> uuid::Uuid {
+pub(crate) fn first_id_at(at: DateTime<Utc>) -> uuid::Uuid {
     let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
@@ -159,7 +172,7 @@ fn first_id_at(at: DateTime<Utc>) -> uuid::Uuid {
 }
 
 #[derive(Debug, QueryableByName)]
-struct FeedRow {
+pub(crate) struct FeedRow {
     #[diesel(sql_type = BigInt)]
     from_txid: i64,
     #[diesel(sql_type = BigInt)]
@@ -192,7 +205,7 @@ struct FeedRow {
 
 impl FeedRow {
     /// The event and its position; `None` for the row that only carries the position.
-    fn into_event(self) -> anyhow::Result<Option<(FeedPosition, Event)>> {
+    pub(crate) fn into_event(self) -> anyhow::Result<Option<(FeedPosition, Event)>> {
         let (Some(id), Some(txid), Some(seq)) = (self.id, self.txid, self.seq) else {
             return Ok(None);
         };

@@ -18,6 +18,7 @@ mod sessions;
 mod sms_credit;
 mod sms_credit_store;
 mod sso;
+mod webhooks;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use diesel::QueryableByName;
