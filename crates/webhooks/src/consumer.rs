@@ -11,13 +11,17 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use onboard_kernel::Clock;
-use onboard_kernel::events::{Event, EventFeed};
+use onboard_kernel::events::{Event, EventFeed, EventTypes};
 
 use crate::model::{Endpoint, NewDelivery};
 use crate::ports::{DeliveryRepository, EndpointRepository};
 
 /// The consumer's name: its position in the feed is kept under it.
 pub const CONSUMER: &str = "webhooks";
+
+/// No event type: what the consumer reads while no endpoint is enabled (the feed only moves it
+/// past what is stored, without handing any event out).
+const NOTHING: EventTypes = EventTypes::only(&[]);
 
 /// Turns the outbox's events into deliveries.
 #[derive(Clone)]
@@ -47,7 +51,23 @@ impl WebhooksConsumer {
     /// Handles the next batch of up to `limit` events: their deliveries are stored with the
     /// consumer's new position, in one change. Answers how many events were handled: 0 when
     /// none was waiting, or when another instance handled the same batch first.
+    ///
+    /// While no endpoint is enabled, it moves past the waiting events without reading them (so
+    /// a deployment without webhooks pays nothing per event but the feed's index scan). Whether
+    /// one is enabled is asked again after that skip: an endpoint enabled before the second
+    /// look makes it read the events instead, and one enabled after it could not want the
+    /// skipped events, which were all committed before it.
     pub async fn run_once(&self, limit: u32) -> anyhow::Result<usize> {
+        if !self.endpoints.any_enabled().await? {
+            let skipped = self.feed.read_matching(CONSUMER, limit, NOTHING).await?;
+            if skipped.to == skipped.from {
+                return Ok(0);
+            }
+            if !self.endpoints.any_enabled().await? {
+                self.deliveries.insert_consumed(CONSUMER, skipped.from, skipped.to, &[]).await?;
+                return Ok(0);
+            }
+        }
         let batch = self.feed.read(CONSUMER, limit).await?;
         if batch.events.is_empty() {
             return Ok(0);

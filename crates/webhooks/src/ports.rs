@@ -39,6 +39,10 @@ pub trait EndpointRepository: Send + Sync {
     /// The enabled endpoints that may want events of `groups`: those of these groups and every
     /// platform endpoint.
     async fn enabled_for(&self, groups: &[GroupId]) -> anyhow::Result<Vec<Endpoint>>;
+
+    /// Whether any endpoint, of any scope, is enabled: while none is, the consumer moves past
+    /// the events without reading them.
+    async fn any_enabled(&self) -> anyhow::Result<bool>;
 }
 
 /// Deliveries: the webhooks' own outbox.

@@ -397,6 +397,7 @@ async fn the_consumer_fans_each_event_out_to_the_endpoints_that_want_it_with_its
     other_group.scope = Scope::Group(GroupId::new());
     let all = vec![wants.clone(), only_invites, platform.clone(), other_group];
     let mut endpoints = MockEndpointRepository::new();
+    endpoints.expect_any_enabled().returning(|| Ok(true));
     endpoints
         .expect_enabled_for()
         .withf(|groups| groups == [group()])
@@ -424,4 +425,64 @@ async fn the_consumer_fans_each_event_out_to_the_endpoints_that_want_it_with_its
     );
 
     assert_eq!(consumer.run_once(100).await.expect("ran"), 1);
+}
+
+fn skipped_batch() -> EventBatch {
+    EventBatch {
+        consumer: CONSUMER.to_owned(),
+        from: FeedPosition { txid: 1, seq: 1 },
+        to: FeedPosition { txid: 9, seq: 40 },
+        events: vec![],
+    }
+}
+
+#[tokio::test]
+async fn with_no_endpoint_enabled_the_consumer_moves_past_the_events_without_reading_them() {
+    let mut endpoints = MockEndpointRepository::new();
+    endpoints.expect_any_enabled().times(2).returning(|| Ok(false));
+    endpoints.expect_enabled_for().never();
+    let mut feed = MockEventFeed::new();
+    feed.expect_read_matching()
+        .withf(|c, _, types| c == CONSUMER && !types.matches("group.member_joined"))
+        .times(1)
+        .returning(|_, _, _| Ok(skipped_batch()));
+    feed.expect_read().never();
+    let mut deliveries = MockDeliveryRepository::new();
+    deliveries.expect_insert_consumed().times(1).returning(|c, from, to, made| {
+        assert_eq!((c, from.seq, to.seq), (CONSUMER, 1, 40));
+        assert!(made.is_empty());
+        Ok(true)
+    });
+    let consumer = WebhooksConsumer::new(
+        Arc::new(feed),
+        Arc::new(endpoints),
+        Arc::new(deliveries),
+        Arc::new(MockClock::new()),
+    );
+
+    assert_eq!(consumer.run_once(100).await.expect("ran"), 0);
+}
+
+#[tokio::test]
+async fn an_endpoint_enabled_during_the_skip_makes_the_consumer_read_the_events() {
+    let mut endpoints = MockEndpointRepository::new();
+    let mut looks = 0;
+    endpoints.expect_any_enabled().times(2).returning(move || {
+        looks += 1;
+        Ok(looks > 1)
+    });
+    endpoints.expect_enabled_for().returning(|_| Ok(vec![]));
+    let mut feed = MockEventFeed::new();
+    feed.expect_read_matching().times(1).returning(|_, _, _| Ok(skipped_batch()));
+    feed.expect_read().times(1).returning(|_, _| Ok(skipped_batch()));
+    let mut deliveries = MockDeliveryRepository::new();
+    deliveries.expect_insert_consumed().never();
+    let consumer = WebhooksConsumer::new(
+        Arc::new(feed),
+        Arc::new(endpoints),
+        Arc::new(deliveries),
+        Arc::new(MockClock::new()),
+    );
+
+    assert_eq!(consumer.run_once(100).await.expect("ran"), 0, "the full read had no event");
 }

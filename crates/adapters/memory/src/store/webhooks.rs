@@ -162,6 +162,10 @@ impl EndpointRepository for MemoryStore {
             .cloned()
             .collect())
     }
+
+    async fn any_enabled(&self) -> anyhow::Result<bool> {
+        Ok(self.state().webhooks.endpoints.values().any(|e| e.enabled))
+    }
 }
 
 #[async_trait]

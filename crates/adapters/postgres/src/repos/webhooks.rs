@@ -308,6 +308,21 @@ impl EndpointRepository for PgWebhookStore {
             .context("reading the endpoints of events")?;
         Ok(rows.into_iter().map(Endpoint::from).collect())
     }
+
+    async fn any_enabled(&self) -> anyhow::Result<bool> {
+        #[derive(QueryableByName)]
+        struct Any {
+            #[diesel(sql_type = Bool)]
+            any: bool,
+        }
+        let mut conn = self.conn().await?;
+        let row: Any = diesel::sql_query(ANY_ENABLED)
+            .cached()
+            .get_result(&mut conn)
+            .await
+            .context("looking for an enabled endpoint")?;
+        Ok(row.any)
+    }
 }
 
 #[async_trait]

@@ -85,6 +85,10 @@ pub(super) const ENABLED_FOR: &str = concat!(
     " FROM webhook_endpoints e WHERE e.enabled AND (e.group_id IS NULL OR e.group_id = ANY ($1))"
 );
 
+/// Whether any endpoint is enabled.
+pub(super) const ANY_ENABLED: &str =
+    "SELECT EXISTS (SELECT FROM webhook_endpoints WHERE enabled) AS any";
+
 /// New deliveries from parallel arrays; one already made for its endpoint and event is skipped.
 pub(super) const INSERT: &str = "
     INSERT INTO webhook_deliveries
@@ -181,7 +185,8 @@ macro_rules! events_page {
             "WITH ",
             horizon_cte!(),
             "
-            SELECT 0::bigint AS from_txid, 0::bigint AS from_seq, o.id, o.txid, o.seq,
+            SELECT 0::bigint AS from_txid, 0::bigint AS from_seq, NULL::bigint AS last_txid,
+                NULL::bigint AS last_seq, o.id, o.txid, o.seq,
                 o.type AS event_type, o.aggregate_type, o.aggregate_id, o.group_id,
                 o.payload::text AS payload, o.occurred_at, o.version
             FROM outbox o CROSS JOIN horizon
@@ -203,7 +208,8 @@ pub(super) const ALL_EVENTS: &str = events_page!("($3::uuid IS NULL OR true)");
 /// The events of scope `$3` (NULL: every event) that occurred in [`$4`, `$5`), by id range
 /// `$1`..`$2`, at most `$6`.
 pub(super) const BETWEEN: &str = "
-    SELECT 0::bigint AS from_txid, 0::bigint AS from_seq, o.id, o.txid, o.seq,
+    SELECT 0::bigint AS from_txid, 0::bigint AS from_seq, NULL::bigint AS last_txid,
+        NULL::bigint AS last_seq, o.id, o.txid, o.seq,
         o.type AS event_type, o.aggregate_type, o.aggregate_id, o.group_id,
         o.payload::text AS payload, o.occurred_at, o.version
     FROM outbox o
