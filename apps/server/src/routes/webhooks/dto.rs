@@ -231,7 +231,8 @@ pub struct EventsQuery {
     pub after: Option<String>,
     /// Comma-separated types or prefixes (`group.*,invite.accepted`); absent: every type.
     pub types: Option<String>,
-    /// 1 to 500, default 100.
+    /// 1 to 100, default 100.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -258,15 +259,15 @@ impl EventsQuery {
             .unwrap_or_default()
     }
 
-    /// The page size, 400 outside 1..=500.
+    /// The page size, 400 outside 1..=100 (as every list).
     pub fn limit(&self) -> Result<u32, ApiError> {
         match self.limit {
             None => Ok(100),
-            Some(n @ 1..=500) => Ok(n),
+            Some(n @ 1..=100) => Ok(n),
             Some(_) => Err(ApiError::invalid_field(
                 ErrorCode::InvalidRequest,
                 "limit",
-                "between 1 and 500",
+                "between 1 and 100",
             )),
         }
     }
