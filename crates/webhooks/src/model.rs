@@ -187,7 +187,7 @@ pub enum EventFilter {
 pub struct FilterError(pub String);
 
 impl EventFilter {
-    /// Reads a filter, checked against the [catalog](crate::catalog) of event types.
+    /// Reads a filter, checked against the [catalog] of event types.
     pub fn parse(raw: &str) -> Result<Self, FilterError> {
         let raw = raw.trim();
         let filter = if raw == "*" {
