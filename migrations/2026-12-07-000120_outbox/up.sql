@@ -23,7 +23,8 @@ CREATE TABLE outbox (
 
 -- The feed: every consumer reads forward from its (txid, seq). The only index besides the
 -- primary key, which also serves the retention purge (ids are UUID v7: ordered by time): each
--- index costs every write path that records events.
+-- index costs every write path that records events. (Migration 000150 adds one more, partial,
+-- for the events API's pages of one group: outbox_group_feed_idx.)
 CREATE INDEX outbox_feed_idx ON outbox (txid, seq);
 
 -- Each consumer's position: every event up to (txid, seq) was handled. Moved only by a

@@ -42,22 +42,20 @@ impl Outbox {
 
     pub(crate) fn read(&self, consumer: &str, limit: u32, types: EventTypes) -> EventBatch {
         let from = self.consumers.get(consumer).copied().unwrap_or(FeedPosition::START);
-        let start = self.events.partition_point(|(seq, _)| *seq <= from.seq);
         let limit = limit.max(1) as usize;
-        let events: Vec<_> = self.events[start..]
-            .iter()
-            .filter(|(_, e)| types.matches(&e.event_type))
-            .take(limit)
-            .cloned()
-            .collect();
-        let last = if events.len() == limit { events.last() } else { self.events[start..].last() };
-        let to = last.map_or(from, |(seq, _)| FeedPosition { txid: *seq, seq: *seq });
-        EventBatch {
-            consumer: consumer.to_owned(),
-            from,
-            to,
-            events: events.into_iter().map(|(_, e)| e).collect(),
+        let mut to = from;
+        let mut events = Vec::new();
+        for (position, event) in self.after(from) {
+            if events.len() == limit {
+                break;
+            }
+            // Past every event looked at; a full batch ends at its last event.
+            to = position;
+            if types.matches(&event.event_type) {
+                events.push(event.clone());
+            }
         }
+        EventBatch { consumer: consumer.to_owned(), from, to, events }
     }
 
     /// Moves `consumer` from `from` to `to` when it is still at `from`.
